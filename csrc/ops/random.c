@@ -1,0 +1,130 @@
+/*
+ * random.c -- seeded random numbers, the same on every run and thread count.
+ *
+ * Philox4x32-10 (Salmon et al., SC'11) is a counter-based generator: block
+ * number j of stream `seed` is a pure function philox(seed, j) giving four
+ * 32-bit words.  A call that needs n numbers uses blocks offset ..
+ * offset + ceil(n/4) - 1, element i taking word i % 4 of block offset + i/4,
+ * and then advances offset.  Any thread can compute any element, so the
+ * result does not depend on how the loop is split; the CUDA back end uses the
+ * same function and therefore draws the same numbers.
+ *   uniform: (w >> 8) * 2^-24 in [0, 1), scaled to [lo, hi)
+ *   normal:  Box-Muller on the word pairs (0, 1) and (2, 3) of a block
+ *   bernoulli(p): 1 if uniform < p
+ */
+#include "../internal.h"
+
+#include <math.h>
+
+static struct {
+    uint64_t seed, offset;
+} gen[2] = {{5489u, 0}, {5489u, 0}};
+
+void sl_manual_seed(int device, uint64_t seed)
+{
+    int d = device == SL_CUDA;
+    gen[d].seed = seed;
+    gen[d].offset = 0;
+}
+
+uint64_t sl_rng_seed(int device) { return gen[device == SL_CUDA].seed; }
+uint64_t sl_rng_offset(int device) { return gen[device == SL_CUDA].offset; }
+
+void sl_rng_set_state(int device, uint64_t seed, uint64_t offset)
+{
+    int d = device == SL_CUDA;
+    gen[d].seed = seed;
+    gen[d].offset = offset;
+}
+
+static inline void philox(uint64_t key, uint64_t ctr, uint32_t out[4])
+{
+    uint32_t c0 = (uint32_t)ctr, c1 = (uint32_t)(ctr >> 32), c2 = 0, c3 = 0;
+    uint32_t k0 = (uint32_t)key, k1 = (uint32_t)(key >> 32);
+    for (int r = 0; r < 10; r++) {
+        uint64_t p0 = (uint64_t)0xD2511F53u * c0, p1 = (uint64_t)0xCD9E8D57u * c2;
+        uint32_t n0 = (uint32_t)(p1 >> 32) ^ c1 ^ k0;
+        uint32_t n1 = (uint32_t)p1;
+        uint32_t n2 = (uint32_t)(p0 >> 32) ^ c3 ^ k1;
+        uint32_t n3 = (uint32_t)p0;
+        c0 = n0;
+        c1 = n1;
+        c2 = n2;
+        c3 = n3;
+        k0 += 0x9E3779B9u;
+        k1 += 0xBB67AE85u;
+    }
+    out[0] = c0;
+    out[1] = c1;
+    out[2] = c2;
+    out[3] = c3;
+}
+
+static inline float u01(uint32_t w) { return (float)(w >> 8) * (1.0f / 16777216.0f); }
+
+/* reserve ceil(n/4) blocks, returning the first block number */
+uint64_t sl_rng_reserve(int device, int64_t n)
+{
+    int d = device == SL_CUDA;
+    uint64_t first = gen[d].offset;
+    gen[d].offset += (uint64_t)((n + 3) / 4);
+    return first;
+}
+
+int sl_rand_uniform(sl_tensor *out, float lo, float hi)
+{
+    SL_DISPATCH(sl_rand_uniform, out->device, out, lo, hi);
+    SL_REQUIRE_CONTIGUOUS("rand", out);
+    int64_t n = out->numel;
+    uint64_t key = gen[0].seed, base = sl_rng_reserve(SL_CPU, n);
+    float *o = out->data;
+#pragma omp parallel for schedule(static) if (n > SL_PAR_MIN)
+    for (int64_t j = 0; j < (n + 3) / 4; j++) {
+        uint32_t w[4];
+        philox(key, base + (uint64_t)j, w);
+        for (int l = 0; l < 4 && 4 * j + l < n; l++) o[4 * j + l] = lo + (hi - lo) * u01(w[l]);
+    }
+    return 0;
+}
+
+int sl_rand_normal(sl_tensor *out, float mean, float std)
+{
+    SL_DISPATCH(sl_rand_normal, out->device, out, mean, std);
+    SL_REQUIRE_CONTIGUOUS("randn", out);
+    int64_t n = out->numel;
+    uint64_t key = gen[0].seed, base = sl_rng_reserve(SL_CPU, n);
+    float *o = out->data;
+#pragma omp parallel for schedule(static) if (n > SL_PAR_MIN)
+    for (int64_t j = 0; j < (n + 3) / 4; j++) {
+        uint32_t w[4];
+        philox(key, base + (uint64_t)j, w);
+        float z[4];
+        for (int h = 0; h < 2; h++) {
+            /* (0, 1] for the logarithm */
+            float u1 = ((float)(w[2 * h] >> 8) + 1.0f) * (1.0f / 16777216.0f);
+            float u2 = u01(w[2 * h + 1]);
+            float r = sqrtf(-2.0f * logf(u1));
+            z[2 * h] = r * cosf(6.28318530718f * u2);
+            z[2 * h + 1] = r * sinf(6.28318530718f * u2);
+        }
+        for (int l = 0; l < 4 && 4 * j + l < n; l++) o[4 * j + l] = mean + std * z[l];
+    }
+    return 0;
+}
+
+int sl_rand_bernoulli(sl_tensor *out, float p)
+{
+    SL_DISPATCH(sl_rand_bernoulli, out->device, out, p);
+    SL_REQUIRE_CONTIGUOUS("bernoulli", out);
+    if (!(p >= 0.0f && p <= 1.0f)) return sl_errorf("bernoulli: probability must be in [0, 1], got %g", p);
+    int64_t n = out->numel;
+    uint64_t key = gen[0].seed, base = sl_rng_reserve(SL_CPU, n);
+    float *o = out->data;
+#pragma omp parallel for schedule(static) if (n > SL_PAR_MIN)
+    for (int64_t j = 0; j < (n + 3) / 4; j++) {
+        uint32_t w[4];
+        philox(key, base + (uint64_t)j, w);
+        for (int l = 0; l < 4 && 4 * j + l < n; l++) o[4 * j + l] = u01(w[l]) < p ? 1.0f : 0.0f;
+    }
+    return 0;
+}

@@ -1,0 +1,192 @@
+/*
+ * slayer.h -- the whole C API of libslayer.
+ *
+ * Conventions
+ *   - Tensors are float32, up to SL_MAX_DIMS dimensions, row-major.  Views
+ *     (narrow, select, transpose) carry strides; every compute op requires
+ *     contiguous operands (the Lua layer calls :contiguous() first), only
+ *     copy and fill accept strided tensors.
+ *   - Ops write into an output tensor the caller has allocated with the right
+ *     shape.  Every op returns 0 on success or a negative SL_E* code; the
+ *     message is then available from sl_last_error() (thread-local).  No
+ *     function aborts or exits on user error.
+ *   - Each op checks the device of its operands in one place (sl_dispatch in
+ *     csrc/internal.h): CUDA tensors go to the function of the same name with
+ *     a _cuda suffix in libslayer_cuda.so, loaded at run time.
+ *
+ * The block between SL_CDEF_BEGIN and SL_CDEF_END is handed verbatim to
+ * LuaJIT's ffi.cdef (the build embeds it in the library, see sl_cdef), so it
+ * holds plain declarations only: no macros, no #if, no function bodies.
+ */
+#ifndef SLAYER_H
+#define SLAYER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define SL_MAX_DIMS 8
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* SL_CDEF_BEGIN */
+enum { SL_OK = 0, SL_EINVAL = -1, SL_ENOMEM = -2, SL_EIO = -3, SL_EDEVICE = -4, SL_EFORMAT = -5 };
+enum { SL_CPU = 0, SL_CUDA = 1 };
+
+typedef struct sl_storage sl_storage;
+
+typedef struct sl_tensor {
+    float *data;            /* first element (storage base + offset) */
+    int32_t ndim;
+    int32_t device;         /* SL_CPU or SL_CUDA */
+    int32_t shape[8];
+    int64_t stride[8];      /* in elements */
+    int64_t numel;
+    int64_t offset;         /* in elements, from the storage base */
+    sl_storage *storage;    /* reference-counted, shared by views */
+} sl_tensor;
+
+/* ---- core: errors, threads, version ------------------------------------ */
+const char *sl_last_error(void);
+int sl_set_error(const char *msg);
+const char *sl_version(void);
+const char *sl_cdef(void);
+void sl_set_num_threads(int n);
+int sl_get_num_threads(void);
+
+/* ---- tensors and storage (tensor.c) -------------------------------------- */
+sl_tensor *sl_tensor_new(int ndim, const int32_t *shape, int device);
+sl_tensor *sl_tensor_view(const sl_tensor *src, int ndim, const int32_t *shape,
+                          const int64_t *stride, int64_t offset);
+void sl_tensor_free(sl_tensor *t);
+int sl_tensor_is_contiguous(const sl_tensor *t);
+int sl_copy(sl_tensor *dst, const sl_tensor *src);
+int sl_fill(sl_tensor *t, float value);
+int sl_copy_from_host(sl_tensor *dst, const float *src, int64_t n);
+int sl_copy_to_host(float *dst, const sl_tensor *src, int64_t n);
+
+/* allocator statistics and control (bytes) */
+typedef struct sl_mem_stats {
+    int64_t live_bytes;      /* held by storages in use */
+    int64_t cached_bytes;    /* freed blocks kept for reuse */
+    int64_t peak_live_bytes;
+    int64_t alloc_calls;     /* requests served */
+    int64_t system_allocs;   /* requests that reached the system allocator */
+    int64_t cache_limit;
+} sl_mem_stats;
+void sl_mem_get_stats(int device, sl_mem_stats *out);
+void sl_mem_set_cache_limit(int device, int64_t bytes);
+void sl_mem_empty_cache(int device);
+int sl_mem_pressure(void);   /* 1 when live memory grew past the collect threshold */
+void sl_mem_collected(void); /* called after a Lua GC cycle: resets the threshold */
+
+/* ---- random numbers (ops/random.c): Philox4x32-10, counter based -------- */
+void sl_manual_seed(int device, uint64_t seed);
+uint64_t sl_rng_seed(int device);
+uint64_t sl_rng_offset(int device);
+void sl_rng_set_state(int device, uint64_t seed, uint64_t offset);
+/* reserve the Philox blocks for n numbers; returns the first block index */
+uint64_t sl_rng_reserve(int device, int64_t n);
+int sl_rand_uniform(sl_tensor *out, float lo, float hi);
+int sl_rand_normal(sl_tensor *out, float mean, float std);
+int sl_rand_bernoulli(sl_tensor *out, float p);
+
+/* ---- element-wise (ops/elementwise.c) ------------------------------------ */
+/* binary ops broadcast a and b (numpy rules, aligned at the last dim) to out */
+enum {
+    SL_ADD = 0, SL_SUB, SL_MUL, SL_DIV, SL_POW, SL_MAX, SL_MIN,
+    SL_GT, SL_GE, SL_LT, SL_LE, SL_EQ, SL_NE
+};
+int sl_binary(int op, sl_tensor *out, const sl_tensor *a, const sl_tensor *b);
+/* out = a (op) s, or s (op) a when reversed != 0 */
+int sl_binary_scalar(int op, sl_tensor *out, const sl_tensor *a, float s, int reversed);
+enum {
+    SL_NEG = 0, SL_ABS, SL_EXP, SL_LOG, SL_SQRT, SL_SIGN, SL_TANH, SL_SIGMOID,
+    SL_RELU, SL_FLOOR, SL_CEIL, SL_ROUND, SL_RSQRT, SL_SQUARE
+};
+int sl_unary(int op, sl_tensor *out, const sl_tensor *a);
+int sl_clamp(sl_tensor *out, const sl_tensor *a, float lo, float hi);
+/* y = alpha * x + y (same shapes) */
+int sl_axpy(sl_tensor *y, float alpha, const sl_tensor *x);
+/* gradient helpers: out = g * (a <op> b)'s partial derivative, broadcast-free */
+int sl_where_mask(sl_tensor *out, const sl_tensor *g, const sl_tensor *mask);
+
+/* ---- reductions (ops/reduce.c) ------------------------------------------- */
+/* along dim (0-based) of a contiguous tensor; out has that dim of size 1 */
+int sl_sum_dim(sl_tensor *out, const sl_tensor *a, int dim);
+int sl_max_dim(sl_tensor *values, sl_tensor *indices, const sl_tensor *a, int dim);
+int sl_sum_all(double *out, const sl_tensor *a);
+int sl_max_all(float *value, int64_t *index, const sl_tensor *a);
+/* gradient of sl_max_dim: out is zeroed, then out[o, index[o, i], i] = g[o, i]
+   (index holds 0-based positions as floats) */
+int sl_scatter_dim(sl_tensor *out, const sl_tensor *index, const sl_tensor *g, int dim);
+int sl_min_all(float *value, int64_t *index, const sl_tensor *a);
+/* reduce a broadcast gradient back to the shape of out (sum over the
+   dimensions where out has size 1 or is missing) */
+int sl_sum_to(sl_tensor *out, const sl_tensor *a);
+/* out[i] = (a[i] != 0) count */
+int64_t sl_count_nonzero(const sl_tensor *a);
+
+/* ---- linear algebra (ops/blas.c) ----------------------------------------- */
+/* c = alpha * op(a) @ op(b) + beta * c for 2-D tensors, op = transpose if t* */
+int sl_gemm(sl_tensor *c, const sl_tensor *a, int ta, const sl_tensor *b, int tb,
+            float alpha, float beta);
+/* batched: a [B, m, k], b [B, k, n] (or broadcast B = 1) -> c [B, m, n] */
+int sl_bmm(sl_tensor *c, const sl_tensor *a, int ta, const sl_tensor *b, int tb,
+           float alpha, float beta);
+/* raw BLAS, for the benchmark against the library itself */
+void sl_raw_sgemm(int m, int n, int k, const float *a, const float *b, float *c);
+
+/* ---- optimizers (ops/optim.c): one fused pass per parameter ------------- */
+int sl_sgd_step(sl_tensor *p, sl_tensor *g, sl_tensor *buf, float lr, float momentum,
+                float dampening, float weight_decay, int nesterov, int first);
+/* mode 0: Adam (2019 PyTorch form), 1: Nadam (reference optimizer.py) */
+int sl_adam_step(int mode, sl_tensor *p, sl_tensor *g, sl_tensor *m, sl_tensor *v,
+                 sl_tensor *vmax, float lr, float beta1, float beta2, float eps,
+                 float weight_decay, int amsgrad, double bias1, double bias2);
+
+/* ---- serialization (ops/serialize.c) ------------------------------------- */
+/* Named-tensor file: magic "SLAYERT1", u32 version, u32 count, entries
+   {u32 name length, name, u32 ndim, u32 shape[ndim], f32 data[numel]},
+   u32 CRC-32 of everything before it.  Written to path.tmp, then renamed. */
+int sl_save_tensors(const char *path, int n, const char **names, const sl_tensor **tensors);
+typedef struct sl_tensor_file sl_tensor_file;
+sl_tensor_file *sl_load_tensors(const char *path);   /* NULL on error */
+int sl_tensor_file_count(const sl_tensor_file *f);
+const char *sl_tensor_file_name(const sl_tensor_file *f, int i);
+int sl_tensor_file_ndim(const sl_tensor_file *f, int i);
+const int32_t *sl_tensor_file_shape(const sl_tensor_file *f, int i);
+const float *sl_tensor_file_data(const sl_tensor_file *f, int i);
+void sl_tensor_file_close(sl_tensor_file *f);
+uint32_t sl_crc32(uint32_t crc, const void *data, size_t n);
+/* ---- parameters: YAML through libyaml (ops/yaml.c) --------------------- */
+/* (issue 3) */
+
+/* ---- temporal: psp, pspLayer, pspFilter (ops/temporal.c) ---------------- */
+/* (issue 3) */
+
+/* ---- spike function and refractory response (ops/spike.c) -------------- */
+/* (issue 3) */
+
+/* ---- synapses: dense, conv, pool, convTranspose, unpool, dropout (ops/synapse.c) */
+/* (issue 3) */
+
+/* ---- delays: shift, delay gradient (ops/delay.c) ------------------------ */
+/* (issue 3) */
+
+/* ---- losses and classification (ops/loss.c) ----------------------------- */
+/* (issue 3) */
+
+/* ---- Loihi integer neuron (ops/loihi.c) --------------------------------- */
+/* (issue 6) */
+
+/* ---- spike files, events, images, data loading (ops/spikeio.c, ops/image.c, ops/loader.c) */
+/* (issue 4) */
+
+/* SL_CDEF_END */
+
+#ifdef __cplusplus
+}
+#endif
+#endif

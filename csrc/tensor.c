@@ -1,0 +1,580 @@
+/*
+ * tensor.c -- storage, the caching allocator, views, copy and fill.
+ *
+ * Storage is reference counted and shared by views.  Memory comes from a
+ * per-device caching allocator: a freed block goes to a free list keyed by its
+ * size class (sizes rounded up to 1/8 of a power of two), so a training loop
+ * that allocates the same shapes every step is served from the cache instead
+ * of malloc.  The cache is bounded (sl_mem_set_cache_limit); past the limit
+ * blocks go back to the system.
+ *
+ * LuaJIT's collector does not see these bytes.  The allocator therefore keeps
+ * a threshold on live bytes; sl_mem_pressure() tells the Lua layer when to run
+ * a collection cycle, after which sl_mem_collected() moves the threshold to
+ * twice the surviving live memory.  That keeps a training loop's footprint
+ * bounded without the user calling collectgarbage().
+ */
+#define _GNU_SOURCE
+#include "internal.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct sl_storage {
+    void *ptr;
+    size_t bytes;       /* size class actually allocated */
+    int device;
+    atomic_int refs;
+};
+
+/* ---- CUDA memory hooks (resolved lazily from libslayer_cuda.so) ---------- */
+typedef void *(*cuda_alloc_fn)(size_t);
+typedef void (*cuda_free_fn)(void *, size_t);
+typedef int (*cuda_copy_fn)(void *, const void *, size_t, int);
+
+static cuda_alloc_fn cuda_alloc;
+static cuda_free_fn cuda_free;
+static cuda_copy_fn cuda_copy;
+
+static int cuda_hooks(void)
+{
+    if (cuda_alloc) return 0;
+    cuda_alloc_fn a = (cuda_alloc_fn)sl_cuda_symbol("sl_cuda_malloc");
+    cuda_free_fn f = (cuda_free_fn)sl_cuda_symbol("sl_cuda_free");
+    cuda_copy_fn c = (cuda_copy_fn)sl_cuda_symbol("sl_cuda_memcpy");
+    if (!a || !f || !c) return SL_EDEVICE;
+    cuda_free = f;
+    cuda_copy = c;
+    cuda_alloc = a;
+    return 0;
+}
+
+/* ---- CPU caching allocator ----------------------------------------------- */
+
+#define N_CLASSES 512
+#define MIN_PRESSURE_BYTES ((int64_t)256 << 20)
+
+typedef struct free_block {
+    struct free_block *next;
+} free_block;
+
+static struct {
+    pthread_mutex_t lock;
+    free_block *lists[N_CLASSES];
+    int64_t cached, live, peak, calls, sys, limit;
+    int64_t threshold;
+} cpu = {PTHREAD_MUTEX_INITIALIZER, {0}, 0, 0, 0, 0, 0, (int64_t)1 << 30, MIN_PRESSURE_BYTES};
+
+static size_t size_class(size_t bytes, int *index)
+{
+    if (bytes <= 512) {
+        size_t r = (bytes + 63) & ~(size_t)63;
+        if (r == 0) r = 64;
+        *index = (int)(r / 64);
+        return r;
+    }
+    int e = 63 - __builtin_clzll((unsigned long long)bytes);
+    size_t step = (size_t)1 << (e - 3);
+    size_t r = (bytes + step - 1) & ~(step - 1);
+    if (r == ((size_t)1 << (e + 1))) {
+        e += 1;
+        step <<= 1;
+    }
+    int sub = (int)((r - ((size_t)1 << e)) / step);
+    *index = 16 + e * 8 + sub;
+    return r;
+}
+
+static void *cpu_alloc(size_t bytes, size_t *actual)
+{
+    int idx;
+    size_t r = size_class(bytes, &idx);
+    void *p = NULL;
+    pthread_mutex_lock(&cpu.lock);
+    cpu.calls++;
+    if (idx < N_CLASSES && cpu.lists[idx]) {
+        free_block *b = cpu.lists[idx];
+        cpu.lists[idx] = b->next;
+        cpu.cached -= (int64_t)r;
+        p = b;
+    }
+    pthread_mutex_unlock(&cpu.lock);
+    if (!p) {
+        p = aligned_alloc(64, r);
+        if (!p) return NULL;
+        pthread_mutex_lock(&cpu.lock);
+        cpu.sys++;
+        pthread_mutex_unlock(&cpu.lock);
+    }
+    pthread_mutex_lock(&cpu.lock);
+    cpu.live += (int64_t)r;
+    if (cpu.live > cpu.peak) cpu.peak = cpu.live;
+    pthread_mutex_unlock(&cpu.lock);
+    *actual = r;
+    return p;
+}
+
+static void cpu_release(void *p, size_t r)
+{
+    int idx;
+    size_class(r, &idx);
+    bool keep = false;
+    pthread_mutex_lock(&cpu.lock);
+    cpu.live -= (int64_t)r;
+    if (idx < N_CLASSES && cpu.cached + (int64_t)r <= cpu.limit) {
+        free_block *b = (free_block *)p;
+        b->next = cpu.lists[idx];
+        cpu.lists[idx] = b;
+        cpu.cached += (int64_t)r;
+        keep = true;
+    }
+    pthread_mutex_unlock(&cpu.lock);
+    if (!keep) free(p);
+}
+
+void *sl_scratch_alloc(size_t bytes)
+{
+    size_t r;
+    return cpu_alloc(bytes ? bytes : 1, &r);
+}
+
+void sl_scratch_free(void *p, size_t bytes)
+{
+    if (!p) return;
+    int idx;
+    cpu_release(p, size_class(bytes ? bytes : 1, &idx));
+}
+
+void sl_mem_get_stats(int device, sl_mem_stats *out)
+{
+    memset(out, 0, sizeof *out);
+    if (device == SL_CUDA) {
+        void (*fn)(sl_mem_stats *) = (void (*)(sl_mem_stats *))sl_cuda_symbol("sl_cuda_mem_stats");
+        if (fn) fn(out);
+        return;
+    }
+    pthread_mutex_lock(&cpu.lock);
+    out->live_bytes = cpu.live;
+    out->cached_bytes = cpu.cached;
+    out->peak_live_bytes = cpu.peak;
+    out->alloc_calls = cpu.calls;
+    out->system_allocs = cpu.sys;
+    out->cache_limit = cpu.limit;
+    pthread_mutex_unlock(&cpu.lock);
+}
+
+static void cpu_trim(int64_t limit)
+{
+    free_block *drop = NULL;
+    pthread_mutex_lock(&cpu.lock);
+    for (int i = N_CLASSES - 1; i >= 0 && cpu.cached > limit; i--) {
+        while (cpu.lists[i] && cpu.cached > limit) {
+            free_block *b = cpu.lists[i];
+            cpu.lists[i] = b->next;
+            size_t r = i < 16 ? (size_t)i * 64
+                              : ((size_t)1 << ((i - 16) / 8)) +
+                                    (size_t)((i - 16) % 8) * ((size_t)1 << ((i - 16) / 8 - 3));
+            cpu.cached -= (int64_t)r;
+            b->next = drop;
+            drop = b;
+        }
+    }
+    pthread_mutex_unlock(&cpu.lock);
+    while (drop) {
+        free_block *n = drop->next;
+        free(drop);
+        drop = n;
+    }
+}
+
+void sl_mem_set_cache_limit(int device, int64_t bytes)
+{
+    if (device == SL_CUDA) {
+        void (*fn)(int64_t) = (void (*)(int64_t))sl_cuda_symbol("sl_cuda_set_cache_limit");
+        if (fn) fn(bytes);
+        return;
+    }
+    pthread_mutex_lock(&cpu.lock);
+    cpu.limit = bytes < 0 ? 0 : bytes;
+    pthread_mutex_unlock(&cpu.lock);
+    cpu_trim(cpu.limit);
+}
+
+void sl_mem_empty_cache(int device)
+{
+    if (device == SL_CUDA) {
+        void (*fn)(void) = (void (*)(void))sl_cuda_symbol("sl_cuda_empty_cache");
+        if (fn) fn();
+        return;
+    }
+    cpu_trim(0);
+}
+
+static atomic_llong gpu_live;
+
+int sl_mem_pressure(void)
+{
+    int64_t live = __atomic_load_n(&cpu.live, __ATOMIC_RELAXED) + atomic_load(&gpu_live);
+    return live > __atomic_load_n(&cpu.threshold, __ATOMIC_RELAXED);
+}
+
+void sl_mem_collected(void)
+{
+    pthread_mutex_lock(&cpu.lock);
+    int64_t live = cpu.live + atomic_load(&gpu_live);
+    cpu.threshold = live * 2 > live + MIN_PRESSURE_BYTES ? live * 2 : live + MIN_PRESSURE_BYTES;
+    pthread_mutex_unlock(&cpu.lock);
+}
+
+/* ---- storage ------------------------------------------------------------- */
+
+static sl_storage *storage_new(size_t bytes, int device)
+{
+    sl_storage *s = malloc(sizeof *s);
+    if (!s) return NULL;
+    s->device = device;
+    atomic_init(&s->refs, 1);
+    s->ptr = NULL;
+    s->bytes = 0;
+    if (bytes == 0) return s;
+    if (device == SL_CUDA) {
+        if (cuda_hooks()) {
+            free(s);
+            return NULL;
+        }
+        s->ptr = cuda_alloc(bytes);
+        if (!s->ptr) {
+            sl_errorf_code(SL_ENOMEM, "out of GPU memory allocating %zu bytes", bytes);
+            free(s);
+            return NULL;
+        }
+        s->bytes = bytes;
+        atomic_fetch_add(&gpu_live, (long long)bytes);
+        return s;
+    }
+    s->ptr = cpu_alloc(bytes, &s->bytes);
+    if (!s->ptr) {
+        sl_errorf_code(SL_ENOMEM, "out of memory allocating %zu bytes", bytes);
+        free(s);
+        return NULL;
+    }
+    return s;
+}
+
+static void storage_release(sl_storage *s)
+{
+    if (!s) return;
+    if (atomic_fetch_sub(&s->refs, 1) != 1) return;
+    if (s->ptr) {
+        if (s->device == SL_CUDA) {
+            cuda_free(s->ptr, s->bytes);
+            atomic_fetch_sub(&gpu_live, (long long)s->bytes);
+        } else {
+            cpu_release(s->ptr, s->bytes);
+        }
+    }
+    free(s);
+}
+
+/* ---- tensors ------------------------------------------------------------- */
+
+static void set_contiguous_strides(sl_tensor *t)
+{
+    int64_t s = 1;
+    for (int d = t->ndim - 1; d >= 0; d--) {
+        t->stride[d] = s;
+        s *= t->shape[d];
+    }
+}
+
+sl_tensor *sl_tensor_new(int ndim, const int32_t *shape, int device)
+{
+    if (ndim < 0 || ndim > SL_MAX_DIMS) {
+        sl_errorf("tensor: expected 0 to %d dimensions, got %d", SL_MAX_DIMS, ndim);
+        return NULL;
+    }
+    if (device != SL_CPU && device != SL_CUDA) {
+        sl_errorf_code(SL_EDEVICE, "tensor: unknown device %d", device);
+        return NULL;
+    }
+    int64_t n = 1;
+    for (int d = 0; d < ndim; d++) {
+        if (shape[d] < 0) {
+            sl_errorf("tensor: negative size %d in dimension %d", shape[d], d + 1);
+            return NULL;
+        }
+        n *= shape[d];
+        if (n > ((int64_t)1 << 40)) {
+            sl_errorf_code(SL_ENOMEM, "tensor: %lld elements is too large", (long long)n);
+            return NULL;
+        }
+    }
+    sl_tensor *t = calloc(1, sizeof *t);
+    if (!t) {
+        sl_errorf_code(SL_ENOMEM, "tensor: out of memory");
+        return NULL;
+    }
+    t->ndim = ndim;
+    t->device = device;
+    memcpy(t->shape, shape, sizeof(int32_t) * (size_t)ndim);
+    set_contiguous_strides(t);
+    t->numel = n;
+    t->storage = storage_new((size_t)n * sizeof(float), device);
+    if (!t->storage) {
+        free(t);
+        return NULL;
+    }
+    t->data = t->storage->ptr;
+    return t;
+}
+
+sl_tensor *sl_tensor_view(const sl_tensor *src, int ndim, const int32_t *shape,
+                          const int64_t *stride, int64_t offset)
+{
+    if (ndim < 0 || ndim > SL_MAX_DIMS) {
+        sl_errorf("view: expected 0 to %d dimensions, got %d", SL_MAX_DIMS, ndim);
+        return NULL;
+    }
+    int64_t n = 1, lo = offset, hi = offset;
+    for (int d = 0; d < ndim; d++) {
+        if (shape[d] < 0 || stride[d] < 0) {
+            sl_errorf("view: negative size or stride in dimension %d", d + 1);
+            return NULL;
+        }
+        n *= shape[d];
+        if (shape[d] > 0) hi += (int64_t)(shape[d] - 1) * stride[d];
+    }
+    int64_t cap = (int64_t)(src->storage->bytes / sizeof(float));
+    if (n > 0 && (lo < 0 || hi >= cap)) {
+        sl_errorf("view: elements %lld..%lld outside storage of %lld elements", (long long)lo,
+                  (long long)hi, (long long)cap);
+        return NULL;
+    }
+    sl_tensor *t = calloc(1, sizeof *t);
+    if (!t) {
+        sl_errorf_code(SL_ENOMEM, "view: out of memory");
+        return NULL;
+    }
+    t->ndim = ndim;
+    t->device = src->device;
+    memcpy(t->shape, shape, sizeof(int32_t) * (size_t)ndim);
+    memcpy(t->stride, stride, sizeof(int64_t) * (size_t)ndim);
+    t->numel = n;
+    t->offset = offset;
+    t->storage = src->storage;
+    atomic_fetch_add(&t->storage->refs, 1);
+    t->data = (float *)t->storage->ptr + offset;
+    return t;
+}
+
+void sl_tensor_free(sl_tensor *t)
+{
+    if (!t) return;
+    storage_release(t->storage);
+    free(t);
+}
+
+int sl_tensor_is_contiguous(const sl_tensor *t)
+{
+    int64_t s = 1;
+    for (int d = t->ndim - 1; d >= 0; d--) {
+        if (t->shape[d] != 1 && t->stride[d] != s) return 0;
+        s *= t->shape[d];
+    }
+    return 1;
+}
+
+/* ---- copy and fill ------------------------------------------------------- */
+
+/* Merge adjacent dimensions that are contiguous in both a and b (same
+   shapes), leaving at most ndim dims in shape/sa/sb; returns the count. */
+static int coalesce(int ndim, const int32_t *shape, const int64_t *sa, const int64_t *sb,
+                    int64_t *oshape, int64_t *osa, int64_t *osb)
+{
+    int k = 0;
+    for (int d = 0; d < ndim; d++) {
+        if (shape[d] == 1) continue;
+        if (k > 0 && osa[k - 1] == shape[d] * sa[d] && osb[k - 1] == shape[d] * sb[d]) {
+            oshape[k - 1] *= shape[d];
+            osa[k - 1] = sa[d];
+            osb[k - 1] = sb[d];
+        } else {
+            oshape[k] = shape[d];
+            osa[k] = sa[d];
+            osb[k] = sb[d];
+            k++;
+        }
+    }
+    if (k == 0) {
+        oshape[0] = 1;
+        osa[0] = osb[0] = 1;
+        k = 1;
+    }
+    return k;
+}
+
+/* Visit the outer index space of a coalesced pair; for each row call the
+   inner loop over the last dim. */
+static void strided_copy(float *dst, const float *src, int k, const int64_t *shape,
+                         const int64_t *sd, const int64_t *ss)
+{
+    int64_t rows = 1;
+    for (int d = 0; d < k - 1; d++) rows *= shape[d];
+    int64_t len = shape[k - 1], isd = sd[k - 1], iss = ss[k - 1];
+#pragma omp parallel for schedule(static) if (rows * len > 4 * SL_PAR_MIN && rows > 1)
+    for (int64_t r = 0; r < rows; r++) {
+        int64_t od = 0, os = 0, rem = r;
+        for (int d = k - 2; d >= 0; d--) {
+            int64_t i = rem % shape[d];
+            rem /= shape[d];
+            od += i * sd[d];
+            os += i * ss[d];
+        }
+        float *o = dst + od;
+        const float *s = src + os;
+        if (isd == 1 && iss == 1) {
+            memcpy(o, s, (size_t)len * sizeof(float));
+        } else {
+            for (int64_t i = 0; i < len; i++) o[i * isd] = s[i * iss];
+        }
+    }
+}
+
+int sl_copy(sl_tensor *dst, const sl_tensor *src)
+{
+    char b1[128], b2[128];
+    if (dst->numel != src->numel)
+        return sl_errorf("copy: sizes differ (destination %s, source %s)",
+                         sl_shape_str(dst, b1, sizeof b1), sl_shape_str(src, b2, sizeof b2));
+    if (dst->numel == 0) return 0;
+    if (dst->device != src->device || dst->device == SL_CUDA) {
+        if (!sl_tensor_is_contiguous(dst) || !sl_tensor_is_contiguous(src))
+            return sl_errorf("copy: copies involving the GPU need contiguous tensors");
+        if (cuda_hooks()) return SL_EDEVICE;
+        int kind = (src->device == SL_CUDA ? 1 : 0) | (dst->device == SL_CUDA ? 2 : 0);
+        return cuda_copy(dst->data, src->data, (size_t)dst->numel * sizeof(float), kind);
+    }
+    int dc = sl_tensor_is_contiguous(dst), sc = sl_tensor_is_contiguous(src);
+    if (dc && sc) {
+        if (dst->data != src->data) {
+            int64_t n = dst->numel;
+            if (n > 8 * SL_PAR_MIN) {
+#pragma omp parallel
+                {
+#ifdef _OPENMP
+                    int nt = omp_get_num_threads(), id = omp_get_thread_num();
+#else
+                    int nt = 1, id = 0;
+#endif
+                    int64_t chunk = (n + nt - 1) / nt, lo = id * chunk;
+                    int64_t hi = lo + chunk > n ? n : lo + chunk;
+                    if (hi > lo) memmove(dst->data + lo, src->data + lo, (size_t)(hi - lo) * sizeof(float));
+                }
+            } else {
+                memmove(dst->data, src->data, (size_t)n * sizeof(float));
+            }
+        }
+        return 0;
+    }
+    /* bring both to the same logical shape */
+    const int32_t *shape = dst->shape;
+    int ndim = dst->ndim;
+    int64_t sstride[SL_MAX_DIMS], dstride[SL_MAX_DIMS];
+    memcpy(dstride, dst->stride, sizeof dstride);
+    if (sl_same_shape(dst, src)) {
+        memcpy(sstride, src->stride, sizeof sstride);
+    } else if (sc) {
+        int64_t s = 1;
+        for (int d = ndim - 1; d >= 0; d--) {
+            sstride[d] = s;
+            s *= shape[d];
+        }
+    } else if (dc) {
+        shape = src->shape;
+        ndim = src->ndim;
+        memcpy(sstride, src->stride, sizeof sstride);
+        int64_t s = 1;
+        for (int d = ndim - 1; d >= 0; d--) {
+            dstride[d] = s;
+            s *= shape[d];
+        }
+    } else {
+        sl_tensor *tmp = sl_tensor_new(src->ndim, src->shape, SL_CPU);
+        if (!tmp) return SL_ENOMEM;
+        int rc = sl_copy(tmp, src);
+        if (!rc) rc = sl_copy(dst, tmp);
+        sl_tensor_free(tmp);
+        return rc;
+    }
+    int64_t cs[SL_MAX_DIMS], cd[SL_MAX_DIMS], css[SL_MAX_DIMS];
+    int k = coalesce(ndim, shape, dstride, sstride, cs, cd, css);
+    strided_copy(dst->data, src->data, k, cs, cd, css);
+    return 0;
+}
+
+int sl_fill(sl_tensor *t, float value)
+{
+    if (t->numel == 0) return 0;
+    if (t->device == SL_CUDA) {
+        int (*fn)(sl_tensor *, float) = (int (*)(sl_tensor *, float))sl_cuda_symbol("sl_fill_cuda");
+        return fn ? fn(t, value) : SL_EDEVICE;
+    }
+    if (sl_tensor_is_contiguous(t)) {
+        float *p = t->data;
+        int64_t n = t->numel;
+        if (value == 0.0f && !__builtin_signbit(value)) {
+#pragma omp parallel for schedule(static) if (n > 8 * SL_PAR_MIN)
+            for (int64_t c = 0; c < (n + 65535) / 65536; c++) {
+                int64_t lo = c * 65536, hi = lo + 65536 > n ? n : lo + 65536;
+                memset(p + lo, 0, (size_t)(hi - lo) * sizeof(float));
+            }
+        } else {
+#pragma omp parallel for schedule(static) if (n > 8 * SL_PAR_MIN)
+            for (int64_t i = 0; i < n; i++) p[i] = value;
+        }
+        return 0;
+    }
+    int64_t cs[SL_MAX_DIMS], cd[SL_MAX_DIMS], dummy[SL_MAX_DIMS];
+    int k = coalesce(t->ndim, t->shape, t->stride, t->stride, cs, cd, dummy);
+    int64_t rows = 1;
+    for (int d = 0; d < k - 1; d++) rows *= cs[d];
+    int64_t len = cs[k - 1], is = cd[k - 1];
+    for (int64_t r = 0; r < rows; r++) {
+        int64_t off = 0, rem = r;
+        for (int d = k - 2; d >= 0; d--) {
+            off += (rem % cs[d]) * cd[d];
+            rem /= cs[d];
+        }
+        float *o = t->data + off;
+        for (int64_t i = 0; i < len; i++) o[i * is] = value;
+    }
+    return 0;
+}
+
+int sl_copy_from_host(sl_tensor *dst, const float *src, int64_t n)
+{
+    if (n != dst->numel) return sl_errorf("copy: expected %lld values, got %lld", (long long)dst->numel, (long long)n);
+    if (!sl_tensor_is_contiguous(dst)) return sl_errorf("copy: destination must be contiguous");
+    if (n == 0) return 0;
+    if (dst->device == SL_CUDA) {
+        if (cuda_hooks()) return SL_EDEVICE;
+        return cuda_copy(dst->data, src, (size_t)n * sizeof(float), 2);
+    }
+    memcpy(dst->data, src, (size_t)n * sizeof(float));
+    return 0;
+}
+
+int sl_copy_to_host(float *dst, const sl_tensor *src, int64_t n)
+{
+    if (n != src->numel) return sl_errorf("copy: expected %lld values, got %lld", (long long)src->numel, (long long)n);
+    if (!sl_tensor_is_contiguous(src)) return sl_errorf("copy: source must be contiguous");
+    if (n == 0) return 0;
+    if (src->device == SL_CUDA) {
+        if (cuda_hooks()) return SL_EDEVICE;
+        return cuda_copy(dst, src->data, (size_t)n * sizeof(float), 1);
+    }
+    memcpy(dst, src->data, (size_t)n * sizeof(float));
+    return 0;
+}

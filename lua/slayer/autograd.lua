@@ -1,0 +1,126 @@
+--[[
+slayer.autograd -- reverse-mode automatic differentiation.
+
+Every differentiable op calls `record(out, inputs, backward)` after computing
+its result.  When recording is on and one of the inputs requires a gradient,
+the result remembers a node {inputs, backward}; `backward(gradOut)` returns
+one gradient per input (nil where an input needs none).
+
+`run(root, grad)` orders the graph reachable from root (inputs before
+outputs), walks it from the root back, sums the gradients arriving at each
+tensor, and adds the totals into the `.grad` of the leaves (tensors that
+require a gradient and were not produced by a recorded op).  Leaf gradients
+accumulate across calls until zeroGrad.  The graph is released afterwards:
+each visited result forgets its node, so the tensors its backward closed
+over can be collected.
+]]
+local M = {enabled = true}
+
+--- Record out = f(inputs) when any input requires a gradient.
+-- inputs is an array; entries that are not tensors (numbers, nil) are fine.
+function M.record(out, inputs, backward, n)
+   if not M.enabled then return out end
+   n = n or #inputs
+   for i = 1, n do
+      local t = inputs[i]
+      if type(t) == 'table' and t._rg then
+         out._rg = true
+         out._node = {inputs = inputs, n = n, backward = backward}
+         return out
+      end
+   end
+   return out
+end
+
+--- True when recording is on and one of the arguments requires a gradient.
+function M.needed(a, b, c)
+   if not M.enabled then return false end
+   return (type(a) == 'table' and a._rg) or (type(b) == 'table' and b._rg)
+      or (type(c) == 'table' and c._rg) or false
+end
+
+local function pack(...) return {n = select('#', ...), ...} end
+
+--- Run fn(...) with recording off; restores the previous state on errors too.
+function M.noGrad(fn, ...)
+   local prev = M.enabled
+   M.enabled = false
+   local res = pack(pcall(fn, ...))
+   M.enabled = prev
+   if not res[1] then error(res[2], 0) end
+   return unpack(res, 2, res.n)
+end
+
+-- post-order walk from root over recorded results: inputs come before outputs
+local function topo(root)
+   local order, seen = {}, {[root] = true}
+   local stack, idx = {root}, {1}
+   while #stack > 0 do
+      local top = #stack
+      local t = stack[top]
+      local node = t._node
+      local i = idx[top]
+      if node and i <= node.n then
+         idx[top] = i + 1
+         local inp = node.inputs[i]
+         if type(inp) == 'table' and inp._rg and not seen[inp] then
+            seen[inp] = true
+            stack[top + 1] = inp
+            idx[top + 1] = 1
+         end
+      else
+         stack[top] = nil
+         idx[top] = nil
+         order[#order + 1] = t
+      end
+   end
+   return order
+end
+
+--- Back-propagate grad from root through the recorded graph.
+-- accumulate(leaf, g) adds g into leaf.grad; add(a, b) returns a + b.
+function M.run(root, grad, accumulate, add)
+   if not root._rg then
+      error('backward: this tensor does not require a gradient (no input had requiresGrad(true))', 3)
+   end
+   local order = topo(root)
+   local grads = {[root] = grad}
+   local prev = M.enabled
+   M.enabled = false -- gradients of gradients are not recorded
+   for k = #order, 1, -1 do
+      local t = order[k]
+      local g = grads[t]
+      grads[t] = nil
+      local node = t._node
+      if g ~= nil then
+         if node then
+            local res = pack(pcall(node.backward, g))
+            if not res[1] then
+               M.enabled = prev
+               error(res[2], 0)
+            end
+            for i = 1, node.n do
+               local inp = node.inputs[i]
+               local gi = res[i + 1]
+               if gi ~= nil and type(inp) == 'table' and inp._rg then
+                  local prev = grads[inp]
+                  grads[inp] = prev and add(prev, gi) or gi
+               end
+            end
+         else
+            accumulate(t, g)
+         end
+      end
+   end
+   M.enabled = prev
+   -- free the graph: results forget how they were made
+   for k = 1, #order do
+      local t = order[k]
+      if t._node then
+         t._node = nil
+         t._rg = false
+      end
+   end
+end
+
+return M

@@ -1,0 +1,80 @@
+--[[
+slayer.ffi -- loads libslayer once and declares its C API.
+
+The declarations come from the library itself (sl_cdef returns the
+declaration block of csrc/slayer.h, embedded at build time), so the Lua side
+can never disagree with the binary it loaded.
+
+Search order for the library:
+  1. $SLAYER_LIB (a path to libslayer.so)
+  2. build/libslayer.so of the source tree this file lives in
+  3. libslayer.so on package.cpath (a LuaRocks install puts it there)
+  4. the system loader's search path
+]]
+local ffi = require 'ffi'
+
+local M = {}
+
+local function fileExists(path)
+   local f = io.open(path, 'rb')
+   if f then f:close() return true end
+   return false
+end
+
+local function here()
+   local src = debug.getinfo(1, 'S').source
+   if src:sub(1, 1) == '@' then
+      return src:sub(2):match('^(.*)/[^/]*$') or '.'
+   end
+   return '.'
+end
+
+local function candidates()
+   local list = {}
+   local env = os.getenv('SLAYER_LIB')
+   if env and env ~= '' then list[#list + 1] = env end
+   local dir = here()
+   list[#list + 1] = dir .. '/../../build/libslayer.so'
+   local onPath = package.searchpath('libslayer', package.cpath)
+   if onPath then list[#list + 1] = onPath end
+   return list
+end
+
+local lib, tried = nil, {}
+for _, path in ipairs(candidates()) do
+   if fileExists(path) then
+      local ok, res = pcall(ffi.load, path)
+      if ok then lib = res break end
+      tried[#tried + 1] = path .. ' (' .. tostring(res) .. ')'
+   else
+      tried[#tried + 1] = path .. ' (missing)'
+   end
+end
+if not lib then
+   local ok, res = pcall(ffi.load, 'slayer')
+   if ok then lib = res else tried[#tried + 1] = 'system libslayer.so (' .. tostring(res) .. ')' end
+end
+if not lib then
+   error('slayer: cannot load libslayer.so; build it with `cmake -S . -B build && cmake --build build`'
+      .. ' or set SLAYER_LIB. Tried: ' .. table.concat(tried, '; '), 0)
+end
+
+ffi.cdef [[ const char *sl_cdef(void); ]]
+ffi.cdef(ffi.string(lib.sl_cdef()))
+
+M.C = lib
+
+--- Raise a Lua error carrying the C library's message for a failed call.
+-- level defaults to the caller of the function that called check.
+function M.check(rc, level)
+   if rc ~= 0 then
+      error(ffi.string(lib.sl_last_error()), (level or 2) + 1)
+   end
+   return rc
+end
+
+function M.lastError()
+   return ffi.string(lib.sl_last_error())
+end
+
+return M

@@ -1,0 +1,97 @@
+--[[
+slayer -- spiking neural networks in the tradition of SLAYER, on LuaJIT.
+
+    local snn = require 'slayer'
+    local T = snn.tensor
+
+The package table mirrors the reference (snn.layer, snn.loihi, snn.params,
+snn.loss, snn.predict, snn.io, snn.quantize) and adds snn.tensor, snn.optim,
+snn.stats, snn.data, snn.Module.  Sub-modules are loaded on first use, so
+`require 'slayer'` only loads the C library and the tensor core.
+]]
+local L = require 'slayer.ffi'
+local T = require 'slayer.tensor'
+local A = require 'slayer.autograd'
+local ffi = require 'ffi'
+
+local C = L.C
+local snn = {tensor = T, _VERSION = ffi.string(C.sl_version())}
+
+-- field name -> module, loaded when first read
+local lazy = {
+   nn = 'slayer.nn',
+   optim = 'slayer.optim',
+   layer = 'slayer.layer',
+   loihi = 'slayer.loihi',
+   params = 'slayer.params',
+   loss = 'slayer.loss',
+   predict = 'slayer.predict',
+   quantize = 'slayer.quantize',
+   io = 'slayer.io',
+   data = 'slayer.data',
+   stats = 'slayer.stats',
+   plot = 'slayer.plot',
+   cuda = 'slayer.cuda',
+   utils = 'slayer.utils',
+}
+-- names re-exported from slayer.nn
+local fromNN = {Module = true, Sequential = true, class = true, save = true, load = true}
+
+setmetatable(snn, {__index = function(t, k)
+   local mod = lazy[k]
+   if mod then
+      local v = require(mod)
+      rawset(t, k, v)
+      return v
+   end
+   if fromNN[k] then
+      local v = require('slayer.nn')[k]
+      rawset(t, k, v)
+      return v
+   end
+   return nil
+end})
+
+--- Seed the random generator of a device ('cpu' by default, or 'cuda');
+-- with no device given both generators are seeded.
+function snn.manualSeed(seed, device)
+   if type(seed) ~= 'number' or seed < 0 or seed % 1 ~= 0 then
+      error('manualSeed: expected a non-negative integer seed, got ' .. tostring(seed), 2)
+   end
+   if device == nil or device == 'cpu' then C.sl_manual_seed(0, seed) end
+   if device == nil or device == 'cuda' then C.sl_manual_seed(1, seed) end
+end
+
+function snn.setNumThreads(n)
+   if type(n) ~= 'number' or n < 1 or n % 1 ~= 0 then
+      error('setNumThreads: expected a positive integer, got ' .. tostring(n), 2)
+   end
+   C.sl_set_num_threads(n)
+end
+
+function snn.getNumThreads() return C.sl_get_num_threads() end
+
+snn.noGrad = A.noGrad
+
+--- Allocator statistics of a device, in bytes.
+function snn.memoryStats(device)
+   local s = ffi.new('sl_mem_stats')
+   C.sl_mem_get_stats(device == 'cuda' and 1 or 0, s)
+   return {
+      liveBytes = tonumber(s.live_bytes), cachedBytes = tonumber(s.cached_bytes),
+      peakLiveBytes = tonumber(s.peak_live_bytes), allocCalls = tonumber(s.alloc_calls),
+      systemAllocs = tonumber(s.system_allocs), cacheLimit = tonumber(s.cache_limit),
+   }
+end
+
+--- Bound the bytes the caching allocator keeps for reuse.
+function snn.setCacheLimit(bytes, device)
+   C.sl_mem_set_cache_limit(device == 'cuda' and 1 or 0, bytes)
+end
+
+function snn.emptyCache(device)
+   collectgarbage('collect')
+   C.sl_mem_empty_cache(device == 'cuda' and 1 or 0)
+end
+
+return snn

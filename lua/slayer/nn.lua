@@ -1,0 +1,330 @@
+--[[
+slayer.nn -- classes, the Module base class, Sequential, saving and loading.
+
+    local Net = snn.class('Net', snn.Module)
+    function Net:__init(...) snn.Module.__init(self); self.fc = ... end
+    function Net:forward(x) return ... end
+    local net = Net(...)            -- constructs and runs __init
+    local y = net(x)                -- same as net:forward(x)
+
+Parameters are the tensors reachable from a module's fields (recursively
+through sub-modules and plain Lua lists) that require a gradient; every
+other reachable tensor is a buffer (kernels, running statistics).  Both are
+named by their field path ("fc1.weight", "modules.2.weight") and visited in
+a stable order: integer keys ascending, then string keys sorted.  Fields
+whose name starts with an underscore are private and not visited.
+]]
+local ffi = require 'ffi'
+local L = require 'slayer.ffi'
+local T = require 'slayer.tensor'
+
+local C = L.C
+local isTensor = T.isTensor
+
+local M = {}
+
+local metamethods = {'__call', '__tostring', '__add', '__sub', '__mul', '__div', '__unm', '__len',
+   '__eq', '__lt', '__le', '__concat'}
+
+--- Create a class. Calling the class constructs an instance and runs its
+-- __init(...) (inherited from the parent when not defined).
+function M.class(name, parent)
+   if type(name) ~= 'string' then error('class: expected a class name string, got ' .. type(name), 2) end
+   if parent ~= nil and type(parent) ~= 'table' then
+      error('class: expected a parent class table, got ' .. type(parent), 2)
+   end
+   local cls = {__typename = name}
+   cls.__index = cls
+   if parent then
+      for _, mm in ipairs(metamethods) do
+         if rawget(parent, mm) then cls[mm] = parent[mm] end
+      end
+   end
+   cls.__parent = parent
+   setmetatable(cls, {
+      __index = parent,
+      __call = function(c, ...)
+         local obj = setmetatable({}, c)
+         local init = c.__init
+         if init then init(obj, ...) end
+         return obj
+      end,
+      __tostring = function() return 'class ' .. name end,
+   })
+   return cls
+end
+
+--- True when obj is an instance of cls or of a class derived from it.
+function M.isInstance(obj, cls)
+   if type(obj) ~= 'table' then return false end
+   local mt = getmetatable(obj)
+   while mt do
+      if mt == cls then return true end
+      mt = rawget(mt, '__parent')
+   end
+   return false
+end
+
+local Module = M.class('Module')
+M.Module = Module
+
+function Module:__init()
+   self.training = true
+end
+
+function Module:forward()
+   error(tostring(self.__typename) .. ':forward is not implemented', 2)
+end
+
+function Module:__call(...)
+   return self:forward(...)
+end
+
+function Module:__tostring()
+   return self.__typename or 'Module'
+end
+
+local function isModule(x) return M.isInstance(x, Module) end
+M.isModule = isModule
+
+local function sortedKeys(tbl)
+   local nums, strs = {}, {}
+   for k in pairs(tbl) do
+      if type(k) == 'number' then nums[#nums + 1] = k
+      elseif type(k) == 'string' and k:sub(1, 1) ~= '_' then strs[#strs + 1] = k end
+   end
+   table.sort(nums)
+   table.sort(strs)
+   for _, k in ipairs(strs) do nums[#nums + 1] = k end
+   return nums
+end
+
+-- visit(name, tensor) for every reachable tensor, once each
+local function walk(root, visit)
+   local seenTables, seenTensors = {}, {}
+   local function rec(obj, prefix)
+      if seenTables[obj] then return end
+      seenTables[obj] = true
+      for _, k in ipairs(sortedKeys(obj)) do
+         local v = obj[k]
+         local name = prefix == '' and tostring(k) or (prefix .. '.' .. tostring(k))
+         if isTensor(v) then
+            if not seenTensors[v] then
+               seenTensors[v] = true
+               visit(name, v)
+            end
+         elseif type(v) == 'table' and (isModule(v) or getmetatable(v) == nil) then
+            rec(v, name)
+         end
+      end
+   end
+   rec(root, '')
+end
+
+--- Parameters: list of tensors, and the matching list of names.
+function Module:parameters()
+   local params, names = {}, {}
+   walk(self, function(name, t)
+      if t:requiresGrad() and t:isLeaf() then
+         params[#params + 1] = t
+         names[#names + 1] = name
+      end
+   end)
+   return params, names
+end
+
+--- All named tensors (parameters and buffers), in the stable order.
+function Module:namedTensors()
+   local list = {}
+   walk(self, function(name, t) list[#list + 1] = {name = name, tensor = t} end)
+   return list
+end
+
+function Module:zeroGrad()
+   for _, p in ipairs(self:parameters()) do p:zeroGrad() end
+   return self
+end
+
+-- apply fn to self and every sub-module
+local function eachModule(root, fn)
+   local seen = {}
+   local function rec(obj)
+      if seen[obj] then return end
+      seen[obj] = true
+      if isModule(obj) then fn(obj) end
+      for _, k in ipairs(sortedKeys(obj)) do
+         local v = obj[k]
+         if type(v) == 'table' and not isTensor(v) and (isModule(v) or getmetatable(v) == nil) then rec(v) end
+      end
+   end
+   rec(root)
+end
+M.eachModule = eachModule
+
+function Module:train(flag)
+   local mode = flag ~= false
+   eachModule(self, function(m) m.training = mode end)
+   return self
+end
+
+function Module:evaluate()
+   return self:train(false)
+end
+
+--- Move every parameter and buffer to device, in place (tensors keep their
+-- identity, so an optimizer built earlier keeps working).
+function Module:to(device)
+   walk(self, function(_, t) t:moveTo_(device) end)
+   eachModule(self, function(m) m.device = device end)
+   return self
+end
+
+function Module:cuda() return self:to('cuda') end
+function Module:cpu() return self:to('cpu') end
+
+---------------------------------------------------------------------------
+-- named-tensor files
+---------------------------------------------------------------------------
+
+local function saveNamed(fname, path, names, tensors)
+   if type(path) ~= 'string' then error(fname .. ': expected a file path, got ' .. type(path), 3) end
+   local n = #names
+   local cnames = ffi.new('const char *[?]', math.max(n, 1))
+   local ctens = ffi.new('const sl_tensor *[?]', math.max(n, 1))
+   local keep = {}
+   for i = 1, n do
+      local t = tensors[i]
+      if t.device ~= 'cpu' or not t:isContiguous() then t = t:detach():cpu():contiguous() end
+      keep[i] = t
+      cnames[i - 1] = names[i]
+      ctens[i - 1] = t._c
+   end
+   if C.sl_save_tensors(path, n, cnames, ctens) ~= 0 then
+      error(fname .. ': ' .. L.lastError(), 3)
+   end
+end
+
+-- read a file into {names = {...}, byName = {name = {shape=, ptr=}}, handle}
+local function readNamed(fname, path)
+   if type(path) ~= 'string' then error(fname .. ': expected a file path, got ' .. type(path), 3) end
+   local f = C.sl_load_tensors(path)
+   if f == nil then error(fname .. ': ' .. L.lastError(), 3) end
+   f = ffi.gc(f, C.sl_tensor_file_close)
+   local entries, byName = {}, {}
+   for i = 0, C.sl_tensor_file_count(f) - 1 do
+      local name = ffi.string(C.sl_tensor_file_name(f, i))
+      local nd = C.sl_tensor_file_ndim(f, i)
+      local sp = C.sl_tensor_file_shape(f, i)
+      local shape = {}
+      for d = 1, nd do shape[d] = sp[d - 1] end
+      local e = {name = name, shape = shape, ptr = C.sl_tensor_file_data(f, i)}
+      entries[#entries + 1] = e
+      byName[name] = e
+   end
+   return {entries = entries, byName = byName, handle = f}
+end
+
+local function shapeText(s)
+   return '[' .. table.concat(s, ', ') .. ']'
+end
+
+--- Save a table {name = tensor, ...} (names sorted) to path.
+function M.save(path, tbl)
+   if type(tbl) ~= 'table' then error('save: expected a table of named tensors, got ' .. type(tbl), 2) end
+   local names, tensors = {}, {}
+   for k in pairs(tbl) do
+      if type(k) ~= 'string' then error('save: table keys must be strings, got ' .. type(k), 2) end
+      if not isTensor(tbl[k]) then error('save: entry ' .. k .. ' is not a tensor', 2) end
+      names[#names + 1] = k
+   end
+   table.sort(names)
+   for i, k in ipairs(names) do tensors[i] = tbl[k] end
+   saveNamed('save', path, names, tensors)
+end
+
+--- Load a file written by snn.save or Module:save into {name = tensor}.
+function M.load(path)
+   local file = readNamed('load', path)
+   local out = {}
+   for _, e in ipairs(file.entries) do
+      out[e.name] = T.fromPointer(e.ptr, e.shape)
+   end
+   return out
+end
+
+function Module:save(path)
+   local names, tensors = {}, {}
+   for i, e in ipairs(self:namedTensors()) do
+      names[i] = e.name
+      tensors[i] = e.tensor
+   end
+   saveNamed('save', path, names, tensors)
+   return self
+end
+
+--- Load parameters and buffers saved by Module:save.  Every tensor of the
+-- module must be in the file with the same shape and the file must hold
+-- nothing else; otherwise nothing is changed and an error names the problem.
+function Module:load(path)
+   local file = readNamed('load', path)
+   local list = self:namedTensors()
+   local seen = {}
+   for _, e in ipairs(list) do
+      local f = file.byName[e.name]
+      if not f then error('load: ' .. path .. ' has no tensor named ' .. e.name, 2) end
+      local shape = e.tensor:shape()
+      local same = #shape == #f.shape
+      for d = 1, #shape do if shape[d] ~= f.shape[d] then same = false end end
+      if not same then
+         error('load: ' .. e.name .. ' has shape ' .. shapeText(f.shape) .. ' in ' .. path .. ', the module expects '
+            .. shapeText(shape), 2)
+      end
+      seen[e.name] = true
+   end
+   for _, f in ipairs(file.entries) do
+      if not seen[f.name] then error('load: ' .. path .. ' holds ' .. f.name .. ', which the module does not have', 2) end
+   end
+   for _, e in ipairs(list) do
+      local src = T.fromPointer(file.byName[e.name].ptr, file.byName[e.name].shape)
+      e.tensor:copy(src)
+   end
+   return self
+end
+
+---------------------------------------------------------------------------
+-- Sequential
+---------------------------------------------------------------------------
+
+local Sequential = M.class('Sequential', Module)
+M.Sequential = Sequential
+
+function Sequential:__init(...)
+   Module.__init(self)
+   self.modules = {}
+   for i = 1, select('#', ...) do self:add((select(i, ...))) end
+end
+
+function Sequential:add(m)
+   if type(m) ~= 'function' and not (type(m) == 'table' and getmetatable(m) and getmetatable(m).__call) then
+      error('Sequential:add: expected a module or a function, got ' .. type(m), 2)
+   end
+   self.modules[#self.modules + 1] = m
+   return self
+end
+
+function Sequential:forward(x)
+   for _, m in ipairs(self.modules) do x = m(x) end
+   return x
+end
+
+function Sequential:__tostring()
+   local lines = {'Sequential {'}
+   for i, m in ipairs(self.modules) do
+      local s = type(m) == 'function' and 'function' or tostring(m)
+      lines[#lines + 1] = string.format('  (%d): %s', i, (s:gsub('\n', '\n  ')))
+   end
+   lines[#lines + 1] = '}'
+   return table.concat(lines, '\n')
+end
+
+return M

@@ -1,0 +1,157 @@
+--[[
+slayer.optim -- SGD, Adam and the reference's Nadam.
+
+    local opt = snn.optim.Nadam(net:parameters(), {lr = 0.01, amsgrad = true})
+    opt:zeroGrad(); loss:backward(); opt:step()
+
+Each optimizer keeps per-parameter state tensors on the parameter's device
+(moved along when the parameter moves) and updates every parameter with one
+fused C pass (csrc/ops/optim.c gives the equations).  Parameters whose
+gradient is nil are skipped, as in PyTorch.
+]]
+local L = require 'slayer.ffi'
+local T = require 'slayer.tensor'
+local nn = require 'slayer.nn'
+
+local C = L.C
+local M = {}
+
+local function checkParams(name, params)
+   if type(params) ~= 'table' then error(name .. ': expected a list of parameter tensors, got ' .. type(params), 3) end
+   for i, p in ipairs(params) do
+      if not T.isTensor(p) then error(name .. ': parameter ' .. i .. ' is not a tensor', 3) end
+   end
+end
+
+local function number(name, opts, key, default, lo, hiExcl)
+   local v = opts[key]
+   if v == nil then return default end
+   if type(v) ~= 'number' or v ~= v or (lo and v < lo) or (hiExcl and v >= hiExcl) then
+      error(name .. ': invalid ' .. key .. ' ' .. tostring(v)
+         .. (lo and (' (expected >= ' .. lo .. (hiExcl and (' and < ' .. hiExcl) or '') .. ')') or ''), 3)
+   end
+   return v
+end
+
+-- a state tensor that follows its parameter's device and shape
+local function stateLike(p, t)
+   if t == nil then return T.zeros(p:shape(), p.device) end
+   if t.device ~= p.device then t:moveTo_(p.device) end
+   return t
+end
+
+local Optimizer = nn.class('Optimizer')
+M.Optimizer = Optimizer
+
+function Optimizer:zeroGrad()
+   for _, p in ipairs(self.params) do p:zeroGrad() end
+end
+
+--- Run closure (if any) and return its value, as PyTorch's step(closure).
+function Optimizer:_closure(closure)
+   if closure then return closure() end
+end
+
+---------------------------------------------------------------------------
+
+local SGD = nn.class('SGD', Optimizer)
+M.SGD = SGD
+
+function SGD:__init(params, opts)
+   checkParams('SGD', params)
+   opts = opts or {}
+   self.params = params
+   self.lr = number('SGD', opts, 'lr', 1e-3, 0)
+   self.momentum = number('SGD', opts, 'momentum', 0, 0)
+   self.dampening = number('SGD', opts, 'dampening', 0)
+   self.weightDecay = number('SGD', opts, 'weightDecay', 0, 0)
+   self.nesterov = opts.nesterov == true
+   if self.nesterov and (self.momentum <= 0 or self.dampening ~= 0) then
+      error('SGD: nesterov needs momentum > 0 and dampening 0', 2)
+   end
+   self.state = {}
+end
+
+function SGD:step(closure)
+   local ret = self:_closure(closure)
+   for i, p in ipairs(self.params) do
+      local g = p.grad
+      if g then
+         local st = self.state[i] or {}
+         self.state[i] = st
+         local first = 0
+         local buf = nil
+         if self.momentum ~= 0 then
+            if st.buf == nil then first = 1 end
+            st.buf = stateLike(p, st.buf)
+            buf = st.buf._c
+         end
+         if C.sl_sgd_step(p._c, g._c, buf, self.lr, self.momentum, self.dampening, self.weightDecay,
+               self.nesterov and 1 or 0, first) ~= 0 then
+            error('SGD:step: ' .. L.lastError(), 2)
+         end
+      end
+   end
+   return ret
+end
+
+---------------------------------------------------------------------------
+
+local function adamInit(self, name, params, opts)
+   checkParams(name, params)
+   opts = opts or {}
+   self.params = params
+   self.lr = number(name, opts, 'lr', 1e-3, 0)
+   local betas = opts.betas or {0.9, 0.999}
+   if type(betas) ~= 'table' or type(betas[1]) ~= 'number' or type(betas[2]) ~= 'number'
+      or betas[1] < 0 or betas[1] >= 1 or betas[2] < 0 or betas[2] >= 1 then
+      error(name .. ': betas must be two numbers in [0, 1), got ' .. tostring(betas[1]) .. ', ' .. tostring(betas[2]), 3)
+   end
+   self.betas = {betas[1], betas[2]}
+   self.eps = number(name, opts, 'eps', 1e-8, 0)
+   self.weightDecay = number(name, opts, 'weightDecay', 0, 0)
+   self.amsgrad = opts.amsgrad == true
+   self.state = {}
+end
+
+local function adamStep(self, mode, closure)
+   local ret = self:_closure(closure)
+   local b1, b2 = self.betas[1], self.betas[2]
+   for i, p in ipairs(self.params) do
+      local g = p.grad
+      if g then
+         local st = self.state[i]
+         if not st then
+            st = {step = 0}
+            self.state[i] = st
+         end
+         st.m = stateLike(p, st.m)
+         st.v = stateLike(p, st.v)
+         if self.amsgrad then st.vmax = stateLike(p, st.vmax) end
+         st.step = st.step + 1
+         local bias1 = 1 - b1 ^ st.step
+         local bias2 = 1 - b2 ^ st.step
+         if C.sl_adam_step(mode, p._c, g._c, st.m._c, st.v._c, st.vmax and st.vmax._c or nil, self.lr, b1, b2,
+               self.eps, self.weightDecay, self.amsgrad and 1 or 0, bias1, bias2) ~= 0 then
+            error((mode == 1 and 'Nadam' or 'Adam') .. ':step: ' .. L.lastError(), 3)
+         end
+      end
+   end
+   return ret
+end
+
+--- Adam as PyTorch computed it when the reference was written (2019):
+-- denom = sqrt(v) + eps, step = lr * sqrt(1 - b2^k) / (1 - b1^k).
+local Adam = nn.class('Adam', Optimizer)
+M.Adam = Adam
+function Adam:__init(params, opts) adamInit(self, 'Adam', params, opts) end
+function Adam:step(closure) return adamStep(self, 0, closure) end
+
+--- The reference's Nadam (src/optimizer.py): Adam with the Nesterov
+-- numerator b1*m + (1-b1)*g; weight decay is written into the gradient.
+local Nadam = nn.class('Nadam', Optimizer)
+M.Nadam = Nadam
+function Nadam:__init(params, opts) adamInit(self, 'Nadam', params, opts) end
+function Nadam:step(closure) return adamStep(self, 1, closure) end
+
+return M

@@ -1,0 +1,20 @@
+-- busted output handler: the usual terminal output, then one closing line
+-- "N passed, M failed" (busted's errors count as failed; C test totals
+-- handed over by tests/run.lua are included).
+return function(options)
+   local busted = require 'busted'
+   local term = require 'term'
+   local isatty = io.type(io.stdout) == 'file' and term.isatty(io.stdout)
+   local handler = require('busted.outputHandlers.' .. (isatty and 'utfTerminal' or 'plainTerminal'))(options)
+   busted.subscribe({'suite', 'end'}, function()
+      local extra = _G.SLAYER_EXTRA_COUNTS or {passed = 0, failed = 0}
+      local passed = handler.successesCount + extra.passed
+      local failed = handler.failuresCount + handler.errorsCount + extra.failed
+      local line = string.format('%d passed, %d failed', passed, failed)
+      if handler.pendingsCount > 0 then line = line .. string.format(', %d skipped', handler.pendingsCount) end
+      io.write('\n' .. line .. '\n')
+      io.flush()
+      return nil, true
+   end)
+   return handler
+end

@@ -1,0 +1,288 @@
+local snn = require 'slayer'
+local H = require 'support.helpers'
+local T = snn.tensor
+
+describe('tensor construction', function()
+   it('builds zeros, ones, full, empty with the given shape', function()
+      local z = T.zeros({2, 3, 4})
+      assert.are.same({2, 3, 4}, z:shape())
+      assert.are.equal(24, z:numel())
+      assert.are.equal(3, z:dim())
+      for _, v in ipairs(z:totable()) do assert.are.equal(0, v) end
+      for _, v in ipairs(T.ones({5}):totable()) do assert.are.equal(1, v) end
+      for _, v in ipairs(T.full({2, 2}, 2.5):totable()) do assert.are.equal(2.5, v) end
+      assert.are.same({12, 2, 34, 34, 3}, T.empty({12, 2, 34, 34, 3}):shape())
+      assert.are.same({2, 3}, T.zeros(2, 3):shape())
+   end)
+
+   it('reads flat and nested tables in row-major order', function()
+      local a = T.fromtable({{1, 2, 3}, {4, 5, 6}})
+      assert.are.same({2, 3}, a:shape())
+      assert.are.same({1, 2, 3, 4, 5, 6}, a:totable())
+      local b = T.fromtable({1, 2, 3, 4, 5, 6}, {3, 2})
+      assert.are.same({3, 2}, b:shape())
+      assert.are.equal(4, b:narrow(1, 2, 1):narrow(2, 2, 1):item())
+   end)
+
+   it('rejects bad shapes and ragged tables with a message naming the function', function()
+      assert.has_error(function() T.zeros({2, -1}) end)
+      local ok, err = pcall(T.zeros, {2, 1.5})
+      assert.is_false(ok)
+      assert.truthy(err:find('zeros'))
+      ok, err = pcall(T.fromtable, {{1, 2}, {3}})
+      assert.is_false(ok)
+      assert.truthy(err:find('fromtable') and err:find('rectangular'))
+      ok, err = pcall(T.fromtable, {1, 2, 3}, {2, 2})
+      assert.truthy(err:find('holds 4 values'))
+      ok, err = pcall(T.zeros, {1, 1, 1, 1, 1, 1, 1, 1, 1})
+      assert.truthy(err:find('at most 8'))
+   end)
+
+   it('gives the same random numbers for the same seed, whatever the thread count', function()
+      local threads = snn.getNumThreads()
+      snn.manualSeed(7)
+      snn.setNumThreads(1)
+      local a = T.rand({100003})
+      local n1 = T.randn({1000})
+      snn.manualSeed(7)
+      snn.setNumThreads(2)
+      local b = T.rand({100003})
+      local n2 = T.randn({1000})
+      snn.setNumThreads(threads)
+      assert.are.equal(0, T.maxAbsDiff(a, b))
+      assert.are.equal(0, T.maxAbsDiff(n1, n2))
+      snn.manualSeed(8)
+      local c = T.rand({100003})
+      assert.is_true(T.maxAbsDiff(a, c) > 0)
+   end)
+
+   it('draws uniform, normal and Bernoulli numbers with the right moments', function()
+      snn.manualSeed(1)
+      local u = T.rand({200000})
+      local mu = u:mean():item()
+      assert.is_true(math.abs(mu - 0.5) < 0.01)
+      assert.is_true(u:min() >= 0 and u:max() < 1)
+      local n = T.randn({200000})
+      assert.is_true(math.abs(n:mean():item()) < 0.01)
+      assert.is_true(math.abs((n * n):mean():item() - 1) < 0.02)
+      local b = T.bernoulli({200000}, 0.015)
+      local frac = b:sum():item() / 200000
+      assert.is_true(math.abs(frac - 0.015) < 0.002)
+      assert.are.equal(b:countNonzero(), b:sum():item())
+   end)
+end)
+
+describe('tensor inspection', function()
+   it('reports size, dims, data pointer and items', function()
+      local t = T.arange(0, 5):reshape({2, 3})
+      assert.are.equal(2, t:size(1))
+      assert.are.equal(3, t:size(2))
+      assert.are.equal(3, t:size(-1))
+      local d = t:data()
+      assert.are.equal(4, d[4])
+      assert.are.equal(5, t:select(1, 2):select(1, 3):item())
+      assert.has_error(function() t:size(3) end)
+      assert.has_error(function() t:item() end)
+   end)
+
+   it('prints values and the shape like Torch7', function()
+      local s = tostring(T.fromtable({{1, 2}, {3, 4}}))
+      assert.truthy(s:find('size 2x2'))
+      assert.truthy(s:find('3'))
+      local big = tostring(T.zeros({100, 100}))
+      assert.truthy(big:find('%.%.%.'))
+      assert.truthy(big:find('100x100'))
+      assert.truthy(#big < 2000)
+      assert.truthy(tostring(T.zeros({2, 2, 2})):find('%(1,%.,%.%)') or tostring(T.zeros({2, 2, 2})):find('%(1,'))
+   end)
+end)
+
+describe('views and copies', function()
+   it('narrows, selects and transposes as views sharing storage', function()
+      local t = T.zeros({3, 4})
+      t:narrow(2, 2, 2):fill(1)
+      assert.are.same({0, 1, 1, 0, 0, 1, 1, 0, 0, 1, 1, 0}, t:totable())
+      t:select(1, 3):fill(5)
+      assert.are.same({5, 5, 5, 5}, t:select(1, 3):totable())
+      local tt = T.arange(1, 6):reshape({2, 3}):transpose(1, 2)
+      assert.are.same({3, 2}, tt:shape())
+      assert.is_false(tt:isContiguous())
+      assert.are.same({1, 4, 2, 5, 3, 6}, tt:contiguous():totable())
+      assert.has_error(function() tt:view({6}) end)
+      assert.are.same({1, 4, 2, 5, 3, 6}, tt:reshape({6}):totable())
+   end)
+
+   it('copies between shapes of equal size and into strided views', function()
+      local dst = T.zeros({2, 4})
+      dst:narrow(2, 3, 2):copy(T.fromtable({7, 8, 9, 10}, {2, 2}))
+      assert.are.same({0, 0, 7, 8, 0, 0, 9, 10}, dst:totable())
+      local ok, err = pcall(function() dst:copy(T.zeros({3})) end)
+      assert.is_false(ok)
+      assert.truthy(err:find('copy'))
+      local c = dst:clone()
+      c:fill(0)
+      assert.are.equal(7, dst:data()[2])
+   end)
+
+   it('concatenates and stacks', function()
+      local a, b = T.ones({2, 2}), T.zeros({2, 1})
+      local c = T.cat({a, b}, 2)
+      assert.are.same({2, 3}, c:shape())
+      assert.are.same({1, 1, 0, 1, 1, 0}, c:totable())
+      local s = T.stack({T.ones({3}), T.zeros({3})}, 1)
+      assert.are.same({2, 3}, s:shape())
+      assert.are.same({1, 1, 1, 0, 0, 0}, s:totable())
+      assert.has_error(function() T.cat({a, T.zeros({3, 3})}, 2) end)
+   end)
+
+   it('reshapes with an inferred dimension and rejects impossible shapes', function()
+      local t = T.zeros({4, 6})
+      assert.are.same({2, 12}, t:reshape({2, -1}):shape())
+      local ok, err = pcall(function() t:reshape({5, -1}) end)
+      assert.is_false(ok)
+      assert.truthy(err:find('reshape'))
+      assert.are.same({4, 1, 6}, t:unsqueeze(2):shape())
+      assert.are.same({4, 6}, t:unsqueeze(2):squeeze(2):shape())
+   end)
+end)
+
+describe('element-wise maths', function()
+   it('broadcasts binary operators with tensors and numbers', function()
+      local a = T.fromtable({{1, 2, 3}, {4, 5, 6}})
+      local r = T.fromtable({10, 20, 30})
+      local c = T.fromtable({{1}, {2}})
+      assert.are.same({11, 22, 33, 14, 25, 36}, (a + r):totable())
+      assert.are.same({0, 1, 2, 2, 3, 4}, (a - c):totable())
+      assert.are.same({2, 4, 6, 8, 10, 12}, (a * 2):totable())
+      assert.are.same({1, 0.5}, (1 / T.fromtable({1, 2})):totable())
+      assert.are.same({-1, -2}, (-T.fromtable({1, 2})):totable())
+      assert.are.same({9, 8}, (10 - T.fromtable({1, 2})):totable())
+      local ok, err = pcall(function() return a + T.zeros({4}) end)
+      assert.is_false(ok)
+      assert.truthy(err:find('add') and err:find('%[2, 3%]') and err:find('%[4%]'))
+   end)
+
+   it('computes unary functions', function()
+      local x = T.fromtable({-2, -0.5, 0.5, 2})
+      H.assertClose(x:abs(), {2, 0.5, 0.5, 2})
+      H.assertClose(x:exp(), {math.exp(-2), math.exp(-0.5), math.exp(0.5), math.exp(2)})
+      H.assertClose(x:abs():log(), {math.log(2), math.log(0.5), math.log(0.5), math.log(2)})
+      H.assertClose(x:abs():pow(3), {8, 0.125, 0.125, 8})
+      H.assertClose(x:clamp(-1, 1), {-1, -0.5, 0.5, 1})
+      assert.are.same({0, 0, 1, 1}, x:gt(0):totable())
+      assert.are.same({0, 0, 0, 1}, x:eq(2):totable())
+      assert.are.same({-2, -0, 0, 2}, T.fromtable({-2.5, -0.5, 0.5, 2.5}):round():totable())
+   end)
+
+   it('reduces along a dimension and in total', function()
+      local a = T.fromtable({{1, 5, 3}, {4, 2, 6}})
+      assert.are.same({9, 12}, a:sum(2):totable())
+      assert.are.same({2, 1}, a:sum(2):shape())
+      assert.are.same({5, 7, 9}, a:sum(1):totable())
+      assert.are.equal(21, a:sum():item())
+      assert.are.equal(3.5, a:mean():item())
+      local v, i = a:max(2)
+      assert.are.same({5, 6}, v:totable())
+      assert.are.same({2, 3}, i:totable())
+      assert.are.same({2, 1, 2}, a:argmax(1):totable())
+      assert.are.same({1}, T.fromtable({{3, 3}}):argmax(2):totable()) -- first maximum
+      assert.are.equal(6, (a:max()))
+   end)
+
+   it('multiplies matrices and names the shapes when they do not fit', function()
+      local a = T.fromtable({{1, 2}, {3, 4}, {5, 6}})
+      local b = T.fromtable({{1, 0, 2}, {0, 1, 3}})
+      assert.are.same({1, 2, 8, 3, 4, 18, 5, 6, 28}, a:matmul(b):totable())
+      local ok, err = pcall(function() return T.zeros({4, 3}):matmul(T.zeros({5, 2})) end)
+      assert.is_false(ok)
+      assert.truthy(err:find('matmul: expected %[4, 3%] x %[3, N%], got %[4, 3%] x %[5, 2%]'))
+      local ba = T.randn({3, 2, 4})
+      local bb = T.randn({3, 4, 5})
+      local bc = ba:matmul(bb)
+      H.assertClose(bc:select(1, 2), ba:select(1, 2):matmul(bb:select(1, 2)), 1e-5, 1e-5)
+   end)
+end)
+
+describe('autograd', function()
+   local function param(shape) return T.randn(shape):requiresGrad(true) end
+
+   it('checks every differentiable op against finite differences', function()
+      snn.manualSeed(3)
+      local a, b = param({3, 4}), param({3, 4})
+      local r, c = param({4}), param({3, 1})
+      local pos = (T.rand({3, 4}) + 0.5):requiresGrad(true)
+      local checks = {
+         {function(x, y) return x + y end, {a, b}},
+         {function(x, y) return x - y end, {a, r}},
+         {function(x, y) return x * y end, {a, c}},
+         {function(x, y) return x / y end, {a, pos}},
+         {function(x) return 3 - x * 2 + 1 end, {a}},
+         {function(x) return 2 / x end, {pos}},
+         {function(x) return -x end, {a}},
+         {function(x) return x:abs() end, {pos}},
+         {function(x) return x:exp() end, {a}},
+         {function(x) return x:log() end, {pos}},
+         {function(x) return x:sqrt() end, {pos}},
+         {function(x) return x:pow(3) end, {a}},
+         {function(x) return x:sigmoid() end, {a}},
+         {function(x) return x:tanh() end, {a}},
+         {function(x) return x:square() end, {a}},
+         {function(x) return x:clamp(-0.5, 0.5) end, {a}},
+         {function(x) return x:sum(2) end, {a}},
+         {function(x) return x:sum() end, {a}},
+         {function(x) return x:mean(1) end, {a}},
+         {function(x) return (x:max(2)) end, {a}},
+         {function(x, y) return x:matmul(y:transpose(1, 2)) end, {a, b}},
+         {function(x) return x:transpose(1, 2):contiguous() end, {a}},
+         {function(x) return x:reshape({2, 6}) end, {a}},
+         {function(x) return x:narrow(2, 2, 2) end, {a}},
+         {function(x) return x:select(1, 2) end, {a}},
+         {function(x, y) return T.cat({x, y}, 1) end, {a, b}},
+         {function(x, y) return T.stack({x, y}, 2) end, {a, b}},
+         {function(x) return x:expand({2, 3, 4}) * 1 end, {c}},
+         {function(x) return x:unsqueeze(1):permute({3, 2, 1}):contiguous() end, {a}},
+         {function(x) return x:clone() end, {a}},
+      }
+      for i, chk in ipairs(checks) do
+         local ok, err = pcall(H.gradcheck, chk[1], chk[2])
+         assert(ok, 'check ' .. i .. ': ' .. tostring(err))
+      end
+   end)
+
+   it('accumulates leaf gradients across backward calls until zeroGrad', function()
+      local x = T.fromtable({1, 2, 3}):requiresGrad(true)
+      ;(x * 2):sum():backward()
+      assert.are.same({2, 2, 2}, x.grad:totable())
+      ;(x * x):sum():backward()
+      assert.are.same({4, 6, 8}, x.grad:totable())
+      x:zeroGrad()
+      assert.are.same({0, 0, 0}, x.grad:totable())
+   end)
+
+   it('sums gradients of a tensor used twice and frees the graph after backward', function()
+      local x = T.fromtable({1, 2}):requiresGrad(true)
+      local y = x * x + x
+      local z = y:sum()
+      z:backward()
+      assert.are.same({3, 5}, x.grad:totable())
+      assert.is_nil(y._node)
+      assert.has_error(function() z:backward() end)
+   end)
+
+   it('does not record inside noGrad and restores recording afterwards', function()
+      local x = T.ones({2}):requiresGrad(true)
+      local y = snn.noGrad(function() return x * 3 end)
+      assert.is_false(y:requiresGrad())
+      assert.is_true((x * 3):requiresGrad())
+      assert.has_error(function() snn.noGrad(function() error('boom') end) end)
+      assert.is_true((x * 3):requiresGrad())
+   end)
+
+   it('takes an explicit output gradient', function()
+      local x = T.fromtable({1, 2, 3}):requiresGrad(true)
+      local y = x * 2
+      y:backward(T.fromtable({1, 0, -1}))
+      assert.are.same({2, 0, -2}, x.grad:totable())
+      assert.has_error(function() (x * 2):backward() end)
+   end)
+end)
