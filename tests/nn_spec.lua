@@ -1,0 +1,194 @@
+local snn = require 'slayer'
+local H = require 'support.helpers'
+local T = snn.tensor
+
+local function tmpname(suffix)
+   return os.tmpname() .. (suffix or '.t7s')
+end
+
+-- a two-layer network built the Torch7 way
+local Net = snn.class('TestNet', snn.Module)
+function Net:__init(nIn, nHid, nOut)
+   snn.Module.__init(self)
+   self.fc1 = T.randn({nIn, nHid}):requiresGrad(true)
+   self.fc2 = T.randn({nHid, nOut}):requiresGrad(true)
+   self.scale = T.full({1}, 2)            -- a buffer
+   self.blocks = {T.ones({2}):requiresGrad(true)}
+end
+function Net:forward(x)
+   return (x:matmul(self.fc1)):tanh():matmul(self.fc2) * self.scale
+end
+
+describe('snn.class', function()
+   it('constructs instances through __init and inherits methods', function()
+      local Base = snn.class('Base')
+      function Base:__init(v) self.v = v end
+      function Base:get() return self.v end
+      local Derived = snn.class('Derived', Base)
+      function Derived:twice() return 2 * self:get() end
+      local d = Derived(21)
+      assert.are.equal(21, d:get())
+      assert.are.equal(42, d:twice())
+      assert.is_true(require('slayer.nn').isInstance(d, Base))
+      assert.is_false(require('slayer.nn').isInstance(Base(1), Derived))
+      assert.has_error(function() snn.class(42) end)
+   end)
+end)
+
+describe('snn.Module', function()
+   it('calls forward through __call', function()
+      local net = Net(3, 4, 2)
+      local x = T.randn({5, 3})
+      local a, b = net(x), net:forward(x)
+      assert.are.same({5, 2}, a:shape())
+      assert.are.equal(0, T.maxAbsDiff(a, b))
+   end)
+
+   it('lists parameters recursively in a stable order, with names', function()
+      local net = Net(3, 4, 2)
+      local params, names = net:parameters()
+      assert.are.same({'blocks.1', 'fc1', 'fc2'}, names)
+      assert.are.equal(net.fc1, params[2])
+      local all = net:namedTensors()
+      assert.are.equal(4, #all) -- three parameters and the scale buffer
+      local seq = snn.Sequential(Net(3, 4, 2), Net(2, 2, 1))
+      local _, n2 = seq:parameters()
+      assert.are.same({'modules.1.blocks.1', 'modules.1.fc1', 'modules.1.fc2',
+         'modules.2.blocks.1', 'modules.2.fc1', 'modules.2.fc2'}, n2)
+   end)
+
+   it('zeroes gradients and switches training mode recursively', function()
+      local seq = snn.Sequential(Net(3, 4, 2), Net(2, 2, 1))
+      local y = seq(T.randn({2, 3})):sum()
+      y:backward()
+      local p = seq:parameters()
+      assert.is_true(p[2].grad:abs():sum():item() > 0)
+      seq:zeroGrad()
+      for _, t in ipairs(p) do
+         if t.grad then assert.are.equal(0, t.grad:abs():sum():item()) end
+      end
+      seq:evaluate()
+      assert.is_false(seq.training)
+      assert.is_false(seq.modules[2].training)
+      seq:train()
+      assert.is_true(seq.modules[1].training)
+   end)
+
+   it('trains: a loss falls under gradient descent', function()
+      snn.manualSeed(11)
+      local net = Net(4, 8, 1)
+      local x = T.randn({16, 4})
+      local target = x:sum(2) * 0.1
+      local opt = snn.optim.SGD(net:parameters(), {lr = 0.01})
+      local function lossOf() return ((net(x) - target):square()):mean() end
+      local first = lossOf():item()
+      for _ = 1, 200 do
+         opt:zeroGrad()
+         local l = lossOf()
+         l:backward()
+         opt:step()
+      end
+      assert.is_true(lossOf():item() < 0.5 * first)
+   end)
+
+   it('reports a clear error when moved to a GPU that is not there', function()
+      local okCuda, cuda = pcall(function() return snn.cuda end)
+      if okCuda and cuda and cuda.isAvailable() then return end
+      local ok, err = pcall(function() return T.zeros({2}):cuda() end)
+      assert.is_false(ok)
+      assert.truthy(tostring(err):find('CUDA'))
+   end)
+end)
+
+describe('saving and loading', function()
+   it('round-trips a module and a table of named tensors', function()
+      local a, b = Net(3, 4, 2), Net(3, 4, 2)
+      local path = tmpname()
+      a:save(path)
+      b:load(path)
+      for i, e in ipairs(a:namedTensors()) do
+         assert.are.equal(0, T.maxAbsDiff(e.tensor, b:namedTensors()[i].tensor))
+      end
+      os.remove(path)
+      local tbl = {w = T.randn({2, 3, 4}), bias = T.arange(1, 5)}
+      snn.save(path, tbl)
+      local back = snn.load(path)
+      assert.are.same({2, 3, 4}, back.w:shape())
+      assert.are.equal(0, T.maxAbsDiff(tbl.w, back.w))
+      assert.are.same({1, 2, 3, 4, 5}, back.bias:totable())
+      os.remove(path)
+   end)
+
+   it('rejects truncated, corrupt and mismatched files and changes nothing', function()
+      local a, b = Net(3, 4, 2), Net(3, 4, 2)
+      local path = tmpname()
+      a:save(path)
+      local f = io.open(path, 'rb')
+      local bytes = f:read('*a')
+      f:close()
+      local before = b.fc1:clone()
+      local function try(content, pattern)
+         local g = io.open(path, 'wb')
+         g:write(content)
+         g:close()
+         local ok, err = pcall(b.load, b, path)
+         assert.is_false(ok)
+         assert.truthy(tostring(err):find(pattern), tostring(err))
+         assert.are.equal(0, T.maxAbsDiff(b.fc1, before))
+      end
+      try(bytes:sub(1, #bytes - 10), 'checksum')
+      try(bytes:sub(1, 12), 'too short')
+      try('XXXXXXXX' .. bytes:sub(9), 'magic')
+      local flipped = bytes:sub(1, 40) .. string.char((bytes:byte(41) + 1) % 256) .. bytes:sub(42)
+      try(flipped, 'checksum')
+      Net(3, 5, 2):save(path)
+      local ok, err = pcall(b.load, b, path)
+      assert.is_false(ok)
+      assert.truthy(err:find('fc1') and err:find('%[3, 5%]') and err:find('%[3, 4%]'))
+      assert.are.equal(0, T.maxAbsDiff(b.fc1, before))
+      snn.save(path, {fc1 = T.zeros({3, 4})})
+      ok, err = pcall(b.load, b, path)
+      assert.is_false(ok)
+      assert.truthy(err:find('no tensor named'))
+      ok, err = pcall(b.load, b, '/nonexistent/dir/x.bin')
+      assert.is_false(ok)
+      assert.truthy(err:find('cannot open'))
+      os.remove(path)
+   end)
+
+   it('never leaves a half-written file when the target cannot be written', function()
+      local ok, err = pcall(snn.save, '/nonexistent-dir/file.bin', {a = T.zeros({2})})
+      assert.is_false(ok)
+      assert.truthy(err:find('save'))
+      local path = tmpname()
+      snn.save(path, {a = T.ones({3})})
+      assert.is_nil(io.open(path .. '.tmp', 'rb'))
+      os.remove(path)
+   end)
+end)
+
+describe('memory', function()
+   it('stays bounded over 1000 forward/backward/optimizer steps', function()
+      snn.manualSeed(5)
+      local W1 = (T.randn({512, 256}) * 0.05):requiresGrad(true)
+      local W2 = (T.randn({256, 16}) * 0.05):requiresGrad(true)
+      W1 = W1:detach():requiresGrad(true)
+      W2 = W2:detach():requiresGrad(true)
+      local x = T.randn({128, 512})
+      local y = T.randn({128, 16})
+      local opt = snn.optim.Adam({W1, W2}, {lr = 1e-3})
+      local samples = {}
+      for step = 1, 1000 do
+         opt:zeroGrad()
+         local h = x:matmul(W1):tanh()
+         local loss = ((h:matmul(W2) - y):square()):mean()
+         loss:backward()
+         opt:step()
+         if step % 100 == 0 then samples[#samples + 1] = H.rss() end
+      end
+      local mid, last = samples[5], samples[10]
+      local growth = (last - mid) / mid
+      assert.is_true(growth < 0.05, string.format('RSS grew %.1f%% over the second half (%d -> %d bytes)',
+         100 * growth, mid, last))
+   end)
+end)

@@ -1,0 +1,135 @@
+local snn = require 'slayer'
+local H = require 'support.helpers'
+local T = snn.tensor
+
+-- A scripted sequence of gradients; each optimizer's parameter trajectory is
+-- recomputed here in Lua doubles from the textbook/reference equations and
+-- compared with the float32 C update.
+local p0 = {0.5, -1.25, 2.0, 0.0, -0.3}
+local grads = {
+   {0.1, -0.2, 0.3, 0.0, 1.5},
+   {-0.4, 0.5, 0.05, 1e-3, -2.0},
+   {0.2, 0.2, -0.6, -0.01, 0.7},
+   {1.0, -1.0, 0.0, 0.3, 0.1},
+}
+
+local function run(make)
+   local p = T.fromtable(p0):requiresGrad(true)
+   local opt = make({p})
+   for _, g in ipairs(grads) do
+      p.grad = T.fromtable(g)
+      opt:step()
+   end
+   return p:totable(), p
+end
+
+describe('optim.SGD', function()
+   it('matches the PyTorch SGD equations with momentum, dampening and weight decay', function()
+      local lr, mom, damp, wd = 0.1, 0.9, 0.1, 0.01
+      local got = run(function(ps) return snn.optim.SGD(ps, {lr = lr, momentum = mom, dampening = damp, weightDecay = wd}) end)
+      local p, buf = {}, {}
+      for i = 1, #p0 do p[i] = p0[i] end
+      for k, g in ipairs(grads) do
+         for i = 1, #p do
+            local d = g[i] + wd * p[i]
+            buf[i] = k == 1 and d or mom * buf[i] + (1 - damp) * d
+            p[i] = p[i] - lr * buf[i]
+         end
+      end
+      H.assertClose(got, p, 1e-5, 1e-6)
+   end)
+
+   it('matches Nesterov momentum and plain SGD', function()
+      local lr, mom = 0.05, 0.8
+      local got = run(function(ps) return snn.optim.SGD(ps, {lr = lr, momentum = mom, nesterov = true}) end)
+      local p, buf = {}, {}
+      for i = 1, #p0 do p[i] = p0[i] end
+      for k, g in ipairs(grads) do
+         for i = 1, #p do
+            buf[i] = k == 1 and g[i] or mom * buf[i] + g[i]
+            p[i] = p[i] - lr * (g[i] + mom * buf[i])
+         end
+      end
+      H.assertClose(got, p, 1e-5, 1e-6)
+      local plain = run(function(ps) return snn.optim.SGD(ps, {lr = 0.5}) end)
+      local q = {}
+      for i = 1, #p0 do
+         q[i] = p0[i]
+         for _, g in ipairs(grads) do q[i] = q[i] - 0.5 * g[i] end
+      end
+      H.assertClose(plain, q, 1e-6, 1e-6)
+   end)
+
+   it('rejects invalid settings', function()
+      local p = {T.zeros({2}):requiresGrad(true)}
+      assert.has_error(function() snn.optim.SGD(p, {lr = -1}) end)
+      assert.has_error(function() snn.optim.SGD(p, {nesterov = true}) end)
+      assert.has_error(function() snn.optim.SGD(42) end)
+   end)
+end)
+
+-- reference Adam/Nadam (SPEC.md section 14), in doubles
+local function adamRef(nesterov, lr, b1, b2, eps, wd, amsgrad)
+   local p, m, v, vmax = {}, {}, {}, {}
+   for i = 1, #p0 do p[i], m[i], v[i], vmax[i] = p0[i], 0, 0, 0 end
+   for k, g0 in ipairs(grads) do
+      for i = 1, #p do
+         local g = g0[i] + wd * p[i]
+         m[i] = b1 * m[i] + (1 - b1) * g
+         v[i] = b2 * v[i] + (1 - b2) * g * g
+         local den
+         if amsgrad then
+            vmax[i] = math.max(vmax[i], v[i])
+            den = math.sqrt(vmax[i]) + eps
+         else
+            den = math.sqrt(v[i]) + eps
+         end
+         local step = lr * math.sqrt(1 - b2 ^ k) / (1 - b1 ^ k)
+         local num = nesterov and (b1 * m[i] + (1 - b1) * g) or m[i]
+         p[i] = p[i] - step * num / den
+      end
+   end
+   return p
+end
+
+describe('optim.Adam and optim.Nadam', function()
+   it('Adam follows the 2019 PyTorch equations, with and without amsgrad', function()
+      for _, ams in ipairs({false, true}) do
+         local got = run(function(ps)
+            return snn.optim.Adam(ps, {lr = 0.01, betas = {0.9, 0.999}, eps = 1e-8, amsgrad = ams})
+         end)
+         H.assertClose(got, adamRef(false, 0.01, 0.9, 0.999, 1e-8, 0, ams), 1e-5, 1e-7)
+      end
+   end)
+
+   it('Nadam follows the reference optimizer, including weight decay', function()
+      for _, ams in ipairs({false, true}) do
+         local got = run(function(ps)
+            return snn.optim.Nadam(ps, {lr = 0.01, betas = {0.8, 0.99}, eps = 1e-6, weightDecay = 0.1, amsgrad = ams})
+         end)
+         H.assertClose(got, adamRef(true, 0.01, 0.8, 0.99, 1e-6, 0.1, ams), 1e-5, 1e-7)
+      end
+   end)
+
+   it('Nadam writes the weight-decayed gradient back, as the reference does', function()
+      local p = T.fromtable({1, 2}):requiresGrad(true)
+      p.grad = T.fromtable({0.5, 0.5})
+      snn.optim.Nadam({p}, {weightDecay = 0.1}):step()
+      H.assertClose(p.grad, {0.6, 0.7}, 1e-6)
+   end)
+
+   it('differs between Adam and Nadam (the numerator changes)', function()
+      local a = run(function(ps) return snn.optim.Adam(ps, {lr = 0.01}) end)
+      local n = run(function(ps) return snn.optim.Nadam(ps, {lr = 0.01}) end)
+      assert.is_true(H.relErr(a, n) > 1e-4)
+   end)
+
+   it('skips parameters without gradients and rejects bad settings', function()
+      local p = T.fromtable({1, 2}):requiresGrad(true)
+      snn.optim.Adam({p}):step()
+      assert.are.same({1, 2}, p:totable())
+      assert.has_error(function() snn.optim.Nadam({p}, {lr = -0.1}) end)
+      assert.has_error(function() snn.optim.Nadam({p}, {betas = {1.0, 0.9}}) end)
+      assert.has_error(function() snn.optim.Adam({p}, {eps = -1}) end)
+   end)
+end)
