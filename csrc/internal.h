@@ -82,6 +82,20 @@ void sl_scratch_free(void *p, size_t bytes);
 /* Parallel-for threshold: loops shorter than this stay serial. */
 #define SL_PAR_MIN 32768
 
+/* for (int64_t i = 0; i < n; i++) { body }, split across OpenMP threads only
+   when par is true.  (An `if` clause on the pragma still enters the OpenMP
+   runtime, which costs about a microsecond: too much for small tensors.) */
+#define SL_FOR(i, n, par, ...)                                                    \
+    do {                                                                          \
+        int64_t n__ = (n);                                                        \
+        if (par) {                                                                \
+            _Pragma("omp parallel for schedule(static)")                          \
+            for (int64_t i = 0; i < n__; i++) { __VA_ARGS__ }                     \
+        } else {                                                                  \
+            for (int64_t i = 0; i < n__; i++) { __VA_ARGS__ }                     \
+        }                                                                         \
+    } while (0)
+
 #ifdef _OPENMP
 #define SL_OMP_THREADS() omp_get_max_threads()
 #else

@@ -423,8 +423,7 @@ static void strided_copy(float *dst, const float *src, int k, const int64_t *sha
     int64_t rows = 1;
     for (int d = 0; d < k - 1; d++) rows *= shape[d];
     int64_t len = shape[k - 1], isd = sd[k - 1], iss = ss[k - 1];
-#pragma omp parallel for schedule(static) if (rows * len > 4 * SL_PAR_MIN && rows > 1)
-    for (int64_t r = 0; r < rows; r++) {
+    SL_FOR(r, rows, rows * len > 4 * SL_PAR_MIN && rows > 1, {
         int64_t od = 0, os = 0, rem = r;
         for (int d = k - 2; d >= 0; d--) {
             int64_t i = rem % shape[d];
@@ -439,7 +438,7 @@ static void strided_copy(float *dst, const float *src, int k, const int64_t *sha
         } else {
             for (int64_t i = 0; i < len; i++) o[i * isd] = s[i * iss];
         }
-    }
+    });
 }
 
 int sl_copy(sl_tensor *dst, const sl_tensor *src)
@@ -525,14 +524,12 @@ int sl_fill(sl_tensor *t, float value)
         float *p = t->data;
         int64_t n = t->numel;
         if (value == 0.0f && !__builtin_signbit(value)) {
-#pragma omp parallel for schedule(static) if (n > 8 * SL_PAR_MIN)
-            for (int64_t c = 0; c < (n + 65535) / 65536; c++) {
+            SL_FOR(c, (n + 65535) / 65536, n > 8 * SL_PAR_MIN, {
                 int64_t lo = c * 65536, hi = lo + 65536 > n ? n : lo + 65536;
                 memset(p + lo, 0, (size_t)(hi - lo) * sizeof(float));
-            }
+            });
         } else {
-#pragma omp parallel for schedule(static) if (n > 8 * SL_PAR_MIN)
-            for (int64_t i = 0; i < n; i++) p[i] = value;
+            SL_FOR(i, n, n > 8 * SL_PAR_MIN, p[i] = value;);
         }
         return 0;
     }

@@ -149,15 +149,13 @@ int sl_binary(int op, sl_tensor *out, const sl_tensor *a, const sl_tensor *b)
         /* one long row: split it across threads */
         int64_t ia = sa[k - 1], ib = sb[k - 1];
         int64_t chunks = len > 4 * SL_PAR_MIN ? (len + SL_PAR_MIN - 1) / SL_PAR_MIN : 1;
-#pragma omp parallel for schedule(static) if (chunks > 1)
-        for (int64_t c = 0; c < chunks; c++) {
+        SL_FOR(c, chunks, chunks > 1, {
             int64_t lo = c * len / chunks, hi = (c + 1) * len / chunks;
             binary_row(op, hi - lo, o + lo, pa + lo * ia, ia, pb + lo * ib, ib);
-        }
+        });
         return 0;
     }
-#pragma omp parallel for schedule(static) if (out->numel > 4 * SL_PAR_MIN)
-    for (int64_t r = 0; r < rows; r++) {
+    SL_FOR(r, rows, out->numel > 4 * SL_PAR_MIN, {
         int64_t oo = 0, oa = 0, ob = 0, rem = r;
         for (int d = k - 2; d >= 0; d--) {
             int64_t i = rem % cs[d];
@@ -167,7 +165,7 @@ int sl_binary(int op, sl_tensor *out, const sl_tensor *a, const sl_tensor *b)
             ob += i * sb[d];
         }
         binary_row(op, len, o + oo, pa + oa, sa[k - 1], pb + ob, sb[k - 1]);
-    }
+    });
     return 0;
 }
 
@@ -182,12 +180,11 @@ int sl_binary_scalar(int op, sl_tensor *out, const sl_tensor *a, float s, int re
     if (op < SL_ADD || op > SL_NE) return sl_errorf("binary: unknown operation %d", op);
     int64_t n = out->numel;
     int64_t chunks = n > 4 * SL_PAR_MIN ? (n + SL_PAR_MIN - 1) / SL_PAR_MIN : 1;
-#pragma omp parallel for schedule(static) if (chunks > 1)
-    for (int64_t c = 0; c < chunks; c++) {
+    SL_FOR(c, chunks, chunks > 1, {
         int64_t lo = c * n / chunks, hi = (c + 1) * n / chunks;
         if (reversed) binary_row(op, hi - lo, out->data + lo, &s, 0, a->data + lo, 1);
         else binary_row(op, hi - lo, out->data + lo, a->data + lo, 1, &s, 0);
-    }
+    });
     return 0;
 }
 
@@ -231,11 +228,10 @@ int sl_unary(int op, sl_tensor *out, const sl_tensor *a)
     if (op < SL_NEG || op > SL_SQUARE) return sl_errorf("unary: unknown operation %d", op);
     int64_t n = out->numel;
     int64_t chunks = n > 4 * SL_PAR_MIN ? (n + SL_PAR_MIN - 1) / SL_PAR_MIN : 1;
-#pragma omp parallel for schedule(static) if (chunks > 1)
-    for (int64_t c = 0; c < chunks; c++) {
+    SL_FOR(c, chunks, chunks > 1, {
         int64_t lo = c * n / chunks, hi = (c + 1) * n / chunks;
         unary_chunk(op, hi - lo, out->data + lo, a->data + lo);
-    }
+    });
     return 0;
 }
 
@@ -245,11 +241,10 @@ int sl_clamp(sl_tensor *out, const sl_tensor *a, float lo, float hi)
     SL_REQUIRE_CONTIGUOUS("clamp", out, a);
     if (out->numel != a->numel) return sl_errorf("clamp: result and operand sizes differ");
     int64_t n = out->numel;
-#pragma omp parallel for schedule(static) if (n > 4 * SL_PAR_MIN)
-    for (int64_t i = 0; i < n; i++) {
+    SL_FOR(i, n, n > 4 * SL_PAR_MIN, {
         float x = a->data[i];
         out->data[i] = x < lo ? lo : (x > hi ? hi : x);
-    }
+    });
     return 0;
 }
 
@@ -264,8 +259,7 @@ int sl_axpy(sl_tensor *y, float alpha, const sl_tensor *x)
     int64_t n = y->numel;
     float *restrict py = y->data;
     const float *restrict px = x->data;
-#pragma omp parallel for schedule(static) if (n > 4 * SL_PAR_MIN)
-    for (int64_t i = 0; i < n; i++) py[i] += alpha * px[i];
+    SL_FOR(i, n, n > 4 * SL_PAR_MIN, py[i] += alpha * px[i];);
     return 0;
 }
 
@@ -276,7 +270,6 @@ int sl_where_mask(sl_tensor *out, const sl_tensor *g, const sl_tensor *mask)
     if (out->numel != g->numel || out->numel != mask->numel)
         return sl_errorf("where_mask: sizes differ");
     int64_t n = out->numel;
-#pragma omp parallel for schedule(static) if (n > 4 * SL_PAR_MIN)
-    for (int64_t i = 0; i < n; i++) out->data[i] = mask->data[i] != 0.0f ? g->data[i] : 0.0f;
+    SL_FOR(i, n, n > 4 * SL_PAR_MIN, out->data[i] = mask->data[i] != 0.0f ? g->data[i] : 0.0f;);
     return 0;
 }

@@ -32,8 +32,7 @@ int sl_sgd_step(sl_tensor *p, sl_tensor *g, sl_tensor *buf, float lr, float mome
     const float *restrict pg = g->data;
     float *restrict pb = buf ? buf->data : NULL;
     float damp = 1.0f - dampening;
-#pragma omp parallel for schedule(static) if (n > 4 * SL_PAR_MIN)
-    for (int64_t i = 0; i < n; i++) {
+    SL_FOR(i, n, n > 4 * SL_PAR_MIN, {
         float d = pg[i];
         if (weight_decay != 0.0f) d = d + weight_decay * pp[i];
         if (pb) {
@@ -42,7 +41,7 @@ int sl_sgd_step(sl_tensor *p, sl_tensor *g, sl_tensor *buf, float lr, float mome
             d = nesterov ? d + momentum * b : b;
         }
         pp[i] = pp[i] - lr * d;
-    }
+    });
     return 0;
 }
 
@@ -61,8 +60,7 @@ int sl_adam_step(int mode, sl_tensor *p, sl_tensor *g, sl_tensor *m, sl_tensor *
     float *restrict px = amsgrad ? vmax->data : NULL;
     float c1 = (float)(1.0 - (double)beta1), c2 = (float)(1.0 - (double)beta2);
     float step = (float)(-((double)lr * sqrt(bias2) / bias1));
-#pragma omp parallel for schedule(static) if (n > 4 * SL_PAR_MIN)
-    for (int64_t i = 0; i < n; i++) {
+    SL_FOR(i, n, n > 4 * SL_PAR_MIN, {
         float gi = pg[i];
         if (weight_decay != 0.0f) {
             gi = gi + weight_decay * pp[i];
@@ -82,6 +80,6 @@ int sl_adam_step(int mode, sl_tensor *p, sl_tensor *g, sl_tensor *m, sl_tensor *
         }
         float num = mode == 1 ? beta1 * mi + c1 * gi : mi;
         pp[i] = pp[i] + step * num / den;
-    }
+    });
     return 0;
 }

@@ -78,12 +78,11 @@ int sl_rand_uniform(sl_tensor *out, float lo, float hi)
     int64_t n = out->numel;
     uint64_t key = gen[0].seed, base = sl_rng_reserve(SL_CPU, n);
     float *o = out->data;
-#pragma omp parallel for schedule(static) if (n > SL_PAR_MIN)
-    for (int64_t j = 0; j < (n + 3) / 4; j++) {
+    SL_FOR(j, (n + 3) / 4, n > SL_PAR_MIN, {
         uint32_t w[4];
         philox(key, base + (uint64_t)j, w);
         for (int l = 0; l < 4 && 4 * j + l < n; l++) o[4 * j + l] = lo + (hi - lo) * u01(w[l]);
-    }
+    });
     return 0;
 }
 
@@ -94,8 +93,7 @@ int sl_rand_normal(sl_tensor *out, float mean, float std)
     int64_t n = out->numel;
     uint64_t key = gen[0].seed, base = sl_rng_reserve(SL_CPU, n);
     float *o = out->data;
-#pragma omp parallel for schedule(static) if (n > SL_PAR_MIN)
-    for (int64_t j = 0; j < (n + 3) / 4; j++) {
+    SL_FOR(j, (n + 3) / 4, n > SL_PAR_MIN, {
         uint32_t w[4];
         philox(key, base + (uint64_t)j, w);
         float z[4];
@@ -108,7 +106,7 @@ int sl_rand_normal(sl_tensor *out, float mean, float std)
             z[2 * h + 1] = r * sinf(6.28318530718f * u2);
         }
         for (int l = 0; l < 4 && 4 * j + l < n; l++) o[4 * j + l] = mean + std * z[l];
-    }
+    });
     return 0;
 }
 
@@ -120,11 +118,10 @@ int sl_rand_bernoulli(sl_tensor *out, float p)
     int64_t n = out->numel;
     uint64_t key = gen[0].seed, base = sl_rng_reserve(SL_CPU, n);
     float *o = out->data;
-#pragma omp parallel for schedule(static) if (n > SL_PAR_MIN)
-    for (int64_t j = 0; j < (n + 3) / 4; j++) {
+    SL_FOR(j, (n + 3) / 4, n > SL_PAR_MIN, {
         uint32_t w[4];
         philox(key, base + (uint64_t)j, w);
         for (int l = 0; l < 4 && 4 * j + l < n; l++) o[4 * j + l] = u01(w[l]) < p ? 1.0f : 0.0f;
-    }
+    });
     return 0;
 }

@@ -47,23 +47,21 @@ int sl_sum_dim(sl_tensor *out, const sl_tensor *a, int dim)
     const float *pa = a->data;
     float *po = out->data;
     if (inner == 1) {
-#pragma omp parallel for schedule(static) if (a->numel > 4 * SL_PAR_MIN && outer > 1)
-        for (int64_t o = 0; o < outer; o++) {
+        SL_FOR(o, outer, a->numel > 4 * SL_PAR_MIN && outer > 1, {
             double s = 0;
             const float *row = pa + o * n;
             for (int64_t k = 0; k < n; k++) s += row[k];
             po[o] = (float)s;
-        }
+        });
         return 0;
     }
-#pragma omp parallel for schedule(static) if (a->numel > 4 * SL_PAR_MIN && outer > 1)
-    for (int64_t o = 0; o < outer; o++) {
+    SL_FOR(o, outer, a->numel > 4 * SL_PAR_MIN && outer > 1, {
         float *dst = po + o * inner;
         const float *src = pa + o * n * inner;
         memset(dst, 0, (size_t)inner * sizeof(float));
         for (int64_t k = 0; k < n; k++)
             for (int64_t i = 0; i < inner; i++) dst[i] += src[k * inner + i];
-    }
+    });
     return 0;
 }
 
@@ -77,8 +75,7 @@ int sl_max_dim(sl_tensor *values, sl_tensor *indices, const sl_tensor *a, int di
     int64_t outer, n, inner;
     split_dims(a, dim, &outer, &n, &inner);
     if (n == 0) return sl_errorf("max: cannot reduce an empty dimension");
-#pragma omp parallel for schedule(static) if (a->numel > 4 * SL_PAR_MIN && outer > 1)
-    for (int64_t o = 0; o < outer; o++) {
+    SL_FOR(o, outer, a->numel > 4 * SL_PAR_MIN && outer > 1, {
         for (int64_t i = 0; i < inner; i++) {
             const float *src = a->data + o * n * inner + i;
             float best = src[0];
@@ -94,7 +91,7 @@ int sl_max_dim(sl_tensor *values, sl_tensor *indices, const sl_tensor *a, int di
             values->data[o * inner + i] = best;
             indices->data[o * inner + i] = (float)bi;
         }
-    }
+    });
     return 0;
 }
 
@@ -114,14 +111,13 @@ int sl_sum_all(double *result, const sl_tensor *a)
     int64_t per = (chunks + 255) / 256;
     if (per < 1) per = 1;
     int64_t groups = (chunks + per - 1) / per;
-#pragma omp parallel for schedule(static) if (n > 8 * SL_PAR_MIN)
-    for (int64_t g = 0; g < groups; g++) {
+    SL_FOR(g, groups, n > 8 * SL_PAR_MIN, {
         double acc = 0;
         int64_t lo = g * per * 65536, hi = lo + per * 65536;
         if (hi > n) hi = n;
         for (int64_t i = lo; i < hi; i++) acc += a->data[i];
         part[g] = acc;
-    }
+    });
     for (int64_t g = 0; g < groups; g++) s += part[g];
     *result = s;
     return 0;
@@ -229,7 +225,11 @@ int64_t sl_count_nonzero(const sl_tensor *a)
     }
     if (!sl_tensor_is_contiguous(a)) return sl_errorf("count_nonzero: tensor must be contiguous");
     int64_t c = 0;
-#pragma omp parallel for reduction(+ : c) if (a->numel > 4 * SL_PAR_MIN)
-    for (int64_t i = 0; i < a->numel; i++) c += a->data[i] != 0.0f;
+    if (a->numel > 4 * SL_PAR_MIN) {
+#pragma omp parallel for reduction(+ : c)
+        for (int64_t i = 0; i < a->numel; i++) c += a->data[i] != 0.0f;
+    } else {
+        for (int64_t i = 0; i < a->numel; i++) c += a->data[i] != 0.0f;
+    }
     return c;
 }
