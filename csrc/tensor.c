@@ -25,6 +25,7 @@
 struct sl_storage {
     void *ptr;
     size_t bytes;       /* size class actually allocated */
+    size_t size;        /* bytes requested: the bound for views */
     int device;
     atomic_int refs;
 };
@@ -238,6 +239,7 @@ static sl_storage *storage_new(size_t bytes, int device)
     atomic_init(&s->refs, 1);
     s->ptr = NULL;
     s->bytes = 0;
+    s->size = bytes;
     if (bytes == 0) return s;
     if (device == SL_CUDA) {
         if (cuda_hooks()) {
@@ -346,7 +348,7 @@ sl_tensor *sl_tensor_view(const sl_tensor *src, int ndim, const int32_t *shape,
         n *= shape[d];
         if (shape[d] > 0) hi += (int64_t)(shape[d] - 1) * stride[d];
     }
-    int64_t cap = (int64_t)(src->storage->bytes / sizeof(float));
+    int64_t cap = (int64_t)(src->storage->size / sizeof(float));
     if (n > 0 && (lo < 0 || hi >= cap)) {
         sl_errorf("view: elements %lld..%lld outside storage of %lld elements", (long long)lo,
                   (long long)hi, (long long)cap);

@@ -13,7 +13,7 @@ local cPassed, cFailed = 0, 0
 local builddir = os.getenv('SLAYER_BUILD') or (root .. '/build')
 local p = io.popen('ls ' .. builddir .. '/tests/c/test_* 2>/dev/null')
 for exe in p:lines() do
-   if not exe:match('%.') then
+   if not exe:match('[^/]*$'):match('%.') then
       local out = io.popen(exe .. ' 2>&1')
       local text = out:read('*a')
       out:close()

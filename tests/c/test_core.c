@@ -1,0 +1,172 @@
+/* C tests of the tensor core: allocator reuse, views and strided copies,
+   error reporting without aborts, the file format's corruption checks, and
+   thread-count-independent random numbers. */
+#define _POSIX_C_SOURCE 200809L
+#include "slayer.h"
+#include "ctest.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static sl_tensor *make(int n0, int n1)
+{
+    int32_t s[2] = {n0, n1};
+    return sl_tensor_new(2, s, SL_CPU);
+}
+
+TEST(allocator_reuses_freed_blocks)
+{
+    sl_mem_stats a, b;
+    sl_tensor *t = make(256, 256);
+    sl_tensor_free(t);
+    sl_mem_get_stats(SL_CPU, &a);
+    for (int i = 0; i < 100; i++) sl_tensor_free(make(256, 256));
+    sl_mem_get_stats(SL_CPU, &b);
+    CHECK(b.alloc_calls - a.alloc_calls == 100);
+    CHECK(b.system_allocs == a.system_allocs); /* all 100 served from the cache */
+    CHECK(b.live_bytes == a.live_bytes);
+}
+
+TEST(cache_limit_trims)
+{
+    sl_mem_stats s;
+    sl_tensor_free(make(1024, 1024));
+    sl_mem_set_cache_limit(SL_CPU, 0);
+    sl_mem_get_stats(SL_CPU, &s);
+    CHECK(s.cached_bytes == 0);
+    sl_mem_set_cache_limit(SL_CPU, (int64_t)1 << 30);
+}
+
+TEST(views_and_strided_copy)
+{
+    sl_tensor *t = make(3, 4);
+    for (int i = 0; i < 12; i++) t->data[i] = (float)i;
+    /* transpose view [4, 3] */
+    int32_t shape[2] = {4, 3};
+    int64_t stride[2] = {1, 4};
+    sl_tensor *v = sl_tensor_view(t, 2, shape, stride, 0);
+    CHECK(v != NULL);
+    CHECK(!sl_tensor_is_contiguous(v));
+    sl_tensor *c = make(4, 3);
+    CHECK(sl_copy(c, v) == 0);
+    CHECK(c->data[1] == 4.0f && c->data[3] == 1.0f && c->data[11] == 11.0f);
+    /* a view reaching outside the storage is refused */
+    int64_t bad[2] = {1, 5};
+    CHECK(sl_tensor_view(t, 2, shape, bad, 0) == NULL);
+    CHECK(strstr(sl_last_error(), "outside storage") != NULL);
+    sl_tensor_free(v);
+    sl_tensor_free(t);
+    sl_tensor_free(c);
+}
+
+TEST(view_keeps_storage_alive)
+{
+    sl_tensor *t = make(2, 2);
+    for (int i = 0; i < 4; i++) t->data[i] = (float)(i + 1);
+    int32_t shape[1] = {2};
+    int64_t stride[1] = {1};
+    sl_tensor *v = sl_tensor_view(t, 1, shape, stride, 2);
+    sl_tensor_free(t);
+    CHECK(v->data[0] == 3.0f && v->data[1] == 4.0f);
+    sl_tensor_free(v);
+}
+
+TEST(errors_name_the_op_and_shapes)
+{
+    sl_tensor *a = make(4, 3), *b = make(5, 2), *c = make(4, 2);
+    int rc = sl_gemm(c, a, 0, b, 0, 1.0f, 0.0f);
+    CHECK(rc == SL_EINVAL);
+    CHECK(strstr(sl_last_error(), "matmul") != NULL);
+    CHECK(strstr(sl_last_error(), "[4, 3] x [5, 2]") != NULL);
+    rc = sl_binary(SL_ADD, c, a, b);
+    CHECK(rc != 0);
+    CHECK(strstr(sl_last_error(), "broadcast") != NULL);
+    int32_t bad[1] = {-3};
+    CHECK(sl_tensor_new(1, bad, SL_CPU) == NULL);
+    sl_tensor_free(a);
+    sl_tensor_free(b);
+    sl_tensor_free(c);
+}
+
+TEST(random_numbers_independent_of_threads)
+{
+    int32_t s[1] = {100001};
+    sl_tensor *a = sl_tensor_new(1, s, SL_CPU), *b = sl_tensor_new(1, s, SL_CPU);
+    sl_manual_seed(SL_CPU, 42);
+    sl_set_num_threads(1);
+    sl_rand_normal(a, 0, 1);
+    sl_manual_seed(SL_CPU, 42);
+    sl_set_num_threads(2);
+    sl_rand_normal(b, 0, 1);
+    CHECK(memcmp(a->data, b->data, sizeof(float) * 100001) == 0);
+    CHECK(sl_rng_offset(SL_CPU) == (100001 + 3) / 4);
+    sl_tensor_free(a);
+    sl_tensor_free(b);
+}
+
+TEST(file_format_detects_corruption)
+{
+    char path[] = "/tmp/slayer_ctest_XXXXXX";
+    int fd = mkstemp(path);
+    CHECK(fd >= 0);
+    sl_tensor *t = make(3, 5);
+    for (int i = 0; i < 15; i++) t->data[i] = (float)i * 0.5f;
+    const char *names[1] = {"weight"};
+    const sl_tensor *ts[1] = {t};
+    CHECK(sl_save_tensors(path, 1, names, ts) == 0);
+    sl_tensor_file *f = sl_load_tensors(path);
+    CHECK(f != NULL);
+    if (f) {
+        CHECK(sl_tensor_file_count(f) == 1);
+        CHECK(strcmp(sl_tensor_file_name(f, 0), "weight") == 0);
+        CHECK(sl_tensor_file_shape(f, 0)[1] == 5);
+        CHECK(sl_tensor_file_data(f, 0)[14] == 7.0f);
+        sl_tensor_file_close(f);
+    }
+    /* flip one data byte: the checksum must catch it */
+    FILE *fp = fopen(path, "r+b");
+    fseek(fp, 40, SEEK_SET);
+    int ch = fgetc(fp);
+    fseek(fp, 40, SEEK_SET);
+    fputc(ch ^ 0x10, fp);
+    fclose(fp);
+    CHECK(sl_load_tensors(path) == NULL);
+    CHECK(strstr(sl_last_error(), "checksum") != NULL);
+    /* truncate */
+    fp = fopen(path, "wb");
+    fwrite("SLAYERT1", 1, 8, fp);
+    fclose(fp);
+    CHECK(sl_load_tensors(path) == NULL);
+    CHECK(strstr(sl_last_error(), "too short") != NULL);
+    remove(path);
+    sl_tensor_free(t);
+}
+
+TEST(sum_is_thread_count_independent)
+{
+    int32_t s[1] = {1 << 20};
+    sl_tensor *a = sl_tensor_new(1, s, SL_CPU);
+    sl_manual_seed(SL_CPU, 3);
+    sl_rand_uniform(a, -1, 1);
+    double r1, r2;
+    sl_set_num_threads(1);
+    sl_sum_all(&r1, a);
+    sl_set_num_threads(2);
+    sl_sum_all(&r2, a);
+    CHECK(r1 == r2);
+    sl_tensor_free(a);
+}
+
+int main(void)
+{
+    RUN(allocator_reuses_freed_blocks);
+    RUN(cache_limit_trims);
+    RUN(views_and_strided_copy);
+    RUN(view_keeps_storage_alive);
+    RUN(errors_name_the_op_and_shapes);
+    RUN(random_numbers_independent_of_threads);
+    RUN(file_format_detects_corruption);
+    RUN(sum_is_thread_count_independent);
+    return END();
+}
