@@ -161,19 +161,49 @@ const float *sl_tensor_file_data(const sl_tensor_file *f, int i);
 void sl_tensor_file_close(sl_tensor_file *f);
 uint32_t sl_crc32(uint32_t crc, const void *data, size_t n);
 /* ---- parameters: YAML through libyaml (ops/yaml.c) --------------------- */
-/* (issue 3) */
+/* the first document as events: type 1 mapping start, 2 mapping end,
+   3 sequence start, 4 sequence end, 5 scalar (value, style: 1 plain,
+   2 single-quoted, 3 double-quoted, 4 literal, 5 folded), 6 alias (anchor) */
+typedef struct sl_yaml_doc sl_yaml_doc;
+sl_yaml_doc *sl_yaml_parse_file(const char *path);
+sl_yaml_doc *sl_yaml_parse_string(const char *text, size_t n);
+int sl_yaml_count(const sl_yaml_doc *d);
+int sl_yaml_type(const sl_yaml_doc *d, int i);
+int sl_yaml_style(const sl_yaml_doc *d, int i);
+int sl_yaml_line(const sl_yaml_doc *d, int i);
+const char *sl_yaml_value(const sl_yaml_doc *d, int i);
+const char *sl_yaml_anchor(const sl_yaml_doc *d, int i);
+const char *sl_yaml_tag(const sl_yaml_doc *d, int i);
+void sl_yaml_free(sl_yaml_doc *d);
 
 /* ---- temporal: psp, pspLayer, pspFilter (ops/temporal.c) ---------------- */
-/* (issue 3) */
+/* x [N, ...R..., T], filters [F, K] (psp: F = 1), out [N, F*R, T] (any shape
+   of that size); out = Ts * causal convolution of each row with each filter */
+int sl_temporal_conv(sl_tensor *out, const sl_tensor *in, const sl_tensor *filters, float Ts);
+/* adjoint: out [N, R, T] = Ts * sum_f anti-causal correlation of grad [N, F*R, T] */
+int sl_temporal_corr(sl_tensor *out, const sl_tensor *grad, const sl_tensor *filters, float Ts);
+/* dfilters [F, K] = Ts * sum over samples, rows, t of grad[t] * in[t - i] */
+int sl_temporal_filter_grad(sl_tensor *dfilters, const sl_tensor *grad, const sl_tensor *in, float Ts);
+/* out = in reversed along its last dimension (learnable filters are stored
+   reversed, as the reference's correlation weights) */
+int sl_temporal_flip(sl_tensor *out, const sl_tensor *in);
 
 /* ---- spike function and refractory response (ops/spike.c) -------------- */
-/* (issue 3) */
+/* spikes = 1/Ts where u >= theta; adds the refractory kernel into u in place */
+int sl_spike_forward(sl_tensor *spikes, sl_tensor *u, const sl_tensor *ref, float theta, float Ts);
+/* gin = gout * (scale / tau) * exp(-|u - theta| / tau) */
+int sl_spike_backward(sl_tensor *gin, const sl_tensor *gout, const sl_tensor *u, float theta, float tau,
+                      float scale);
 
 /* ---- synapses: dense, conv, pool, convTranspose, unpool, dropout (ops/synapse.c) */
 /* (issue 3) */
 
 /* ---- delays: shift, delay gradient (ops/delay.c) ------------------------ */
-/* (issue 3) */
+/* shift each row by trunc(d / Ts) bins; delay NULL: the scalar for all rows,
+   else one value per neuron of a sample */
+int sl_shift(sl_tensor *out, const sl_tensor *in, const sl_tensor *delay, float scalar, float Ts);
+/* gdelay[r] = Ts * sum_{n,t} grad * (out[t-1] - out[t]) / Ts */
+int sl_delay_grad(sl_tensor *gdelay, const sl_tensor *grad, const sl_tensor *out, float Ts);
 
 /* ---- losses and classification (ops/loss.c) ----------------------------- */
 /* (issue 3) */

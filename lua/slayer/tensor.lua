@@ -1106,6 +1106,18 @@ function Tensor:clamp(lo, hi)
    end, 1)
 end
 
+--- In place: clamp to [lo, hi] (no autograd), e.g. delays after a step.
+function Tensor:clamp_(lo, hi)
+   lo = lo or -math.huge
+   hi = hi or math.huge
+   if type(lo) ~= 'number' or type(hi) ~= 'number' or lo > hi then
+      fail('clamp_', 'expected numbers lo <= hi, got ' .. tostring(lo) .. ', ' .. tostring(hi))
+   end
+   if not self:isContiguous() then fail('clamp_', 'tensor must be contiguous') end
+   if C.sl_clamp(self._c, self._c, lo, hi) ~= 0 then cfail() end
+   return self
+end
+
 --- In place: self = self + alpha * x (no autograd).
 function Tensor:add_(x, alpha)
    if type(x) == 'number' then

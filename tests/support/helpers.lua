@@ -99,10 +99,15 @@ end
 
 --- Path of the shared test data (../shared/data beside the checkout), or nil.
 function H.dataDir()
+   local candidates = {'../shared/data', '../../shared/data'}
    local env = os.getenv('SLAYER_DATA')
-   local candidates = {env, '../shared/data', '../../shared/data'}
+   if env and env ~= '' then table.insert(candidates, 1, env) end
    for _, c in ipairs(candidates) do
-      if c and io.open(c .. '/nmnist-small/train1K.txt') then return c end
+      local f = io.open(c .. '/nmnist-small/train1K.txt')
+      if f then
+         f:close()
+         return c
+      end
    end
    return nil
 end

@@ -1,0 +1,221 @@
+/*
+ * temporal.c -- causal filtering of every neuron row in time (psp, pspLayer,
+ * pspFilter) and its adjoints.
+ *
+ * Layout: the input is viewed as rows x T (time innermost, contiguous); a
+ * bank of F filters of length K is applied to every row:
+ *
+ *   conv: y[n, f, r, t] = Ts * sum_{i=0}^{min(K-1, t)}     h_f[i] * x[n, r, t - i]
+ *   corr: x'[n, r, t]   = Ts * sum_f sum_{i=0}^{min(K-1, T-1-t)} h_f[i] * g[n, f, r, t + i]
+ *   filter gradient:  dh_f[i] = Ts * sum_{n, r, t} g[n, f, r, t] * x[n, r, t - i]
+ *
+ * with n the sample (leading dimension), r the neuron row within a sample
+ * and f the filter (F = 1 for psp; the pspFilter bank's output channel is
+ * filter-major, f * R + r).  corr is the exact adjoint of conv.
+ *
+ * Like the reference's CUDA kernels (src/cuda/convKernels.h) each output is
+ * accumulated in float32 over increasing i with fused multiply-adds and
+ * multiplied by Ts once at the end.  The loops are interchanged (i outer, t
+ * inner) so they vectorise, which keeps each output's summation order.  Rows
+ * with few non-zeros (spike trains) are processed event by event, visiting
+ * the events in the order that again keeps each output's summation order;
+ * skipped terms are exact zeros.  Rows are independent and split across
+ * threads, so results do not depend on the thread count.
+ */
+#include "../internal.h"
+
+#include <math.h>
+#include <string.h>
+
+/* acc[t] += h[i] * x[t - i] for all i < K, in increasing i per output */
+SL_HOT
+static void conv_row(float *restrict acc, const float *restrict x, const float *restrict h, int64_t T,
+                     int64_t K, int sparse)
+{
+    if (sparse) {
+        for (int64_t s = T - 1; s >= 0; s--) {
+            float v = x[s];
+            if (v == 0.0f) continue;
+            int64_t n = K < T - s ? K : T - s;
+            float *a = acc + s;
+            for (int64_t i = 0; i < n; i++) a[i] = fmaf(v, h[i], a[i]);
+        }
+        return;
+    }
+    int64_t kmax = K < T ? K : T;
+    for (int64_t i = 0; i < kmax; i++) {
+        float hi = h[i];
+        const float *xs = x - i;
+        for (int64_t t = i; t < T; t++) acc[t] = fmaf(xs[t], hi, acc[t]);
+    }
+}
+
+/* acc[t] += h[i] * g[t + i] for all i < K, in increasing i per output */
+SL_HOT
+static void corr_row(float *restrict acc, const float *restrict g, const float *restrict h, int64_t T,
+                     int64_t K, int sparse)
+{
+    if (sparse) {
+        for (int64_t s = 0; s < T; s++) {
+            float v = g[s];
+            if (v == 0.0f) continue;
+            int64_t n = K < s + 1 ? K : s + 1;
+            float *a = acc + s;
+            for (int64_t i = 0; i < n; i++) a[-i] = fmaf(v, h[i], a[-i]);
+        }
+        return;
+    }
+    int64_t kmax = K < T ? K : T;
+    for (int64_t i = 0; i < kmax; i++) {
+        float hi = h[i];
+        const float *gs = g + i;
+        for (int64_t t = 0; t < T - i; t++) acc[t] = fmaf(gs[t], hi, acc[t]);
+    }
+}
+
+/* events pay off when a row has fewer than one non-zero in four bins */
+static int row_is_sparse(const float *x, int64_t T)
+{
+    int64_t nz = 0, limit = T / 4;
+    for (int64_t t = 0; t < T; t++) {
+        nz += x[t] != 0.0f;
+        if (nz > limit) return 0;
+    }
+    return 1;
+}
+
+static int check_bank(const char *op, const sl_tensor *y, const sl_tensor *x, const sl_tensor *h,
+                      int64_t *N, int64_t *F, int64_t *R, int64_t *T, int64_t *K)
+{
+    char b1[128], b2[128], b3[128];
+    if (x->ndim < 2)
+        return sl_errorf("%s: expected an input with a time dimension, got %s", op, sl_shape_str(x, b1, sizeof b1));
+    if (h->ndim < 1 || h->numel == 0) return sl_errorf("%s: empty filter", op);
+    *T = x->shape[x->ndim - 1];
+    *N = x->shape[0];
+    *K = h->shape[h->ndim - 1];
+    *F = h->numel / *K;
+    *R = *N && *T ? x->numel / (*N * *T) : 0;
+    if (y->numel != *N * *F * *R * *T || y->shape[y->ndim - 1] != *T)
+        return sl_errorf("%s: output %s does not match input %s with %lld filters %s", op,
+                         sl_shape_str(y, b1, sizeof b1), sl_shape_str(x, b2, sizeof b2), (long long)*F,
+                         sl_shape_str(h, b3, sizeof b3));
+    return 0;
+}
+
+int sl_temporal_conv(sl_tensor *out, const sl_tensor *in, const sl_tensor *filters, float Ts)
+{
+    SL_DISPATCH(sl_temporal_conv, SL_DEVICE_OF("psp", out, in, filters), out, in, filters, Ts);
+    SL_REQUIRE_CONTIGUOUS("psp", out, in, filters);
+    int64_t N, F, R, T, K;
+    int rc = check_bank("psp", out, in, filters, &N, &F, &R, &T, &K);
+    if (rc || out->numel == 0) return rc;
+    const float *x = in->data, *h = filters->data;
+    float *y = out->data;
+    int64_t jobs = N * R;
+#pragma omp parallel if (jobs * T * K * F > SL_PAR_MIN)
+    {
+        float *acc = sl_scratch_alloc((size_t)T * sizeof(float));
+#pragma omp for schedule(static)
+        for (int64_t j = 0; j < jobs; j++) {
+            int64_t n = j / R, r = j % R;
+            const float *xr = x + j * T;
+            int sparse = row_is_sparse(xr, T);
+            for (int64_t f = 0; f < F; f++) {
+                memset(acc, 0, (size_t)T * sizeof(float));
+                conv_row(acc, xr, h + f * K, T, K, sparse);
+                float *yr = y + ((n * F + f) * R + r) * T;
+                for (int64_t t = 0; t < T; t++) yr[t] = acc[t] * Ts;
+            }
+        }
+        sl_scratch_free(acc, (size_t)T * sizeof(float));
+    }
+    return 0;
+}
+
+int sl_temporal_corr(sl_tensor *out, const sl_tensor *grad, const sl_tensor *filters, float Ts)
+{
+    SL_DISPATCH(sl_temporal_corr, SL_DEVICE_OF("psp backward", out, grad, filters), out, grad, filters, Ts);
+    SL_REQUIRE_CONTIGUOUS("psp backward", out, grad, filters);
+    /* out plays the role of the conv input here: [N, R, T]; grad is [N, F, R, T] */
+    int64_t N, F, R, T, K;
+    int rc = check_bank("psp backward", grad, out, filters, &N, &F, &R, &T, &K);
+    if (rc || out->numel == 0) return rc;
+    const float *g = grad->data, *h = filters->data;
+    float *x = out->data;
+    int64_t jobs = N * R;
+#pragma omp parallel if (jobs * T * K * F > SL_PAR_MIN)
+    {
+        float *acc = sl_scratch_alloc((size_t)T * sizeof(float));
+#pragma omp for schedule(static)
+        for (int64_t j = 0; j < jobs; j++) {
+            int64_t n = j / R, r = j % R;
+            float *xr = x + j * T;
+            memset(xr, 0, (size_t)T * sizeof(float));
+            for (int64_t f = 0; f < F; f++) {
+                const float *gr = g + ((n * F + f) * R + r) * T;
+                memset(acc, 0, (size_t)T * sizeof(float));
+                corr_row(acc, gr, h + f * K, T, K, row_is_sparse(gr, T));
+                for (int64_t t = 0; t < T; t++) xr[t] += acc[t] * Ts;
+            }
+        }
+        sl_scratch_free(acc, (size_t)T * sizeof(float));
+    }
+    return 0;
+}
+
+/* rows are grouped into fixed chunks whose partial sums are added in chunk
+   order, so the result does not depend on the thread count */
+#define FG_CHUNK 16
+
+int sl_temporal_filter_grad(sl_tensor *dfilters, const sl_tensor *grad, const sl_tensor *in, float Ts)
+{
+    SL_DISPATCH(sl_temporal_filter_grad, SL_DEVICE_OF("psp filter gradient", dfilters, grad, in), dfilters,
+                grad, in, Ts);
+    SL_REQUIRE_CONTIGUOUS("psp filter gradient", dfilters, grad, in);
+    int64_t N, F, R, T, K;
+    int rc = check_bank("psp filter gradient", grad, in, dfilters, &N, &F, &R, &T, &K);
+    if (rc) return rc;
+    const float *g = grad->data, *x = in->data;
+    float *dh = dfilters->data;
+    int64_t rows = N * R, chunks = (rows + FG_CHUNK - 1) / FG_CHUNK;
+    double *part = sl_scratch_alloc((size_t)(chunks * F * K + 1) * sizeof(double));
+    if (!part) return sl_errorf_code(SL_ENOMEM, "psp filter gradient: out of memory");
+    SL_FOR(c, chunks, chunks > 1 && rows * T * K * F > SL_PAR_MIN, {
+        double *p = part + c * F * K;
+        memset(p, 0, (size_t)(F * K) * sizeof(double));
+        int64_t lo = c * FG_CHUNK, hi = lo + FG_CHUNK < rows ? lo + FG_CHUNK : rows;
+        for (int64_t j = lo; j < hi; j++) {
+            int64_t n = j / R, r = j % R;
+            const float *xr = x + j * T;
+            for (int64_t f = 0; f < F; f++) {
+                const float *gr = g + ((n * F + f) * R + r) * T;
+                double *pf = p + f * K;
+                for (int64_t i = 0; i < K && i < T; i++) {
+                    double s = 0;
+                    for (int64_t t = i; t < T; t++) s += (double)gr[t] * xr[t - i];
+                    pf[i] += s;
+                }
+            }
+        }
+    });
+    for (int64_t k = 0; k < F * K; k++) {
+        double s = 0;
+        for (int64_t c = 0; c < chunks; c++) s += part[c * F * K + k];
+        dh[k] = (float)(s * Ts);
+    }
+    sl_scratch_free(part, (size_t)(chunks * F * K + 1) * sizeof(double));
+    return 0;
+}
+
+int sl_temporal_flip(sl_tensor *out, const sl_tensor *in)
+{
+    SL_DISPATCH(sl_temporal_flip, SL_DEVICE_OF("flip", out, in), out, in);
+    SL_REQUIRE_CONTIGUOUS("flip", out, in);
+    if (!sl_same_shape(out, in) || in->ndim < 1) return sl_errorf("flip: output and input shapes differ");
+    int64_t K = in->shape[in->ndim - 1];
+    int64_t rows = K ? in->numel / K : 0;
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t i = 0; i < K; i++) out->data[r * K + i] = in->data[r * K + K - 1 - i];
+    return 0;
+}

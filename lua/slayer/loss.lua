@@ -1,0 +1,138 @@
+--[[
+snn.loss -- the reference's spikeLoss (SPEC.md section 11).
+
+    local err = snn.loss(netParams)                       -- neuron, simulation, training.error
+    local err = snn.loss(errorDesc, neuronDesc, simDesc)  -- the documented 3-argument form
+    local err = snn.loss(netParams, snn.loihi)            -- Loihi psp kernel
+
+The loss builds its own spike layer of `slayerClass` (snn.layer by default)
+and uses its psp kernel.  Both losses return a one-element tensor:
+
+  spikeTime(out, desired):  e = psp(out - desired);  E = 1/2 * sum(e^2) * Ts
+  numSpikes(out, desiredClass, numSpikesScale):
+     window [start, stop) = rint(tgtSpikeRegion / Ts) bins;
+     actual  = Ts * sum of out over the window (per neuron, constant);
+     desired = tgtSpikeCount[true] where desiredClass == 1, else [false];
+     c = (actual - desired) / (stop - start) * numSpikesScale;
+     e = psp(out - R*out_detached) + c*R  (R: 1 inside the window);
+     E = 1/2 * sum(e^2) * Ts
+Sums run over the whole batch (no averaging), as the reference.  The
+gradient to out is corr(Ts*e, psp kernel, Ts) over all bins.
+]]
+local T = require 'slayer.tensor'
+local A = require 'slayer.autograd'
+local nn = require 'slayer.nn'
+
+local Loss = nn.class('snn.loss', nn.Module)
+
+local function fail(msg, level) error('loss: ' .. msg, (level or 2) + 1) end
+
+local function isLayerClass(x)
+   return type(x) == 'table' and getmetatable(x) ~= nil and rawget(x, '__typename') ~= nil and x.psp ~= nil
+end
+
+function Loss:__init(a, b, c, d)
+   nn.Module.__init(self)
+   local errorDesc, neuron, simulation, slayerClass
+   if type(a) ~= 'table' then fail('expected a network descriptor or an error descriptor table, got ' .. type(a), 3) end
+   if b ~= nil and not isLayerClass(b) then
+      errorDesc, neuron, simulation, slayerClass = a, b, c, d
+   else
+      slayerClass = b
+      neuron, simulation = a.neuron, a.simulation
+      errorDesc = a.training and a.training.error
+      if neuron == nil then fail("network descriptor has no 'neuron' section", 3) end
+      if simulation == nil then fail("network descriptor has no 'simulation' section", 3) end
+      if errorDesc == nil then fail("network descriptor has no 'training.error' section", 3) end
+   end
+   if type(errorDesc) ~= 'table' then fail('expected an error descriptor table, got ' .. type(errorDesc), 3) end
+   slayerClass = slayerClass or require('slayer.layer')
+   self.errorDescriptor = require('slayer.layer')._copyTable(errorDesc)
+   self.slayer = slayerClass(neuron, simulation)
+   self.Ts = self.slayer.Ts
+end
+
+local function checkType(self, want, fname)
+   local t = self.errorDescriptor.type
+   if t ~= want then
+      error(fname .. ": error type is '" .. tostring(t) .. "', expected '" .. want .. "'", 3)
+   end
+end
+
+local function check5D(x, fname, what)
+   if not T.isTensor(x) or x:dim() ~= 5 then
+      error(fname .. ': expected ' .. what .. ' as a 5-D (N, C, H, W, T) tensor, got '
+         .. (T.isTensor(x) and T.shapeStr(x) or type(x)), 3)
+   end
+end
+
+--- Half to even, as numpy's rint.
+local function rint(x)
+   local f = math.floor(x)
+   local d = x - f
+   if d > 0.5 then return f + 1 end
+   if d < 0.5 then return f end
+   return f % 2 == 0 and f or f + 1
+end
+Loss.rint = rint
+
+function Loss:spikeTime(spikeOut, spikeDesired)
+   local fname = 'spikeTime'
+   checkType(self, 'SpikeTime', fname)
+   check5D(spikeOut, fname, 'spikeOut')
+   check5D(spikeDesired, fname, 'spikeDesired')
+   if T.shapeStr(spikeOut) ~= T.shapeStr(spikeDesired) then
+      error(fname .. ': spikeOut ' .. T.shapeStr(spikeOut) .. ' and spikeDesired ' .. T.shapeStr(spikeDesired)
+         .. ' differ', 2)
+   end
+   local e = self.slayer:psp(spikeOut - spikeDesired)
+   return (e:square():sum() * 0.5) * self.Ts
+end
+
+function Loss:numSpikes(spikeOut, desiredClass, numSpikesScale)
+   local fname = 'numSpikes'
+   checkType(self, 'NumSpikes', fname)
+   check5D(spikeOut, fname, 'spikeOut')
+   check5D(desiredClass, fname, 'desiredClass')
+   numSpikesScale = numSpikesScale or 1
+   local N, Cn, H, W, Tn = unpack(spikeOut:shape())
+   local dc = desiredClass:shape()
+   if dc[1] ~= N or dc[2] ~= Cn or dc[3] ~= H or dc[4] ~= W or dc[5] ~= 1 then
+      error(fname .. ': expected desiredClass [' .. N .. ', ' .. Cn .. ', ' .. H .. ', ' .. W .. ', 1] for spikeOut '
+         .. T.shapeStr(spikeOut) .. ', got ' .. T.shapeStr(desiredClass), 2)
+   end
+   local ed = self.errorDescriptor
+   local region, count = ed.tgtSpikeRegion, ed.tgtSpikeCount
+   if type(region) ~= 'table' or type(region.start) ~= 'number' or type(region.stop) ~= 'number' then
+      error(fname .. ': error descriptor needs tgtSpikeRegion {start, stop} in ms', 2)
+   end
+   if type(count) ~= 'table' or type(count[true]) ~= 'number' or type(count[false]) ~= 'number' then
+      error(fname .. ': error descriptor needs tgtSpikeCount with boolean keys {true: n, false: m}', 2)
+   end
+   local Ts = self.Ts
+   local start, stop = rint(region.start / Ts), rint(region.stop / Ts)
+   if stop <= start then error(fname .. ': empty target region [' .. start .. ', ' .. stop .. ') bins', 2) end
+   -- bins of the window that exist (Python slicing clamps to the sample)
+   local lo, hi = math.max(start, 0), math.min(stop, Tn)
+   local dev = spikeOut.device
+   local mask = T.zeros({1, 1, 1, 1, Tn}, dev)
+   local actual
+   local outD = spikeOut:detach()
+   if hi > lo then
+      mask:narrow(5, lo + 1, hi - lo):fill(1)
+      actual = outD:narrow(5, lo + 1, hi - lo):sum(5) * Ts
+   else
+      actual = T.zeros({N, Cn, H, W, 1}, dev)
+   end
+   local isTrue = desiredClass:detach():eq(1)
+   local desired = isTrue * count[true] + (1 - isTrue) * count[false]
+   local c = (actual - desired) / (stop - start) * numSpikesScale
+   local e = self.slayer:psp(spikeOut - outD * mask) + c * mask
+   return (e:square():sum() * 0.5) * Ts
+end
+
+function Loss:__tostring()
+   return 'snn.loss(' .. tostring(self.errorDescriptor.type) .. ')'
+end
+
+return Loss

@@ -1,0 +1,27 @@
+--[[
+snn.quantize(weights, step) -- the reference's quantizeWeights.
+
+Forward: round(w / step) * step, float32 division, round half to even
+(step 2: -3 -> -4, -1 -> -0, 1 -> 0, 3 -> 4, 5 -> 4).  Backward: the
+gradient passes through unchanged (straight-through); step gets none.
+]]
+local L = require 'slayer.ffi'
+local T = require 'slayer.tensor'
+local A = require 'slayer.autograd'
+
+local C = L.C
+
+local function quantize(weights, step)
+   step = step or 1
+   if not T.isTensor(weights) then error('quantize: expected a weight tensor, got ' .. type(weights), 2) end
+   if type(step) ~= 'number' or not (step > 0) then
+      error('quantize: expected a positive step, got ' .. tostring(step), 2)
+   end
+   local q = T._rawScalar(C.SL_DIV, weights, step)
+   q = T._rawUnary(C.SL_ROUND, q)
+   q = T._rawScalar(C.SL_MUL, q, step)
+   return A.record(q, {weights}, function(g) return g end, 1)
+end
+
+return setmetatable({quantize = quantize, apply = function(_, w, step) return quantize(w, step) end},
+   {__call = function(_, w, step) return quantize(w, step) end})

@@ -1,0 +1,173 @@
+-- snn.loss, snn.predict, snn.quantize (SPEC.md 11-13)
+local snn = require 'slayer'
+local H = require 'support.helpers'
+local T = snn.tensor
+
+local function netParams(errorDesc, sim)
+   return {
+      neuron = {type = 'SRMALPHA', theta = 10, tauSr = 10, tauRef = 1, scaleRef = 2, tauRho = 1, scaleRho = 1},
+      simulation = sim or {Ts = 1, tSample = 300},
+      training = {error = errorDesc},
+   }
+end
+
+local NUMSPIKES = {type = 'NumSpikes', tgtSpikeRegion = {start = 0, stop = 300}, tgtSpikeCount = {[true] = 60, [false] = 10}}
+
+-- corr(Ts*e, eps, Ts) computed here, row by row
+local function refGrad(e, eps, Ts, rows, Tn)
+   local g = {}
+   for r = 0, rows - 1 do
+      for t = 0, Tn - 1 do
+         local s = 0
+         for i = 0, math.min(#eps - 1, Tn - 1 - t) do s = s + eps[i + 1] * Ts * e[r * Tn + t + i + 1] end
+         g[r * Tn + t + 1] = s * Ts
+      end
+   end
+   return g
+end
+
+describe('loss construction', function()
+   it('accepts the network descriptor and the three-argument form', function()
+      local p = netParams(NUMSPIKES)
+      local a = snn.loss(p)
+      local b = snn.loss(p.training.error, p.neuron, p.simulation)
+      assert.are.equal(77, a.slayer.srmKernel:numel())
+      assert.are.equal(77, b.slayer.srmKernel:numel())
+      local ok, err = pcall(snn.loss, {neuron = p.neuron, simulation = p.simulation})
+      assert.is_false(ok)
+      assert.truthy(err:find('training.error'))
+   end)
+
+   it('checks the error type of each loss', function()
+      local err = snn.loss(netParams({type = 'SpikeTime'}))
+      local x = T.zeros({1, 2, 1, 1, 300})
+      local ok, msg = pcall(err.numSpikes, err, x, T.zeros({1, 2, 1, 1, 1}))
+      assert.is_false(ok)
+      assert.truthy(msg:find("error type is 'SpikeTime', expected 'NumSpikes'"))
+   end)
+end)
+
+describe('spikeTime', function()
+   it('is 1/2 sum(psp(out - desired)^2) Ts with gradient corr(Ts e)', function()
+      snn.manualSeed(2)
+      local sim = {Ts = 0.5, tSample = 40}
+      local err = snn.loss(netParams({type = 'SpikeTime'}, sim))
+      local out = (T.bernoulli({2, 3, 1, 1, 80}, 0.1) * 2):requiresGrad(true)
+      local des = T.bernoulli({2, 3, 1, 1, 80}, 0.1) * 2
+      local E = err:spikeTime(out, des)
+      local e = err.slayer:psp(out:detach() - des)
+      local ev = e:totable()
+      local s = 0
+      for _, v in ipairs(ev) do s = s + v * v end
+      assert.is_true(math.abs(E:item() - 0.5 * s * 0.5) <= 1e-5 * E:item())
+      E:backward()
+      H.assertClose(out.grad, refGrad(ev, err.slayer.srmKernel:totable(), 0.5, 6, 80), 1e-4, 1e-6)
+      local des2 = T.bernoulli({1, 2, 1, 1, 30}, 0.2) * 2
+      assert(H.gradcheck(function(o) return err:spikeTime(o, des2) end,
+         {(T.rand({1, 2, 1, 1, 30})):requiresGrad(true)}, {rtol = 2e-2, atol = 1e-2}))
+   end)
+end)
+
+describe('numSpikes', function()
+   it('reduces to sum (actual - desired)^2 / (2 (stop - start)) over a full window at Ts = 1', function()
+      snn.manualSeed(3)
+      local err = snn.loss(netParams(NUMSPIKES))
+      local out = T.bernoulli({3, 10, 1, 1, 300}, 0.1)
+      local target = T.zeros({3, 10, 1, 1, 1})
+      for n = 1, 3 do target:select(1, n):select(1, n + 2):fill(1) end
+      local E = err:numSpikes(out, target):item()
+      local counts = out:sum(5):totable()
+      local want = 0
+      for n = 1, 3 do
+         for c = 1, 10 do
+            local d = (c == n + 2) and 60 or 10
+            local a = counts[(n - 1) * 10 + c]
+            want = want + (a - d) ^ 2 / (2 * 300)
+         end
+      end
+      assert.is_true(math.abs(E - want) <= 1e-4 * want)
+   end)
+
+   it('judges spikes inside the window by count and outside by psp, with the reference gradient', function()
+      snn.manualSeed(5)
+      local desc = {type = 'NumSpikes', tgtSpikeRegion = {start = 20, stop = 70}, tgtSpikeCount = {[true] = 8, [false] = 2}}
+      local sim = {Ts = 1, tSample = 100}
+      local err = snn.loss(netParams(desc, sim))
+      local out = T.bernoulli({2, 4, 1, 1, 100}, 0.08):requiresGrad(true)
+      local target = T.zeros({2, 4, 1, 1, 1})
+      target:select(1, 1):select(1, 2):fill(1)
+      target:select(1, 2):select(1, 4):fill(1)
+      local E = err:numSpikes(out, target, 2)
+      -- independent error signal
+      local ov, tv = out:detach():totable(), target:totable()
+      local outside = {}
+      for i = 1, #ov do
+         local t = (i - 1) % 100
+         outside[i] = (t >= 20 and t < 70) and 0 or ov[i]
+      end
+      local e = err.slayer:psp(T.fromtable(outside, {2, 4, 1, 1, 100})):totable()
+      for r = 0, 7 do
+         local a = 0
+         for t = 20, 69 do a = a + ov[r * 100 + t + 1] end
+         local d = tv[r + 1] == 1 and 8 or 2
+         local c = (a - d) / 50 * 2
+         for t = 20, 69 do e[r * 100 + t + 1] = e[r * 100 + t + 1] + c end
+      end
+      local s = 0
+      for _, v in ipairs(e) do s = s + v * v end
+      assert.is_true(math.abs(E:item() - 0.5 * s) <= 1e-5 * s)
+      E:backward()
+      H.assertClose(out.grad, refGrad(e, err.slayer.srmKernel:totable(), 1, 8, 100), 1e-4, 1e-5)
+   end)
+
+   it('rounds the window to bins half to even and clamps it to the sample', function()
+      assert.are.equal(0, snn.loss.rint(0.5))
+      assert.are.equal(2, snn.loss.rint(1.5))
+      assert.are.equal(2, snn.loss.rint(2.5))
+      local desc = {type = 'NumSpikes', tgtSpikeRegion = {start = 0, stop = 400}, tgtSpikeCount = {[true] = 5, [false] = 1}}
+      local err = snn.loss(netParams(desc, {Ts = 1, tSample = 100}))
+      local out = T.zeros({1, 2, 1, 1, 100})
+      local target = T.fromtable({1, 0}, {1, 2, 1, 1, 1})
+      -- silence: e = c = -desired/400 over the 100 existing bins
+      local want = 0.5 * ((5 / 400) ^ 2 + (1 / 400) ^ 2) * 100
+      assert.is_true(math.abs(err:numSpikes(out, target):item() - want) < 1e-6 * want + 1e-9)
+   end)
+
+   it('rejects a target of the wrong shape', function()
+      local err = snn.loss(netParams(NUMSPIKES))
+      local ok, msg = pcall(err.numSpikes, err, T.zeros({2, 10, 1, 1, 300}), T.zeros({2, 10}))
+      assert.is_false(ok)
+      assert.truthy(msg:find('numSpikes'))
+      ok, msg = pcall(err.numSpikes, err, T.zeros({2, 10, 1, 1, 300}), T.zeros({2, 9, 1, 1, 1}))
+      assert.truthy(msg:find('desiredClass %[2, 10, 1, 1, 1%]'))
+   end)
+end)
+
+describe('predict.getClass', function()
+   it('picks the neuron with most spikes, 1-based, first maximum on ties', function()
+      local s = T.zeros({3, 4, 1, 1, 10})
+      s:select(1, 1):select(1, 3):narrow(3, 1, 5):fill(1)
+      s:select(1, 2):select(1, 2):narrow(3, 1, 2):fill(1)
+      s:select(1, 2):select(1, 4):narrow(3, 3, 2):fill(1)
+      assert.are.same({3, 2, 1}, snn.predict.getClass(s):totable())
+      assert.has_error(function() snn.predict.getClass(T.zeros({3, 4})) end)
+   end)
+
+   it('flattens C, H, W in row-major order', function()
+      local s = T.zeros({1, 2, 2, 3, 4})
+      s:select(1, 1):select(1, 2):select(1, 1):select(1, 3):fill(1) -- c = 2, h = 1, w = 3
+      assert.are.same({(2 - 1) * 6 + (1 - 1) * 3 + 3}, snn.predict.getClass(s):totable())
+   end)
+end)
+
+describe('quantize', function()
+   it('rounds to the step, half to even, and passes the gradient straight through', function()
+      local w = T.fromtable({-3, -1, 1, 3, 5, 2.9, -5.2}):requiresGrad(true)
+      local q = snn.quantize(w, 2)
+      assert.are.same({-4, -0, 0, 4, 4, 2, -6}, q:totable())
+      q:backward(T.fromtable({1, 2, 3, 4, 5, 6, 7}))
+      assert.are.same({1, 2, 3, 4, 5, 6, 7}, w.grad:totable())
+      assert.are.same({0.5, 1}, snn.quantize(T.fromtable({0.6, 1.1}), 0.5):totable())
+      assert.has_error(function() snn.quantize(w, 0) end)
+   end)
+end)

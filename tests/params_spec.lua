@@ -1,0 +1,146 @@
+-- snn.params: YAML through libyaml with PyYAML's YAML 1.1 typing (SPEC.md 2)
+local snn = require 'slayer'
+local H = require 'support.helpers'
+
+local function tmpfile(text)
+   local path = os.tmpname()
+   local f = io.open(path, 'w')
+   f:write(text)
+   f:close()
+   return path
+end
+
+describe('snn.params', function()
+   it('types plain scalars as PyYAML does', function()
+      local p = snn.params(tmpfile([[
+a: 1.0
+b: 0.1
+c: .5
+d: 300
+e: 1e-8
+f: 1.0e-8
+g: 1.0e8
+h: yes
+i: Off
+j: 34x34x2
+k: 16c5z
+l: 010
+m: 0x1F
+n: 1_000
+o: '10'
+p: "true"
+q: ~
+r: -.5
+s: 1:30
+t: !!str 12
+u: !!float 3
+]]))
+      assert.are.equal(1.0, p.a)
+      assert.are.equal(0.1, p.b)
+      assert.are.equal(0.5, p.c)
+      assert.are.equal(300, p.d)
+      assert.are.equal('1e-8', p.e)
+      assert.are.equal(1e-8, p.f)
+      assert.are.equal('1.0e8', p.g)
+      assert.are.equal(true, p.h)
+      assert.are.equal(false, p.i)
+      assert.are.equal('34x34x2', p.j)
+      assert.are.equal('16c5z', p.k)
+      assert.are.equal(8, p.l)
+      assert.are.equal(31, p.m)
+      assert.are.equal(1000, p.n)
+      assert.are.equal('10', p.o)
+      assert.are.equal('true', p.p)
+      assert.is_nil(p.q)
+      assert.are.equal('-.5', p.r)
+      assert.are.equal(90, p.s)
+      assert.are.equal('12', p.t)
+      assert.are.equal(3, p.u)
+   end)
+
+   it('reads a network file with nested sections, lists and boolean keys', function()
+      local p = snn.params(tmpfile([[
+simulation:
+    Ts: 1.0
+    tSample: 300
+neuron:
+    type:     SRMALPHA
+    theta:    10
+layer:
+    - {dim: 34x34x2, wScale: 1}
+    - {dim: 512}
+training:
+    error:
+        type: NumSpikes
+        tgtSpikeRegion: {start: 0, stop: 300}
+        tgtSpikeCount: {true: 60, false: 10}
+    path:
+        in: &base data/
+        out: *base
+]]))
+      assert.are.equal(10, p.neuron.theta)
+      assert.are.equal(1, p['simulation']['Ts'])
+      assert.are.equal('34x34x2', p.layer[1].dim)
+      assert.are.equal(512, p.layer[2].dim)
+      assert.are.equal(60, p.training.error.tgtSpikeCount[true])
+      assert.are.equal(10, p.training.error.tgtSpikeCount[false])
+      assert.are.equal('data/', p.training.path.out)
+      assert.are.same({'dim', 'wScale'}, (function() local k = {} for key in pairs(p.layer[1]) do k[#k + 1] = key end table.sort(k) return k end)())
+   end)
+
+   it('saves YAML that reads back equal, keys sorted, through a temporary file', function()
+      local src = snn.params(tmpfile([[
+neuron: {type: SRMALPHA, theta: 10, tauSr: 10.0, scaleRho: 0.25}
+simulation: {Ts: 0.1, tSample: 50}
+training: {error: {tgtSpikeCount: {true: 60, false: 10}, type: NumSpikes}}
+strings: ['1e-8', 'yes', 'a: b', '', ' padded', "it's"]
+numbers: [1.0e-8, 1.5e+20, -3, 0.1]
+]]))
+      local out = os.tmpname()
+      src:save(out)
+      assert.is_nil(io.open(out .. '.tmp'))
+      local back = snn.params(out)
+      assert.are.same(src.neuron, back.neuron)
+      assert.are.same(src.simulation, back.simulation)
+      assert.are.same(src.training, back.training)
+      assert.are.same({'1e-8', 'yes', 'a: b', '', ' padded', "it's"}, back.strings)
+      assert.are.same({1e-8, 1.5e20, -3, 0.1}, back.numbers)
+      local text = io.open(out):read('*a')
+      assert.truthy(text:find('^neuron:\n  scaleRho: 0.25\n  tauSr: 10\n  theta: 10\n  type: SRMALPHA\nnumbers:'))
+      os.remove(out)
+   end)
+
+   it('reports a missing file, and a syntax error with line and column', function()
+      local ok, err = pcall(snn.params, '/nonexistent/net.yaml')
+      assert.is_false(ok)
+      assert.truthy(err:find("cannot open '/nonexistent/net.yaml'"))
+      ok, err = pcall(snn.params, tmpfile('a: 1\nb: [1, 2\nc: 3\n'))
+      assert.is_false(ok)
+      assert.truthy(err:find('syntax error') and err:find('line %d+, column %d+'), err)
+   end)
+
+   it('names a missing required key when a layer is built from it', function()
+      local p = snn.params(tmpfile('simulation: {Ts: 1, tSample: 300}\nneuron: {type: SRMALPHA, theta: 10}\n'))
+      local ok, err = pcall(snn.layer, p.neuron, p.simulation)
+      assert.is_false(ok)
+      assert.truthy(err:find("neuron descriptor has no 'tauSr'"))
+      ok, err = pcall(p.require, p, 'training', 'error')
+      assert.truthy(err:find("missing required key 'training'"))
+   end)
+
+   it('reads the Oxford example parameters from the shared data', function()
+      local dir = assert(H.dataDir(), 'shared data not found (set SLAYER_DATA)')
+      local p = snn.params(dir .. '/oxford/oxford.yaml')
+      assert.are.equal(1900, p.simulation.tSample)
+      assert.are.equal('SpikeTime', p.training.error.type)
+      assert.are.equal(256, p.layer[2].dim)
+      local sl = snn.layer(p.neuron, p.simulation)
+      assert.are.equal(77, sl.srmKernel:numel())
+   end)
+
+   it('prints sections as the reference printConfig', function()
+      local p = snn.params{neuron = {theta = 10, type = 'SRMALPHA'}}
+      local text = p:print('neuron', function() end)
+      assert.are.equal('neuron:\n    theta      : 10\n    type       : SRMALPHA', text)
+   end)
+end)
