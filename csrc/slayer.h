@@ -196,7 +196,28 @@ int sl_spike_backward(sl_tensor *gin, const sl_tensor *gout, const sl_tensor *u,
                       float scale);
 
 /* ---- synapses: dense, conv, pool, convTranspose, unpool, dropout (ops/synapse.c) */
-/* (issue 3) */
+/* per-time-bin 2-D convolution geometry (dense: the kernel covers the input) */
+typedef struct sl_conv_params {
+    int32_t kh, kw, sh, sw, ph, pw, dh, dw, groups;
+} sl_conv_params;
+/* x [N, C, H, W, T], weight [O, C/groups, kh, kw, 1], out [N, O, OH, OW, T] */
+int sl_conv_forward(sl_tensor *out, const sl_tensor *in, const sl_tensor *weight, const sl_conv_params *p);
+int sl_conv_backward_input(sl_tensor *gin, const sl_tensor *gout, const sl_tensor *weight, const sl_conv_params *p);
+/* gweight is overwritten with sum over the batch */
+int sl_conv_backward_weight(sl_tensor *gweight, const sl_tensor *gout, const sl_tensor *in, const sl_conv_params *p);
+/* the non-zeros of a spike tensor [N, ..., T], rows (n, i) */
+typedef struct sl_sparse_rows sl_sparse_rows;
+sl_sparse_rows *sl_sparse_rows_new(const sl_tensor *x);
+int64_t sl_sparse_rows_nnz(const sl_sparse_rows *s);
+void sl_sparse_rows_free(sl_sparse_rows *s);
+/* out [N, O, T] = W x for sparse x, with wT = W^T [I, O] */
+int sl_dense_sparse_forward(sl_tensor *out, const sl_sparse_rows *x, const sl_tensor *wT);
+/* gwT [I, O] = sum_{n,t} x[n, i, t] gout[n, :, t] */
+int sl_dense_sparse_weight_grad(sl_tensor *gwT, const sl_sparse_rows *x, const sl_tensor *gout);
+/* folded sum pooling: adjoint 0 computes y from x, 1 computes x from y;
+   odd_pad appends the reference's H mod kh / W mod kw zero rows (pool) */
+int sl_fold_pool(sl_tensor *y, sl_tensor *x, const sl_tensor *weight, const sl_conv_params *p, int adjoint,
+                 int odd_pad);
 
 /* ---- delays: shift, delay gradient (ops/delay.c) ------------------------ */
 /* shift each row by trunc(d / Ts) bins; delay NULL: the scalar for all rows,

@@ -1,0 +1,436 @@
+/*
+ * synapse.c -- synaptic layers applied at every time bin: dense, conv,
+ * convTranspose (as the adjoint of conv), and the reference's folded sum
+ * pooling.
+ *
+ * conv (dense is the conv whose kernel covers the whole input):
+ *   y[n, o, oh, ow, t] = sum_{c in group(o), i, j} W[o, c, i, j] * x[n, c, oh*sh - ph + i*dh, ow*sw - pw + j*dw, t]
+ * Layout NCHWT with time innermost, so im2col copies contiguous runs of T:
+ *   col[(c, i, j), (oh, ow, t)] = x[n, c, ih, iw, t]          (0 outside)
+ * and the whole sample, all time bins at once, is one GEMM per group:
+ *   y[n] (O x OH*OW*T) = W (O x C*kh*kw) . col
+ * Backward: dW += g[n] . col^T;  dcol = W^T . g[n], scattered back (col2im,
+ * parallel over input channels, so no two threads write the same element).
+ * When the kernel covers the input exactly (dense), col is x[n] itself.
+ *
+ * Sparse input (spike trains, e.g. the first dense layer): for every
+ * non-zero x[n, i, t] = v,
+ *   yT[n, t, :] += v * WT[i, :]      and      dWT[i, :] += v * gT[n, t, :]
+ * with WT = W^T and gT, yT time-major copies; the weight gradient is split
+ * across threads by input index i, so it is race-free and deterministic.
+ *
+ * Folded pooling (SPEC.md 9.4, 9.5): the input (for pool padded with
+ * H mod kh zero rows and W mod kw zero columns, for unpool not) is viewed as
+ * one channel of height C*H'; pooling is a single-channel conv with the fixed
+ * weight (1.1 theta) over that folded axis, unpooling the transposed conv.
+ * The result is reshaped back to C channels; the Lua layer rejects
+ * geometries where a window would mix channels.
+ */
+#include "../internal.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#undef I /* complex.h, pulled in by cblas.h */
+
+/* ---- shapes -------------------------------------------------------------- */
+
+typedef struct {
+    int64_t N, C, H, W, T, O, OH, OW, G, KK, P;
+} conv_dims;
+
+static int conv_dims_of(const char *op, const sl_tensor *x, const sl_tensor *w, const sl_tensor *y,
+                        const sl_conv_params *p, conv_dims *d)
+{
+    char b1[128], b2[128], b3[128];
+    if (x->ndim != 5 || w->ndim != 5 || y->ndim != 5)
+        return sl_errorf("%s: expected 5-D input, weight and output, got %s, %s, %s", op, sl_shape_str(x, b1, sizeof b1),
+                         sl_shape_str(w, b2, sizeof b2), sl_shape_str(y, b3, sizeof b3));
+    if (p->groups < 1 || p->kh < 1 || p->kw < 1 || p->sh < 1 || p->sw < 1 || p->dh < 1 || p->dw < 1 || p->ph < 0 ||
+        p->pw < 0)
+        return sl_errorf("%s: invalid kernel, stride, padding, dilation or groups", op);
+    d->N = x->shape[0];
+    d->C = x->shape[1];
+    d->H = x->shape[2];
+    d->W = x->shape[3];
+    d->T = x->shape[4];
+    d->O = w->shape[0];
+    d->G = p->groups;
+    d->OH = y->shape[2];
+    d->OW = y->shape[3];
+    d->KK = (int64_t)p->kh * p->kw;
+    d->P = d->OH * d->OW * d->T;
+    int64_t oh = (d->H + 2 * p->ph - (int64_t)p->dh * (p->kh - 1) - 1) / p->sh + 1;
+    int64_t ow = (d->W + 2 * p->pw - (int64_t)p->dw * (p->kw - 1) - 1) / p->sw + 1;
+    if (w->shape[1] * d->G != d->C || w->shape[2] != p->kh || w->shape[3] != p->kw || d->O % d->G != 0 ||
+        y->shape[0] != d->N || y->shape[1] != d->O || y->shape[4] != d->T || d->OH != oh || d->OW != ow || oh < 1 ||
+        ow < 1)
+        return sl_errorf("%s: input %s, weight %s and output %s do not fit (groups %d)", op,
+                         sl_shape_str(x, b1, sizeof b1), sl_shape_str(w, b2, sizeof b2), sl_shape_str(y, b3, sizeof b3),
+                         p->groups);
+    return 0;
+}
+
+/* the kernel covers the input exactly: col == x[n] */
+static int is_full_cover(const conv_dims *d, const sl_conv_params *p)
+{
+    return d->OH == 1 && d->OW == 1 && p->ph == 0 && p->pw == 0 && p->dh == 1 && p->dw == 1 && d->H == p->kh &&
+           d->W == p->kw;
+}
+
+static void im2col(float *col, const float *x, const conv_dims *d, const sl_conv_params *p)
+{
+    int64_t rows = d->C * d->KK, T = d->T;
+    SL_FOR(r, rows, rows * d->P > SL_PAR_MIN, {
+        int64_t c = r / d->KK, i = (r % d->KK) / p->kw, j = r % p->kw;
+        float *dst = col + r * d->P;
+        for (int64_t oh = 0; oh < d->OH; oh++) {
+            int64_t ih = oh * p->sh - p->ph + i * p->dh;
+            for (int64_t ow = 0; ow < d->OW; ow++) {
+                int64_t iw = ow * p->sw - p->pw + j * p->dw;
+                float *o = dst + (oh * d->OW + ow) * T;
+                if (ih < 0 || ih >= d->H || iw < 0 || iw >= d->W) memset(o, 0, (size_t)T * sizeof(float));
+                else memcpy(o, x + ((c * d->H + ih) * d->W + iw) * T, (size_t)T * sizeof(float));
+            }
+        }
+    });
+}
+
+/* gin[c, ih, iw, t] += col[(c, i, j), (oh, ow, t)]; parallel over c */
+static void col2im(float *gin, const float *col, const conv_dims *d, const sl_conv_params *p)
+{
+    int64_t T = d->T;
+    SL_FOR(c, d->C, d->C * d->KK * d->P > SL_PAR_MIN, {
+        for (int64_t k = 0; k < d->KK; k++) {
+            int64_t i = k / p->kw, j = k % p->kw;
+            const float *src = col + (c * d->KK + k) * d->P;
+            for (int64_t oh = 0; oh < d->OH; oh++) {
+                int64_t ih = oh * p->sh - p->ph + i * p->dh;
+                if (ih < 0 || ih >= d->H) continue;
+                for (int64_t ow = 0; ow < d->OW; ow++) {
+                    int64_t iw = ow * p->sw - p->pw + j * p->dw;
+                    if (iw < 0 || iw >= d->W) continue;
+                    float *o = gin + ((c * d->H + ih) * d->W + iw) * T;
+                    const float *s = src + (oh * d->OW + ow) * T;
+                    for (int64_t t = 0; t < T; t++) o[t] += s[t];
+                }
+            }
+        }
+    });
+}
+
+int sl_conv_forward(sl_tensor *out, const sl_tensor *in, const sl_tensor *weight, const sl_conv_params *p)
+{
+    SL_DISPATCH(sl_conv_forward, SL_DEVICE_OF("conv", out, in, weight), out, in, weight, p);
+    SL_REQUIRE_CONTIGUOUS("conv", out, in, weight);
+    conv_dims d;
+    int rc = conv_dims_of("conv", in, weight, out, p, &d);
+    if (rc || out->numel == 0) return rc;
+    int full = is_full_cover(&d, p);
+    size_t colBytes = full ? 0 : (size_t)(d.C * d.KK * d.P) * sizeof(float);
+    float *col = full ? NULL : sl_scratch_alloc(colBytes);
+    if (!full && !col) return sl_errorf_code(SL_ENOMEM, "conv: out of memory for %zu bytes of columns", colBytes);
+    int64_t Og = d.O / d.G, Kg = d.C / d.G * d.KK;
+    for (int64_t n = 0; n < d.N; n++) {
+        const float *x = in->data + n * d.C * d.H * d.W * d.T;
+        const float *src = x;
+        if (!full) {
+            im2col(col, x, &d, p);
+            src = col;
+        }
+        float *y = out->data + n * d.O * d.P;
+        for (int64_t g = 0; g < d.G; g++)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)Og, (int)d.P, (int)Kg, 1.0f,
+                        weight->data + g * Og * Kg, (int)Kg, src + g * Kg * d.P, (int)d.P, 0.0f, y + g * Og * d.P,
+                        (int)d.P);
+    }
+    sl_scratch_free(col, colBytes);
+    return 0;
+}
+
+int sl_conv_backward_input(sl_tensor *gin, const sl_tensor *gout, const sl_tensor *weight, const sl_conv_params *p)
+{
+    SL_DISPATCH(sl_conv_backward_input, SL_DEVICE_OF("conv backward", gin, gout, weight), gin, gout, weight, p);
+    SL_REQUIRE_CONTIGUOUS("conv backward", gin, gout, weight);
+    conv_dims d;
+    int rc = conv_dims_of("conv backward", gin, weight, gout, p, &d);
+    if (rc || gin->numel == 0) return rc;
+    int full = is_full_cover(&d, p);
+    size_t colBytes = full ? 0 : (size_t)(d.C * d.KK * d.P) * sizeof(float);
+    float *col = full ? NULL : sl_scratch_alloc(colBytes);
+    if (!full && !col) return sl_errorf_code(SL_ENOMEM, "conv backward: out of memory");
+    int64_t Og = d.O / d.G, Kg = d.C / d.G * d.KK;
+    for (int64_t n = 0; n < d.N; n++) {
+        float *gx = gin->data + n * d.C * d.H * d.W * d.T;
+        const float *g = gout->data + n * d.O * d.P;
+        float *dst = full ? gx : col;
+        for (int64_t gg = 0; gg < d.G; gg++)
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)Kg, (int)d.P, (int)Og, 1.0f,
+                        weight->data + gg * Og * Kg, (int)Kg, g + gg * Og * d.P, (int)d.P, 0.0f, dst + gg * Kg * d.P,
+                        (int)d.P);
+        if (!full) {
+            memset(gx, 0, (size_t)(d.C * d.H * d.W * d.T) * sizeof(float));
+            col2im(gx, col, &d, p);
+        }
+    }
+    sl_scratch_free(col, colBytes);
+    return 0;
+}
+
+int sl_conv_backward_weight(sl_tensor *gweight, const sl_tensor *gout, const sl_tensor *in, const sl_conv_params *p)
+{
+    SL_DISPATCH(sl_conv_backward_weight, SL_DEVICE_OF("conv weight gradient", gweight, gout, in), gweight, gout, in, p);
+    SL_REQUIRE_CONTIGUOUS("conv weight gradient", gweight, gout, in);
+    conv_dims d;
+    int rc = conv_dims_of("conv weight gradient", in, gweight, gout, p, &d);
+    if (rc) return rc;
+    memset(gweight->data, 0, (size_t)gweight->numel * sizeof(float));
+    if (gout->numel == 0) return 0;
+    int full = is_full_cover(&d, p);
+    size_t colBytes = full ? 0 : (size_t)(d.C * d.KK * d.P) * sizeof(float);
+    float *col = full ? NULL : sl_scratch_alloc(colBytes);
+    if (!full && !col) return sl_errorf_code(SL_ENOMEM, "conv weight gradient: out of memory");
+    int64_t Og = d.O / d.G, Kg = d.C / d.G * d.KK;
+    for (int64_t n = 0; n < d.N; n++) {
+        const float *x = in->data + n * d.C * d.H * d.W * d.T;
+        const float *src = x;
+        if (!full) {
+            im2col(col, x, &d, p);
+            src = col;
+        }
+        const float *g = gout->data + n * d.O * d.P;
+        for (int64_t gg = 0; gg < d.G; gg++)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)Og, (int)Kg, (int)d.P, 1.0f,
+                        g + gg * Og * d.P, (int)d.P, src + gg * Kg * d.P, (int)d.P, 1.0f,
+                        gweight->data + gg * Og * Kg, (int)Kg);
+    }
+    sl_scratch_free(col, colBytes);
+    return 0;
+}
+
+/* ---- sparse dense ------------------------------------------------------- */
+
+/* Non-zeros of x [N, I, T] in (n, i, t) order, as a CSR over rows (n, i). */
+struct sl_sparse_rows {
+    int64_t N, I, T, nnz;
+    int64_t *start; /* N*I + 1 */
+    int32_t *t;
+    float *v;
+};
+
+void sl_sparse_rows_free(sl_sparse_rows *s)
+{
+    if (!s) return;
+    free(s->start);
+    free(s->t);
+    free(s->v);
+    free(s);
+}
+
+int64_t sl_sparse_rows_nnz(const sl_sparse_rows *s) { return s->nnz; }
+
+sl_sparse_rows *sl_sparse_rows_new(const sl_tensor *x)
+{
+    if (x->device != SL_CPU || !sl_tensor_is_contiguous(x) || x->ndim < 2) {
+        sl_errorf("dense: sparse input must be a contiguous CPU tensor with a time dimension");
+        return NULL;
+    }
+    sl_sparse_rows *s = calloc(1, sizeof *s);
+    if (!s) return NULL;
+    s->T = x->shape[x->ndim - 1];
+    s->N = x->shape[0];
+    s->I = s->N && s->T ? x->numel / (s->N * s->T) : 0;
+    int64_t rows = s->N * s->I;
+    s->start = malloc(sizeof(int64_t) * (size_t)(rows + 1));
+    if (!s->start) goto oom;
+    /* count per row, then fill: two passes, both parallel over rows */
+    SL_FOR(r, rows, rows * s->T > SL_PAR_MIN, {
+        const float *row = x->data + r * s->T;
+        int64_t c = 0;
+        for (int64_t t = 0; t < s->T; t++) c += row[t] != 0.0f;
+        s->start[r + 1] = c;
+    });
+    s->start[0] = 0;
+    for (int64_t r = 0; r < rows; r++) s->start[r + 1] += s->start[r];
+    s->nnz = s->start[rows];
+    s->t = malloc(sizeof(int32_t) * (size_t)(s->nnz + 1));
+    s->v = malloc(sizeof(float) * (size_t)(s->nnz + 1));
+    if (!s->t || !s->v) goto oom;
+    SL_FOR(r, rows, rows * s->T > SL_PAR_MIN, {
+        const float *row = x->data + r * s->T;
+        int64_t k = s->start[r];
+        for (int64_t t = 0; t < s->T; t++)
+            if (row[t] != 0.0f) {
+                s->t[k] = (int32_t)t;
+                s->v[k] = row[t];
+                k++;
+            }
+    });
+    return s;
+oom:
+    sl_sparse_rows_free(s);
+    sl_errorf_code(SL_ENOMEM, "dense: out of memory building the sparse input");
+    return NULL;
+}
+
+/* y [N, O, T] = W [O, I] . x[n] for sparse x; wT is W^T [I, O] */
+SL_HOT
+static void axpy_row(float *restrict y, const float *restrict w, float v, int64_t n)
+{
+    for (int64_t o = 0; o < n; o++) y[o] = fmaf(v, w[o], y[o]);
+}
+
+int sl_dense_sparse_forward(sl_tensor *out, const sl_sparse_rows *x, const sl_tensor *wT)
+{
+    SL_REQUIRE_CONTIGUOUS("dense", out, wT);
+    int64_t N = x->N, I = x->I, T = x->T, O = wT->numel / (I ? I : 1);
+    if (wT->numel != I * O || out->numel != N * O * T)
+        return sl_errorf("dense: sparse input [%lld, %lld, %lld], weight of %lld and output of %lld elements do not fit",
+                         (long long)N, (long long)I, (long long)T, (long long)wT->numel, (long long)out->numel);
+    /* split O into blocks so that a batch of one still uses every thread */
+    int64_t ob = O > 256 ? 256 : O;
+    int64_t nob = (O + ob - 1) / ob;
+    size_t bufBytes = (size_t)(T * ob) * sizeof(float);
+    int64_t jobs = N * nob;
+#pragma omp parallel if (jobs > 1 && x->nnz * O > SL_PAR_MIN)
+    {
+        float *yT = sl_scratch_alloc(bufBytes);
+#pragma omp for schedule(dynamic, 1)
+        for (int64_t j = 0; j < jobs; j++) {
+            int64_t n = j / nob, o0 = (j % nob) * ob, on = O - o0 < ob ? O - o0 : ob;
+            memset(yT, 0, (size_t)(T * on) * sizeof(float));
+            for (int64_t i = 0; i < I; i++) {
+                const float *w = wT->data + i * O + o0;
+                for (int64_t k = x->start[n * I + i]; k < x->start[n * I + i + 1]; k++)
+                    axpy_row(yT + (int64_t)x->t[k] * on, w, x->v[k], on);
+            }
+            float *y = out->data + (n * O + o0) * T;
+            for (int64_t o = 0; o < on; o++)
+                for (int64_t t = 0; t < T; t++) y[o * T + t] = yT[t * on + o];
+        }
+        sl_scratch_free(yT, bufBytes);
+    }
+    return 0;
+}
+
+/* gwT [I, O] = sum_{n,t} x[n, i, t] * g[n, :, t] for sparse x; g [N, O, T] */
+int sl_dense_sparse_weight_grad(sl_tensor *gwT, const sl_sparse_rows *x, const sl_tensor *gout)
+{
+    SL_REQUIRE_CONTIGUOUS("dense weight gradient", gwT, gout);
+    int64_t N = x->N, I = x->I, T = x->T, O = gwT->numel / (I ? I : 1);
+    if (gwT->numel != I * O || gout->numel != N * O * T)
+        return sl_errorf("dense weight gradient: sizes do not fit");
+    size_t gtBytes = (size_t)(N * T * O) * sizeof(float);
+    float *gT = sl_scratch_alloc(gtBytes);
+    if (!gT) return sl_errorf_code(SL_ENOMEM, "dense weight gradient: out of memory");
+    /* time-major copy of the output gradient: gT[n, t, o] */
+    SL_FOR(n, N, N * O * T > SL_PAR_MIN, {
+        const float *g = gout->data + n * O * T;
+        float *d = gT + n * T * O;
+        for (int64_t o = 0; o < O; o++)
+            for (int64_t t = 0; t < T; t++) d[t * O + o] = g[o * T + t];
+    });
+    SL_FOR(i, I, x->nnz * O > SL_PAR_MIN, {
+        float *w = gwT->data + i * O;
+        memset(w, 0, (size_t)O * sizeof(float));
+        for (int64_t n = 0; n < N; n++)
+            for (int64_t k = x->start[n * I + i]; k < x->start[n * I + i + 1]; k++)
+                axpy_row(w, gT + (n * T + x->t[k]) * O, x->v[k], O);
+    });
+    sl_scratch_free(gT, gtBytes);
+    return 0;
+}
+
+/* ---- folded sum pooling -------------------------------------------------- */
+
+/*
+ * x [N, C, H, W, T] seen as [N, C*Hp, Wp, T] (Hp = H + H mod kh, Wp = W +
+ * W mod kw, padding rows and columns zero).  pool (adjoint = 0):
+ *   y[n, r, q, t] = sum_{i,j} w[i, j] * xf[n, r*sh - ph + i*dh, q*sw - pw + j*dw, t]
+ * y is [N, C*Hp/... folded rows = Rf, Wout, T]; unpool (adjoint = 1) is the
+ * transpose: it scatters y back into xf.  `in` is x for pool and y for
+ * unpool; both tensors are given with their C-channel shapes.
+ */
+static void fold_geometry(const sl_tensor *x, const sl_conv_params *p, int odd_pad, int64_t *Hp, int64_t *Wp)
+{
+    int64_t H = x->shape[2], W = x->shape[3];
+    *Hp = odd_pad && H % p->kh ? H + H % p->kh : H;
+    *Wp = odd_pad && W % p->kw ? W + W % p->kw : W;
+}
+
+int sl_fold_pool(sl_tensor *y, sl_tensor *x, const sl_tensor *weight, const sl_conv_params *p, int adjoint,
+                 int odd_pad)
+{
+    SL_DISPATCH(sl_fold_pool, SL_DEVICE_OF("pool", y, x, weight), y, x, weight, p, adjoint, odd_pad);
+    SL_REQUIRE_CONTIGUOUS("pool", y, x, weight);
+    char b1[128], b2[128];
+    if (x->ndim != 5 || y->ndim != 5 || weight->numel != (int64_t)p->kh * p->kw)
+        return sl_errorf("pool: expected 5-D tensors and a %dx%d weight", p->kh, p->kw);
+    int64_t N = x->shape[0], C = x->shape[1], H = x->shape[2], W = x->shape[3], T = x->shape[4];
+    int64_t Hp, Wp;
+    fold_geometry(x, p, odd_pad, &Hp, &Wp);
+    int64_t Hf = C * Hp;
+    int64_t Rf = (Hf + 2 * p->ph - (int64_t)p->dh * (p->kh - 1) - 1) / p->sh + 1;
+    int64_t Q = (Wp + 2 * p->pw - (int64_t)p->dw * (p->kw - 1) - 1) / p->sw + 1;
+    if (Rf < 1 || Q < 1 || Rf % C != 0 || y->shape[0] != N || y->shape[1] != C || y->shape[2] != Rf / C ||
+        y->shape[3] != Q || y->shape[4] != T)
+        return sl_errorf("pool: input %s and output %s do not fit the folded pooling", sl_shape_str(x, b1, sizeof b1),
+                         sl_shape_str(y, b2, sizeof b2));
+    const float *w = weight->data;
+    if (!adjoint) {
+        memset(y->data, 0, (size_t)y->numel * sizeof(float));
+        /* parallel over (n, output row): each writes its own row */
+        SL_FOR(job, N * Rf, y->numel * p->kh * p->kw > SL_PAR_MIN, {
+            int64_t n = job / Rf, r = job % Rf;
+            float *yr = y->data + (n * Rf + r) * Q * T;
+            for (int64_t i = 0; i < p->kh; i++) {
+                int64_t fr = r * p->sh - p->ph + i * p->dh;
+                if (fr < 0 || fr >= Hf) continue;
+                int64_t c = fr / Hp, h = fr % Hp;
+                if (h >= H) continue; /* appended zero row */
+                const float *xr = x->data + ((n * C + c) * H + h) * W * T;
+                for (int64_t j = 0; j < p->kw; j++) {
+                    float wij = w[i * p->kw + j];
+                    for (int64_t q = 0; q < Q; q++) {
+                        int64_t col = q * p->sw - p->pw + j * p->dw;
+                        if (col < 0 || col >= W) continue;
+                        const float *s = xr + col * T;
+                        float *o = yr + q * T;
+                        for (int64_t t = 0; t < T; t++) o[t] = fmaf(wij, s[t], o[t]);
+                    }
+                }
+            }
+        });
+        return 0;
+    }
+    /* adjoint: x[n, fr, col, t] += w[i, j] * y[n, r, q, t]; parallel over
+       (n, input row fr) gathering from the output rows that reach it */
+    memset(x->data, 0, (size_t)x->numel * sizeof(float));
+    SL_FOR(job, N * Hf, x->numel * p->kh * p->kw > SL_PAR_MIN, {
+        int64_t n = job / Hf, fr = job % Hf;
+        int64_t c = fr / Hp, h = fr % Hp;
+        if (h < H) {
+            float *xr = x->data + ((n * C + c) * H + h) * W * T;
+            for (int64_t i = 0; i < p->kh; i++) {
+                int64_t num = fr + p->ph - i * p->dh;
+                if (num < 0 || num % p->sh) continue;
+                int64_t r = num / p->sh;
+                if (r >= Rf) continue;
+                const float *yr = y->data + (n * Rf + r) * Q * T;
+                for (int64_t j = 0; j < p->kw; j++) {
+                    float wij = w[i * p->kw + j];
+                    for (int64_t q = 0; q < Q; q++) {
+                        int64_t col = q * p->sw - p->pw + j * p->dw;
+                        if (col < 0 || col >= W) continue;
+                        float *o = xr + col * T;
+                        const float *s = yr + q * T;
+                        for (int64_t t = 0; t < T; t++) o[t] = fmaf(wij, s[t], o[t]);
+                    }
+                }
+            }
+        }
+    });
+    return 0;
+}
