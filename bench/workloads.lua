@@ -1,0 +1,145 @@
+--[[
+The standard training workloads (../shared/BENCHMARKS.md), timed per step.
+
+    luajit bench/workloads.lua [--threads N] [--steps S] [--only W1|W2] [--batch B] [--device cpu|cuda]
+
+W1 nmnist-mlp: 2312 (2x34x34) -> 512 -> 10, T = 300, Ts = 1, batch 12,
+   SRM neurons (theta 10, tauSr 10, tauRef 1, scaleRef 2, tauRho 1,
+   scaleRho 1), numSpikes loss (window [0, 300), counts 60/10), Adam.
+W2 nmnist-cnn: conv 2->16 k5 p1, pool 2, conv 16->32 k3 p1, pool 2,
+   conv 32->64 k3 p1, dense 8*8*64 -> 10, psp before every layer, T = 300,
+   batch 12.
+Inputs: Bernoulli spikes at 1.5% per bin, fixed seed.  One step =
+forward + loss + backward + Adam step.  Prints the median (and min/max)
+milliseconds per step over S steps after one warm-up step, the forward
+alone, and the peak resident memory of the process.
+]]
+local root = debug.getinfo(1, 'S').source:sub(2):match('^(.*)/bench/[^/]*$') or '.'
+package.path = root .. '/lua/?.lua;' .. root .. '/lua/?/init.lua;' .. package.path
+
+local snn = require 'slayer'
+local ffi = require 'ffi'
+local T = snn.tensor
+
+ffi.cdef [[
+typedef struct { long tv_sec; long tv_nsec; } sl_wl_timespec;
+int clock_gettime(int clk, sl_wl_timespec *ts);
+]]
+local tsb = ffi.new('sl_wl_timespec')
+local function now()
+   ffi.C.clock_gettime(1, tsb)
+   return tonumber(tsb.tv_sec) + tonumber(tsb.tv_nsec) * 1e-9
+end
+
+local opts = {threads = 2, steps = 10, only = nil, batch = nil, device = 'cpu'}
+local args = {...}
+for i = 1, #args, 2 do
+   local k, v = args[i]:gsub('^%-%-', ''), args[i + 1]
+   if k == 'threads' or k == 'steps' or k == 'batch' then opts[k] = tonumber(v)
+   elseif k == 'only' or k == 'device' then opts[k] = v
+   else error('unknown option ' .. args[i]) end
+end
+snn.setNumThreads(opts.threads)
+
+local netParams = {
+   neuron = {type = 'SRMALPHA', theta = 10, tauSr = 10, tauRef = 1, scaleRef = 2, tauRho = 1, scaleRho = 1},
+   simulation = {Ts = 1, tSample = 300},
+   training = {error = {type = 'NumSpikes', tgtSpikeRegion = {start = 0, stop = 300},
+      tgtSpikeCount = {[true] = 60, [false] = 10}}},
+}
+
+local function median(xs)
+   local s = {}
+   for i, v in ipairs(xs) do s[i] = v end
+   table.sort(s)
+   local n = #s
+   return n % 2 == 1 and s[(n + 1) / 2] or 0.5 * (s[n / 2] + s[n / 2 + 1])
+end
+
+local function peakRssMB()
+   for line in io.lines('/proc/self/status') do
+      local kb = line:match('^VmHWM:%s+(%d+)')
+      if kb then return tonumber(kb) / 1024 end
+   end
+end
+
+-- Network definitions, written as a user would
+local MLP = snn.class('W1', snn.Module)
+function MLP:__init(p)
+   snn.Module.__init(self)
+   self.slayer = snn.layer(p.neuron, p.simulation)
+   self.fc1 = self.slayer:dense({34, 34, 2}, 512)
+   self.fc2 = self.slayer:dense(512, 10)
+end
+function MLP:forward(x)
+   local sl = self.slayer
+   local s1 = sl:spike(sl:psp(self.fc1(x)))
+   return sl:spike(sl:psp(self.fc2(s1)))
+end
+
+local CNN = snn.class('W2', snn.Module)
+function CNN:__init(p)
+   snn.Module.__init(self)
+   local sl = snn.layer(p.neuron, p.simulation)
+   self.slayer = sl
+   self.conv1 = sl:conv(2, 16, 5, 1, 1)
+   self.pool1 = sl:pool(2)
+   self.conv2 = sl:conv(16, 32, 3, 1, 1)
+   self.pool2 = sl:pool(2)
+   self.conv3 = sl:conv(32, 64, 3, 1, 1)
+   self.fc1 = sl:dense({8, 8, 64}, 10)
+end
+function CNN:forward(x)
+   local sl = self.slayer
+   local s = sl:spike(self.conv1(sl:psp(x)))
+   s = sl:spike(self.pool1(sl:psp(s)))
+   s = sl:spike(self.conv2(sl:psp(s)))
+   s = sl:spike(self.pool2(sl:psp(s)))
+   s = sl:spike(self.conv3(sl:psp(s)))
+   return sl:spike(self.fc1(sl:psp(s)))
+end
+
+local function run(name, Net, batch)
+   snn.manualSeed(0)
+   local net = Net(netParams)
+   local dev = opts.device
+   if dev ~= 'cpu' then net:to(dev) end
+   local err = snn.loss(netParams)
+   if dev ~= 'cpu' then err:to(dev) end
+   local opt = snn.optim.Adam(net:parameters(), {lr = 0.01, amsgrad = true})
+   local x = T.bernoulli({batch, 2, 34, 34, 300}, 0.015):to(dev)
+   local target = T.zeros({batch, 10, 1, 1, 1})
+   for n = 1, batch do target:select(1, n):select(1, (n - 1) % 10 + 1):fill(1) end
+   target = target:to(dev)
+   local sync = dev == 'cuda' and snn.cuda.synchronize or function() end
+   local steps, fwd = {}, {}
+   for i = 0, opts.steps do
+      local t0 = now()
+      opt:zeroGrad()
+      local out = net(x)
+      local loss = err:numSpikes(out, target)
+      sync()
+      local t1 = now()
+      loss:backward()
+      opt:step()
+      sync()
+      local t2 = now()
+      if i > 0 then
+         steps[#steps + 1] = (t2 - t0) * 1000
+         fwd[#fwd + 1] = (t1 - t0) * 1000
+      end
+   end
+   table.sort(steps)
+   return {name = name, batch = batch, step = median(steps), min = steps[1], max = steps[#steps], fwd = median(fwd)}
+end
+
+local results = {}
+if not opts.only or opts.only == 'W1' then results[#results + 1] = run('W1 nmnist-mlp', MLP, opts.batch or 12) end
+if not opts.only or opts.only == 'W2' then results[#results + 1] = run('W2 nmnist-cnn', CNN, opts.batch or 12) end
+
+print(string.format('workloads on %s, %d threads, %d steps after warm-up', opts.device, opts.threads, opts.steps))
+print(string.format('%-16s %6s %12s %10s %10s %12s', 'workload', 'batch', 'step median', 'min', 'max', 'forward'))
+for _, r in ipairs(results) do
+   print(string.format('%-16s %6d %9.1f ms %7.1f ms %7.1f ms %9.1f ms', r.name, r.batch, r.step, r.min, r.max, r.fwd))
+end
+print(string.format('peak resident memory: %.0f MB', peakRssMB()))
