@@ -57,6 +57,11 @@ extern void openblas_set_num_threads(int n);
 
 static int num_threads = 0;
 
+/* One thread pool: OpenMP.  OpenBLAS runs single-threaded inside our
+   parallel loops (two pools spinning against each other on few cores cost
+   a third of a training step). */
+__attribute__((constructor)) static void single_threaded_blas(void) { openblas_set_num_threads(1); }
+
 void sl_set_num_threads(int n)
 {
     if (n < 1) n = 1;
@@ -64,7 +69,7 @@ void sl_set_num_threads(int n)
 #ifdef _OPENMP
     omp_set_num_threads(n);
 #endif
-    openblas_set_num_threads(n);
+    openblas_set_num_threads(1);
 }
 
 int sl_get_num_threads(void)

@@ -79,6 +79,10 @@ bool sl_same_shape(const sl_tensor *a, const sl_tensor *b);
 void *sl_scratch_alloc(size_t bytes);
 void sl_scratch_free(void *p, size_t bytes);
 
+/* row-major cblas_sgemm split across the OpenMP threads (ops/blas.c) */
+void sl_sgemm_par(int ta, int tb, int m, int n, int k, float alpha, const float *a, int lda, const float *b,
+                  int ldb, float beta, float *c, int ldc);
+
 /* Parallel-for threshold: loops shorter than this stay serial. */
 #define SL_PAR_MIN 32768
 

@@ -79,6 +79,7 @@ void sl_mem_get_stats(int device, sl_mem_stats *out);
 void sl_mem_set_cache_limit(int device, int64_t bytes);
 void sl_mem_empty_cache(int device);
 int sl_mem_pressure(void);   /* 1 when live memory grew past the collect threshold */
+int64_t sl_mem_live_bytes(void); /* CPU and GPU bytes held by storages */
 void sl_mem_collected(void); /* called after a Lua GC cycle: resets the threshold */
 
 /* ---- random numbers (ops/random.c): Philox4x32-10, counter based -------- */

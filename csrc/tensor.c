@@ -21,6 +21,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 struct sl_storage {
     void *ptr;
@@ -66,7 +67,15 @@ static struct {
     free_block *lists[N_CLASSES];
     int64_t cached, live, peak, calls, sys, limit;
     int64_t threshold;
-} cpu = {PTHREAD_MUTEX_INITIALIZER, {0}, 0, 0, 0, 0, 0, (int64_t)1 << 30, MIN_PRESSURE_BYTES};
+} cpu = {PTHREAD_MUTEX_INITIALIZER, {0}, 0, 0, 0, 0, 0, -1, MIN_PRESSURE_BYTES};
+
+/* default cache bound: a quarter of physical memory, at least 1 GiB */
+static int64_t default_cache_limit(void)
+{
+    long pages = sysconf(_SC_PHYS_PAGES), size = sysconf(_SC_PAGE_SIZE);
+    int64_t quarter = pages > 0 && size > 0 ? (int64_t)pages * size / 4 : 0;
+    return quarter > ((int64_t)1 << 30) ? quarter : ((int64_t)1 << 30);
+}
 
 static size_t size_class(size_t bytes, int *index)
 {
@@ -124,6 +133,7 @@ static void cpu_release(void *p, size_t r)
     bool keep = false;
     pthread_mutex_lock(&cpu.lock);
     cpu.live -= (int64_t)r;
+    if (cpu.limit < 0) cpu.limit = default_cache_limit();
     if (idx < N_CLASSES && cpu.cached + (int64_t)r <= cpu.limit) {
         free_block *b = (free_block *)p;
         b->next = cpu.lists[idx];
@@ -162,7 +172,7 @@ void sl_mem_get_stats(int device, sl_mem_stats *out)
     out->peak_live_bytes = cpu.peak;
     out->alloc_calls = cpu.calls;
     out->system_allocs = cpu.sys;
-    out->cache_limit = cpu.limit;
+    out->cache_limit = cpu.limit < 0 ? default_cache_limit() : cpu.limit;
     pthread_mutex_unlock(&cpu.lock);
 }
 
@@ -219,6 +229,11 @@ int sl_mem_pressure(void)
 {
     int64_t live = __atomic_load_n(&cpu.live, __ATOMIC_RELAXED) + atomic_load(&gpu_live);
     return live > __atomic_load_n(&cpu.threshold, __ATOMIC_RELAXED);
+}
+
+int64_t sl_mem_live_bytes(void)
+{
+    return __atomic_load_n(&cpu.live, __ATOMIC_RELAXED) + atomic_load(&gpu_live);
 }
 
 void sl_mem_collected(void)

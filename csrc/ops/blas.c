@@ -3,8 +3,9 @@
  *
  *   c = alpha * op(a) @ op(b) + beta * c,   op(x) = x or x^T
  *
- * 2-D tensors go to one cblas_sgemm call; batched products loop over the
- * batch (operands with batch 1 are broadcast).
+ * OpenBLAS runs single-threaded; the product is split across the OpenMP
+ * threads by blocks of rows (or columns, whichever is longer) of c, each a
+ * cblas_sgemm of its own.  Batched products split the batch first.
  */
 #include "../internal.h"
 
@@ -33,6 +34,36 @@ static int gemm_check(const char *op, const sl_tensor *c, const sl_tensor *a, in
     return 0;
 }
 
+/* row-major c[m x n] = alpha op(a) op(b) + beta c, split across threads */
+void sl_sgemm_par(int ta, int tb, int m, int n, int k, float alpha, const float *a, int lda, const float *b,
+                  int ldb, float beta, float *c, int ldc)
+{
+    int nt = SL_OMP_THREADS();
+    double work = (double)m * n * k;
+    if (nt <= 1 || work < 4e6) {
+        cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, m, n, k, alpha,
+                    a, lda, b, ldb, beta, c, ldc);
+        return;
+    }
+    int byRows = m >= n;
+    int len = byRows ? m : n;
+    int blocks = nt < len ? nt : len;
+#pragma omp parallel for schedule(static)
+    for (int bi = 0; bi < blocks; bi++) {
+        int lo = (int)((int64_t)len * bi / blocks), hi = (int)((int64_t)len * (bi + 1) / blocks);
+        if (hi <= lo) continue;
+        if (byRows) {
+            const float *ab = ta ? a + lo : a + (int64_t)lo * lda;
+            cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, hi - lo, n,
+                        k, alpha, ab, lda, b, ldb, beta, c + (int64_t)lo * ldc, ldc);
+        } else {
+            const float *bb = tb ? b + (int64_t)lo * ldb : b + lo;
+            cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, m, hi - lo,
+                        k, alpha, a, lda, bb, ldb, beta, c + lo, ldc);
+        }
+    }
+}
+
 int sl_gemm(sl_tensor *c, const sl_tensor *a, int ta, const sl_tensor *b, int tb, float alpha,
             float beta)
 {
@@ -48,8 +79,7 @@ int sl_gemm(sl_tensor *c, const sl_tensor *a, int ta, const sl_tensor *b, int tb
         for (int64_t i = 0; i < c->numel; i++) c->data[i] *= beta;
         return 0;
     }
-    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, m, n, k,
-                alpha, a->data, a->shape[1], b->data, b->shape[1], beta, c->data, n);
+    sl_sgemm_par(ta, tb, m, n, k, alpha, a->data, a->shape[1], b->data, b->shape[1], beta, c->data, n);
     return 0;
 }
 
@@ -70,15 +100,20 @@ int sl_bmm(sl_tensor *c, const sl_tensor *a, int ta, const sl_tensor *b, int tb,
     int64_t sa = a->shape[0] == 1 ? 0 : (int64_t)a->shape[1] * a->shape[2];
     int64_t sb = b->shape[0] == 1 ? 0 : (int64_t)b->shape[1] * b->shape[2];
     int64_t sc = (int64_t)m * n;
-    for (int i = 0; i < B; i++) {
+    int nt = SL_OMP_THREADS();
+    int outer = B >= nt && (double)B * m * n * k > 4e6;
+    SL_FOR(i, B, outer, {
         if (k == 0) {
             for (int64_t j = 0; j < sc; j++) c->data[i * sc + j] *= beta;
-            continue;
+        } else if (outer) {
+            cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, m, n, k,
+                        alpha, a->data + i * sa, a->shape[2], b->data + i * sb, b->shape[2], beta, c->data + i * sc,
+                        n);
+        } else {
+            sl_sgemm_par(ta, tb, m, n, k, alpha, a->data + i * sa, a->shape[2], b->data + i * sb, b->shape[2], beta,
+                         c->data + i * sc, n);
         }
-        cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, m, n,
-                    k, alpha, a->data + i * sa, a->shape[2], b->data + i * sb, b->shape[2], beta,
-                    c->data + i * sc, n);
-    }
+    });
     return 0;
 }
 

@@ -35,6 +35,13 @@
 
 #undef I /* complex.h, pulled in by cblas.h */
 
+/* o[t] += w * s[t] over one row of time bins */
+SL_HOT
+static void axpy_t(float *restrict o, const float *restrict s, float w, int64_t T)
+{
+    for (int64_t t = 0; t < T; t++) o[t] += w * s[t];
+}
+
 /* ---- shapes -------------------------------------------------------------- */
 
 typedef struct {
@@ -112,13 +119,39 @@ static void col2im(float *gin, const float *col, const conv_dims *d, const sl_co
                 for (int64_t ow = 0; ow < d->OW; ow++) {
                     int64_t iw = ow * p->sw - p->pw + j * p->dw;
                     if (iw < 0 || iw >= d->W) continue;
-                    float *o = gin + ((c * d->H + ih) * d->W + iw) * T;
-                    const float *s = src + (oh * d->OW + ow) * T;
-                    for (int64_t t = 0; t < T; t++) o[t] += s[t];
+                    axpy_t(gin + ((c * d->H + ih) * d->W + iw) * T, src + (oh * d->OW + ow) * T, 1.0f, T);
                 }
             }
         }
     });
+}
+
+/* Work is split across threads by sample when there are enough samples
+   (each thread with its own column buffer and a single-threaded GEMM),
+   otherwise each sample's im2col and GEMM are split instead. */
+static int by_sample(const conv_dims *d)
+{
+    int nt = SL_OMP_THREADS();
+    return nt > 1 && d->N >= nt && (double)d->O * d->C / d->G * d->KK * d->P * d->N > 4e6;
+}
+
+static void conv_fwd_sample(const conv_dims *d, const sl_conv_params *p, const float *x, const float *w, float *y,
+                            float *col, int full, int par)
+{
+    const float *src = x;
+    if (!full) {
+        im2col(col, x, d, p);
+        src = col;
+    }
+    int64_t Og = d->O / d->G, Kg = d->C / d->G * d->KK;
+    for (int64_t g = 0; g < d->G; g++) {
+        if (par)
+            sl_sgemm_par(0, 0, (int)Og, (int)d->P, (int)Kg, 1.0f, w + g * Og * Kg, (int)Kg, src + g * Kg * d->P,
+                         (int)d->P, 0.0f, y + g * Og * d->P, (int)d->P);
+        else
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)Og, (int)d->P, (int)Kg, 1.0f,
+                        w + g * Og * Kg, (int)Kg, src + g * Kg * d->P, (int)d->P, 0.0f, y + g * Og * d->P, (int)d->P);
+    }
 }
 
 int sl_conv_forward(sl_tensor *out, const sl_tensor *in, const sl_tensor *weight, const sl_conv_params *p)
@@ -130,24 +163,46 @@ int sl_conv_forward(sl_tensor *out, const sl_tensor *in, const sl_tensor *weight
     if (rc || out->numel == 0) return rc;
     int full = is_full_cover(&d, p);
     size_t colBytes = full ? 0 : (size_t)(d.C * d.KK * d.P) * sizeof(float);
+    int64_t xs = d.C * d.H * d.W * d.T, ys = d.O * d.P;
+    if (by_sample(&d)) {
+        int oom = 0;
+#pragma omp parallel
+        {
+            float *col = full ? NULL : sl_scratch_alloc(colBytes);
+            if (!full && !col) oom = 1;
+#pragma omp for schedule(static)
+            for (int64_t n = 0; n < d.N; n++)
+                if (full || col) conv_fwd_sample(&d, p, in->data + n * xs, weight->data, out->data + n * ys, col, full, 0);
+            sl_scratch_free(col, colBytes);
+        }
+        if (oom) return sl_errorf_code(SL_ENOMEM, "conv: out of memory for %zu bytes of columns", colBytes);
+        return 0;
+    }
     float *col = full ? NULL : sl_scratch_alloc(colBytes);
     if (!full && !col) return sl_errorf_code(SL_ENOMEM, "conv: out of memory for %zu bytes of columns", colBytes);
-    int64_t Og = d.O / d.G, Kg = d.C / d.G * d.KK;
-    for (int64_t n = 0; n < d.N; n++) {
-        const float *x = in->data + n * d.C * d.H * d.W * d.T;
-        const float *src = x;
-        if (!full) {
-            im2col(col, x, &d, p);
-            src = col;
-        }
-        float *y = out->data + n * d.O * d.P;
-        for (int64_t g = 0; g < d.G; g++)
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)Og, (int)d.P, (int)Kg, 1.0f,
-                        weight->data + g * Og * Kg, (int)Kg, src + g * Kg * d.P, (int)d.P, 0.0f, y + g * Og * d.P,
-                        (int)d.P);
-    }
+    for (int64_t n = 0; n < d.N; n++)
+        conv_fwd_sample(&d, p, in->data + n * xs, weight->data, out->data + n * ys, col, full, 1);
     sl_scratch_free(col, colBytes);
     return 0;
+}
+
+static void conv_bwd_input_sample(const conv_dims *d, const sl_conv_params *p, float *gx, const float *g,
+                                  const float *w, float *col, int full, int par)
+{
+    int64_t Og = d->O / d->G, Kg = d->C / d->G * d->KK;
+    float *dst = full ? gx : col;
+    for (int64_t gg = 0; gg < d->G; gg++) {
+        if (par)
+            sl_sgemm_par(1, 0, (int)Kg, (int)d->P, (int)Og, 1.0f, w + gg * Og * Kg, (int)Kg, g + gg * Og * d->P,
+                         (int)d->P, 0.0f, dst + gg * Kg * d->P, (int)d->P);
+        else
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)Kg, (int)d->P, (int)Og, 1.0f, w + gg * Og * Kg,
+                        (int)Kg, g + gg * Og * d->P, (int)d->P, 0.0f, dst + gg * Kg * d->P, (int)d->P);
+    }
+    if (!full) {
+        memset(gx, 0, (size_t)(d->C * d->H * d->W * d->T) * sizeof(float));
+        col2im(gx, col, d, p);
+    }
 }
 
 int sl_conv_backward_input(sl_tensor *gin, const sl_tensor *gout, const sl_tensor *weight, const sl_conv_params *p)
@@ -159,24 +214,47 @@ int sl_conv_backward_input(sl_tensor *gin, const sl_tensor *gout, const sl_tenso
     if (rc || gin->numel == 0) return rc;
     int full = is_full_cover(&d, p);
     size_t colBytes = full ? 0 : (size_t)(d.C * d.KK * d.P) * sizeof(float);
+    int64_t xs = d.C * d.H * d.W * d.T, ys = d.O * d.P;
+    if (by_sample(&d)) {
+        int oom = 0;
+#pragma omp parallel
+        {
+            float *col = full ? NULL : sl_scratch_alloc(colBytes);
+            if (!full && !col) oom = 1;
+#pragma omp for schedule(static)
+            for (int64_t n = 0; n < d.N; n++)
+                if (full || col)
+                    conv_bwd_input_sample(&d, p, gin->data + n * xs, gout->data + n * ys, weight->data, col, full, 0);
+            sl_scratch_free(col, colBytes);
+        }
+        if (oom) return sl_errorf_code(SL_ENOMEM, "conv backward: out of memory");
+        return 0;
+    }
     float *col = full ? NULL : sl_scratch_alloc(colBytes);
     if (!full && !col) return sl_errorf_code(SL_ENOMEM, "conv backward: out of memory");
-    int64_t Og = d.O / d.G, Kg = d.C / d.G * d.KK;
-    for (int64_t n = 0; n < d.N; n++) {
-        float *gx = gin->data + n * d.C * d.H * d.W * d.T;
-        const float *g = gout->data + n * d.O * d.P;
-        float *dst = full ? gx : col;
-        for (int64_t gg = 0; gg < d.G; gg++)
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)Kg, (int)d.P, (int)Og, 1.0f,
-                        weight->data + gg * Og * Kg, (int)Kg, g + gg * Og * d.P, (int)d.P, 0.0f, dst + gg * Kg * d.P,
-                        (int)d.P);
-        if (!full) {
-            memset(gx, 0, (size_t)(d.C * d.H * d.W * d.T) * sizeof(float));
-            col2im(gx, col, &d, p);
-        }
-    }
+    for (int64_t n = 0; n < d.N; n++)
+        conv_bwd_input_sample(&d, p, gin->data + n * xs, gout->data + n * ys, weight->data, col, full, 1);
     sl_scratch_free(col, colBytes);
     return 0;
+}
+
+static void conv_bwd_weight_sample(const conv_dims *d, const sl_conv_params *p, float *gw, const float *g,
+                                   const float *x, float *col, int full, int par)
+{
+    const float *src = x;
+    if (!full) {
+        im2col(col, x, d, p);
+        src = col;
+    }
+    int64_t Og = d->O / d->G, Kg = d->C / d->G * d->KK;
+    for (int64_t gg = 0; gg < d->G; gg++) {
+        if (par)
+            sl_sgemm_par(0, 1, (int)Og, (int)Kg, (int)d->P, 1.0f, g + gg * Og * d->P, (int)d->P, src + gg * Kg * d->P,
+                         (int)d->P, 1.0f, gw + gg * Og * Kg, (int)Kg);
+        else
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)Og, (int)Kg, (int)d->P, 1.0f, g + gg * Og * d->P,
+                        (int)d->P, src + gg * Kg * d->P, (int)d->P, 1.0f, gw + gg * Og * Kg, (int)Kg);
+    }
 }
 
 int sl_conv_backward_weight(sl_tensor *gweight, const sl_tensor *gout, const sl_tensor *in, const sl_conv_params *p)
@@ -190,22 +268,41 @@ int sl_conv_backward_weight(sl_tensor *gweight, const sl_tensor *gout, const sl_
     if (gout->numel == 0) return 0;
     int full = is_full_cover(&d, p);
     size_t colBytes = full ? 0 : (size_t)(d.C * d.KK * d.P) * sizeof(float);
+    int64_t xs = d.C * d.H * d.W * d.T, ys = d.O * d.P, wn = gweight->numel;
+    if (by_sample(&d)) {
+        /* each thread accumulates its samples privately; the partial sums are
+           then added in thread order */
+        int nt = SL_OMP_THREADS();
+        float **acc = calloc((size_t)nt, sizeof(float *));
+        if (!acc) return sl_errorf_code(SL_ENOMEM, "conv weight gradient: out of memory");
+        int oom = 0;
+#pragma omp parallel num_threads(nt)
+        {
+            int tid = omp_get_thread_num();
+            float *mine = tid == 0 ? gweight->data : sl_scratch_alloc((size_t)wn * sizeof(float));
+            float *col = full ? NULL : sl_scratch_alloc(colBytes);
+            if (!mine || (!full && !col)) oom = 1;
+            else if (tid) memset(mine, 0, (size_t)wn * sizeof(float));
+            acc[tid] = mine;
+#pragma omp for schedule(static)
+            for (int64_t n = 0; n < d.N; n++)
+                if (mine && (full || col))
+                    conv_bwd_weight_sample(&d, p, mine, gout->data + n * ys, in->data + n * xs, col, full, 0);
+            sl_scratch_free(col, colBytes);
+        }
+        for (int t = 1; t < nt; t++) {
+            if (!acc[t]) continue;
+            for (int64_t i = 0; i < wn; i++) gweight->data[i] += acc[t][i];
+            sl_scratch_free(acc[t], (size_t)wn * sizeof(float));
+        }
+        free(acc);
+        if (oom) return sl_errorf_code(SL_ENOMEM, "conv weight gradient: out of memory");
+        return 0;
+    }
     float *col = full ? NULL : sl_scratch_alloc(colBytes);
     if (!full && !col) return sl_errorf_code(SL_ENOMEM, "conv weight gradient: out of memory");
-    int64_t Og = d.O / d.G, Kg = d.C / d.G * d.KK;
-    for (int64_t n = 0; n < d.N; n++) {
-        const float *x = in->data + n * d.C * d.H * d.W * d.T;
-        const float *src = x;
-        if (!full) {
-            im2col(col, x, &d, p);
-            src = col;
-        }
-        const float *g = gout->data + n * d.O * d.P;
-        for (int64_t gg = 0; gg < d.G; gg++)
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)Og, (int)Kg, (int)d.P, 1.0f,
-                        g + gg * Og * d.P, (int)d.P, src + gg * Kg * d.P, (int)d.P, 1.0f,
-                        gweight->data + gg * Og * Kg, (int)Kg);
-    }
+    for (int64_t n = 0; n < d.N; n++)
+        conv_bwd_weight_sample(&d, p, gweight->data, gout->data + n * ys, in->data + n * xs, col, full, 1);
     sl_scratch_free(col, colBytes);
     return 0;
 }
@@ -345,6 +442,8 @@ int sl_dense_sparse_weight_grad(sl_tensor *gwT, const sl_sparse_rows *x, const s
 
 /* ---- folded sum pooling -------------------------------------------------- */
 
+
+
 /*
  * x [N, C, H, W, T] seen as [N, C*Hp, Wp, T] (Hp = H + H mod kh, Wp = W +
  * W mod kw, padding rows and columns zero).  pool (adjoint = 0):
@@ -396,9 +495,7 @@ int sl_fold_pool(sl_tensor *y, sl_tensor *x, const sl_tensor *weight, const sl_c
                     for (int64_t q = 0; q < Q; q++) {
                         int64_t col = q * p->sw - p->pw + j * p->dw;
                         if (col < 0 || col >= W) continue;
-                        const float *s = xr + col * T;
-                        float *o = yr + q * T;
-                        for (int64_t t = 0; t < T; t++) o[t] = fmaf(wij, s[t], o[t]);
+                        axpy_t(yr + q * T, xr + col * T, wij, T);
                     }
                 }
             }
@@ -424,9 +521,7 @@ int sl_fold_pool(sl_tensor *y, sl_tensor *x, const sl_tensor *weight, const sl_c
                     for (int64_t q = 0; q < Q; q++) {
                         int64_t col = q * p->sw - p->pw + j * p->dw;
                         if (col < 0 || col >= W) continue;
-                        float *o = xr + col * T;
-                        const float *s = yr + q * T;
-                        for (int64_t t = 0; t < T; t++) o[t] = fmaf(wij, s[t], o[t]);
+                        axpy_t(xr + col * T, yr + q * T, wij, T);
                     }
                 }
             }

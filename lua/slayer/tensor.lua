@@ -486,6 +486,13 @@ function Tensor:backward(grad)
       fail('backward', 'gradient ' .. shapeStr(grad) .. ' does not match result ' .. shapeStr(self))
    end
    A.run(self, grad, accumulate, addGrads)
+   -- the graph's activations just became garbage: when they are large,
+   -- collect now so the next step reuses their blocks from the cache
+   -- instead of faulting in fresh pages
+   if C.sl_mem_live_bytes() > 64 * 1024 * 1024 then
+      collectgarbage('collect')
+      C.sl_mem_collected()
+   end
 end
 
 function Tensor:zeroGrad()
