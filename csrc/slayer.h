@@ -234,7 +234,60 @@ int sl_delay_grad(sl_tensor *gdelay, const sl_tensor *grad, const sl_tensor *out
 /* (issue 6) */
 
 /* ---- spike files, events, images, data loading (ops/spikeio.c, ops/image.c, ops/loader.c) */
-/* (issue 4) */
+/* formats: 0 .bs1, 1 .bs2, 2 .bs3, 3 .bsn.  count: number of records, or an
+   error for a missing file or a partial record */
+int64_t sl_spikefile_count(const char *path, int format);
+/* bsn: x = neuron id, y = count, t = tStart, t2 = tEnd (ms); others: t2 unused */
+int sl_spikefile_read(const char *path, int format, int64_t n, int32_t *x, int32_t *y, int32_t *p, double *t,
+                      double *t2);
+int sl_spikefile_write(const char *path, int format, int64_t n, const int32_t *x, const int32_t *y,
+                       const int32_t *p, const double *t, const double *t2);
+/* bin events into out (P, H, W, T) in place; y NULL for 1-D events (H = 1);
+   mode 0 OR, 1 SUM (as the reference: no accumulation), 2 COUNT */
+int sl_events_to_tensor(sl_tensor *out, int64_t n, const int32_t *x, const int32_t *y, const int32_t *p,
+                        const double *t, double Ts, int64_t tShift, int mode);
+/* .npy: a rows x cols array of numbers as doubles (sl_npy_free it) */
+int64_t sl_npy_read(const char *path, double **data, int64_t *rows, int64_t *cols);
+void sl_npy_free(double *data);
+int sl_npy_write(const char *path, const double *data, int64_t rows, int64_t cols);
+/* IDX (MNIST) files, gzip'd or plain */
+sl_tensor *sl_idx_read(const char *path);
+/* images: 8-bit RGB PNG; animated GIF of palette-index frames */
+int sl_png_write(const char *path, int width, int height, const unsigned char *rgb);
+int sl_gif_write(const char *path, int width, int height, int nframes, const unsigned char *frames,
+                 const unsigned char *palette, int ncolors, int delay);
+/* static image -> events (ops/saccade.c) */
+typedef struct sl_saccade_opts {
+    int32_t width, height;      /* sensor */
+    double dt;                  /* simulation step, ms */
+    double saccade;             /* duration of each of the three saccades, ms */
+    double threshold;           /* contrast threshold, log units */
+    double mismatch;            /* relative spread of per-pixel thresholds */
+    double refractory;          /* ms */
+    double bg;                  /* intensity of black, in (0, 1) */
+    double noise;               /* background events per pixel per second */
+    double amplitude;           /* size of the path, pixels */
+    double ax, ay, bx, by, cx, cy; /* triangle vertices in units of amplitude */
+} sl_saccade_opts;
+typedef struct sl_events sl_events;
+sl_events *sl_saccade(const float *image, int ih, int iw, const sl_saccade_opts *o, uint64_t seed);
+int64_t sl_events_count(const sl_events *e);
+const int32_t *sl_events_x(const sl_events *e);
+const int32_t *sl_events_y(const sl_events *e);
+const int32_t *sl_events_p(const sl_events *e);
+const double *sl_events_t(const sl_events *e);
+void sl_events_free(sl_events *e);
+/* one spike file -> (C, H, W, T) block at dst (zeroed by the caller) */
+int sl_sample_load(const char *path, int format, int C, int H, int W, int T, double Ts, int mode, float *dst);
+/* worker-thread batch loading (ops/loader.c) */
+typedef struct sl_loader sl_loader;
+sl_loader *sl_loader_new(int workers, int depth, int format, int C, int H, int W, int T, double Ts, int mode,
+                         int classes);
+int sl_loader_start(sl_loader *L, int nsamples, const char **paths, const int32_t *labels, int batch);
+int sl_loader_provide(sl_loader *L, int slot, float *input, float *target);
+int sl_loader_next(sl_loader *L, int *slot, int *count);
+void sl_loader_stop(sl_loader *L);
+void sl_loader_free(sl_loader *L);
 
 /* SL_CDEF_END */
 

@@ -1302,8 +1302,6 @@ end
 -- misc
 ---------------------------------------------------------------------------
 
-function Tensor:__len() return self._c.ndim > 0 and self._c.shape[0] or 0 end
-
 function Tensor:type() return self.device == 'cuda' and 'slayer.CudaTensor' or 'slayer.FloatTensor' end
 
 --- Largest absolute difference between two tensors of equal size.

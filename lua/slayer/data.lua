@@ -1,0 +1,375 @@
+--[[
+snn.data -- datasets and batch loaders.
+
+A dataset is any object with `#ds` (its size) and `ds:get(i)` returning
+input (C, H, W, T), target (classes, 1, 1, 1) and the 1-based label.
+(LuaJIT's `#` ignores __len on tables, so the datasets here keep sample i's
+file path at ds[i]; likewise loader[b] is the size of batch b, so #loader
+is the number of batches.)
+
+    local train = snn.data.SpikeFiles{root = 'NMNISTsmall', list = 'train1K.txt',
+                                      shape = {2, 34, 34}, tSample = 300, Ts = 1, classes = 10}
+    local loader = snn.data.Loader(train, {batchSize = 12, shuffle = true, seed = 1, workers = 2})
+    for input, target, labels in loader:iter() do ... end   -- (N, C, H, W, T), (N, classes, 1, 1, 1)
+
+Datasets made of spike files (SpikeFiles, and SaccadeImages once its cache
+is written) expose `ds.paths`/`ds.labels`; for them a Loader with
+`workers > 0` reads and bins the files in C threads, a bounded number of
+batches ahead of the training loop, into fresh tensors (the batches handed
+out are the caller's to keep).  Other datasets are loaded in the calling
+thread.  The order is a permutation drawn from the loader's own generator,
+seeded by (seed, epoch), so it does not disturb snn.manualSeed and is the
+same with any number of workers.
+]]
+local ffi = require 'ffi'
+local L = require 'slayer.ffi'
+local T = require 'slayer.tensor'
+local nn = require 'slayer.nn'
+
+local C = L.C
+local M = {}
+
+local function fail(fname, msg, level) error(fname .. ': ' .. msg, (level or 2) + 1) end
+local function cfail(level) error(L.lastError(), (level or 2) + 1) end
+
+local FORMATS = {bs1 = 0, bs2 = 1, bs3 = 2}
+local MODES = {OR = 0, SUM = 1, COUNT = 2}
+
+local function fileExists(path)
+   local f = io.open(path, 'rb')
+   if f then f:close() return true end
+   return false
+end
+
+---------------------------------------------------------------------------
+-- SpikeFiles: N-MNIST-style folders with list files
+---------------------------------------------------------------------------
+
+local Dataset = nn.class('snn.data.Dataset')
+M.Dataset = Dataset
+
+function Dataset:size() return #self.labels end
+
+-- ds[i] = path of sample i, so that #ds works under LuaJIT
+local function fillArray(self)
+   for i = 1, #self.paths do self[i] = self.paths[i] end
+end
+
+--- one sample as the loaders produce it, from a file on disk
+function Dataset:_loadFile(path, label)
+   local c, h, w = self.shape[1], self.shape[2], self.shape[3]
+   local input = T.zeros({c, h, w, self.nBins})
+   if C.sl_sample_load(path, self.format, c, h, w, self.nBins, self.Ts, self.mode, input:data()) ~= 0 then cfail(3) end
+   local target = T.zeros({self.classes, 1, 1, 1})
+   if label >= 1 and label <= self.classes then target:data()[label - 1] = 1 end
+   return input, target, label
+end
+
+function Dataset:get(i)
+   if type(i) ~= 'number' or i < 1 or i > self:size() or i % 1 ~= 0 then
+      fail('get', 'index ' .. tostring(i) .. ' out of range 1..' .. self:size(), 2)
+   end
+   return self:_loadFile(self.paths[i], self.labels[i])
+end
+
+local function sampleOpts(self, o, fname)
+   self.shape = o.shape or {2, 34, 34}
+   if type(self.shape) ~= 'table' or #self.shape ~= 3 then fail(fname, 'shape must be {C, H, W}', 3) end
+   self.tSample = o.tSample or 300
+   self.Ts = o.Ts or 1
+   if not (self.Ts > 0) or not (self.tSample > 0) then fail(fname, 'tSample and Ts must be positive', 3) end
+   local q = self.tSample / self.Ts
+   self.nBins = q >= 0 and math.floor(q) or math.ceil(q)
+   self.classes = o.classes or 10
+   self.mode = MODES[(o.binningMode or 'OR'):upper()]
+   if not self.mode then fail(fname, "binningMode must be 'OR', 'SUM' or 'COUNT'", 3) end
+end
+
+local SpikeFiles = nn.class('snn.data.SpikeFiles', Dataset)
+M.SpikeFiles = SpikeFiles
+
+--- root: the folder of samples (root/<index>.<ext>); list: a list file
+-- (relative to root unless absolute) with a header line and
+-- "index<TAB>label" rows, labels 0-based in the file, 1-based here.
+-- shape {C, H, W}, tSample and Ts (ms), classes, ext ('bs2'), binningMode.
+function SpikeFiles:__init(o)
+   local fname = 'SpikeFiles'
+   if type(o) ~= 'table' then fail(fname, 'expected an options table {root=, list=, ...}', 2) end
+   if type(o.root) ~= 'string' then fail(fname, 'root (the sample folder) is required', 2) end
+   if type(o.list) ~= 'string' then fail(fname, 'list (the list file) is required', 2) end
+   sampleOpts(self, o, fname)
+   self.root = o.root
+   self.ext = o.ext or 'bs2'
+   self.format = FORMATS[self.ext]
+   if not self.format then fail(fname, "ext must be 'bs1', 'bs2' or 'bs3', got '" .. tostring(self.ext) .. "'", 2) end
+   local listPath = o.list:sub(1, 1) == '/' and o.list or (o.root .. '/' .. o.list)
+   local f = io.open(listPath, 'rb')
+   if not f then
+      fail(fname, 'cannot open the list file ' .. listPath .. ' (N-MNIST-style data: a folder of <index>.bs2 files '
+         .. 'with train/test list files, e.g. ../shared/data/nmnist-small)', 2)
+   end
+   self.paths, self.labels, self.indices = {}, {}, {}
+   local lineNo = 0
+   for line in f:lines() do
+      lineNo = lineNo + 1
+      line = line:gsub('\r$', '')
+      if not line:match('^%s*#') and line:match('%S') then
+         local idx, lab = line:match('^%s*(%S+)%s+(%-?%d+)%s*$')
+         if not idx then
+            f:close()
+            fail(fname, listPath .. ' line ' .. lineNo .. ': expected "index<TAB>label", got "' .. line .. '"', 2)
+         end
+         lab = tonumber(lab) + 1
+         if lab < 1 or lab > self.classes then
+            f:close()
+            fail(fname, listPath .. ' line ' .. lineNo .. ': label ' .. (lab - 1) .. ' outside 0..' .. (self.classes - 1), 2)
+         end
+         self.indices[#self.indices + 1] = idx
+         self.paths[#self.paths + 1] = o.root .. '/' .. idx .. '.' .. self.ext
+         self.labels[#self.labels + 1] = lab
+      end
+   end
+   f:close()
+   if #self.paths == 0 then fail(fname, listPath .. ' lists no samples', 2) end
+   fillArray(self)
+end
+
+---------------------------------------------------------------------------
+-- SaccadeImages: static images turned into events, cached on disk
+---------------------------------------------------------------------------
+
+local SaccadeImages = nn.class('snn.data.SaccadeImages', Dataset)
+M.SaccadeImages = SaccadeImages
+
+--- images: tensor {N, H, W} (0..255); labels: tensor {N} or Lua table of
+-- 0-based labels (IDX files hold 0-based labels); cache: folder for the
+-- converted samples (<i>.bs2, written once, reused later); saccade: options
+-- for snn.io.saccade (its seed is offset by the sample index); shape
+-- (default {2, 34, 34}), tSample, Ts, classes as SpikeFiles.
+function SaccadeImages:__init(o)
+   local fname = 'SaccadeImages'
+   if type(o) ~= 'table' then fail(fname, 'expected an options table {images=, labels=, cache=, ...}', 2) end
+   if not T.isTensor(o.images) or o.images:dim() ~= 3 then
+      fail(fname, 'images must be a {N, H, W} tensor', 2)
+   end
+   if type(o.cache) ~= 'string' then fail(fname, 'cache (a folder for converted samples) is required', 2) end
+   sampleOpts(self, o, fname)
+   self.format = 1
+   self.images = o.images
+   self.cache = o.cache
+   self.saccadeOpts = o.saccade or {}
+   local n = o.images:size(1)
+   local labs = T.isTensor(o.labels) and o.labels:totable() or o.labels
+   if type(labs) ~= 'table' or #labs ~= n then fail(fname, 'labels must hold one label per image (' .. n .. ')', 2) end
+   os.execute('mkdir -p ' .. "'" .. o.cache:gsub("'", "'\\''") .. "'")
+   self.paths, self.labels = {}, {}
+   for i = 1, n do
+      self.paths[i] = o.cache .. '/' .. i .. '.bs2'
+      self.labels[i] = labs[i] + 1
+   end
+   fillArray(self)
+end
+
+--- Convert image i unless its cache file exists.
+function SaccadeImages:convert(i)
+   local path = self.paths[i]
+   if fileExists(path) then return false end
+   local sio = require 'slayer.io'
+   local so = {}
+   for k, v in pairs(self.saccadeOpts) do so[k] = v end
+   so.seed = (so.seed or 0) + i
+   so.width, so.height = self.shape[3], self.shape[2]
+   local ev = sio.saccade(self.images:select(1, i), so)
+   sio.encode2Dspikes(path, ev)
+   return true
+end
+
+--- Convert every image not yet in the cache; returns how many were converted.
+function SaccadeImages:prepare()
+   local n = 0
+   for i = 1, #self.paths do
+      if self:convert(i) then n = n + 1 end
+   end
+   return n
+end
+
+function SaccadeImages:get(i)
+   if type(i) ~= 'number' or i < 1 or i > self:size() or i % 1 ~= 0 then
+      fail('get', 'index ' .. tostring(i) .. ' out of range 1..' .. self:size(), 2)
+   end
+   self:convert(i)
+   return self:_loadFile(self.paths[i], self.labels[i])
+end
+
+---------------------------------------------------------------------------
+-- Loader
+---------------------------------------------------------------------------
+
+local Loader = nn.class('snn.data.Loader')
+M.Loader = Loader
+
+-- xorshift64*, seeded by (seed, epoch): the loader's own order generator
+local function permutation(n, seed, epoch)
+   local s = ffi.new('uint64_t[1]', 0x9E3779B97F4A7C15ULL)
+   s[0] = s[0] * (seed + 1) + 0xD1B54A32D192ED03ULL * (epoch + 1)
+   local function nxt()
+      s[0] = bit.bxor(s[0], bit.rshift(s[0], 12))
+      s[0] = bit.bxor(s[0], bit.lshift(s[0], 25))
+      s[0] = bit.bxor(s[0], bit.rshift(s[0], 27))
+      return tonumber(bit.rshift(s[0] * 0x2545F4914F6CDD1DULL, 11)) / 9007199254740992
+   end
+   for _ = 1, 4 do nxt() end
+   local p = {}
+   for i = 1, n do p[i] = i end
+   for i = n, 2, -1 do
+      local j = math.floor(nxt() * i) + 1
+      p[i], p[j] = p[j], p[i]
+   end
+   return p
+end
+M._permutation = permutation
+
+function Loader:__init(ds, o)
+   local fname = 'Loader'
+   o = o or {}
+   if type(ds) ~= 'table' or type(ds.get) ~= 'function' then
+      fail(fname, 'expected a dataset with #ds and ds:get(i)', 2)
+   end
+   self.dataset = ds
+   self.batchSize = o.batchSize or 1
+   if type(self.batchSize) ~= 'number' or self.batchSize < 1 or self.batchSize % 1 ~= 0 then
+      fail(fname, 'batchSize must be a positive integer', 2)
+   end
+   self.shuffle = o.shuffle and true or false
+   self.seed = o.seed or 0
+   self.dropLast = o.dropLast and true or false
+   self.workers = o.workers or 0
+   self.depth = o.depth or math.max(2, 2 * self.workers)
+   self.epoch = 0
+   self.n = ds.size and ds:size() or #ds
+   -- loader[b] = size of batch b, so that #loader is the number of batches
+   for b = 1, self:numBatches() do
+      self[b] = math.min(self.batchSize, self.n - (b - 1) * self.batchSize)
+   end
+end
+
+function Loader:numBatches()
+   if self.dropLast then return math.floor(self.n / self.batchSize) end
+   return math.ceil(self.n / self.batchSize)
+end
+
+--- The sample order of the next epoch (or of `epoch`, 1-based).
+function Loader:order(epoch)
+   epoch = epoch or self.epoch + 1
+   local n = self.n
+   local order = self.shuffle and permutation(n, self.seed, epoch) or nil
+   if not order then
+      order = {}
+      for i = 1, n do order[i] = i end
+   end
+   if self.dropLast then
+      for i = #order, math.floor(n / self.batchSize) * self.batchSize + 1, -1 do order[i] = nil end
+   end
+   return order
+end
+
+local function usesWorkers(self)
+   local ds = self.dataset
+   return self.workers > 0 and type(ds.paths) == 'table' and ds.format ~= nil and ds.shape ~= nil
+end
+
+-- single-threaded.  File datasets load straight into the batch tensor (the
+-- same C routine the workers use); other datasets go through ds:get.
+local function lazyIter(self, order)
+   local ds, B = self.dataset, self.batchSize
+   local b, nb = 0, math.ceil(#order / B)
+   local files = type(ds.paths) == 'table' and ds.format ~= nil and ds.shape ~= nil
+   return function()
+      if b >= nb then return nil end
+      local lo, hi = b * B + 1, math.min((b + 1) * B, #order)
+      b = b + 1
+      local labels = {}
+      if files then
+         local c, h, w = ds.shape[1], ds.shape[2], ds.shape[3]
+         local per = c * h * w * ds.nBins
+         local input = T.zeros({hi - lo + 1, c, h, w, ds.nBins})
+         local target = T.zeros({hi - lo + 1, ds.classes, 1, 1, 1})
+         local xin, tin = input:data(), target:data()
+         for k = lo, hi do
+            local i = order[k]
+            if ds.convert then ds:convert(i) end
+            if C.sl_sample_load(ds.paths[i], ds.format, c, h, w, ds.nBins, ds.Ts, ds.mode, xin + (k - lo) * per) ~= 0 then
+               cfail(2)
+            end
+            local lab = ds.labels[i]
+            labels[#labels + 1] = lab
+            if lab >= 1 and lab <= ds.classes then tin[(k - lo) * ds.classes + lab - 1] = 1 end
+         end
+         return input, target, labels
+      end
+      local inputs, targets = {}, {}
+      for k = lo, hi do
+         local x, y, lab = ds:get(order[k])
+         inputs[#inputs + 1], targets[#targets + 1], labels[#labels + 1] = x, y, lab
+      end
+      return T.stack(inputs, 1), T.stack(targets, 1), labels
+   end
+end
+
+local function workerIter(self, order)
+   local ds, B = self.dataset, self.batchSize
+   local c, h, w = ds.shape[1], ds.shape[2], ds.shape[3]
+   if not self._cl then
+      local cl = C.sl_loader_new(self.workers, self.depth, ds.format, c, h, w, ds.nBins, ds.Ts, ds.mode, ds.classes)
+      if cl == nil then cfail(3) end
+      self._cl = ffi.gc(cl, C.sl_loader_free)
+      self._slots = {}
+   end
+   if ds.prepare then ds:prepare() end
+   local cl = self._cl
+   local function provide(slot)
+      local input = T.empty({B, c, h, w, ds.nBins})
+      local target = T.empty({B, ds.classes, 1, 1, 1})
+      self._slots[slot] = {input, target}
+      if C.sl_loader_provide(cl, slot, input:data(), target:data()) ~= 0 then cfail(4) end
+   end
+   local n = #order
+   local paths = ffi.new('const char *[?]', math.max(n, 1))
+   local labels = ffi.new('int32_t[?]', math.max(n, 1))
+   local keep = {}
+   for k = 1, n do
+      keep[k] = ds.paths[order[k]]
+      paths[k - 1] = keep[k]
+      labels[k - 1] = ds.labels[order[k]] - 1
+   end
+   if C.sl_loader_start(cl, n, paths, labels, B) ~= 0 then cfail(3) end
+   for s = 0, self.depth - 1 do
+      if not self._slots[s] then provide(s) end
+   end
+   local pos = 0
+   local slotOut, count = ffi.new('int[1]'), ffi.new('int[1]')
+   return function()
+      local _ = keep -- the file names stay alive for the epoch
+      if C.sl_loader_next(cl, slotOut, count) ~= 0 then error('Loader: ' .. L.lastError(), 2) end
+      local slot = slotOut[0]
+      if slot < 0 then return nil end
+      local input, target = self._slots[slot][1], self._slots[slot][2]
+      provide(slot)
+      local m = count[0]
+      local lab = {}
+      for k = 1, m do lab[k] = ds.labels[order[pos + k]] end
+      pos = pos + m
+      if m < B then input, target = input:narrow(1, 1, m), target:narrow(1, 1, m) end
+      return input, target, lab
+   end
+end
+
+--- Iterate over one epoch: for input, target, labels in loader:iter() do
+function Loader:iter()
+   self.epoch = self.epoch + 1
+   local order = self:order(self.epoch)
+   if usesWorkers(self) then return workerIter(self, order) end
+   return lazyIter(self, order)
+end
+
+return M

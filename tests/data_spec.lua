@@ -1,0 +1,168 @@
+-- snn.data: datasets and loaders
+local snn = require 'slayer'
+local H = require 'support.helpers'
+local T = snn.tensor
+
+local DATA = assert(H.dataDir(), 'shared data not found: run from the checkout next to ../shared or set SLAYER_DATA')
+local NM = DATA .. '/nmnist-small'
+
+local function nmnist(list)
+   return snn.data.SpikeFiles{root = NM, list = list or 'test100.txt', shape = {2, 34, 34}, tSample = 300, Ts = 1,
+      classes = 10}
+end
+
+describe('SpikeFiles', function()
+   it('reads the list file (CRLF, header), 1-based labels, and bins samples as the reference', function()
+      local ds = nmnist('train1K.txt')
+      assert.are.equal(1000, #ds)
+      assert.are.equal(NM .. '/1.bs2', ds[1])
+      -- class counts of train1K.txt (SPEC 20.3)
+      local counts = {}
+      for i = 1, #ds do counts[ds.labels[i]] = (counts[ds.labels[i]] or 0) + 1 end
+      assert.are.same({97, 116, 99, 93, 105, 92, 94, 117, 87, 100}, counts)
+      local x, y, label = ds:get(1)
+      assert.are.same({2, 34, 34, 300}, x:shape())
+      assert.are.same({10, 1, 1, 1}, y:shape())
+      assert.are.equal(1, y:select(1, label):item())
+      assert.are.equal(1, y:sum():item())
+      -- sample 1 is NMNIST_1.bs2 of the reference tests: 4,670 bins set
+      assert.are.equal(4670, x:countNonzero())
+      local direct = snn.io.read2Dspikes(NM .. '/1.bs2'):toSpikeTensor(T.zeros({2, 34, 34, 300}), 1)
+      assert.are.equal(0, T.maxAbsDiff(x, direct))
+   end)
+
+   it('reports a missing list file and a malformed line clearly', function()
+      local ok, err = pcall(snn.data.SpikeFiles, {root = NM, list = 'nope.txt'})
+      assert.is_false(ok)
+      assert.truthy(err:find('cannot open the list file'))
+      local path = os.tmpname()
+      local f = io.open(path, 'w')
+      f:write('#sample #class\n1\tseven\n')
+      f:close()
+      ok, err = pcall(snn.data.SpikeFiles, {root = NM, list = path})
+      assert.truthy(err:find('line 2'))
+      os.remove(path)
+   end)
+end)
+
+describe('Loader', function()
+   it('batches in order without shuffle, with a smaller last batch unless dropLast', function()
+      local ds = nmnist()
+      local ld = snn.data.Loader(ds, {batchSize = 12})
+      assert.are.equal(9, #ld)
+      local seen, sizes = {}, {}
+      for x, y, labels in ld:iter() do
+         sizes[#sizes + 1] = x:size(1)
+         assert.are.same({x:size(1), 10, 1, 1, 1}, y:shape())
+         for _, l in ipairs(labels) do seen[#seen + 1] = l end
+      end
+      assert.are.same({12, 12, 12, 12, 12, 12, 12, 12, 4}, sizes)
+      assert.are.same(ds.labels, seen)
+      assert.are.equal(8, #snn.data.Loader(ds, {batchSize = 12, dropLast = true}))
+   end)
+
+   it('shuffles deterministically per (seed, epoch), as a permutation', function()
+      local ds = nmnist()
+      local a = snn.data.Loader(ds, {batchSize = 10, shuffle = true, seed = 4})
+      local b = snn.data.Loader(ds, {batchSize = 10, shuffle = true, seed = 4})
+      local o1, o2 = a:order(1), b:order(1)
+      assert.are.same(o1, o2)
+      assert.are_not.same(o1, a:order(2))
+      assert.are_not.same(o1, snn.data.Loader(ds, {batchSize = 10, shuffle = true, seed = 5}):order(1))
+      local sorted = {}
+      for i, v in ipairs(o1) do sorted[i] = v end
+      table.sort(sorted)
+      for i = 1, 100 do assert.are.equal(i, sorted[i]) end
+      -- the global generator is not disturbed
+      snn.manualSeed(1)
+      local r1 = T.rand({3}):totable()
+      snn.manualSeed(1)
+      a:order(3)
+      assert.are.same(r1, T.rand({3}):totable())
+   end)
+
+   it('gives exactly the same batches with worker threads as without', function()
+      local ds = nmnist()
+      local plain = snn.data.Loader(ds, {batchSize = 7, shuffle = true, seed = 2, workers = 0})
+      local threaded = snn.data.Loader(ds, {batchSize = 7, shuffle = true, seed = 2, workers = 2})
+      for epoch = 1, 2 do
+         local it1, it2 = plain:iter(), threaded:iter()
+         local n = 0
+         while true do
+            local x1, y1, l1 = it1()
+            local x2, y2, l2 = it2()
+            if not x1 then
+               assert.is_nil(x2)
+               break
+            end
+            n = n + 1
+            assert.are.equal(0, T.maxAbsDiff(x1, x2))
+            assert.are.equal(0, T.maxAbsDiff(y1, y2))
+            assert.are.same(l1, l2)
+         end
+         assert.are.equal(#plain, n)
+      end
+   end)
+
+   it('reports an unreadable file from a worker thread in the training thread', function()
+      local dir = os.tmpname()
+      os.remove(dir)
+      os.execute('mkdir -p ' .. dir)
+      local f = io.open(dir .. '/list.txt', 'w')
+      f:write('#sample #class\n1\t0\n2\t1\n')
+      f:close()
+      os.execute('cp ' .. NM .. '/1.bs2 ' .. dir .. '/1.bs2')
+      f = io.open(dir .. '/2.bs2', 'wb')
+      f:write('abc')
+      f:close()
+      local ds = snn.data.SpikeFiles{root = dir, list = 'list.txt', classes = 10}
+      for _, w in ipairs({0, 2}) do
+         local ok, err = pcall(function()
+            for _ in snn.data.Loader(ds, {batchSize = 1, workers = w}):iter() do end
+         end)
+         assert.is_false(ok)
+         assert.truthy(tostring(err):find('2.bs2', 1, true) and tostring(err):find('byte 0'), tostring(err))
+      end
+      os.execute('rm -rf ' .. dir)
+   end)
+
+   it('loads a generic Lua dataset in the calling thread', function()
+      local ds = {n = 5}
+      for i = 1, 5 do ds[i] = i end
+      function ds:get(i) return T.full({1, 1, 1, 3}, i), T.zeros({2, 1, 1, 1}), i end
+      local got = {}
+      for x, _, labels in snn.data.Loader(ds, {batchSize = 2, workers = 2}):iter() do
+         assert.are.same({#labels, 1, 1, 1, 3}, x:shape())
+         for _, l in ipairs(labels) do got[#got + 1] = l end
+      end
+      assert.are.same({1, 2, 3, 4, 5}, got)
+   end)
+end)
+
+describe('SaccadeImages', function()
+   it('converts images once, caches them on disk and loads them like spike files', function()
+      local dir = os.tmpname()
+      os.remove(dir)
+      local img = T.zeros({3, 28, 28})
+      img:narrow(2, 6, 16):narrow(3, 10, 6):fill(255)
+      img:select(1, 2):narrow(1, 10, 6):fill(180)
+      local ds = snn.data.SaccadeImages{images = img, labels = {0, 4, 9}, cache = dir, tSample = 300, Ts = 1}
+      assert.are.equal(3, #ds)
+      local x, y, label = ds:get(2)
+      assert.are.equal(5, label)
+      assert.are.equal(1, y:select(1, 5):item())
+      assert.is_true(x:countNonzero() > 100)
+      assert.is_not_nil(io.open(dir .. '/2.bs2', 'rb'))
+      local mtime = io.popen('stat -c %Y%N ' .. dir .. '/2.bs2'):read('*a')
+      local x2 = ds:get(2)
+      assert.are.equal(0, T.maxAbsDiff(x, x2))
+      assert.are.equal(mtime, io.popen('stat -c %Y%N ' .. dir .. '/2.bs2'):read('*a'))
+      local batches = 0
+      for xb in snn.data.Loader(ds, {batchSize = 2, workers = 1}):iter() do
+         batches = batches + 1
+         assert.are.equal(34, xb:size(4))
+      end
+      assert.are.equal(2, batches)
+      os.execute('rm -rf ' .. dir)
+   end)
+end)

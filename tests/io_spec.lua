@@ -1,0 +1,422 @@
+-- snn.io: events, spike files, binning, IDX, saccades, pictures (SPEC.md 16)
+local snn = require 'slayer'
+local ffi = require 'ffi'
+local H = require 'support.helpers'
+local T = snn.tensor
+local sio = snn.io
+
+local DATA = assert(H.dataDir(), 'shared data not found: run from the checkout next to ../shared or set SLAYER_DATA')
+local SIO = DATA .. '/spike-io/'
+
+local function bytes(path)
+   local f = assert(io.open(path, 'rb'))
+   local s = f:read('*a')
+   f:close()
+   return s
+end
+
+local function tmp(ext) return os.tmpname() .. ext end
+
+describe('events', function()
+   it('stores 0-based FFI arrays and shifts polarities to start at 0 without touching the caller', function()
+      local p = {1, 2, 1}
+      local ev = sio.event({1, 2, 3}, nil, p, {0.5, 1.5, 2.5})
+      assert.are.equal(3, ev.n)
+      assert.are.equal(1, ev.dim)
+      assert.are.equal(2, ev.x[1])
+      assert.are.equal(0, ev.p[0])
+      assert.are.equal(1, ev.p[1])
+      assert.are.same({1, 2, 1}, p)
+      assert.is_nil(ev.y)
+      local ev2 = sio.event({1.7, -1.2}, {3, 4}, {0, 1}, {1, 2})
+      assert.are.equal(2, ev2.dim)
+      assert.are.equal(1, ev2.x[0])   -- truncated, as numpy astype(int)
+      assert.are.equal(-1, ev2.x[1])
+      assert.has_error(function() sio.event({}, nil, {}, {}) end)
+      assert.has_error(function() sio.event({1, 2}, nil, {1}, {1, 2}) end)
+   end)
+
+   it('bins hand-computed cases: rounding half to even, 1/Ts, dropped events, OR/SUM/COUNT', function()
+      -- times 0.5 -> bin 0, 1.5 -> 2, 2.5 -> 2 (half to even), 3.4 -> 3; x 5 is out of range
+      local ev = sio.event({0, 1, 1, 2, 5, 1}, {0, 0, 0, 1, 0, 0}, {0, 1, 1, 0, 0, 1}, {0.5, 1.5, 2.5, 3.4, 1, 99})
+      local s = ev:toSpikeTensor(T.zeros({2, 2, 3, 4}), 1)
+      local v = s:totable()
+      local function at(p, y, x, t) return v[((p * 2 + y) * 3 + x) * 4 + t + 1] end
+      assert.are.equal(1, at(0, 0, 0, 0))
+      assert.are.equal(1, at(1, 0, 1, 2)) -- two events in one bin: OR
+      assert.are.equal(1, at(0, 1, 2, 3))
+      assert.are.equal(3, s:countNonzero())
+      local s2 = ev:toSpikeTensor(T.zeros({2, 2, 3, 4}), 1, false, 'sum')
+      assert.are.equal(1, s2:totable()[((1 * 2 + 0) * 3 + 1) * 4 + 3]) -- the reference's SUM does not accumulate
+      local s3 = ev:toSpikeTensor(T.zeros({2, 2, 3, 4}), 1, false, 'COUNT')
+      assert.are.equal(2, s3:totable()[((1 * 2 + 0) * 3 + 1) * 4 + 3])
+      local s4 = ev:toSpikeTensor(T.zeros({2, 2, 3, 8}), 0.5)
+      assert.are.equal(2, s4:max())                                     -- 1/Ts
+      assert.has_error(function() ev:toSpikeTensor(T.zeros({2, 2, 3, 4}), 1, false, 'MAX') end)
+      assert.has_error(function() ev:toSpikeTensor(T.zeros({2, 3, 4}), 1) end)
+   end)
+
+   it('converts between spike arrays and events', function()
+      local a = T.zeros({2, 3, 5})
+      a:select(1, 2):select(1, 3):narrow(1, 4, 1):fill(1)
+      a:select(1, 1):select(1, 1):narrow(1, 1, 1):fill(1)
+      local ev = sio.spikeArrayToEvent(a, 2)
+      assert.are.equal(2, ev.n)
+      assert.are.same({0, 2}, {ev.x[0], ev.x[1]})
+      assert.are.same({0, 1}, {ev.p[0], ev.p[1]})
+      assert.are.same({0, 6}, {ev.t[0], ev.t[1]})
+      local back = ev:toSpikeArray(2, {2, 3, 5})
+      assert.are.equal(0, T.maxAbsDiff(back, a * 0.5))
+      assert.are.same({2, 3, 4}, ev:toSpikeArray(2):shape())
+   end)
+
+   it('shifts randomly only within the reference bound and deterministically for a seed', function()
+      local ev = sio.read2Dspikes(SIO .. 'NMNIST_1.bs2')
+      snn.manualSeed(5)
+      local a = ev:toSpikeTensor(T.zeros({2, 34, 34, 350}), 1, true)
+      snn.manualSeed(5)
+      local b = ev:toSpikeTensor(T.zeros({2, 34, 34, 350}), 1, true)
+      assert.are.equal(0, T.maxAbsDiff(a, b))
+   end)
+end)
+
+describe('spike files', function()
+   it('reproduces the N-MNIST sample counts of SPEC 16.3 and round-trips bs2 byte for byte', function()
+      local ev = sio.read2Dspikes(SIO .. 'NMNIST_1.bs2')
+      assert.are.equal(4681, ev.n)
+      assert.are.equal(0.893, ev.t[0])
+      assert.are.equal(4670, ev:toSpikeTensor(T.zeros({2, 34, 34, 300}), 1):countNonzero())
+      local out = tmp('.bs2')
+      sio.encode2Dspikes(out, ev)
+      assert.is_true(bytes(out) == bytes(SIO .. 'NMNIST_1.bs2'))
+      for _, name in ipairs({'Copy.bs2', '1.bs2', '7.bs2'}) do
+         sio.encode2Dspikes(out, sio.read2Dspikes(SIO .. name))
+         assert.is_true(bytes(out) == bytes(SIO .. name), name)
+      end
+      os.remove(out)
+   end)
+
+   it('round-trips bs1 (polarity shifted as the reference: NTIDIGITS -> Copy.bs1), bs3 and bsn', function()
+      local out = tmp('.bs1')
+      local ev = sio.read1Dspikes(SIO .. 'NTIDIGITS_1.bs1')
+      assert.are.equal(898, ev.n)
+      sio.encode1Dspikes(out, ev)
+      assert.is_true(bytes(out) == bytes(SIO .. 'Copy.bs1'))
+      sio.encode1Dspikes(out, sio.read1Dspikes(SIO .. 'Copy.bs1'))
+      assert.is_true(bytes(out) == bytes(SIO .. 'Copy.bs1'))
+      for _, k in ipairs({1, 4, 10}) do
+         local e3 = sio.read3Dspikes(SIO .. k .. '.bs3')
+         sio.encode3Dspikes(out, e3)
+         assert.is_true(bytes(out) == bytes(SIO .. k .. '.bs3'), k .. '.bs3')
+         -- bs3 holds the same events as the bs2 recording (reference test spikeIO002)
+         local e2 = sio.read2Dspikes(SIO .. k .. '.bs2')
+         assert.are.equal(e2.n, e3.n)
+         assert.are.same({e2.x[e2.n - 1], e2.y[e2.n - 1], e2.t[e2.n - 1]}, {e3.x[e3.n - 1], e3.y[e3.n - 1], e3.t[e3.n - 1]})
+      end
+      local id, ts, te, cnt, n = sio.read1DnumSpikes(SIO .. 'Out_0.bsn')
+      assert.are.equal(10, n)
+      assert.are.same({0, 0, 300, 60}, {id[0], ts[0], te[0], cnt[0]})
+      assert.are.same({9, 10}, {id[9], cnt[9]})
+      sio.encode1DnumSpikes(out, id, ts, te, cnt, n)
+      assert.is_true(bytes(out) == bytes(SIO .. 'Out_0.bsn'))
+      os.remove(out)
+   end)
+
+   it('fixes the reference encoder bugs for bs1 ids and bs3 y >= 256', function()
+      local out = tmp('.bs1')
+      sio.encode1Dspikes(out, sio.event({300, 1000}, nil, {0, 1}, {1, 2}))
+      local back = sio.read1Dspikes(out)
+      assert.are.same({300, 1000}, {back.x[0], back.x[1]})
+      sio.encode3Dspikes(out, sio.event({5, 4000}, {300, 4095}, {0, 7}, {1, 2}))
+      local b3 = sio.read3Dspikes(out)
+      assert.are.same({300, 4095, 4000, 7}, {b3.y[0], b3.y[1], b3.x[1], b3.p[1]})
+      os.remove(out)
+   end)
+
+   it('names the file and byte offset of a truncated file, refuses out-of-range values, writes atomically', function()
+      local bad = tmp('.bs2')
+      local f = io.open(bad, 'wb')
+      f:write(bytes(SIO .. 'NMNIST_1.bs2'):sub(1, 5 * 10 + 3))
+      f:close()
+      local ok, err = pcall(sio.read2Dspikes, bad)
+      assert.is_false(ok)
+      assert.truthy(err:find('read2Dspikes') and err:find(bad, 1, true) and err:find('byte 50'), err)
+      ok, err = pcall(sio.read2Dspikes, '/nonexistent/x.bs2')
+      assert.truthy(err:find('cannot open'))
+      local out = tmp('.bs2')
+      ok, err = pcall(sio.encode2Dspikes, out, sio.event({300}, {1}, {0}, {1}))
+      assert.is_false(ok)
+      assert.truthy(err:find('encode2Dspikes') and err:find('x = 300'))
+      ok, err = pcall(sio.encode2Dspikes, out, sio.event({3}, {1}, {0}, {9000}))
+      assert.truthy(err:find('t %(us%)'))
+      assert.is_nil(io.open(out, 'rb'))
+      assert.is_nil(io.open(out .. '.tmp', 'rb'))
+      ok, err = pcall(sio.encode2Dspikes, '/nonexistent-dir/a.bs2', sio.event({3}, {1}, {0}, {1}))
+      assert.truthy(err:find('cannot open'))
+      os.remove(bad)
+   end)
+
+   it('reads the Oxford task files (SPEC 16.3: 1,881 and 10,355 non-zeros)', function()
+      local inp = sio.read1Dspikes(DATA .. '/oxford/input.bs1')
+      local outp = sio.read1Dspikes(DATA .. '/oxford/output.bs1')
+      assert.are.same({1889, 10361}, {inp.n, outp.n})
+      assert.are.equal(1881, inp:toSpikeTensor(T.zeros({1, 1, 200, 1900}), 1):countNonzero())
+      assert.are.equal(10355, outp:toSpikeTensor(T.zeros({1, 1, 200, 1900}), 1):countNonzero())
+   end)
+
+   it('writes and reads NumPy event arrays', function()
+      local ev = sio.read2Dspikes(SIO .. 'NMNIST_1.bs2')
+      local out = tmp('.npy')
+      sio.encodeNpSpikes(out, ev)
+      local raw = bytes(out)
+      assert.are.equal('\147NUMPY\1\0', raw:sub(1, 8))
+      assert.truthy(raw:find("{'descr': '<f8', 'fortran_order': False, 'shape': (4681, 4), }", 1, true))
+      assert.are.equal(0, (10 + raw:byte(9) + 256 * raw:byte(10)) % 64)
+      assert.are.equal(10 + raw:byte(9) + 256 * raw:byte(10) + 4681 * 4 * 8, #raw)
+      local back = sio.readNpSpikes(out)
+      assert.are.equal(4681, back.n)
+      for _, i in ipairs({0, 1000, 4680}) do
+         assert.are.same({ev.x[i], ev.y[i], ev.p[i], ev.t[i]}, {back.x[i], back.y[i], back.p[i], back.t[i]})
+      end
+      local e1 = sio.event({1, 2}, nil, {0, 1}, {3, 4})
+      sio.encodeNpSpikes(out, e1)
+      local b1 = sio.readNpSpikes(out, 'xypt', 1e-3)
+      assert.are.same({1, 2, 1, 4}, {b1.x[0], b1.x[1], b1.p[1], b1.t[1]})
+      local f = io.open(out, 'wb')
+      f:write(raw:sub(1, 200))
+      f:close()
+      local ok, err = pcall(sio.readNpSpikes, out)
+      assert.is_false(ok)
+      assert.truthy(err:find('truncated'))
+      os.remove(out)
+   end)
+end)
+
+describe('readIdx', function()
+   local function writeIdx(path, dims, values)
+      local parts = {'\0\0\8' .. string.char(#dims)}
+      for _, d in ipairs(dims) do
+         parts[#parts + 1] = string.char(math.floor(d / 2 ^ 24) % 256, math.floor(d / 2 ^ 16) % 256, math.floor(d / 256) % 256, d % 256)
+      end
+      for _, v in ipairs(values) do parts[#parts + 1] = string.char(v) end
+      local f = io.open(path, 'wb')
+      f:write(table.concat(parts))
+      f:close()
+   end
+
+   it('reads plain and gzip-compressed IDX files', function()
+      local path = tmp('.idx')
+      writeIdx(path, {2, 2, 3}, {0, 1, 2, 3, 4, 5, 250, 251, 252, 253, 254, 255})
+      local t = sio.readIdx(path)
+      assert.are.same({2, 2, 3}, t:shape())
+      assert.are.same({0, 1, 2, 3, 4, 5, 250, 251, 252, 253, 254, 255}, t:totable())
+      assert.are.equal(0, os.execute('gzip -f -k ' .. path) and 0 or 1)
+      local g = sio.readIdx(path .. '.gz')
+      assert.are.equal(0, T.maxAbsDiff(t, g))
+      local f = io.open(path, 'wb')
+      f:write('\0\0\8\3\0\0\0\2')
+      f:close()
+      local ok, err = pcall(sio.readIdx, path)
+      assert.is_false(ok)
+      assert.truthy(err:find('truncated'))
+      os.remove(path)
+      os.remove(path .. '.gz')
+   end)
+
+   it('reads the Fashion-MNIST files when installed', function()
+      local p = '/usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz'
+      if not io.open(p) then
+         pending('dataset-fashion-mnist is not installed (tools/install-deps.sh installs it)')
+         return
+      end
+      local labels = sio.readIdx(p)
+      assert.are.same({10000}, labels:shape())
+      assert.are.equal(9, labels:max())
+      assert.are.equal(0, labels:min())
+   end)
+end)
+
+describe('saccade', function()
+   -- a synthetic 28x28 digit-like stroke image
+   local function strokeImage()
+      local img = T.zeros({28, 28})
+      local d = img:data()
+      for y = 4, 23 do
+         for x = 9, 12 do d[y * 28 + x] = 255 end
+         for x = 13, 20 do if y < 8 or (y > 13 and y < 17) then d[y * 28 + x] = 200 end end
+      end
+      return img
+   end
+
+   it('produces an N-MNIST-like stream: both polarities, 34x34 sensor, 300 ms, counts in the documented range', function()
+      local ev = sio.saccade(strokeImage(), {seed = 3})
+      assert.is_true(ev.n >= 1500 and ev.n <= 9000, 'events: ' .. ev.n)
+      local on, off, xmax, ymax, tmax = 0, 0, 0, 0, 0
+      for i = 0, ev.n - 1 do
+         if ev.p[i] == 1 then on = on + 1 else off = off + 1 end
+         xmax, ymax, tmax = math.max(xmax, ev.x[i]), math.max(ymax, ev.y[i]), math.max(tmax, ev.t[i])
+         if i > 0 then assert(ev.t[i] >= ev.t[i - 1], 'events are in time order') end
+      end
+      assert.is_true(on > 0.2 * ev.n and off > 0.2 * ev.n)
+      assert.is_true(xmax < 34 and ymax < 34 and tmax <= 300)
+      -- all three saccades produce events
+      local thirds = {0, 0, 0}
+      for i = 0, ev.n - 1 do
+         local k = math.min(3, math.floor(ev.t[i] / 100) + 1)
+         thirds[k] = thirds[k] + 1
+      end
+      for k = 1, 3 do assert.is_true(thirds[k] > 0.15 * ev.n) end
+   end)
+
+   it('is deterministic for a seed and changes with it; a blank image is silent', function()
+      local a = sio.saccade(strokeImage(), {seed = 7})
+      local b = sio.saccade(strokeImage(), {seed = 7})
+      local c = sio.saccade(strokeImage(), {seed = 8})
+      assert.are.equal(a.n, b.n)
+      for i = 0, a.n - 1, 97 do assert.are.same({a.x[i], a.t[i]}, {b.x[i], b.t[i]}) end
+      assert.is_true(a.n ~= c.n or a.t[10] ~= c.t[10])
+      assert.are.equal(0, sio.saccade(T.zeros({28, 28})).n)
+      assert.has_error(function() sio.saccade(T.zeros({28, 28}), {bogus = 1}) end)
+   end)
+end)
+
+describe('pictures', function()
+   local function u32(s, i) return ((s:byte(i) * 256 + s:byte(i + 1)) * 256 + s:byte(i + 2)) * 256 + s:byte(i + 3) end
+
+   -- walk the PNG chunks, checking CRCs, and inflate the image data
+   local function decodePng(path)
+      local s = bytes(path)
+      assert.are.equal('\137PNG\r\n\26\n', s:sub(1, 8))
+      local pos, w, h, idat = 9, nil, nil, {}
+      local zlib = ffi.load('z')
+      pcall(ffi.cdef, [[unsigned long crc32(unsigned long crc, const unsigned char *buf, unsigned len);
+         int uncompress(unsigned char *dest, unsigned long *destLen, const unsigned char *source, unsigned long sourceLen);]])
+      while pos <= #s do
+         local len, typ = u32(s, pos), s:sub(pos + 4, pos + 7)
+         local body = s:sub(pos + 8, pos + 7 + len)
+         local crc = u32(s, pos + 8 + len)
+         assert.are.equal(crc, tonumber(zlib.crc32(0, typ .. body, 4 + len)), typ .. ' CRC')
+         if typ == 'IHDR' then w, h = u32(body, 1), u32(body, 5) end
+         if typ == 'IDAT' then idat[#idat + 1] = body end
+         pos = pos + 12 + len
+         if typ == 'IEND' then break end
+      end
+      local z = table.concat(idat)
+      local size = (w * 3 + 1) * h
+      local buf = ffi.new('unsigned char[?]', size)
+      local n = ffi.new('unsigned long[1]', size)
+      assert.are.equal(0, zlib.uncompress(buf, n, z, #z))
+      assert.are.equal(size, tonumber(n[0]))
+      return w, h, function(x, y)
+         local o = y * (w * 3 + 1) + 1 + x * 3
+         return buf[o], buf[o + 1], buf[o + 2]
+      end
+   end
+
+   it('draws a spike raster PNG with a dark pixel at each spike', function()
+      local s = T.zeros({1, 3, 1, 1, 50})
+      s:select(2, 2):view({50}):narrow(1, 11, 1):fill(1)
+      local path = tmp('.png')
+      sio.raster(s, path)
+      local w, h, px = decodePng(path)
+      assert.are.same({50 + 8, 3 + 8}, {w, h})
+      assert.are.same({0, 0, 0}, {px(4 + 10, 4 + 1)})
+      assert.are.same({255, 255, 255}, {px(4 + 11, 4 + 1)})
+      assert.are.same({255, 255, 255}, {px(4 + 10, 4 + 0)})
+      -- two panels side by side, and events as input
+      sio.raster({s, s}, path)
+      local w2 = decodePng(path)
+      assert.are.equal(50 * 2 + 8 + 8, w2)
+      sio.raster(sio.read2Dspikes(SIO .. 'NMNIST_1.bs2'), path)
+      local w3, h3 = decodePng(path)
+      assert.is_true(w3 > 300 and h3 > 100)
+      os.remove(path)
+   end)
+
+   -- walk the GIF blocks and LZW-decode every frame
+   local function decodeGif(s)
+      assert.are.equal('GIF89a', s:sub(1, 6))
+      local W, Hh, flags = s:byte(7) + 256 * s:byte(8), s:byte(9) + 256 * s:byte(10), s:byte(11)
+      local pos = 14 + 3 * (2 ^ ((flags % 8) + 1))
+      local frames = {}
+      while true do
+         local b = s:byte(pos)
+         if b == 0x21 then
+            pos = pos + 2
+            while s:byte(pos) ~= 0 do pos = pos + s:byte(pos) + 1 end
+            pos = pos + 1
+         elseif b == 0x2C then
+            pos = pos + 10
+            local minb = s:byte(pos)
+            pos = pos + 1
+            local data = {}
+            while s:byte(pos) ~= 0 do
+               data[#data + 1] = s:sub(pos + 1, pos + s:byte(pos))
+               pos = pos + s:byte(pos) + 1
+            end
+            pos = pos + 1
+            data = table.concat(data)
+            local clear, eoi = 2 ^ minb, 2 ^ minb + 1
+            local width, dict, out, prev = minb + 1, {}, {}, nil
+            local acc, nb, i = 0, 0, 1
+            local function reset()
+               dict = {}
+               for k = 0, clear - 1 do dict[k] = {k} end
+               dict[clear], dict[eoi] = {}, {}
+               width, prev = minb + 1, nil
+            end
+            reset()
+            while true do
+               while nb < width do
+                  acc = acc + data:byte(i) * 2 ^ nb
+                  nb, i = nb + 8, i + 1
+               end
+               local code = acc % 2 ^ width
+               acc, nb = math.floor(acc / 2 ^ width), nb - width
+               if code == clear then reset()
+               elseif code == eoi then break
+               else
+                  local entry = dict[code]
+                  if not entry then
+                     entry = {unpack(prev)}
+                     entry[#entry + 1] = prev[1]
+                  end
+                  for _, v in ipairs(entry) do out[#out + 1] = v end
+                  local n = 0
+                  for _ in pairs(dict) do n = n + 1 end
+                  if prev and n < 4096 then
+                     local e = {unpack(prev)}
+                     e[#e + 1] = entry[1]
+                     dict[n] = e
+                     if n + 1 == 2 ^ width and width < 12 then width = width + 1 end
+                  end
+                  prev = entry
+               end
+            end
+            frames[#frames + 1] = out
+         elseif b == 0x3B then
+            break
+         else
+            error('unexpected GIF block ' .. tostring(b) .. ' at byte ' .. pos)
+         end
+      end
+      return W, Hh, frames
+   end
+
+   it('writes an animated GIF of an event stream, one frame per 1000/frameRate ms', function()
+      local ev = sio.read2Dspikes(SIO .. 'NMNIST_1.bs2')
+      local path = tmp('.gif')
+      sio.animTD(ev, path, {frameRate = 10, scale = 2})
+      local W, Hh, frames = decodeGif(bytes(path))
+      assert.are.same({68, 68}, {W, Hh})
+      assert.are.equal(math.ceil(305.924 / 100) - math.floor(0.893 / 100), #frames)
+      -- every frame decodes to W*H palette indices; ON (2) and OFF (1) both appear
+      local seen = {}
+      for _, f in ipairs(frames) do
+         assert.are.equal(W * Hh, #f)
+         for _, v in ipairs(f) do seen[v] = true end
+      end
+      assert.is_true(seen[0] and seen[1] and seen[2])
+      os.remove(path)
+   end)
+end)
