@@ -54,6 +54,11 @@ const char *sl_version(void);
 const char *sl_cdef(void);
 void sl_set_num_threads(int n);
 int sl_get_num_threads(void);
+/* the CUDA back end (libslayer_cuda.so, opened on first use): 1 when it
+   loaded and found a usable GPU, else 0 with the reason in sl_last_error();
+   sl_cuda_symbol resolves one of its functions (NULL, error set, if absent) */
+int sl_cuda_available(void);
+void *sl_cuda_symbol(const char *name);
 
 /* ---- tensors and storage (tensor.c) -------------------------------------- */
 sl_tensor *sl_tensor_new(int ndim, const int32_t *shape, int device);
@@ -206,15 +211,16 @@ int sl_conv_forward(sl_tensor *out, const sl_tensor *in, const sl_tensor *weight
 int sl_conv_backward_input(sl_tensor *gin, const sl_tensor *gout, const sl_tensor *weight, const sl_conv_params *p);
 /* gweight is overwritten with sum over the batch */
 int sl_conv_backward_weight(sl_tensor *gweight, const sl_tensor *gout, const sl_tensor *in, const sl_conv_params *p);
-/* the non-zeros of a spike tensor [N, ..., T], rows (n, i) */
+/* the non-zeros of a spike tensor [N, ..., T], rows (n, i); *out is set to
+   NULL (and 0 returned) when more than maxDensity of x is non-zero */
 typedef struct sl_sparse_rows sl_sparse_rows;
-sl_sparse_rows *sl_sparse_rows_new(const sl_tensor *x);
+int sl_sparse_rows_new(sl_sparse_rows **out, const sl_tensor *x, double maxDensity);
 int64_t sl_sparse_rows_nnz(const sl_sparse_rows *s);
 void sl_sparse_rows_free(sl_sparse_rows *s);
 /* out [N, O, T] = W x for sparse x, with wT = W^T [I, O] */
 int sl_dense_sparse_forward(sl_tensor *out, const sl_sparse_rows *x, const sl_tensor *wT);
-/* gwT [I, O] = sum_{n,t} x[n, i, t] gout[n, :, t] */
-int sl_dense_sparse_weight_grad(sl_tensor *gwT, const sl_sparse_rows *x, const sl_tensor *gout);
+/* gw [O, I] = sum_{n,t} gout[n, :, t] x[n, i, t] */
+int sl_dense_sparse_weight_grad(sl_tensor *gw, const sl_sparse_rows *x, const sl_tensor *gout);
 /* folded sum pooling: adjoint 0 computes y from x, 1 computes x from y;
    odd_pad appends the reference's H mod kh / W mod kw zero rows (pool) */
 int sl_fold_pool(sl_tensor *y, sl_tensor *x, const sl_tensor *weight, const sl_conv_params *p, int adjoint,
@@ -231,7 +237,14 @@ int sl_delay_grad(sl_tensor *gdelay, const sl_tensor *grad, const sl_tensor *out
 /* (issue 3) */
 
 /* ---- Loihi integer neuron (ops/loihi.c) --------------------------------- */
-/* (issue 6) */
+typedef struct sl_loihi_neuron {
+    int32_t vThMant, vDecay, iDecay, refDelay, wgtExp;
+} sl_loihi_neuron;
+/* the reference's integer CUBA dynamics, one neuron per row of in [..., T]
+   (weighted spikes, multiplied by Ts and truncated): spikes = 1/Ts, voltage
+   (vDecay at spike bins), current; voltage and current may be NULL */
+int sl_loihi_forward(sl_tensor *spikes, sl_tensor *voltage, sl_tensor *current, const sl_tensor *in,
+                     const sl_loihi_neuron *neuron, float Ts);
 
 /* ---- spike files, events, images, data loading (ops/spikeio.c, ops/image.c, ops/loader.c) */
 /* formats: 0 .bs1, 1 .bs2, 2 .bs3, 3 .bsn.  count: number of records, or an

@@ -35,6 +35,14 @@
 
 #undef I /* complex.h, pulled in by cblas.h */
 
+/* GCC's -O3 unroll-and-jam fuses two spikes' row updates into one scalar
+   loop instead of vectorising each: keep it off where that happens */
+#if defined(__GNUC__) && !defined(__clang__)
+#define SL_NO_JAM __attribute__((optimize("no-loop-unroll-and-jam")))
+#else
+#define SL_NO_JAM
+#endif
+
 /* o[t] += w * s[t] over one row of time bins */
 SL_HOT
 static void axpy_t(float *restrict o, const float *restrict s, float w, int64_t T)
@@ -105,11 +113,14 @@ static void im2col(float *col, const float *x, const conv_dims *d, const sl_conv
     });
 }
 
-/* gin[c, ih, iw, t] += col[(c, i, j), (oh, ow, t)]; parallel over c */
+/* gin[c, ih, iw, t] = sum of col[(c, i, j), (oh, ow, t)] over the (i, j,
+   oh, ow) that read it; parallel over c, each channel cleared just before
+   its sums, while it is in cache */
 static void col2im(float *gin, const float *col, const conv_dims *d, const sl_conv_params *p)
 {
     int64_t T = d->T;
     SL_FOR(c, d->C, d->C * d->KK * d->P > SL_PAR_MIN, {
+        memset(gin + c * d->H * d->W * T, 0, (size_t)(d->H * d->W * T) * sizeof(float));
         for (int64_t k = 0; k < d->KK; k++) {
             int64_t i = k / p->kw, j = k % p->kw;
             const float *src = col + (c * d->KK + k) * d->P;
@@ -199,10 +210,7 @@ static void conv_bwd_input_sample(const conv_dims *d, const sl_conv_params *p, f
             cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)Kg, (int)d->P, (int)Og, 1.0f, w + gg * Og * Kg,
                         (int)Kg, g + gg * Og * d->P, (int)d->P, 0.0f, dst + gg * Kg * d->P, (int)d->P);
     }
-    if (!full) {
-        memset(gx, 0, (size_t)(d->C * d->H * d->W * d->T) * sizeof(float));
-        col2im(gx, col, d, p);
-    }
+    if (!full) col2im(gx, col, d, p);
 }
 
 int sl_conv_backward_input(sl_tensor *gin, const sl_tensor *gout, const sl_tensor *weight, const sl_conv_params *p)
@@ -309,7 +317,10 @@ int sl_conv_backward_weight(sl_tensor *gweight, const sl_tensor *gout, const sl_
 
 /* ---- sparse dense ------------------------------------------------------- */
 
-/* Non-zeros of x [N, I, T] in (n, i, t) order, as a CSR over rows (n, i). */
+/* Non-zeros of x [N, I, T] in (n, i, t) order, as a CSR over rows (n, i).
+   The arrays come from the caching allocator: they are megabytes, built
+   every training step, and fresh pages from the system would cost more
+   than the scan itself. */
 struct sl_sparse_rows {
     int64_t N, I, T, nnz;
     int64_t *start; /* N*I + 1 */
@@ -317,68 +328,116 @@ struct sl_sparse_rows {
     float *v;
 };
 
+static size_t start_bytes(const sl_sparse_rows *s) { return sizeof(int64_t) * (size_t)(s->N * s->I + 1); }
+
 void sl_sparse_rows_free(sl_sparse_rows *s)
 {
     if (!s) return;
-    free(s->start);
-    free(s->t);
-    free(s->v);
+    sl_scratch_free(s->start, start_bytes(s));
+    sl_scratch_free(s->t, sizeof(int32_t) * (size_t)(s->nnz + 1));
+    sl_scratch_free(s->v, sizeof(float) * (size_t)(s->nnz + 1));
     free(s);
 }
 
 int64_t sl_sparse_rows_nnz(const sl_sparse_rows *s) { return s->nnz; }
 
-sl_sparse_rows *sl_sparse_rows_new(const sl_tensor *x)
+/* number of non-zeros (neither +0 nor -0) in row [0, T) */
+SL_HOT
+static int64_t count_row(const float *restrict row, int64_t T)
 {
-    if (x->device != SL_CPU || !sl_tensor_is_contiguous(x) || x->ndim < 2) {
-        sl_errorf("dense: sparse input must be a contiguous CPU tensor with a time dimension");
-        return NULL;
+    int32_t c = 0;
+    for (int64_t t = 0; t < T; t++) {
+        uint32_t b;
+        memcpy(&b, row + t, sizeof b);
+        c += (b & 0x7fffffffu) != 0;
     }
+    return c;
+}
+
+/* The nnz non-zeros of row [0, T) into (t, v).  Runs of 16 zeros are
+   skipped with one vector test; inside a run with a non-zero the stores are
+   unconditional and the index advances on non-zeros (a data-dependent branch
+   would mispredict at every spike); stopping at the last non-zero keeps the
+   stores inside this row's nnz slots. */
+SL_HOT
+static void fill_row(int32_t *restrict tt, float *restrict vv, const float *restrict row, int64_t T, int64_t nnz)
+{
+    int64_t k = 0, t0 = 0;
+    for (; t0 + 16 <= T && k < nnz; t0 += 16) {
+        uint32_t bits[16], any = 0; /* +-0 have no bits outside the sign */
+        memcpy(bits, row + t0, sizeof bits);
+        for (int j = 0; j < 16; j++) any |= bits[j];
+        if (!(any & 0x7fffffffu)) continue;
+        for (int j = 0; j < 16 && k < nnz; j++) {
+            tt[k] = (int32_t)(t0 + j);
+            vv[k] = row[t0 + j];
+            k += row[t0 + j] != 0.0f;
+        }
+    }
+    for (int64_t t = t0; t < T && k < nnz; t++) {
+        tt[k] = (int32_t)t;
+        vv[k] = row[t];
+        k += row[t] != 0.0f;
+    }
+}
+
+int sl_sparse_rows_new(sl_sparse_rows **out, const sl_tensor *x, double maxDensity)
+{
+    *out = NULL;
+    if (x->device != SL_CPU || !sl_tensor_is_contiguous(x) || x->ndim < 2)
+        return sl_errorf("dense: sparse input must be a contiguous CPU tensor with a time dimension");
     sl_sparse_rows *s = calloc(1, sizeof *s);
-    if (!s) return NULL;
+    if (!s) return sl_errorf_code(SL_ENOMEM, "dense: out of memory building the sparse input");
     s->T = x->shape[x->ndim - 1];
     s->N = x->shape[0];
     s->I = s->N && s->T ? x->numel / (s->N * s->T) : 0;
     int64_t rows = s->N * s->I;
-    s->start = malloc(sizeof(int64_t) * (size_t)(rows + 1));
+    s->start = sl_scratch_alloc(start_bytes(s));
     if (!s->start) goto oom;
     /* count per row, then fill: two passes, both parallel over rows */
-    SL_FOR(r, rows, rows * s->T > SL_PAR_MIN, {
-        const float *row = x->data + r * s->T;
-        int64_t c = 0;
-        for (int64_t t = 0; t < s->T; t++) c += row[t] != 0.0f;
-        s->start[r + 1] = c;
-    });
+    SL_FOR(r, rows, rows * s->T > SL_PAR_MIN, { s->start[r + 1] = count_row(x->data + r * s->T, s->T); });
     s->start[0] = 0;
     for (int64_t r = 0; r < rows; r++) s->start[r + 1] += s->start[r];
+    if ((double)s->start[rows] > maxDensity * (double)x->numel) {
+        sl_sparse_rows_free(s); /* nnz is still 0: only start is held */
+        return 0;
+    }
     s->nnz = s->start[rows];
-    s->t = malloc(sizeof(int32_t) * (size_t)(s->nnz + 1));
-    s->v = malloc(sizeof(float) * (size_t)(s->nnz + 1));
+    s->t = sl_scratch_alloc(sizeof(int32_t) * (size_t)(s->nnz + 1));
+    s->v = sl_scratch_alloc(sizeof(float) * (size_t)(s->nnz + 1));
     if (!s->t || !s->v) goto oom;
     SL_FOR(r, rows, rows * s->T > SL_PAR_MIN, {
-        const float *row = x->data + r * s->T;
-        int64_t k = s->start[r];
-        for (int64_t t = 0; t < s->T; t++)
-            if (row[t] != 0.0f) {
-                s->t[k] = (int32_t)t;
-                s->v[k] = row[t];
-                k++;
-            }
+        int64_t k = s->start[r], end = s->start[r + 1];
+        if (k < end) fill_row(s->t + k, s->v + k, x->data + r * s->T, s->T, end - k);
     });
-    return s;
+    *out = s;
+    return 0;
 oom:
     sl_sparse_rows_free(s);
-    sl_errorf_code(SL_ENOMEM, "dense: out of memory building the sparse input");
-    return NULL;
+    return sl_errorf_code(SL_ENOMEM, "dense: out of memory building the sparse input");
 }
 
-/* y [N, O, T] = W [O, I] . x[n] for sparse x; wT is W^T [I, O] */
-SL_HOT
-static void axpy_row(float *restrict y, const float *restrict w, float v, int64_t n)
+/* One sample, one block of on outputs starting at o0:
+   yT[t, o] += v * wT[i, o0 + o] for every non-zero v = x[n, i, t].
+   (One hot function around the whole loop nest, so the row update is
+   inlined and vectorised rather than called per spike.) */
+SL_HOT SL_NO_JAM
+static void scatter_block(float *restrict yT, const float *restrict wT, const sl_sparse_rows *x, int64_t n, int64_t o0,
+                          int64_t on, int64_t O)
 {
-    for (int64_t o = 0; o < n; o++) y[o] = fmaf(v, w[o], y[o]);
+    const int64_t *start = x->start + n * x->I;
+    for (int64_t i = 0; i < x->I; i++) {
+        const float *w = wT + i * O + o0;
+        for (int64_t k = start[i]; k < start[i + 1]; k++) {
+            float *y = yT + (int64_t)x->t[k] * on, v = x->v[k];
+#pragma omp simd
+            for (int64_t o = 0; o < on; o++) y[o] += v * w[o];
+        }
+    }
 }
 
+/* out [N, O, T] = W [O, I] . x[n] for sparse x; wT is W^T [I, O] */
+#define SPARSE_FWD_OB 256
 int sl_dense_sparse_forward(sl_tensor *out, const sl_sparse_rows *x, const sl_tensor *wT)
 {
     SL_REQUIRE_CONTIGUOUS("dense", out, wT);
@@ -386,63 +445,89 @@ int sl_dense_sparse_forward(sl_tensor *out, const sl_sparse_rows *x, const sl_te
     if (wT->numel != I * O || out->numel != N * O * T)
         return sl_errorf("dense: sparse input [%lld, %lld, %lld], weight of %lld and output of %lld elements do not fit",
                          (long long)N, (long long)I, (long long)T, (long long)wT->numel, (long long)out->numel);
-    /* split O into blocks so that a batch of one still uses every thread */
-    int64_t ob = O > 256 ? 256 : O;
+    if (out->numel == 0) return 0;
+    /* split O into blocks so that a batch of one still uses every thread,
+       and a block's yT [T, ob] stays in L2 */
+    int64_t ob = O > SPARSE_FWD_OB ? SPARSE_FWD_OB : O;
     int64_t nob = (O + ob - 1) / ob;
     size_t bufBytes = (size_t)(T * ob) * sizeof(float);
     int64_t jobs = N * nob;
+    int oom = 0;
 #pragma omp parallel if (jobs > 1 && x->nnz * O > SL_PAR_MIN)
     {
         float *yT = sl_scratch_alloc(bufBytes);
+        if (!yT) oom = 1;
 #pragma omp for schedule(dynamic, 1)
         for (int64_t j = 0; j < jobs; j++) {
+            if (!yT) continue;
             int64_t n = j / nob, o0 = (j % nob) * ob, on = O - o0 < ob ? O - o0 : ob;
             memset(yT, 0, (size_t)(T * on) * sizeof(float));
-            for (int64_t i = 0; i < I; i++) {
-                const float *w = wT->data + i * O + o0;
-                for (int64_t k = x->start[n * I + i]; k < x->start[n * I + i + 1]; k++)
-                    axpy_row(yT + (int64_t)x->t[k] * on, w, x->v[k], on);
-            }
+            scatter_block(yT, wT->data, x, n, o0, on, O);
             float *y = out->data + (n * O + o0) * T;
             for (int64_t o = 0; o < on; o++)
                 for (int64_t t = 0; t < T; t++) y[o * T + t] = yT[t * on + o];
         }
         sl_scratch_free(yT, bufBytes);
     }
+    if (oom) return sl_errorf_code(SL_ENOMEM, "dense: out of memory");
     return 0;
 }
 
-/* gwT [I, O] = sum_{n,t} x[n, i, t] * g[n, :, t] for sparse x; g [N, O, T] */
-int sl_dense_sparse_weight_grad(sl_tensor *gwT, const sl_sparse_rows *x, const sl_tensor *gout)
+/* gw [O, I] = sum_{n,t} g[n, :, t] x[n, i, t] for sparse x; g [N, O, T].
+   The output gradient is copied time-major in blocks of SPARSE_OB outputs
+   (the last block zero-padded), gT[b][n, t, 0..SPARSE_OB), so one block
+   stays in L2 while the non-zeros of x gather from it into SPARSE_OB
+   accumulators held in registers; the work is split by (block, input
+   index), so each gw[o, i] is written once, by one thread. */
+#define SPARSE_OB 32
+SL_HOT SL_NO_JAM
+static void gather_block(float *restrict acc, const float *restrict gb, const sl_sparse_rows *x, int64_t i)
 {
-    SL_REQUIRE_CONTIGUOUS("dense weight gradient", gwT, gout);
-    int64_t N = x->N, I = x->I, T = x->T, O = gwT->numel / (I ? I : 1);
-    if (gwT->numel != I * O || gout->numel != N * O * T)
-        return sl_errorf("dense weight gradient: sizes do not fit");
-    size_t gtBytes = (size_t)(N * T * O) * sizeof(float);
+    float a[SPARSE_OB] = {0};
+    for (int64_t n = 0; n < x->N; n++) {
+        const int64_t *start = x->start + n * x->I + i;
+        for (int64_t k = start[0]; k < start[1]; k++) {
+            const float *g = gb + (n * x->T + x->t[k]) * SPARSE_OB;
+            float v = x->v[k];
+#pragma omp simd
+            for (int o = 0; o < SPARSE_OB; o++) a[o] += v * g[o];
+        }
+    }
+    memcpy(acc, a, sizeof a);
+}
+
+int sl_dense_sparse_weight_grad(sl_tensor *gw, const sl_sparse_rows *x, const sl_tensor *gout)
+{
+    SL_REQUIRE_CONTIGUOUS("dense weight gradient", gw, gout);
+    int64_t N = x->N, I = x->I, T = x->T, O = gw->numel / (I ? I : 1);
+    if (gw->numel != I * O || gout->numel != N * O * T)
+        return sl_errorf("dense weight gradient: sparse input [%lld, %lld, %lld], weight of %lld and output gradient "
+                         "of %lld elements do not fit",
+                         (long long)N, (long long)I, (long long)T, (long long)gw->numel, (long long)gout->numel);
+    if (gw->numel == 0) return 0;
+    int64_t nob = (O + SPARSE_OB - 1) / SPARSE_OB, bs = N * T * SPARSE_OB;
+    size_t gtBytes = (size_t)(nob * bs) * sizeof(float);
     float *gT = sl_scratch_alloc(gtBytes);
     if (!gT) return sl_errorf_code(SL_ENOMEM, "dense weight gradient: out of memory");
-    /* time-major copy of the output gradient: gT[n, t, o] */
-    SL_FOR(n, N, N * O * T > SL_PAR_MIN, {
-        const float *g = gout->data + n * O * T;
-        float *d = gT + n * T * O;
-        for (int64_t o = 0; o < O; o++)
-            for (int64_t t = 0; t < T; t++) d[t * O + o] = g[o * T + t];
+    SL_FOR(j, nob * N, nob * bs > SL_PAR_MIN, {
+        int64_t b = j / N, n = j % N, o0 = b * SPARSE_OB, on = O - o0 < SPARSE_OB ? O - o0 : SPARSE_OB;
+        float *d = gT + b * bs + n * T * SPARSE_OB;
+        const float *g = gout->data + (n * O + o0) * T;
+        if (on < SPARSE_OB) memset(d, 0, (size_t)(T * SPARSE_OB) * sizeof(float));
+        for (int64_t o = 0; o < on; o++)
+            for (int64_t t = 0; t < T; t++) d[t * SPARSE_OB + o] = g[o * T + t];
     });
-    SL_FOR(i, I, x->nnz * O > SL_PAR_MIN, {
-        float *w = gwT->data + i * O;
-        memset(w, 0, (size_t)O * sizeof(float));
-        for (int64_t n = 0; n < N; n++)
-            for (int64_t k = x->start[n * I + i]; k < x->start[n * I + i + 1]; k++)
-                axpy_row(w, gT + (n * T + x->t[k]) * O, x->v[k], O);
+    SL_FOR(j, nob * I, x->nnz * SPARSE_OB * nob > SL_PAR_MIN, {
+        int64_t b = j / I, i = j % I, o0 = b * SPARSE_OB, on = O - o0 < SPARSE_OB ? O - o0 : SPARSE_OB;
+        float acc[SPARSE_OB];
+        gather_block(acc, gT + b * bs, x, i);
+        for (int64_t o = 0; o < on; o++) gw->data[(o0 + o) * I + i] = acc[o];
     });
     sl_scratch_free(gT, gtBytes);
     return 0;
 }
 
 /* ---- folded sum pooling -------------------------------------------------- */
-
-
 
 /*
  * x [N, C, H, W, T] seen as [N, C*Hp, Wp, T] (Hp = H + H mod kh, Wp = W +
@@ -479,11 +564,12 @@ int sl_fold_pool(sl_tensor *y, sl_tensor *x, const sl_tensor *weight, const sl_c
                          sl_shape_str(y, b2, sizeof b2));
     const float *w = weight->data;
     if (!adjoint) {
-        memset(y->data, 0, (size_t)y->numel * sizeof(float));
-        /* parallel over (n, output row): each writes its own row */
+        /* parallel over (n, output row): each clears and fills its own row
+           while it is in cache */
         SL_FOR(job, N * Rf, y->numel * p->kh * p->kw > SL_PAR_MIN, {
             int64_t n = job / Rf, r = job % Rf;
             float *yr = y->data + (n * Rf + r) * Q * T;
+            memset(yr, 0, (size_t)(Q * T) * sizeof(float));
             for (int64_t i = 0; i < p->kh; i++) {
                 int64_t fr = r * p->sh - p->ph + i * p->dh;
                 if (fr < 0 || fr >= Hf) continue;
@@ -504,12 +590,12 @@ int sl_fold_pool(sl_tensor *y, sl_tensor *x, const sl_tensor *weight, const sl_c
     }
     /* adjoint: x[n, fr, col, t] += w[i, j] * y[n, r, q, t]; parallel over
        (n, input row fr) gathering from the output rows that reach it */
-    memset(x->data, 0, (size_t)x->numel * sizeof(float));
     SL_FOR(job, N * Hf, x->numel * p->kh * p->kw > SL_PAR_MIN, {
         int64_t n = job / Hf, fr = job % Hf;
         int64_t c = fr / Hp, h = fr % Hp;
-        if (h < H) {
+        if (h < H) { /* every real row is one job: cleared here, in cache */
             float *xr = x->data + ((n * C + c) * H + h) * W * T;
+            memset(xr, 0, (size_t)(W * T) * sizeof(float));
             for (int64_t i = 0; i < p->kh; i++) {
                 int64_t num = fr + p->ph - i * p->dh;
                 if (num < 0 || num % p->sh) continue;

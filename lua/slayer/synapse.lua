@@ -108,7 +108,7 @@ end
 local function denseSparseOp(x, w, csr, outShape)
    local O = w:size(1)
    local I = w:numel() / O
-   local wT = T._contig(w:detach():view({O, I}):transpose(1, 2))
+   local wT = T._contig(T._contig(w:detach()):view({O, I}):transpose(1, 2))
    local out = T._emptyOf(outShape, 0, 'dense')
    if C.sl_dense_sparse_forward(out._c, csr, wT._c) ~= 0 then cfail(3) end
    if A.needed(x, w) then
@@ -120,9 +120,8 @@ local function denseSparseOp(x, w, csr, outShape)
          local gx, gw
          if x._rg then gx = rawConvInput(g, wd, p, inShape, 'cpu') end
          if w._rg then
-            local gwT = T._emptyOf({I, O}, 0, 'dense')
-            if C.sl_dense_sparse_weight_grad(gwT._c, csr, g._c) ~= 0 then cfail(2) end
-            gw = T._contig(gwT:transpose(1, 2)):view(wShape)
+            gw = T._emptyOf(wShape, 0, 'dense')
+            if C.sl_dense_sparse_weight_grad(gw._c, csr, g._c) ~= 0 then cfail(2) end
          end
          return gx, gw
       end, 2)
@@ -135,10 +134,16 @@ end
 ---------------------------------------------------------------------------
 
 local Dense = nn.class('snn.dense', nn.Module)
+local csrOut = ffi.new('sl_sparse_rows *[1]')
 S.Dense = Dense
 
---- Fraction of non-zeros below which the input is treated as spikes.
-S.sparseThreshold = 0.05
+--- The sparse-spike path of dense is taken automatically when the layer
+-- has at least sparseMinOut outputs and less than sparseThreshold of the
+-- input is non-zero (bench/synapse.lua --sweep: at 2312 -> 512 the sparse
+-- forward + weight gradient wins up to ~15 % density; with few outputs the
+-- GEMM is cheap and the scan for non-zeros does not pay).
+S.sparseThreshold = 0.10
+S.sparseMinOut = 32
 
 function Dense:__init(inFeatures, outFeatures, weightScale, preHookFx)
    nn.Module.__init(self)
@@ -174,15 +179,14 @@ function Dense:forward(x)
    if x.device ~= w.device then fail(fname, 'input on ' .. x.device .. ', weight on ' .. w.device, 2) end
    local OH, OW = H - self.kh + 1, W - self.kw + 1
    local outShape = {N, self.outFeatures, OH, OW, Tn}
-   if OH == 1 and OW == 1 and x.device == 'cpu' and self.sparse ~= false then
+   if OH == 1 and OW == 1 and x.device == 'cpu' and self.sparse ~= false
+      and (self.sparse == true or self.outFeatures >= S.sparseMinOut) then
       local xc = T._contig(x)
-      local use = self.sparse == true
-      if not use then use = xc:countNonzero() < S.sparseThreshold * xc:numel() end
-      if use then
-         local csr = C.sl_sparse_rows_new(xc._c)
-         if csr == nil then cfail(2) end
-         csr = ffi.gc(csr, C.sl_sparse_rows_free)
-         return denseSparseOp(x, w, csr, outShape)
+      -- the count of non-zeros decides, and the list is only built if sparse
+      if C.sl_sparse_rows_new(csrOut, xc._c, self.sparse == true and 2 or S.sparseThreshold) ~= 0 then cfail(2) end
+      local csr = csrOut[0]
+      if csr ~= nil then
+         return denseSparseOp(x, w, ffi.gc(csr, C.sl_sparse_rows_free), outShape)
       end
    end
    return convOp(x, w, params(self.kh, self.kw, 1, 1, 0, 0, 1, 1, 1), outShape)
