@@ -36,6 +36,30 @@ local function refConv(x, xs, w, ws, st, pad, dil, groups)
    return out, {N, O, OH, OW, Tn}
 end
 
+local function p2(v) return type(v) == 'table' and v or {v, v} end
+
+-- sum over all elements of a * b (tensors of the same shape)
+local function dot(a, b) return (a * b):sum():item() end
+
+-- pcall(f) must fail with a message containing every plain string given
+local function assertFails(f, ...)
+   local ok, err = pcall(f)
+   assert.is_false(ok, 'expected an error')
+   for _, want in ipairs({...}) do
+      assert(tostring(err):find(want, 1, true), 'error "' .. tostring(err) .. '" does not mention "' .. want .. '"')
+   end
+end
+
+-- run f with n threads, restoring the previous count
+local function withThreads(n, f)
+   local prev = snn.getNumThreads()
+   snn.setNumThreads(n)
+   local ok, a, b, c = pcall(f)
+   snn.setNumThreads(prev)
+   assert(ok, a)
+   return a, b, c
+end
+
 describe('dense', function()
    it('is a matrix product per time bin, width-first inFeatures (test 001)', function()
       local fc = sl:dense({34, 24, 2}, 30)
@@ -88,6 +112,72 @@ describe('dense', function()
       assert(H.gradcheck(function(v, w) fc.weight = w return fc(v) end, {xs, fc.weight}))
    end)
 
+   it('sparse path: any output count, a batch of one, signed values and -0', function()
+      snn.manualSeed(21)
+      for _, cs in ipairs({{1, 45}, {3, 32}, {2, 7}}) do
+         local N, O = cs[1], cs[2]
+         local fc = sl:dense({3, 2, 4}, O, 1)
+         -- zeros of the mask times negative normals are -0
+         local x = T.bernoulli({N, 4, 2, 3, 30}, 0.1) * T.randn({N, 4, 2, 3, 30})
+         local g = T.randn({N, O, 1, 1, 30})
+         local res = {}
+         for k, mode in ipairs({true, false}) do
+            fc.sparse = mode
+            fc.weight.grad = nil
+            local xin = x:detach():requiresGrad(true)
+            local y = fc(xin)
+            y:backward(g)
+            res[k] = {y, fc.weight.grad:clone(), xin.grad}
+         end
+         for j, what in ipairs({'forward', 'weight gradient', 'input gradient'}) do
+            H.assertClose(res[1][j], res[2][j], 1e-5, 1e-5, what .. ' N=' .. N .. ' O=' .. O)
+         end
+      end
+   end)
+
+   it('decides the path by density and output count, with the same results', function()
+      snn.manualSeed(22)
+      local fc = sl:dense(300, 40, 1)
+      for _, density in ipairs({0.02, 0.5}) do
+         local x = T.bernoulli({2, 300, 1, 1, 25}, density)
+         fc.sparse = 'auto'
+         local auto = fc(x)
+         fc.sparse = false
+         H.assertClose(auto, fc(x), 1e-5, 1e-5, 'density ' .. density)
+      end
+      fc.sparse = 'auto'
+   end)
+
+   it('uses the hooked weight on both paths; the weight gradient flows through the hook', function()
+      snn.manualSeed(23)
+      local fc = sl:dense(5, 33, 1, function(w) return w * w end)
+      local x = (T.bernoulli({2, 5, 1, 1, 6}, 0.3) * 3):requiresGrad(true)
+      for _, mode in ipairs({true, false}) do
+         fc.sparse = mode
+         assert(H.gradcheck(function(v, w) fc.weight = w return fc(v) end, {x, fc.weight}))
+         -- y = (W .* W) x, so dL/dW = 2 W .* (g x^T)
+         fc.weight.grad = nil
+         local y = fc(x)
+         local g = T.randn(y:shape())
+         y:backward(g)
+         local gx = g:reshape({2, 33, 6}):permute({2, 1, 3}):contiguous():reshape({33, 12})
+         local xx = x:detach():reshape({2, 5, 6}):permute({2, 1, 3}):contiguous():reshape({5, 12})
+         local want = fc.weight:detach():reshape({33, 5}) * 2 * gx:matmul(xx:t())
+         H.assertClose(fc.weight.grad:reshape({33, 5}), want, 1e-4, 1e-4, mode and 'sparse' or 'GEMM')
+      end
+   end)
+
+   it('is a valid convolution when the input is larger than declared, as the reference', function()
+      local fc = sl:dense({2, 2, 1}, 3, 1)
+      local x = T.randn({1, 1, 3, 2, 4})
+      local y = fc(x)
+      local ref, shape = refConv(x:totable(), x:shape(), fc.weight:totable(), fc.weight:shape(), {1, 1}, {0, 0},
+         {1, 1}, 1)
+      assert.are.same({1, 3, 2, 1, 4}, shape)
+      assert.are.same(shape, y:shape())
+      H.assertClose(y, ref, 1e-5, 1e-6)
+   end)
+
    it('rejects wrong ranks and channel counts', function()
       local fc = sl:dense({34, 34, 2}, 8)
       local ok, err = pcall(fc.forward, fc, T.zeros({12, 2, 34, 34}))
@@ -95,8 +185,12 @@ describe('dense', function()
       assert.truthy(err:find('dense: expected a 5%-D') and err:find('%[12, 2, 34, 34%]'))
       ok, err = pcall(fc.forward, fc, T.zeros({1, 3, 34, 34, 5}))
       assert.truthy(err:find('expected input %[N, 2, 34, 34, T%], got %[1, 3, 34, 34, 5%]'))
-      assert.has_error(function() sl:dense({1, 2, 3, 4}, 5) end)
-      assert.has_error(function() sl:dense(4, {5}) end)
+      assertFails(function() return fc(T.zeros({1, 2, 33, 34, 5})) end, 'dense', '[N, 2, 34, 34, T]', '[1, 2, 33, 34, 5]')
+      assertFails(function() return fc('x') end, 'dense', 'string')
+      assertFails(function() sl:dense({1, 2, 3, 4}, 5) end, 'dense', 'inFeatures')
+      assertFails(function() sl:dense(4, {5}) end, 'dense', 'outFeatures')
+      assertFails(function() sl:dense(0, 5) end, 'dense', 'inFeatures')
+      assertFails(function() sl:dense(4, 5, 10, 'not a function') end, 'dense', 'preHookFx')
    end)
 end)
 
@@ -118,6 +212,66 @@ describe('conv', function()
          assert.are.same(shape, y:shape())
          H.assertClose(y, ref, 1e-4, 1e-5, 'case ' .. k)
       end
+   end)
+
+   it('conv(8 -> 1, k5) equals explicit sums within the reference tolerance (test 007)', function()
+      snn.manualSeed(31)
+      local cv = sl:conv(8, 1, 5, 1, 0, 1, 1, 1)
+      assert.are.same({1, 8, 5, 5, 1}, cv.weight:shape())
+      local x = T.randn({2, 8, 9, 10, 5})
+      local y = cv(x)
+      local ref, shape = refConv(x:totable(), x:shape(), cv.weight:totable(), cv.weight:shape(), {1, 1}, {0, 0},
+         {1, 1}, 1)
+      assert.are.same(shape, y:shape())
+      local err = (y - T.fromtable(ref, shape)):square():sum():item()
+      assert.is_true(math.sqrt(err) / y:numel() < 1e-6)
+   end)
+
+   it('splits the batch for speed, with the weight gradient summed independently of the thread count', function()
+      -- large enough (4 samples, > 4e6 multiply-adds) for the per-sample paths
+      snn.manualSeed(32)
+      local cv = sl:conv(4, 8, 3, 1, 1, 1, 1, 1)
+      local x = T.randn({4, 4, 8, 8, 60}):requiresGrad(true)
+      local g = T.randn({4, 8, 8, 8, 60})
+      local function run()
+         cv.weight.grad, x.grad = nil, nil
+         local y = cv(x)
+         y:backward(g)
+         return y, cv.weight.grad:clone(), x.grad:clone()
+      end
+      local y1, gw1, gx1 = withThreads(1, run)
+      local y2, gw2, gx2 = withThreads(2, run)
+      assert.are.equal(0, T.maxAbsDiff(y1, y2))
+      assert.are.equal(0, T.maxAbsDiff(gw1, gw2))
+      assert.are.equal(0, T.maxAbsDiff(gx1, gx2))
+      -- dW[o, c, i, j] = sum_{n, oh, ow, t} g[n, o, oh, ow, t] x[n, c, oh + i - 1, ow + j - 1, t]
+      local xv, gv, xs, gs = x:detach():totable(), g:totable(), x:shape(), g:shape()
+      local want = {}
+      for o = 1, 8 do for c = 1, 4 do for i = 1, 3 do for j = 1, 3 do
+         local sum = 0
+         for n = 1, 4 do for oh = 1, 8 do for ow = 1, 8 do
+            local ih, iw = oh + i - 2, ow + j - 2
+            if ih >= 1 and ih <= 8 and iw >= 1 and iw <= 8 then
+               local gb = ((((n - 1) * 8 + o - 1) * 8 + oh - 1) * 8 + ow - 1) * 60
+               local xb = ((((n - 1) * 4 + c - 1) * 8 + ih - 1) * 8 + iw - 1) * 60
+               for t = 1, 60 do sum = sum + gv[gb + t] * xv[xb + t] end
+            end
+         end end end
+         want[#want + 1] = sum
+      end end end end
+      H.assertClose(gw1, want, 1e-4, 1e-3, 'weight gradient')
+      local ref = refConv(xv, xs, cv.weight:totable(), cv.weight:shape(), {1, 1}, {1, 1}, {1, 1}, 1)
+      H.assertClose(y1, ref, 1e-4, 1e-4, 'forward')
+      assert.are.same(gs, y1:shape())
+   end)
+
+   it('initialises uniform within weightScale/sqrt(inChannels/groups * kH * kW)', function()
+      snn.manualSeed(33)
+      local cv = sl:conv(8, 64, {3, 2}, 1, 0, 1, 4)
+      assert.are.same({64, 2, 3, 2, 1}, cv.weight:shape())
+      local bound = 100 / math.sqrt(2 * 3 * 2)
+      assert.is_true(cv.weight:max() <= bound and cv.weight:min() >= -bound)
+      assert.is_true(cv.weight:max() > 0.9 * bound and cv.weight:min() < -0.9 * bound)
    end)
 
    it('passes gradient checks for input and weight', function()
@@ -147,7 +301,13 @@ describe('conv', function()
       assert.truthy(err:find('conv: kernel 5x5') and err:find('padded input 3x3'))
       ok, err = pcall(cv.forward, cv, T.zeros({1, 3, 8, 8, 4}))
       assert.truthy(err:find('expected 2 input channels'))
-      assert.has_error(function() sl:conv(3, 4, 3, 1, 0, 1, 2) end)
+      assertFails(function() return cv(T.zeros({2, 8, 8, 4})) end, 'conv', '5-D', '[2, 8, 8, 4]')
+      assertFails(function() return sl:conv(2, 4, 3, 1, 0, 3)(T.zeros({1, 2, 6, 6, 2})) end, 'conv', 'dilation 3x3',
+         'padded input 6x6')
+      assertFails(function() sl:conv(3, 4, 3, 1, 0, 1, 2) end, 'conv', 'groups 2')
+      assertFails(function() sl:conv(3, 4, {3, 3, 3}) end, 'conv', 'kernelSize')
+      assertFails(function() sl:conv(3, 4, 3, 0) end, 'conv', 'stride')
+      assertFails(function() sl:conv(3, 4, 3, 1, -1) end, 'conv', 'padding')
    end)
 end)
 
@@ -178,6 +338,29 @@ describe('pool', function()
       assert.is_true(sl:pool(2)(T.ones({1, 1, 101, 101, 1})):numel() == 51 * 51)
    end)
 
+   it('one channel: odd-size rows/columns, then padding, overlapping windows (explicit sums)', function()
+      -- H = 5, k = 3: 5 mod 3 = 2 zero rows appended (7), W = 4: 1 column (5);
+      -- then padding 1 on every side, stride 1
+      local pl = sl:pool(3, 1, 1)
+      local x = T.randn({2, 1, 5, 4, 3})
+      local y = pl(x)
+      assert.are.same({2, 1, 7, 5, 3}, y:shape())
+      local xv, s = x:totable(), x:shape()
+      local function xp(n, h, w, t) -- padded input, 1-based over the 9 x 7 frame
+         local ih, iw = h - 1, w - 1
+         if ih < 1 or ih > 5 or iw < 1 or iw > 4 then return 0 end
+         return at(xv, s, n, 1, ih, iw, t)
+      end
+      local ref = {}
+      for n = 1, 2 do for oh = 1, 7 do for ow = 1, 5 do for t = 1, 3 do
+         local sum = 0
+         for i = 0, 2 do for j = 0, 2 do sum = sum + xp(n, oh + i, ow + j, t) end end
+         ref[#ref + 1] = 11 * sum
+      end end end end
+      H.assertClose(y, ref, 1e-5, 1e-5)
+      assert(H.gradcheck(function(v) return pl(v) end, {T.randn({1, 1, 5, 4, 2}):requiresGrad(true)}, {atol = 5e-2}))
+   end)
+
    it('refuses geometries where the folded windows would mix channels', function()
       local ok, err = pcall(function() return sl:pool(3)(T.zeros({1, 2, 4, 4, 3})) end)
       assert.is_false(ok)
@@ -185,6 +368,12 @@ describe('pool', function()
       ok, err = pcall(function() return sl:pool(7)(T.zeros({1, 2, 11, 11, 3})) end)
       assert.is_false(ok)
       assert.truthy(err:find('mix or shift channels'))
+      assertFails(function() return sl:pool(2, 2, 1)(T.zeros({1, 2, 4, 4, 3})) end, 'pool', '[1, 2, 4, 4, 3]')
+      assertFails(function() return sl:pool(2)(T.zeros({1, 2, 4, 4})) end, 'pool', '5-D', '[1, 2, 4, 4]')
+      -- W = 4 < k = 9: 4 mod 9 = 4 zero columns give 8, still narrower than 9
+      assertFails(function() return sl:pool({1, 9})(T.zeros({1, 1, 4, 4, 2})) end, 'pool', 'kernel width 9',
+         '[1, 1, 4, 4, 2]')
+      assertFails(function() sl:pool(0) end, 'pool', 'kernelSize')
    end)
 
    it('passes a gradient check to the input and accepts a preHookFx', function()
@@ -226,6 +415,38 @@ describe('convTranspose and unpool', function()
       local ct = sl:convTranspose(2, 4, 3, 2, 1, 1, 2, 1)
       assert(H.gradcheck(function(v, w) ct.weight = w return ct(v) end,
          {T.randn({1, 2, 3, 3, 2}):requiresGrad(true), ct.weight}))
+      local ct2 = sl:convTranspose(3, 2, {2, 3}, {1, 2}, {0, 1}, {2, 1}, 1, 1)
+      assert(H.gradcheck(function(v, w) ct2.weight = w return ct2(v) end,
+         {T.randn({2, 3, 3, 2, 2}):requiresGrad(true), ct2.weight}))
+   end)
+
+   it('is the adjoint of conv with the same weight: <conv(x), y> = <x, convTranspose(y)>', function()
+      snn.manualSeed(41)
+      for _, cs in ipairs({{4, 6, 3, 2, 1, 1, 2}, {2, 3, {3, 2}, {2, 1}, {1, 0}, {1, 2}, 1}}) do
+         local cv = sl:conv(cs[1], cs[2], cs[3], cs[4], cs[5], cs[6], cs[7], 1)
+         local ct = sl:convTranspose(cs[2], cs[1], cs[3], cs[4], cs[5], cs[6], cs[7], 1)
+         -- convTranspose weight [in = conv's out, out/groups, kH, kW, 1] = conv's weight
+         ct.weight = cv.weight:detach()
+         -- 9 x 9: every stride divides (9 + 2p - d(k - 1) - 1), so the
+         -- transposed convolution (output padding 0) gives back 9 x 9
+         local x = T.randn({2, cs[1], 9, 9, 3})
+         local cx = cv(x)
+         local y = T.randn(cx:shape())
+         local ty = ct(y)
+         assert.are.same(x:shape(), ty:shape())
+         local lhs, rhs = dot(cx, y), dot(x, ty)
+         assert.is_true(math.abs(lhs - rhs) < 1e-4 * (math.abs(lhs) + 1), string.format('%g vs %g', lhs, rhs))
+      end
+   end)
+
+   it('rejects wrong ranks, channel counts and padding that leaves no output', function()
+      local ct = sl:convTranspose(3, 4, 3)
+      assertFails(function() return ct(T.zeros({1, 3, 4, 4})) end, 'convTranspose', '5-D', '[1, 3, 4, 4]')
+      assertFails(function() return ct(T.zeros({1, 2, 4, 4, 2})) end, 'convTranspose', 'expected 3 input channels',
+         '[1, 2, 4, 4, 2]')
+      assertFails(function() return sl:convTranspose(3, 4, 1, 1, 2)(T.zeros({1, 3, 2, 2, 2})) end, 'convTranspose',
+         'padding 2x2')
+      assertFails(function() sl:convTranspose(3, 4, 3, 1, 0, 1, 2) end, 'convTranspose', 'groups')
    end)
 
    it('unpool copies each value times 1.1 theta into a k x k block (test 013)', function()
@@ -239,6 +460,16 @@ describe('convTranspose and unpool', function()
          assert.is_true(math.abs(at(yv, y:shape(), n, c, h, w, t) - want) < 1e-5)
       end end end end end
       assert(H.gradcheck(function(v) return up(v) end, {T.randn({1, 2, 2, 2, 2}):requiresGrad(true)}, {atol = 5e-2}))
+   end)
+
+   it('unpool accepts a preHookFx and rejects wrong ranks and channel-mixing geometries', function()
+      local up = sl:unpool(2, nil, 0, 1, function(w) return w * 0 + 3 end)
+      H.assertClose(up(T.ones({1, 1, 1, 1, 2})), {3, 3, 3, 3, 3, 3, 3, 3}, 1e-6)
+      assertFails(function() return sl:unpool(2)(T.zeros({1, 2, 3, 3})) end, 'unpool', '5-D', '[1, 2, 3, 3]')
+      -- k = 4, stride 2: the blocks of neighbouring channels would overlap
+      assertFails(function() return sl:unpool(4, 2)(T.zeros({1, 2, 2, 2, 1})) end, 'unpool')
+      -- one channel is always its own
+      assert.are.same({1, 1, 6, 6, 1}, sl:unpool(4, 2)(T.zeros({1, 1, 2, 2, 1})):shape())
    end)
 end)
 
@@ -267,6 +498,22 @@ describe('dropout', function()
       H.assertClose(x.grad, y, 1e-6)
       assert.has_error(function() sl:dropout(1.5) end)
    end)
+
+   it('keeps or drops each neuron for all time bins, afresh at every call; p = 0 and p = 1', function()
+      snn.manualSeed(81)
+      local dr = sl:dropout(0.5)
+      local x = T.ones({3, 20, 2, 1, 7})
+      local y1, y2 = dr(x), dr(x)
+      -- every neuron row is all 0 or all 2
+      local m, mx = y1:min(5), y1:max(5)
+      assert.are.equal(0, T.maxAbsDiff(m, mx))
+      local v = y1:totable()
+      for i = 1, #v do assert.is_true(v[i] == 0 or v[i] == 2) end
+      assert.is_true(T.maxAbsDiff(y1, y2) > 0)
+      assert.are.equal(0, T.maxAbsDiff(sl:dropout(0)(x), x))
+      assert.are.equal(0, sl:dropout(1)(x):abs():sum():item())
+      assertFails(function() return dr(T.ones({3, 20, 2, 1})) end, 'dropout', '5-D')
+   end)
 end)
 
 describe('replicateInTime', function()
@@ -279,5 +526,38 @@ describe('replicateInTime', function()
       local ok, err = pcall(sl.replicateInTime, sl, x, 'linear')
       assert.is_false(ok)
       assert.truthy(err:find("only mode 'nearest'"))
+      assertFails(function() return sl:replicateInTime(T.zeros({2, 3, 4, 5, 6})) end, 'replicateInTime', '4-D',
+         '[2, 3, 4, 5, 6]')
+   end)
+end)
+
+describe('sparse dense path', function()
+   it('gives the same numbers with one and two threads', function()
+      snn.manualSeed(91)
+      local fc = sl:dense({6, 6, 2}, 70, 1)
+      fc.sparse = true
+      local x = T.bernoulli({4, 2, 6, 6, 50}, 0.05)
+      local g = T.randn({4, 70, 1, 1, 50})
+      local function run()
+         fc.weight.grad = nil
+         local y = fc(x)
+         y:backward(g)
+         return y, fc.weight.grad:clone()
+      end
+      local y1, g1 = withThreads(1, run)
+      local y2, g2 = withThreads(2, run)
+      assert.are.equal(0, T.maxAbsDiff(y1, y2))
+      assert.are.equal(0, T.maxAbsDiff(g1, g2))
+   end)
+end)
+
+describe('module descriptions', function()
+   it('name the op and its geometry', function()
+      assert.truthy(tostring(sl:dense({34, 34, 2}, 512)):find('dense(34x34x2 -> 512)', 1, true))
+      assert.truthy(tostring(sl:conv(2, 16, 5, 1, 1)):find('conv(2 -> 16, 5x5', 1, true))
+      assert.truthy(tostring(sl:pool(2)):find('pool(2x2, stride 2x2, weight 11)', 1, true))
+      assert.truthy(tostring(sl:convTranspose(16, 2, 5)):find('convTranspose(16 -> 2, 5x5', 1, true))
+      assert.truthy(tostring(sl:unpool(2)):find('unpool(2x2', 1, true))
+      assert.truthy(tostring(sl:dropout(0.1)):find('dropout(p = 0.1)', 1, true))
    end)
 end)

@@ -9,15 +9,22 @@
  *   col[(c, i, j), (oh, ow, t)] = x[n, c, ih, iw, t]          (0 outside)
  * and the whole sample, all time bins at once, is one GEMM per group:
  *   y[n] (O x OH*OW*T) = W (O x C*kh*kw) . col
- * Backward: dW += g[n] . col^T;  dcol = W^T . g[n], scattered back (col2im,
- * parallel over input channels, so no two threads write the same element).
- * When the kernel covers the input exactly (dense), col is x[n] itself.
+ * Backward: dW = sum_n g[n] . col^T;  dcol = W^T . g[n], scattered back
+ * (col2im, parallel over input channels, so no two threads write the same
+ * element).  When the kernel covers the input exactly (dense), col is x[n]
+ * itself.  Threads split the batch (one GEMM per sample and thread) or, for
+ * small batches, each GEMM; the sum over samples of dW uses a chunking that
+ * depends on the sizes only, so every result is the same for any thread
+ * count.
  *
  * Sparse input (spike trains, e.g. the first dense layer): for every
  * non-zero x[n, i, t] = v,
- *   yT[n, t, :] += v * WT[i, :]      and      dWT[i, :] += v * gT[n, t, :]
- * with WT = W^T and gT, yT time-major copies; the weight gradient is split
- * across threads by input index i, so it is race-free and deterministic.
+ *   yT[n, t, :] += v * WT[i, :]      and      dW[:, i] += v * gT[n, t, :]
+ * with WT = W^T and gT, yT time-major copies; the non-zeros are listed once
+ * in forward (CSR over the rows (n, i)) and reused by backward.  The weight
+ * gradient is split across threads by input index i (and blocks of
+ * outputs), so it is race-free and deterministic.  The input gradient, when
+ * needed, is the dense GEMM above.
  *
  * Folded pooling (SPEC.md 9.4, 9.5): the input (for pool padded with
  * H mod kh zero rows and W mod kw zero columns, for unpool not) is viewed as
@@ -29,7 +36,6 @@
 #include "../internal.h"
 
 #include <cblas.h>
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -265,6 +271,20 @@ static void conv_bwd_weight_sample(const conv_dims *d, const sl_conv_params *p, 
     }
 }
 
+/* The weight gradient is a sum over samples.  So that it does not depend on
+   the thread count, the samples are cut into a number of chunks that
+   depends on the sizes only; each chunk is summed, sample after sample, into
+   its own buffer by one thread, and the buffers are then added in chunk
+   order.  One chunk: the samples in turn, each product split across the
+   threads by blocks of the weight (which leaves every sum's order alone). */
+static int64_t wgrad_chunks(const conv_dims *d, int64_t wn)
+{
+    if (d->N < 2 || (double)d->O * d->C / d->G * d->KK * d->P * d->N <= 4e6) return 1;
+    int64_t cap = ((int64_t)1 << 24) / wn; /* partial sums: at most 64 MB */
+    int64_t c = d->N < 16 ? d->N : 16;
+    return c < cap ? c : (cap > 1 ? cap : 1);
+}
+
 int sl_conv_backward_weight(sl_tensor *gweight, const sl_tensor *gout, const sl_tensor *in, const sl_conv_params *p)
 {
     SL_DISPATCH(sl_conv_backward_weight, SL_DEVICE_OF("conv weight gradient", gweight, gout, in), gweight, gout, in, p);
@@ -273,37 +293,36 @@ int sl_conv_backward_weight(sl_tensor *gweight, const sl_tensor *gout, const sl_
     int rc = conv_dims_of("conv weight gradient", in, gweight, gout, p, &d);
     if (rc) return rc;
     memset(gweight->data, 0, (size_t)gweight->numel * sizeof(float));
-    if (gout->numel == 0) return 0;
+    if (gout->numel == 0 || gweight->numel == 0) return 0;
     int full = is_full_cover(&d, p);
     size_t colBytes = full ? 0 : (size_t)(d.C * d.KK * d.P) * sizeof(float);
     int64_t xs = d.C * d.H * d.W * d.T, ys = d.O * d.P, wn = gweight->numel;
-    if (by_sample(&d)) {
-        /* each thread accumulates its samples privately; the partial sums are
-           then added in thread order */
-        int nt = SL_OMP_THREADS();
-        float **acc = calloc((size_t)nt, sizeof(float *));
-        if (!acc) return sl_errorf_code(SL_ENOMEM, "conv weight gradient: out of memory");
+    int64_t chunks = wgrad_chunks(&d, wn);
+    if (chunks > 1) {
+        size_t partBytes = (size_t)((chunks - 1) * wn) * sizeof(float);
+        float *part = sl_scratch_alloc(partBytes); /* chunk c > 0 at part + (c - 1) * wn */
+        if (!part) return sl_errorf_code(SL_ENOMEM, "conv weight gradient: out of memory");
+        memset(part, 0, partBytes);
         int oom = 0;
-#pragma omp parallel num_threads(nt)
+#pragma omp parallel
         {
-            int tid = omp_get_thread_num();
-            float *mine = tid == 0 ? gweight->data : sl_scratch_alloc((size_t)wn * sizeof(float));
             float *col = full ? NULL : sl_scratch_alloc(colBytes);
-            if (!mine || (!full && !col)) oom = 1;
-            else if (tid) memset(mine, 0, (size_t)wn * sizeof(float));
-            acc[tid] = mine;
-#pragma omp for schedule(static)
-            for (int64_t n = 0; n < d.N; n++)
-                if (mine && (full || col))
-                    conv_bwd_weight_sample(&d, p, mine, gout->data + n * ys, in->data + n * xs, col, full, 0);
+            if (!full && !col) oom = 1;
+#pragma omp for schedule(dynamic, 1)
+            for (int64_t c = 0; c < chunks; c++) {
+                if (!full && !col) continue;
+                float *acc = c == 0 ? gweight->data : part + (c - 1) * wn;
+                for (int64_t n = d.N * c / chunks; n < d.N * (c + 1) / chunks; n++)
+                    conv_bwd_weight_sample(&d, p, acc, gout->data + n * ys, in->data + n * xs, col, full, 0);
+            }
             sl_scratch_free(col, colBytes);
         }
-        for (int t = 1; t < nt; t++) {
-            if (!acc[t]) continue;
-            for (int64_t i = 0; i < wn; i++) gweight->data[i] += acc[t][i];
-            sl_scratch_free(acc[t], (size_t)wn * sizeof(float));
-        }
-        free(acc);
+        SL_FOR(i, wn, wn * chunks > SL_PAR_MIN, {
+            float v = gweight->data[i];
+            for (int64_t c = 1; c < chunks; c++) v += part[(c - 1) * wn + i];
+            gweight->data[i] = v;
+        });
+        sl_scratch_free(part, partBytes);
         if (oom) return sl_errorf_code(SL_ENOMEM, "conv weight gradient: out of memory");
         return 0;
     }
