@@ -191,6 +191,7 @@ describe('dense', function()
       assertFails(function() sl:dense(4, {5}) end, 'dense', 'outFeatures')
       assertFails(function() sl:dense(0, 5) end, 'dense', 'inFeatures')
       assertFails(function() sl:dense(4, 5, 10, 'not a function') end, 'dense', 'preHookFx')
+      assertFails(function() sl:dense(4, 5, 'ten') end, 'dense', 'weightScale')
    end)
 end)
 
@@ -368,7 +369,8 @@ describe('pool', function()
       ok, err = pcall(function() return sl:pool(7)(T.zeros({1, 2, 11, 11, 3})) end)
       assert.is_false(ok)
       assert.truthy(err:find('mix or shift channels'))
-      assertFails(function() return sl:pool(2, 2, 1)(T.zeros({1, 2, 4, 4, 3})) end, 'pool', '[1, 2, 4, 4, 3]')
+      assertFails(function() return sl:pool(2, 2, 1)(T.zeros({1, 2, 4, 4, 3})) end, 'pool', 'kernel 2',
+         '[1, 2, 4, 4, 3]')
       assertFails(function() return sl:pool(2)(T.zeros({1, 2, 4, 4})) end, 'pool', '5-D', '[1, 2, 4, 4]')
       -- W = 4 < k = 9: 4 mod 9 = 4 zero columns give 8, still narrower than 9
       assertFails(function() return sl:pool({1, 9})(T.zeros({1, 1, 4, 4, 2})) end, 'pool', 'kernel width 9',

@@ -37,7 +37,10 @@ local function pair(v, name, fname, lo)
       .. ', got ' .. (type(v) == 'table' and ('{' .. table.concat(v, ', ') .. '}') or tostring(v)), 4)
 end
 
-local function initWeight(shape, fanIn, weightScale)
+local function initWeight(shape, fanIn, weightScale, fname)
+   if type(weightScale) ~= 'number' then
+      fail(fname, 'expected weightScale as a number, got ' .. tostring(weightScale), 3)
+   end
    local bound = 1 / math.sqrt(fanIn)
    local w = T.rand(shape) * (2 * bound) - bound
    if weightScale ~= 1 then w = w * weightScale end
@@ -162,7 +165,7 @@ function Dense:__init(inFeatures, outFeatures, weightScale, preHookFx)
    if not isInt(outFeatures) then fail(fname, 'expected outFeatures as a positive integer, got ' .. tostring(outFeatures), 2) end
    if preHookFx ~= nil and type(preHookFx) ~= 'function' then fail(fname, 'preHookFx must be a function', 2) end
    self.inChannels, self.kh, self.kw, self.outFeatures = Cn, kh, kw, outFeatures
-   self.weight = initWeight({outFeatures, Cn, kh, kw, 1}, Cn * kh * kw, weightScale or 1)
+   self.weight = initWeight({outFeatures, Cn, kh, kw, 1}, Cn * kh * kw, weightScale or 1, 'dense')
    self.preHookFx = preHookFx
    self.sparse = 'auto' -- true/false forces the sparse or the GEMM path
 end
@@ -223,7 +226,8 @@ function Conv:__init(inChannels, outChannels, kernelSize, stride, padding, dilat
    convInit(self, 'conv', inChannels, outChannels, kernelSize, stride, padding, dilation, groups)
    if preHookFx ~= nil and type(preHookFx) ~= 'function' then fail('conv', 'preHookFx must be a function', 2) end
    local cin = inChannels / self.groups
-   self.weight = initWeight({outChannels, cin, self.kh, self.kw, 1}, cin * self.kh * self.kw, weightScale or 1)
+   self.weight = initWeight({outChannels, cin, self.kh, self.kw, 1}, cin * self.kh * self.kw, weightScale or 1,
+      'conv')
    self.preHookFx = preHookFx
 end
 
@@ -269,7 +273,8 @@ function ConvTranspose:__init(inChannels, outChannels, kernelSize, stride, paddi
    if preHookFx ~= nil and type(preHookFx) ~= 'function' then fail('convTranspose', 'preHookFx must be a function', 2) end
    local cout = outChannels / self.groups
    -- PyTorch's fan-in for ConvTranspose weights is taken from dimension 1
-   self.weight = initWeight({inChannels, cout, self.kh, self.kw, 1}, cout * self.kh * self.kw, weightScale or 1)
+   self.weight = initWeight({inChannels, cout, self.kh, self.kw, 1}, cout * self.kh * self.kw, weightScale or 1,
+      'convTranspose')
    self.preHookFx = preHookFx
 end
 
@@ -323,8 +328,9 @@ end
 -- channels (or fails to reshape): raise.  One channel is always its own.
 local function checkFold(fname, Cn, Hp, Rf, kh, sh, ph, dh, shapeText)
    if Rf < 1 or Rf % Cn ~= 0 then
-      fail(fname, 'the folded ' .. (Cn * Hp) .. ' rows of ' .. shapeText .. ' give ' .. Rf
-         .. ' output rows, not a multiple of the ' .. Cn .. ' channels (the reference cannot reshape this)', 3)
+      fail(fname, string.format('kernel %d, stride %d, padding %d, dilation %d on the %d folded rows of %s give %d '
+         .. 'output rows, not a multiple of the %d channels (the reference cannot reshape this)', kh, sh, ph, dh,
+         Cn * Hp, shapeText, Rf, Cn), 3)
    end
    if Cn == 1 then return end
    local per = Rf / Cn
@@ -412,8 +418,8 @@ function Unpool:forward(x)
    local Hf = (Cn * H - 1) * self.sh - 2 * self.ph + self.dh * (self.kh - 1) + 1
    local Wo = (W - 1) * self.sw - 2 * self.pw + self.dw * (self.kw - 1) + 1
    if Hf < 1 or Wo < 1 or Hf % Cn ~= 0 then
-      fail(fname, 'the folded transposed convolution of ' .. T.shapeStr(x) .. ' gives ' .. Hf
-         .. ' rows, not a multiple of the ' .. Cn .. ' channels', 2)
+      fail(fname, string.format('kernel %d, stride %d, padding %d, dilation %d on the folded %s give %d rows, not '
+         .. 'a multiple of the %d channels', self.kh, self.sh, self.ph, self.dh, T.shapeStr(x), Hf, Cn), 2)
    end
    local Ho = Hf / Cn
    checkFold(fname, Cn, Ho, Cn * H, self.kh, self.sh, self.ph, self.dh, T.shapeStr(x))
