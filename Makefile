@@ -24,7 +24,7 @@ test: build
 	SLAYER_BUILD=$(CURDIR)/$(BUILD) SLAYER_LIB=$(CURDIR)/$(BUILD)/libslayer.so $(LUAJIT) tests/run.lua
 
 demo: build
-	SLAYER_LIB=$(CURDIR)/$(BUILD)/libslayer.so $(LUAJIT) examples/demo/train.lua
+	SLAYER_LIB=$(CURDIR)/$(BUILD)/libslayer.so $(LUAJIT) examples/fashion-events/train.lua
 
 bench: build
 	SLAYER_LIB=$(CURDIR)/$(BUILD)/libslayer.so $(LUAJIT) bench/run.lua

@@ -91,7 +91,8 @@ M.SpikeFiles = SpikeFiles
 --- root: the folder of samples (root/<index>.<ext>); list: a list file
 -- (relative to root unless absolute) with a header line and
 -- "index<TAB>label" rows, labels 0-based in the file, 1-based here.
--- shape {C, H, W}, tSample and Ts (ms), classes, ext ('bs2'), binningMode.
+-- shape {C, H, W}, tSample and Ts (ms), classes, ext ('bs2'), binningMode,
+-- limit (keep only the first `limit` samples).
 function SpikeFiles:__init(o)
    local fname = 'SpikeFiles'
    if type(o) ~= 'table' then fail(fname, 'expected an options table {root=, list=, ...}', 2) end
@@ -131,6 +132,9 @@ function SpikeFiles:__init(o)
    end
    f:close()
    if #self.paths == 0 then fail(fname, listPath .. ' lists no samples', 2) end
+   if o.limit and o.limit > 0 then
+      for i = #self.paths, o.limit + 1, -1 do self.paths[i], self.labels[i], self.indices[i] = nil, nil, nil end
+   end
    fillArray(self)
 end
 

@@ -128,7 +128,7 @@ local function progressLine(self, timeElapsed)
    elseif es.train then
       phase, done, total = 'train', self.training.numSamples, es.train
    end
-   if not total or total <= 0 then return nil end
+   if not total or total <= 0 or done >= total then return nil end
    local frac = math.min(1, done / total)
    local width = 30
    local filled = math.floor(frac * width + 0.5)

@@ -1,0 +1,33 @@
+-- Reload a checkpoint of examples/fashion-events and measure its test accuracy.
+--   luajit examples/fashion-events/eval.lua out/fashion-events/checkpoint.t7s [--test 1000 | --full]
+local here = arg[0]:match('^(.*)/[^/]*$') or '.'
+package.path = here .. '/../../lua/?.lua;' .. here .. '/../../lua/?/init.lua;' .. package.path
+local snn = require 'slayer'
+local utils = snn.utils
+
+local checkpoint = table.remove(arg, 1)
+local opt = utils.options(arg, {
+   threads = {2, 'CPU threads'}, batch = {12, 'batch size'}, test = {1000, 'test images'},
+   full = {false, 'all 10000 test images'}, out = {'out/fashion-events', 'folder of the event cache'},
+   data = {'/usr/share/datasets/fashion-mnist', 'folder with the Fashion-MNIST IDX files'},
+}, 'luajit examples/fashion-events/eval.lua <checkpoint> [options]')
+if not checkpoint or not utils.exists(checkpoint) then
+   io.stderr:write('fashion-events eval: give the checkpoint written by train.lua (e.g. out/fashion-events/checkpoint.t7s)\n')
+   os.exit(1)
+end
+if opt.full then opt.test = 0 end
+snn.setNumThreads(opt.threads)
+local model = dofile(here .. '/model.lua')
+local netParams = snn.params(here .. '/network.yaml')
+local net = model.Network(netParams):load(checkpoint):evaluate()
+local testSet = model.dataset(opt.data, 't10k', opt.test, opt.out .. '/cache', netParams)
+local correct, total = 0, 0
+snn.noGrad(function()
+   for input, _, labels in snn.data.Loader(testSet, {batchSize = opt.batch, workers = 2}):iter() do
+      local pred = snn.predict.getClass(net(input)):totable()
+      for i, l in ipairs(labels) do if pred[i] == l then correct = correct + 1 end end
+      total = total + #labels
+   end
+end)
+print(string.format('test accuracy %.4f (%d / %d)', correct / total, correct, total))
+print('RESULT ' .. utils.json({example = 'fashion-events', testAccuracy = correct / total, samples = total}))

@@ -1,0 +1,165 @@
+--[[
+snn.utils -- small helpers for training scripts: command-line options, a
+monotonic clock, JSON output, folders.
+
+    local opt = snn.utils.options(arg, {
+       epochs = {90, 'number of epochs'},
+       data   = {'../shared/data/nmnist-small', 'N-MNIST-style folder'},
+       full   = {false, 'train on the whole set'},
+    }, 'luajit examples/nmnist-mlp/train.lua [options]')
+]]
+local ffi = require 'ffi'
+
+local M = {}
+
+pcall(ffi.cdef, [[
+typedef struct { long tv_sec; long tv_nsec; } sl_utils_timespec;
+int clock_gettime(int clk, sl_utils_timespec *ts);
+]])
+local tsb = ffi.new('sl_utils_timespec')
+
+--- Seconds on a monotonic clock.
+function M.now()
+   ffi.C.clock_gettime(1, tsb)
+   return tonumber(tsb.tv_sec) + tonumber(tsb.tv_nsec) * 1e-9
+end
+
+local function usage(spec, title)
+   local names = {}
+   for k in pairs(spec) do names[#names + 1] = k end
+   table.sort(names)
+   local lines = {'usage: ' .. (title or 'script [options]'), '', 'options:'}
+   for _, k in ipairs(names) do
+      local d = spec[k][1]
+      local arg = type(d) == 'boolean' and '' or ' <' .. type(d) .. '>'
+      lines[#lines + 1] = string.format('  --%-18s %s (default: %s)', k .. arg, spec[k][2] or '', tostring(d))
+   end
+   lines[#lines + 1] = '  --help               show this message'
+   return table.concat(lines, '\n')
+end
+
+--- Parse `--name value` / `--flag` arguments against spec (name ->
+-- {default, help}).  Numbers and booleans are converted; `--help` prints
+-- the usage and exits; an unknown option or a bad value exits with a
+-- message.
+function M.options(args, spec, title)
+   local opt = {}
+   for k, v in pairs(spec) do opt[k] = v[1] end
+   local i = 1
+   local function die(msg)
+      io.stderr:write(msg .. '\n\n' .. usage(spec, title) .. '\n')
+      os.exit(1)
+   end
+   while args and i <= #args do
+      local a = args[i]
+      if a == '--help' or a == '-h' then
+         print(usage(spec, title))
+         os.exit(0)
+      end
+      local name, inline = a:match('^%-%-([%w_%-]+)=(.*)$')
+      name = name or a:match('^%-%-([%w_%-]+)$')
+      if not name or spec[name] == nil then die('unknown option ' .. a) end
+      local d = spec[name][1]
+      local value = inline
+      if type(d) == 'boolean' then
+         if value == nil then
+            local nextArg = args[i + 1]
+            if nextArg == 'true' or nextArg == 'false' then
+               value = nextArg
+               i = i + 1
+            else
+               value = 'true'
+            end
+         end
+         opt[name] = value == 'true' or value == '1' or value == 'yes'
+      else
+         if value == nil then
+            i = i + 1
+            value = args[i]
+            if value == nil then die('option --' .. name .. ' needs a value') end
+         end
+         if type(d) == 'number' then
+            local n = tonumber(value)
+            if not n then die('option --' .. name .. ' needs a number, got ' .. value) end
+            opt[name] = n
+         else
+            opt[name] = value
+         end
+      end
+      i = i + 1
+   end
+   return opt
+end
+
+local function encode(v, out)
+   local t = type(v)
+   if v == nil then out[#out + 1] = 'null'
+   elseif t == 'boolean' then out[#out + 1] = tostring(v)
+   elseif t == 'number' then
+      if v ~= v or v == math.huge or v == -math.huge then out[#out + 1] = 'null'
+      elseif v % 1 == 0 and math.abs(v) < 2 ^ 53 then out[#out + 1] = string.format('%.0f', v)
+      else out[#out + 1] = string.format('%.10g', v) end
+   elseif t == 'string' then
+      out[#out + 1] = '"' .. v:gsub('[%c"\\]', function(c)
+         local map = {['"'] = '\\"', ['\\'] = '\\\\', ['\n'] = '\\n', ['\r'] = '\\r', ['\t'] = '\\t'}
+         return map[c] or string.format('\\u%04x', c:byte())
+      end) .. '"'
+   elseif t == 'table' then
+      if #v > 0 or next(v) == nil then
+         out[#out + 1] = '['
+         for i, x in ipairs(v) do
+            if i > 1 then out[#out + 1] = ',' end
+            encode(x, out)
+         end
+         out[#out + 1] = ']'
+      else
+         local keys = {}
+         for k in pairs(v) do keys[#keys + 1] = tostring(k) end
+         table.sort(keys)
+         out[#out + 1] = '{'
+         for i, k in ipairs(keys) do
+            if i > 1 then out[#out + 1] = ',' end
+            encode(k, out)
+            out[#out + 1] = ':'
+            local val = v[k]
+            if val == nil then val = v[tonumber(k)] end
+            encode(val, out)
+         end
+         out[#out + 1] = '}'
+      end
+   else
+      error('json: cannot encode a ' .. t, 3)
+   end
+end
+
+--- JSON text of a Lua value (objects with sorted keys).
+function M.json(v)
+   local out = {}
+   encode(v, out)
+   return table.concat(out)
+end
+
+local function shq(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+
+--- Create a folder and its parents; error if that fails.
+function M.mkdir(path)
+   if not os.execute('mkdir -p ' .. shq(path)) then error('mkdir: cannot create ' .. path, 2) end
+   return path
+end
+
+function M.exists(path)
+   local f = io.open(path, 'rb')
+   if f then f:close() return true end
+   return false
+end
+
+--- Write text to path through a temporary file.
+function M.writeFile(path, text)
+   local tmp = path .. '.tmp'
+   local f = assert(io.open(tmp, 'wb'))
+   f:write(text)
+   f:close()
+   assert(os.rename(tmp, path))
+end
+
+return M
