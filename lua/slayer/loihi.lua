@@ -300,8 +300,14 @@ local function jsonEncode(v, indent)
       local inner = indent .. '  '
       local parts = {}
       if #v > 0 or getmetatable(v) == ARRAY then
-         for i = 1, #v do parts[i] = inner .. jsonEncode(v[i], inner) end
+         local flat = true -- arrays of scalars stay on one line
+         for i = 1, #v do
+            parts[i] = jsonEncode(v[i], inner)
+            flat = flat and type(v[i]) ~= 'table'
+         end
          if #parts == 0 then return '[]' end
+         if flat then return '[' .. table.concat(parts, ', ') .. ']' end
+         for i = 1, #parts do parts[i] = inner .. parts[i] end
          return '[\n' .. table.concat(parts, ',\n') .. '\n' .. indent .. ']'
       end
       local keys = {}

@@ -1,0 +1,101 @@
+--[[
+Train the reference's Loihi N-MNIST MLP (exampleLoihi/02_NMNIST): 2312 -> 512
+-> 10 LOIHI neurons with quantised weights, numSpikes loss (60 spikes for the
+true class, 10 otherwise, in [0, 300) ms) through the Loihi psp kernel, Nadam
+lr 0.01 with amsgrad, batch 12, 100 epochs; then export for the chip.
+
+    luajit examples/nmnist-loihi/train.lua [--epochs 100] [--data ../shared/data/nmnist-small]
+
+Writes to --out: learning curves (loss.png, accuracy.png), loss.txt and
+accuracy.txt, the checkpoint nmnistLoihi.net (after the last epoch; eval.lua
+reproduces its test accuracy) and loihi/ (snn.loihi.export).  Ends with one
+line `RESULT {json}`.
+]]
+local here = debug.getinfo(1, 'S').source:sub(2):match('^(.*)/[^/]*$') or '.'
+local root = here .. '/../..'
+package.path = root .. '/lua/?.lua;' .. root .. '/lua/?/init.lua;' .. here .. '/?.lua;' .. package.path
+
+local snn = require 'slayer'
+local model = require 'model'
+
+local opt = snn.utils.options(arg, {
+   epochs = {100, 'training epochs'},
+   batch = {12, 'batch size'},
+   lr = {0.01, 'Nadam learning rate'},
+   seed = {1, 'seed of the weight initialisation'},
+   threads = {2, 'CPU threads'},
+   out = {root .. '/out/nmnist-loihi', 'output folder'},
+   data = {root .. '/../shared/data/nmnist-small', 'N-MNIST folder (<index>.bs2 and the sample lists)'},
+   train = {'train1K.txt', 'training list, in --data or an absolute path'},
+   test = {'test100.txt', 'testing list, in --data or an absolute path'},
+}, 'luajit examples/nmnist-loihi/train.lua [options]')
+
+snn.setNumThreads(opt.threads)
+snn.manualSeed(opt.seed)
+local netParams = snn.params(here .. '/network.yaml')
+local trainingSet, testingSet = model.datasets(opt.data, opt.train, opt.test, netParams)
+local trainLoader = snn.data.Loader(trainingSet, {batchSize = opt.batch, shuffle = false, workers = 1})
+local testLoader = snn.data.Loader(testingSet, {batchSize = opt.batch, shuffle = false, workers = 1})
+snn.utils.mkdir(opt.out)
+
+local net = model.Network(netParams)
+local lossFn = snn.loss(netParams, snn.loihi)    -- the loss's psp is the Loihi kernel
+local optimizer = snn.optim.Nadam(net:parameters(), {lr = opt.lr, amsgrad = true})
+local stats = snn.stats()
+stats:setEpochSamples(trainingSet:size(), testingSet:size())
+
+local function correct(output, labels)
+   local pred, n = snn.predict.getClass(output):totable(), 0
+   for k, label in ipairs(labels) do if pred[k] == label then n = n + 1 end end
+   return n
+end
+
+local tStart = snn.utils.now()
+local bestTest = 0
+for epoch = 0, opt.epochs - 1 do
+   local tEpoch = snn.utils.now()
+   -- training
+   net:train()
+   local i = 0
+   for input, target, labels in trainLoader:iter() do
+      local output = net(input)
+      stats.training.correctSamples = stats.training.correctSamples + correct(output, labels)
+      stats.training.numSamples = stats.training.numSamples + #labels
+      local loss = lossFn:numSpikes(output, target)
+      optimizer:zeroGrad()
+      loss:backward()
+      optimizer:step()
+      stats.training.lossSum = stats.training.lossSum + loss:item()
+      if stats.tty then stats:print(epoch, i, snn.utils.now() - tEpoch) end
+      i = i + 1
+   end
+   -- testing: the same without learning
+   net:evaluate()
+   snn.noGrad(function()
+      for input, target, labels in testLoader:iter() do
+         local output = net(input)
+         stats.testing.correctSamples = stats.testing.correctSamples + correct(output, labels)
+         stats.testing.numSamples = stats.testing.numSamples + #labels
+         stats.testing.lossSum = stats.testing.lossSum + lossFn:numSpikes(output, target):item()
+      end
+   end)
+   stats:print(epoch, i, snn.utils.now() - tEpoch)
+   stats:newline()
+   stats:update()
+   bestTest = math.max(bestTest, stats.testing.accuracyLog[#stats.testing.accuracyLog] or 0)
+   stats:save(opt.out .. '/')
+   net:save(opt.out .. '/nmnistLoihi.net')
+end
+stats:plot{path = opt.out .. '/', title = 'Loihi N-MNIST MLP'}
+
+-- integer weights for the chip, in forward order
+snn.loihi.export(net, opt.out .. '/loihi', {order = {'fc1', 'fc2'}})
+
+local last = #stats.training.lossLog
+print('RESULT ' .. snn.utils.json{
+   epochs = opt.epochs, seed = opt.seed, batch = opt.batch, lr = opt.lr, threads = opt.threads,
+   trainAccuracy = stats.training.accuracyLog[last] or 0, testAccuracy = stats.testing.accuracyLog[last] or 0,
+   bestTestAccuracy = bestTest, trainLoss = stats.training.lossLog[last] or nil,
+   testLoss = stats.testing.lossLog[last] or nil, seconds = snn.utils.now() - tStart,
+   checkpoint = opt.out .. '/nmnistLoihi.net',
+})

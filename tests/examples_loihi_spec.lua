@@ -1,0 +1,85 @@
+-- examples/nmnist-loihi: a 2-epoch run on a handful of samples writes the
+-- curves, logs, checkpoint and Loihi export, lowers the loss, and eval.lua
+-- reproduces the test accuracy from the checkpoint
+local H = require 'support.helpers'
+
+local root = debug.getinfo(1, 'S').source:sub(2):match('^(.*)/tests/[^/]*$') or '.'
+
+-- output and success (LuaJIT's popen close does not report the status)
+local function run(cmd)
+   local p = io.popen(cmd .. ' 2>&1; echo "exit status $?"')
+   local text = p:read('*a')
+   p:close()
+   local status = tonumber(text:match('exit status (%d+)\n$'))
+   return text, status == 0
+end
+
+local function firstLines(src, dst, n)
+   local out = {}
+   for line in io.lines(src) do
+      out[#out + 1] = line
+      if #out > n then break end -- the header and n samples
+   end
+   local f = assert(io.open(dst, 'w'))
+   f:write(table.concat(out, '\n'), '\n')
+   f:close()
+end
+
+local function readLines(path)
+   local out = {}
+   for line in io.lines(path) do out[#out + 1] = line end
+   return out
+end
+
+local function field(text, key)
+   return tonumber(text:match('"' .. key .. '":([-%d.eE+]+)'))
+end
+
+describe('examples/nmnist-loihi', function()
+   local data = H.dataDir()
+   local test = data and it or pending
+
+   test('trains 2 epochs on 24 samples, writes every output, and eval.lua reproduces the accuracy', function()
+      local tmp = os.tmpname()
+      os.remove(tmp)
+      assert(os.execute('mkdir -p ' .. tmp) == 0)
+      firstLines(data .. '/nmnist-small/train1K.txt', tmp .. '/train.txt', 24)
+      firstLines(data .. '/nmnist-small/test100.txt', tmp .. '/test.txt', 12)
+      local cmd = string.format('luajit %s/examples/nmnist-loihi/train.lua --epochs 2 --data %s/nmnist-small '
+         .. '--train %s/train.txt --test %s/test.txt --out %s/out --threads 2', root, data, tmp, tmp, tmp)
+      local text, ok = run(cmd)
+      assert(ok, text)
+      local result = text:match('\nRESULT ({.-})\n')
+      assert.is_truthy(result, text)
+      assert.are.equal(2, field(result, 'epochs'))
+      for _, f in ipairs({'loss.txt', 'accuracy.txt', 'loss.png', 'accuracy.png', 'nmnistLoihi.net',
+         'loihi/network.json', 'loihi/fc1.txt', 'loihi/fc2.txt'}) do
+         local h = io.open(tmp .. '/out/' .. f)
+         assert.is_truthy(h, 'missing ' .. f)
+         h:close()
+      end
+      assert.are.equal(5120, #readLines(tmp .. '/out/loihi/fc2.txt'))
+      -- loss.txt: a header, then per epoch the training and testing loss
+      local rows = readLines(tmp .. '/out/loss.txt')
+      assert.are.equal(3, #rows)
+      local l0 = tonumber(rows[2]:match('^%s*(%S+)'))
+      local l1 = tonumber(rows[3]:match('^%s*(%S+)'))
+      assert.is_true(l1 < l0, 'training loss did not decrease: ' .. l0 .. ' -> ' .. l1)
+      assert.are.equal(l1, tonumber(string.format('%.6g', field(result, 'trainLoss'))))
+      -- the checkpoint reproduces the last epoch's test accuracy and loss
+      local evalText, evalOk = run(string.format('luajit %s/examples/nmnist-loihi/eval.lua %s/out/nmnistLoihi.net '
+         .. '--data %s/nmnist-small --test %s/test.txt', root, tmp, data, tmp))
+      assert(evalOk, evalText)
+      local evalResult = evalText:match('RESULT ({.-})\n')
+      assert.are.equal(field(result, 'testAccuracy'), field(evalResult, 'testAccuracy'))
+      assert.are.equal(field(result, 'testLoss'), field(evalResult, 'testLoss'))
+      os.execute('rm -rf ' .. tmp)
+   end)
+
+   test('fails with a message saying where to get the data', function()
+      local text, ok = run(string.format('luajit %s/examples/nmnist-loihi/train.lua --data /nonexistent-nmnist', root))
+      assert.is_falsy(ok)
+      assert.is_truthy(text:find('../shared/data/nmnist-small', 1, true), text)
+      assert.is_truthy(text:find('train1K.txt', 1, true), text)
+   end)
+end)
