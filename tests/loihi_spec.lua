@@ -374,6 +374,47 @@ describe('snn.loihi spikeLoihi surrogate gradient (SPEC 15.6)', function()
    end)
 end)
 
+describe('snn.loihi smooth paths: finite differences', function()
+   it('psp with the Loihi kernel and the spikeTime loss built with snn.loihi', function()
+      local sl = snn.loihi(loihiNeuron(), {Ts = 0.5, tSample = 20})
+      local x = (T.rand({2, 3, 1, 1, 40}) * 4):detach():requiresGrad(true)
+      assert.is_true(H.gradcheck(function(a) return sl:psp(a) end, {x}, {eps = 1e-2, rtol = 1e-2, atol = 1e-2}))
+      local err = snn.loss({neuron = loihiNeuron(), simulation = {Ts = 0.5, tSample = 20},
+         training = {error = {type = 'SpikeTime'}}}, snn.loihi)
+      local desired = T.bernoulli({2, 3, 1, 1, 40}, 0.1) * 2
+      local out = (T.rand({2, 3, 1, 1, 40}) * 0.02):detach():requiresGrad(true)
+      assert.is_true(H.gradcheck(function(a) return err:spikeTime(a, desired) end, {out},
+         {eps = 0.5, rtol = 1e-3, atol = 1})) -- quadratic: central differences are exact up to rounding
+   end)
+
+   it('the spikeLoihi gradient is the exact gradient of the frozen-voltage surrogate sum g rho(V) psp(x)', function()
+      -- F(x) = sum_t g[t] rho(V[t]) Ts * sum_i k[i] x[t - i] * Ts, with V
+      -- fixed at the recorded voltage: central differences of F in each
+      -- input element must give spikeLoihi's backward
+      local n = loihiNeuron{refDelay = 2}
+      local sl = snn.loihi(n, {Ts = 1, tSample = 60})
+      local x = (T.randn({1, 2, 1, 1, 60}) * 500):detach():requiresGrad(true)
+      local g = T.randn({1, 2, 1, 1, 60})
+      sl:spikeLoihi(x):backward(g)
+      local _, V = sl:spikeLoihiFull(x)
+      local w = (g * (-(V - 5120):abs() / 5120):exp() * ((1 / 195) / 5120)):detach()
+      local F = function(a) return (sl:psp(a) * w):sum() end
+      local xv, gx = x:detach():clone(), H.values(x.grad)
+      local d = xv:data()
+      for _, i in ipairs({0, 7, 30, 59, 61, 90, 119}) do
+         local orig = d[i]
+         d[i] = orig + 1
+         local fp = snn.noGrad(function() return F(xv):item() end)
+         d[i] = orig - 1
+         local fm = snn.noGrad(function() return F(xv):item() end)
+         d[i] = orig
+         local num = (fp - fm) / 2
+         assert.is_true(math.abs(num - gx[i + 1]) <= 1e-3 * math.abs(gx[i + 1]) + 1e-7,
+            string.format('element %d: finite difference %.6g, backward %.6g', i, num, gx[i + 1]))
+      end
+   end)
+end)
+
 describe('snn.loihi synapses (SPEC 15.7)', function()
    it('quantises dense/conv/convTranspose weights to even integers, straight through in backward', function()
       local sl = snn.loihi(loihiNeuron(), {Ts = 1, tSample = 20})
