@@ -144,6 +144,8 @@ describe('dense', function()
          local auto = fc(x)
          fc.sparse = false
          H.assertClose(auto, fc(x), 1e-5, 1e-5, 'density ' .. density)
+         fc.sparse = true -- without a graph to keep, the non-zero list is freed at once
+         H.assertClose(snn.noGrad(function() return fc(x) end), auto, 1e-5, 1e-5, 'noGrad ' .. density)
       end
       fc.sparse = 'auto'
    end)

@@ -114,7 +114,9 @@ local function denseSparseOp(x, w, csr, outShape)
    local wT = T._contig(T._contig(w:detach()):view({O, I}):transpose(1, 2))
    local out = T._emptyOf(outShape, 0, 'dense')
    if C.sl_dense_sparse_forward(out._c, csr, wT._c) ~= 0 then cfail(3) end
-   if A.needed(x, w) then
+   if not A.needed(x, w) then
+      C.sl_sparse_rows_free(ffi.gc(csr, nil)) -- no backward will read it
+   else
       local wd = T._contig(w:detach())
       local inShape, wShape = x:shape(), w:shape()
       local p = params(x:size(3), x:size(4), 1, 1, 0, 0, 1, 1, 1)
@@ -143,8 +145,9 @@ S.Dense = Dense
 --- The sparse-spike path of dense is taken automatically when the layer
 -- has at least sparseMinOut outputs and less than sparseThreshold of the
 -- input is non-zero (bench/synapse.lua --sweep: at 2312 -> 512 the sparse
--- forward + weight gradient wins up to ~15 % density; with few outputs the
--- GEMM is cheap and the scan for non-zeros does not pay).
+-- forward + weight gradient wins beyond 20 % density, at 64 outputs up to
+-- about 10 %; with few outputs the GEMM is cheap and the scan for non-zeros
+-- does not pay).
 S.sparseThreshold = 0.10
 S.sparseMinOut = 32
 
