@@ -161,7 +161,10 @@ static void cuda_open(void)
     }
     int (*init)(void) = (int (*)(void))dlsym(cuda_lib, "sl_cuda_init");
     if (!init || init() != 0) {
-        snprintf(cuda_err, sizeof cuda_err, "CUDA back end present but no usable GPU or driver");
+        const char *(*why)(void) = (const char *(*)(void))dlsym(cuda_lib, "sl_cuda_init_error");
+        const char *reason = why ? why() : NULL;
+        snprintf(cuda_err, sizeof cuda_err, "CUDA back end present but no usable GPU or driver%s%s",
+                 reason && *reason ? ": " : "", reason && *reason ? reason : "");
         dlclose(cuda_lib);
         cuda_lib = NULL;
     }
@@ -178,3 +181,7 @@ void *sl_cuda_symbol(const char *name)
     if (!p) sl_errorf_code(SL_EDEVICE, "%s: no CUDA implementation (missing %s)", name, name);
     return p;
 }
+
+/* 1 when libslayer_cuda.so loaded and found a usable GPU; otherwise 0, with
+   the reason in sl_last_error().  Never raises. */
+int sl_cuda_available(void) { return sl_cuda_symbol("sl_cuda_init") != NULL; }

@@ -465,7 +465,13 @@ int sl_copy(sl_tensor *dst, const sl_tensor *src)
         return sl_errorf("copy: sizes differ (destination %s, source %s)",
                          sl_shape_str(dst, b1, sizeof b1), sl_shape_str(src, b2, sizeof b2));
     if (dst->numel == 0) return 0;
-    if (dst->device != src->device || dst->device == SL_CUDA) {
+    if (dst->device == SL_CUDA && src->device == SL_CUDA) {
+        /* on the GPU: any strides (views, expand, cat into narrowed views) */
+        int (*fn)(sl_tensor *, const sl_tensor *) =
+            (int (*)(sl_tensor *, const sl_tensor *))sl_cuda_symbol("sl_copy_cuda");
+        return fn ? fn(dst, src) : SL_EDEVICE;
+    }
+    if (dst->device != src->device) {
         if (!sl_tensor_is_contiguous(dst) || !sl_tensor_is_contiguous(src))
             return sl_errorf("copy: copies involving the GPU need contiguous tensors");
         if (cuda_hooks()) return SL_EDEVICE;

@@ -1,0 +1,204 @@
+/*
+ * allocator.cu -- the caching device allocator.
+ *
+ * cudaMalloc and cudaFree are slow and cudaFree synchronises the device, so a
+ * freed block is kept on a free list keyed by its size class (sizes rounded up
+ * to 1/8 of a power of two, at least 512 bytes: the CPU allocator's classes)
+ * and handed to the next request of that class.  A training step that
+ * allocates the same shapes every time is then served entirely from the cache
+ * after its first pass.
+ *
+ * Reuse is stream-ordered: all work runs on the one compute stream, so a
+ * block freed while kernels that read it are still queued can be given out at
+ * once -- whatever the next owner enqueues runs after them.
+ *
+ * The cache is bounded (sl_cuda_set_cache_limit, default: the device's
+ * memory); when cudaMalloc fails the cache is emptied and the call retried.
+ */
+#include "common.cuh"
+
+#include <mutex>
+#include <vector>
+
+namespace {
+
+const int N_CLASSES = 512;
+
+struct Pool {
+    std::mutex lock;
+    std::vector<void *> lists[N_CLASSES];
+    int64_t live = 0, cached = 0, peak_live = 0, peak_reserved = 0;
+    int64_t calls = 0, sys = 0, limit = -1;
+};
+
+Pool &pool()
+{
+    static Pool *p = new Pool; /* never destroyed: frees may come at exit */
+    return *p;
+}
+
+size_t size_class(size_t bytes, int *index)
+{
+    if (bytes <= 512) {
+        *index = 0;
+        return 512;
+    }
+    int e = 63 - __builtin_clzll((unsigned long long)bytes);
+    size_t step = (size_t)1 << (e - 3);
+    size_t r = (bytes + step - 1) & ~(step - 1);
+    if (r == ((size_t)1 << (e + 1))) {
+        e += 1;
+        step <<= 1;
+    }
+    int sub = (int)((r - ((size_t)1 << e)) / step);
+    *index = 1 + (e - 9) * 8 + sub; /* e >= 9 here */
+    return r;
+}
+
+int64_t default_limit()
+{
+    size_t free_b = 0, total = 0;
+    if (cudaMemGetInfo(&free_b, &total) != cudaSuccess) {
+        cudaGetLastError();
+        return (int64_t)1 << 34;
+    }
+    return (int64_t)total;
+}
+
+/* release cached blocks until at most `keep` bytes stay cached */
+void trim(int64_t keep)
+{
+    std::vector<void *> drop;
+    {
+        Pool &P = pool();
+        std::lock_guard<std::mutex> g(P.lock);
+        for (int i = N_CLASSES - 1; i >= 0 && P.cached > keep; i--) {
+            while (!P.lists[i].empty() && P.cached > keep) {
+                drop.push_back(P.lists[i].back());
+                P.lists[i].pop_back();
+                size_t r = i == 0 ? 512
+                                  : ((size_t)1 << (9 + (i - 1) / 8)) +
+                                        (size_t)((i - 1) % 8) * ((size_t)1 << (9 + (i - 1) / 8 - 3));
+                P.cached -= (int64_t)r;
+            }
+        }
+    }
+    if (drop.empty()) return;
+    cudaStreamSynchronize(slc::stream());
+    for (void *p : drop) cudaFree(p);
+    cudaGetLastError();
+}
+
+} /* namespace */
+
+SL_CUDA_API void *sl_cuda_malloc(size_t bytes)
+{
+    Pool &P = pool();
+    int idx;
+    size_t r = size_class(bytes ? bytes : 1, &idx);
+    void *p = NULL;
+    {
+        std::lock_guard<std::mutex> g(P.lock);
+        P.calls++;
+        if (idx < N_CLASSES && !P.lists[idx].empty()) {
+            p = P.lists[idx].back();
+            P.lists[idx].pop_back();
+            P.cached -= (int64_t)r;
+        }
+    }
+    if (!p) {
+        cudaError_t e = cudaMalloc(&p, r);
+        if (e != cudaSuccess) {
+            cudaGetLastError();
+            trim(0);
+            e = cudaMalloc(&p, r);
+        }
+        if (e != cudaSuccess) {
+            cudaGetLastError();
+            size_t free_b = 0, total = 0;
+            cudaMemGetInfo(&free_b, &total);
+            cudaGetLastError();
+            sl_errorf_code(SL_ENOMEM, "out of GPU memory allocating %zu bytes (%zu of %zu bytes free on the device)",
+                           bytes, free_b, total);
+            return NULL;
+        }
+        std::lock_guard<std::mutex> g(P.lock);
+        P.sys++;
+    }
+    std::lock_guard<std::mutex> g(P.lock);
+    P.live += (int64_t)r;
+    if (P.live > P.peak_live) P.peak_live = P.live;
+    if (P.live + P.cached > P.peak_reserved) P.peak_reserved = P.live + P.cached;
+    return p;
+}
+
+SL_CUDA_API void sl_cuda_free(void *p, size_t bytes)
+{
+    if (!p) return;
+    Pool &P = pool();
+    int idx;
+    size_t r = size_class(bytes ? bytes : 1, &idx);
+    bool keep = false;
+    {
+        std::lock_guard<std::mutex> g(P.lock);
+        P.live -= (int64_t)r;
+        if (P.limit < 0) P.limit = default_limit();
+        if (idx < N_CLASSES && P.cached + (int64_t)r <= P.limit) {
+            P.lists[idx].push_back(p);
+            P.cached += (int64_t)r;
+            keep = true;
+        }
+    }
+    if (!keep) {
+        cudaFree(p); /* synchronises the device: only past the cache limit */
+        cudaGetLastError();
+    }
+}
+
+SL_CUDA_API void sl_cuda_mem_stats(sl_mem_stats *out)
+{
+    Pool &P = pool();
+    std::lock_guard<std::mutex> g(P.lock);
+    out->live_bytes = P.live;
+    out->cached_bytes = P.cached;
+    out->peak_live_bytes = P.peak_live;
+    out->alloc_calls = P.calls;
+    out->system_allocs = P.sys;
+    out->cache_limit = P.limit < 0 ? default_limit() : P.limit;
+}
+
+/* highest live + cached bytes: what the process held on the device */
+SL_CUDA_API int64_t sl_cuda_peak_reserved(void)
+{
+    Pool &P = pool();
+    std::lock_guard<std::mutex> g(P.lock);
+    return P.peak_reserved;
+}
+
+/* restart both peaks from the current values */
+SL_CUDA_API void sl_cuda_reset_peak(void)
+{
+    Pool &P = pool();
+    std::lock_guard<std::mutex> g(P.lock);
+    P.peak_live = P.live;
+    P.peak_reserved = P.live + P.cached;
+}
+
+SL_CUDA_API void sl_cuda_set_cache_limit(int64_t bytes)
+{
+    Pool &P = pool();
+    {
+        std::lock_guard<std::mutex> g(P.lock);
+        P.limit = bytes < 0 ? 0 : bytes;
+    }
+    trim(bytes < 0 ? 0 : bytes);
+}
+
+SL_CUDA_API void sl_cuda_empty_cache(void) { trim(0); }
+
+namespace slc {
+
+void *scratch(size_t bytes) { return sl_cuda_malloc(bytes); }
+void scratch_free(void *p, size_t bytes) { sl_cuda_free(p, bytes); }
+
+} /* namespace slc */

@@ -1,0 +1,91 @@
+/*
+ * optim.cu -- the GPU twins of csrc/ops/optim.c: one fused pass per
+ * parameter, the same float32 operations in the same order (built with
+ * --fmad=false, IEEE division and square root), so a step on the GPU gives
+ * the CPU's bits.
+ *
+ * SGD:   g <- g + wd*p;  buf <- g (first step) or momentum*buf + (1-dampening)*g
+ *        d <- nesterov ? g + momentum*buf : buf  (d = g without momentum);  p <- p - lr*d
+ * Adam:  g <- g + wd*p (Nadam writes it back);  m <- b1*m + (1-b1)*g;  v <- b2*v + (1-b2)*g*g
+ *        vmax <- max(vmax, v) when amsgrad;  denom = sqrt(vmax or v) + eps
+ *        step = lr*sqrt(bias2)/bias1;  Adam: p <- p - step*m/denom
+ *        Nadam: p <- p - step*(b1*m + (1-b1)*g)/denom
+ */
+#include "common.cuh"
+
+#include <math.h>
+
+__global__ void sgd_kernel(float *p, const float *g, float *buf, int64_t n, float lr, float momentum, float damp,
+                           float weight_decay, int nesterov, int first)
+{
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
+        float d = g[i];
+        if (weight_decay != 0.0f) d = d + weight_decay * p[i];
+        if (buf) {
+            float b = first ? d : momentum * buf[i] + damp * d;
+            buf[i] = b;
+            d = nesterov ? d + momentum * b : b;
+        }
+        p[i] = p[i] - lr * d;
+    }
+}
+
+SL_CUDA_API int sl_sgd_step_cuda(sl_tensor *p, sl_tensor *g, sl_tensor *buf, float lr, float momentum, float dampening,
+                                 float weight_decay, int nesterov, int first)
+{
+    SLC_REQUIRE_CONTIGUOUS("sgd", p, g, buf);
+    if (g->numel != p->numel || (buf && buf->numel != p->numel))
+        return sl_errorf("sgd: parameter, gradient and state sizes differ");
+    int64_t n = p->numel;
+    if (n == 0) return 0;
+    sgd_kernel<<<slc::grid_for(n), slc::THREADS, 0, slc::stream()>>>(p->data, g->data, buf ? buf->data : NULL, n, lr,
+                                                                     momentum, 1.0f - dampening, weight_decay,
+                                                                     nesterov, first);
+    SLC_LAUNCHED("sgd");
+    return 0;
+}
+
+__global__ void adam_kernel(int mode, float *p, float *g, float *m, float *v, float *vmax, int64_t n, float beta1,
+                            float beta2, float c1, float c2, float eps, float weight_decay, float step)
+{
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
+        float gi = g[i];
+        if (weight_decay != 0.0f) {
+            gi = gi + weight_decay * p[i];
+            if (mode == 1) g[i] = gi;
+        }
+        float mi = m[i] * beta1 + c1 * gi;
+        float vi = v[i] * beta2 + c2 * gi * gi;
+        m[i] = mi;
+        v[i] = vi;
+        float den;
+        if (vmax) {
+            float x = vmax[i] > vi ? vmax[i] : vi;
+            vmax[i] = x;
+            den = sqrtf(x) + eps;
+        } else {
+            den = sqrtf(vi) + eps;
+        }
+        float num = mode == 1 ? beta1 * mi + c1 * gi : mi;
+        p[i] = p[i] + step * num / den;
+    }
+}
+
+SL_CUDA_API int sl_adam_step_cuda(int mode, sl_tensor *p, sl_tensor *g, sl_tensor *m, sl_tensor *v, sl_tensor *vmax,
+                                  float lr, float beta1, float beta2, float eps, float weight_decay, int amsgrad,
+                                  double bias1, double bias2)
+{
+    SLC_REQUIRE_CONTIGUOUS("adam", p, g, m, v, vmax);
+    if (g->numel != p->numel || m->numel != p->numel || v->numel != p->numel ||
+        (amsgrad && (!vmax || vmax->numel != p->numel)))
+        return sl_errorf("adam: parameter, gradient and state sizes differ");
+    int64_t n = p->numel;
+    if (n == 0) return 0;
+    float c1 = (float)(1.0 - (double)beta1), c2 = (float)(1.0 - (double)beta2);
+    float step = (float)(-((double)lr * sqrt(bias2) / bias1));
+    adam_kernel<<<slc::grid_for(n), slc::THREADS, 0, slc::stream()>>>(mode, p->data, g->data, m->data, v->data,
+                                                                      amsgrad ? vmax->data : NULL, n, beta1, beta2, c1,
+                                                                      c2, eps, weight_decay, step);
+    SLC_LAUNCHED("adam");
+    return 0;
+}
