@@ -1,0 +1,124 @@
+-- Smoke tests of the examples: tiny configurations (2 epochs, a few samples)
+-- that must train (the loss falls), write their files, end with a RESULT
+-- line, and whose eval.lua reproduces the reported test accuracy.
+local H = require 'support.helpers'
+
+local DATA = assert(H.dataDir(), 'shared data not found: run from the checkout next to ../shared or set SLAYER_DATA')
+
+local function run(cmd)
+   local p = io.popen('(' .. cmd .. ') 2>&1; echo "__rc=$?"')
+   local out = p:read('*a')
+   p:close()
+   local body, rc = out:match('^(.*)__rc=(%d+)%s*$')
+   return tonumber(rc), body
+end
+
+-- numeric fields of the RESULT json line
+local function result(out)
+   local line = out:match('RESULT (%b{})')
+   assert(line, 'no RESULT line in:\n' .. out)
+   local r = {}
+   for k, v in line:gmatch('"([%w_]+)":([%-%d%.eE+]+)') do r[k] = tonumber(v) end
+   for k, v in line:gmatch('"([%w_]+)":"([^"]*)"') do r[k] = v end
+   return r
+end
+
+local function lossColumn(path)
+   local rows = {}
+   for line in io.lines(path) do
+      local a = line:match('^%s*([%d%.eE+%-]+)%s')
+      if a then rows[#rows + 1] = tonumber(a) end
+   end
+   return rows
+end
+
+local function exists(path)
+   local f = io.open(path, 'rb')
+   if f then f:close() return true end
+   return false
+end
+
+local function tmpdir()
+   local d = os.tmpname()
+   os.remove(d)
+   return d
+end
+
+describe('examples', function()
+   it('nmnist-mlp trains, writes its files and eval reproduces its test accuracy', function()
+      local out = tmpdir()
+      local rc, text = run('luajit examples/nmnist-mlp/train.lua --epochs 2 --train 96 --test 24 --threads 2 --out ' .. out
+         .. ' --data ' .. DATA .. '/nmnist-small')
+      assert.are.equal(0, rc, text)
+      local r = result(text)
+      assert.are.equal(2, r.epochs)
+      local loss = lossColumn(out .. '/loss.txt')
+      assert.are.equal(2, #loss)
+      assert.is_true(loss[2] < loss[1], 'training loss should fall: ' .. loss[1] .. ' -> ' .. loss[2])
+      for _, f in ipairs({'checkpoint.t7s', 'loss.png', 'accuracy.png', 'accuracy.txt', 'output-raster.png'}) do
+         assert.is_true(exists(out .. '/' .. f), f)
+      end
+      local rc2, text2 = run('luajit examples/nmnist-mlp/eval.lua ' .. out .. '/checkpoint.t7s --test 24 --threads 2 --data '
+         .. DATA .. '/nmnist-small')
+      assert.are.equal(0, rc2, text2)
+      assert.are.equal(r.testAccuracy, result(text2).testAccuracy)
+      assert.are.equal(r.testLoss, result(text2).testLoss)
+      os.execute('rm -rf ' .. out)
+   end)
+
+   it('oxford learns the spike pattern (the loss falls) and writes the learned raster beside the target', function()
+      local out = tmpdir()
+      local rc, text = run('luajit examples/oxford/train.lua --epochs 120 --every 60 --out ' .. out .. ' --data ' .. DATA .. '/oxford')
+      assert.are.equal(0, rc, text)
+      local r = result(text)
+      assert.truthy(r.source:find('files in'))
+      assert.is_true(math.abs(r.firstLoss - 223909.1) < 1) -- the reference notebook's epoch-0 loss (silent network)
+      assert.is_true(r.trainLoss < 0.8 * r.firstLoss, r.firstLoss .. ' -> ' .. r.trainLoss)
+      assert.is_true(exists(out .. '/output-vs-target.png') and exists(out .. '/loss.png'))
+      local rc2, text2 = run('luajit examples/oxford/eval.lua ' .. out .. '/checkpoint.t7s --data ' .. DATA .. '/oxford')
+      assert.are.equal(0, rc2, text2)
+      assert.are.equal(r.testLoss, result(text2).testLoss)
+      -- without the data files it generates its own pattern
+      local rc3, text3 = run('luajit examples/oxford/train.lua --epochs 3 --every 1 --out ' .. out .. ' --data /nonexistent')
+      assert.are.equal(0, rc3, text3)
+      assert.truthy(result(text3).source:find('generated'))
+      os.execute('rm -rf ' .. out)
+   end)
+
+   it('fashion-events (the main job) converts, trains, and eval reproduces its accuracy', function()
+      if not exists('/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz') then
+         pending('dataset-fashion-mnist is not installed (tools/install-deps.sh installs it)')
+         return
+      end
+      local out = tmpdir()
+      local rc, text = run('luajit examples/fashion-events/train.lua --epochs 2 --train 96 --test 24 --out ' .. out)
+      assert.are.equal(0, rc, text)
+      local r = result(text)
+      local loss = lossColumn(out .. '/loss.txt')
+      assert.is_true(loss[2] < loss[1], 'training loss should fall: ' .. loss[1] .. ' -> ' .. loss[2])
+      assert.are.equal(96, r.trainSamples)
+      assert.is_true(exists(out .. '/cache/train/96.bs2') and exists(out .. '/cache/t10k/24.bs2'))
+      assert.is_true(exists(out .. '/output-raster.png') and exists(out .. '/checkpoint.t7s'))
+      local rc2, text2 = run('luajit examples/fashion-events/eval.lua ' .. out .. '/checkpoint.t7s --test 24 --out ' .. out)
+      assert.are.equal(0, rc2, text2)
+      assert.are.equal(r.testAccuracy, result(text2).testAccuracy)
+      os.execute('rm -rf ' .. out)
+   end)
+
+   it('fails with a clear message when data is missing and answers --help', function()
+      local rc, text = run('luajit examples/nmnist-mlp/train.lua --data /nonexistent')
+      assert.are.equal(1, rc)
+      assert.truthy(text:find('no N%-MNIST data at /nonexistent'))
+      rc, text = run('luajit examples/fashion-events/train.lua --data /nonexistent')
+      assert.are.equal(1, rc)
+      assert.truthy(text:find('dataset%-fashion%-mnist'))
+      rc, text = run('luajit examples/nmnist-mlp/train.lua --help')
+      assert.are.equal(0, rc)
+      for _, o in ipairs({'epochs', 'batch', 'lr', 'seed', 'threads', 'out', 'data'}) do
+         assert.truthy(text:find('%-%-' .. o), o)
+      end
+      rc, text = run('luajit examples/oxford/train.lua --bogus 1')
+      assert.are.equal(1, rc)
+      assert.truthy(text:find('unknown option %-%-bogus'))
+   end)
+end)
