@@ -66,6 +66,22 @@ describe('examples', function()
       os.execute('rm -rf ' .. out)
    end)
 
+   it('nmnist-cnn trains with jitter and dropout, and eval reproduces its test accuracy', function()
+      local out = tmpdir()
+      local rc, text = run('luajit examples/nmnist-cnn/train.lua --epochs 2 --train 24 --test 12 --threads 2 --out ' .. out
+         .. ' --data ' .. DATA .. '/nmnist-small')
+      assert.are.equal(0, rc, text)
+      local r = result(text)
+      local loss = lossColumn(out .. '/loss.txt')
+      assert.is_true(loss[2] < loss[1], 'training loss should fall: ' .. loss[1] .. ' -> ' .. loss[2])
+      assert.is_true(exists(out .. '/checkpoint.t7s') and exists(out .. '/output-raster.png'))
+      local rc2, text2 = run('luajit examples/nmnist-cnn/eval.lua ' .. out .. '/checkpoint.t7s --test 12 --threads 2 --data '
+         .. DATA .. '/nmnist-small')
+      assert.are.equal(0, rc2, text2)
+      assert.are.equal(r.testAccuracy, result(text2).testAccuracy)
+      os.execute('rm -rf ' .. out)
+   end)
+
    it('oxford learns the spike pattern (the loss falls) and writes the learned raster beside the target', function()
       local out = tmpdir()
       local rc, text = run('luajit examples/oxford/train.lua --epochs 120 --every 60 --out ' .. out .. ' --data ' .. DATA .. '/oxford')

@@ -1,0 +1,37 @@
+-- Reload a checkpoint of examples/nmnist-cnn and measure its test accuracy.
+--   luajit examples/nmnist-cnn/eval.lua out/nmnist-cnn/checkpoint.t7s [--data <folder>] [--threads 2]
+local here = arg[0]:match('^(.*)/[^/]*$') or '.'
+package.path = here .. '/../../lua/?.lua;' .. here .. '/../../lua/?/init.lua;' .. package.path
+local snn = require 'slayer'
+local utils = snn.utils
+
+local checkpoint = table.remove(arg, 1)
+local opt = utils.options(arg, {
+   threads = {2, 'CPU threads'}, batch = {12, 'batch size'}, test = {0, 'use only this many test samples (0: all)'},
+   data = {here .. '/../../../shared/data/nmnist-small', 'N-MNIST-style folder with test100.txt'},
+}, 'luajit examples/nmnist-cnn/eval.lua <checkpoint> [options]')
+if not checkpoint or not utils.exists(checkpoint) then
+   io.stderr:write('nmnist-cnn eval: give the checkpoint written by train.lua (e.g. out/nmnist-cnn/checkpoint.t7s)\n')
+   os.exit(1)
+end
+snn.setNumThreads(opt.threads)
+
+local netParams = snn.params(here .. '/network.yaml')
+local net = dofile(here .. '/model.lua').Network(netParams):load(checkpoint):evaluate()
+local err = snn.loss(netParams)
+local testSet = snn.data.SpikeFiles{root = opt.data, list = 'test100.txt', shape = {2, 34, 34},
+   tSample = netParams.simulation.tSample, Ts = netParams.simulation.Ts, classes = 10, limit = opt.test}
+
+local correct, total, lossSum = 0, 0, 0
+snn.noGrad(function()
+   for input, target, labels in snn.data.Loader(testSet, {batchSize = opt.batch}):iter() do
+      local output = net(input)
+      local pred = snn.predict.getClass(output):totable()
+      for i, l in ipairs(labels) do if pred[i] == l then correct = correct + 1 end end
+      total = total + #labels
+      lossSum = lossSum + err:numSpikes(output, target):item()
+   end
+end)
+print(string.format('test accuracy %.4f (%d / %d), loss %.6g', correct / total, correct, total, lossSum / total))
+print('RESULT ' .. utils.json({example = 'nmnist-cnn', testAccuracy = correct / total, testLoss = lossSum / total,
+   samples = total}))

@@ -1,0 +1,97 @@
+-- NMNIST CNN (the reference's example/03_NMNIST_CNN): three conv and two pool layers
+-- of spiking neurons and a dense output, numSpikes loss, trained on N-MNIST events
+-- with event jitter and dropout against the overfitting the reference shows.
+--   luajit examples/nmnist-cnn/train.lua [--epochs 60] [--data <N-MNIST folder>] [--help]
+local here = arg[0]:match('^(.*)/[^/]*$') or '.'
+package.path = here .. '/../../lua/?.lua;' .. here .. '/../../lua/?/init.lua;' .. here .. '/?.lua;' .. package.path
+local snn = require 'slayer'
+local utils = snn.utils
+
+local opt = utils.options(arg, {
+   epochs = {60, 'training epochs'}, batch = {12, 'batch size'}, lr = {0.01, 'Adam learning rate'},
+   seed = {1, 'random seed'}, threads = {2, 'CPU threads'}, workers = {2, 'data loading threads'},
+   out = {'out/nmnist-cnn', 'folder for checkpoint, statistics and plots'},
+   jitter = {2, 'random shift of each training sample, pixels'}, dropout = {0.1, 'dropout before conv2, conv3, dense'},
+   data = {here .. '/../../../shared/data/nmnist-small', 'N-MNIST-style folder with train1K.txt and test100.txt'},
+   train = {0, 'use only this many training samples (0: all)'}, test = {0, 'use only this many test samples (0: all)'},
+}, 'luajit examples/nmnist-cnn/train.lua [options]')
+
+if not utils.exists(opt.data .. '/train1K.txt') then
+   io.stderr:write('nmnist-cnn: no N-MNIST data at ' .. opt.data .. ' (expected train1K.txt, test100.txt and <index>.bs2 '
+      .. 'files, e.g. ../shared/data/nmnist-small of this project, or any N-MNIST folder with such lists); use --data\n')
+   os.exit(1)
+end
+snn.manualSeed(opt.seed)
+snn.setNumThreads(opt.threads)
+utils.mkdir(opt.out)
+
+local netParams = snn.params(here .. '/network.yaml')
+local model = dofile(here .. '/model.lua')
+local net = model.Network(netParams, opt.dropout)
+local err = snn.loss(netParams)
+local optimizer = snn.optim.Adam(net:parameters(), {lr = opt.lr, amsgrad = true})
+
+local function dataset(list, limit)
+   return snn.data.SpikeFiles{root = opt.data, list = list, shape = {2, 34, 34}, tSample = netParams.simulation.tSample,
+      Ts = netParams.simulation.Ts, classes = 10, limit = limit}
+end
+local trainSet, testSet = dataset('train1K.txt', opt.train), dataset('test100.txt', opt.test)
+local trainLoader = snn.data.Loader(trainSet, {batchSize = opt.batch, shuffle = true, seed = opt.seed, workers = opt.workers})
+local testLoader = snn.data.Loader(testSet, {batchSize = opt.batch, workers = opt.workers})
+
+local stats = snn.stats{epochSamples = {train = #trainSet, test = #testSet}}
+local function correct(output, labels)
+   local pred, n = snn.predict.getClass(output):totable(), 0
+   for i, l in ipairs(labels) do if pred[i] == l then n = n + 1 end end
+   return n
+end
+
+local t0, best = utils.now(), 0
+for epoch = 0, opt.epochs - 1 do
+   local tSt = utils.now()
+   net:train()
+   local i = 0
+   for input, target, labels in trainLoader:iter() do
+      local output = net(model.jitter(input, opt.jitter))
+      local loss = err:numSpikes(output, target)
+      optimizer:zeroGrad()
+      loss:backward()
+      optimizer:step()
+      stats.training.correctSamples = stats.training.correctSamples + correct(output, labels)
+      stats.training.numSamples = stats.training.numSamples + #labels
+      stats.training.lossSum = stats.training.lossSum + loss:item()
+      i = i + 1
+      if stats.tty and i % 10 == 0 then stats:print(epoch, i, utils.now() - tSt) end
+   end
+   net:evaluate()
+   snn.noGrad(function()
+      for input, target, labels in testLoader:iter() do
+         local output = net(input)
+         stats.testing.correctSamples = stats.testing.correctSamples + correct(output, labels)
+         stats.testing.numSamples = stats.testing.numSamples + #labels
+         stats.testing.lossSum = stats.testing.lossSum + err:numSpikes(output, target):item()
+      end
+   end)
+   stats:print(epoch, nil, utils.now() - tSt)
+   stats:update()
+   if stats.testing.bestAccuracy or epoch == 0 then net:save(opt.out .. '/best.t7s') end
+   best = math.max(best, stats.testing.accuracyLog[#stats.testing.accuracyLog] or 0)
+end
+
+net:save(opt.out .. '/checkpoint.t7s')
+stats:save(opt.out .. '/')
+local plots = stats:plot{path = opt.out .. '/', title = 'NMNIST CNN'}
+snn.noGrad(function()
+   for input in testLoader:iter() do
+      snn.io.raster(net(input):select(1, 1), opt.out .. '/output-raster.png')
+      break
+   end
+end)
+utils.writeFile(opt.out .. '/options.json', utils.json(opt) .. '\n')
+print('checkpoint: ' .. opt.out .. '/checkpoint.t7s; plots: ' .. table.concat(plots, ', '))
+print('RESULT ' .. utils.json({
+   example = 'nmnist-cnn', jitter = opt.jitter, dropout = opt.dropout, epochs = opt.epochs, seed = opt.seed, threads = opt.threads,
+   trainAccuracy = stats.training.accuracyLog[opt.epochs] or 0, testAccuracy = stats.testing.accuracyLog[opt.epochs] or 0,
+   bestTestAccuracy = best, trainLoss = stats.training.lossLog[opt.epochs], testLoss = stats.testing.lossLog[opt.epochs],
+   seconds = utils.now() - t0, epochSeconds = (utils.now() - t0) / math.max(opt.epochs, 1),
+}))
