@@ -13,8 +13,9 @@
  *   - one thread per output walking its inputs in index order where that
  *     leaves enough outputs to fill the GPU -- the CPU's order, so sum_dim
  *     along an inner dim and sum_to give the CPU's bits;
- *   - otherwise a block per output (or a fixed grid and then one block)
- *     accumulating in double and combining with a fixed tree.
+ *   - otherwise a block per output, or fixed chunks per output and then the
+ *     chunks in order, accumulating in double and combining with a fixed
+ *     tree.
  * max/min ties keep the first index; NaN follows the CPU: max_dim returns the
  * first NaN, max_all/min_all ignore NaNs after the first element.
  */
@@ -76,6 +77,30 @@ __global__ void sum_rows_block_kernel(float *out, const float *a, int64_t n)
     if (threadIdx.x == 0) out[blockIdx.x] = (float)s;
 }
 
+/* inner == 1, few very long rows: block (c, o) sums chunk c of row o into
+   part[o, c]; sum_chunks_kernel then adds each row's chunks in order */
+__global__ void sum_rows_chunks_kernel(double *part, const float *a, int64_t n, int64_t chunk)
+{
+    __shared__ double sh[32];
+    const float *row = a + (int64_t)blockIdx.y * n;
+    int64_t k0 = (int64_t)blockIdx.x * chunk, k1 = k0 + chunk < n ? k0 + chunk : n;
+    double s = 0;
+    for (int64_t k = k0 + threadIdx.x; k < k1; k += blockDim.x) s += row[k];
+    s = slc::block_sum(s, sh);
+    if (threadIdx.x == 0) part[(int64_t)blockIdx.y * gridDim.x + blockIdx.x] = s;
+}
+
+/* part is [rows, nchunks] */
+__global__ void sum_row_chunks_kernel(float *out, const double *part, int64_t rows, int64_t nchunks)
+{
+    GRID_STRIDE(o, rows)
+    {
+        double s = 0;
+        for (int64_t c = 0; c < nchunks; c++) s += part[o * nchunks + c];
+        out[o] = (float)s;
+    }
+}
+
 /* inner > 1: one thread per (o, i), float accumulator in k order (CPU's) */
 __global__ void sum_inner_serial_kernel(float *out, const float *a, int64_t outer, int64_t n, int64_t inner)
 {
@@ -128,6 +153,19 @@ SL_CUDA_API int sl_sum_dim_cuda(sl_tensor *out, const sl_tensor *a, int dim)
     cudaStream_t st = slc::stream();
     if (n == 0) {
         SLC_CHECK("sum", cudaMemsetAsync(out->data, 0, (size_t)out->numel * sizeof(float), st));
+        return 0;
+    }
+    if (inner == 1 && outer <= 64 && n >= 65536) {
+        /* a whole tensor's sum (a loss) stays on the device this way */
+        int64_t chunk = 16384, nchunks = (n + chunk - 1) / chunk;
+        size_t bytes = (size_t)(outer * nchunks) * sizeof(double);
+        double *part = (double *)slc::scratch(bytes);
+        if (!part) return SL_ENOMEM;
+        dim3 grid((unsigned)nchunks, (unsigned)outer);
+        sum_rows_chunks_kernel<<<grid, RBLOCK, 0, st>>>(part, a->data, n, chunk);
+        sum_row_chunks_kernel<<<slc::grid_for(outer), slc::THREADS, 0, st>>>(out->data, part, outer, nchunks);
+        slc::scratch_free(part, bytes);
+        SLC_LAUNCHED("sum");
         return 0;
     }
     if (inner == 1) {

@@ -1174,7 +1174,11 @@ function Tensor:sum(dim)
    local a = contig(self)
    local inShape = self:shape()
    local out
-   if dim == nil then
+   if dim == nil and self.device == 'cuda' then
+      -- stays on the device: a reduction over the flattened tensor, no wait
+      out = emptyOf({1}, DEVNUM.cuda, 'sum')
+      if C.sl_sum_dim(out._c, reshapeRaw(a, {a:numel()})._c, 0) ~= 0 then cfail() end
+   elseif dim == nil then
       local r = ffi.new('double[1]')
       if C.sl_sum_all(r, a._c) ~= 0 then cfail() end
       out = T.full({1}, tonumber(r[0]), self.device)

@@ -1,0 +1,176 @@
+#!/bin/sh
+# bench/device.sh -- the whole GPU check in one call, on the GPU machine:
+# environment, (re)build if needed, the GPU specs, the GPU benchmarks, and a
+# short table printed last.
+#
+# Here, first:   cmake -S . -B build-d -DSLAYER_CUDA=ON && cmake --build build-d -j2
+#                sh bench/bundle.sh build-d
+# There:         sh bench/device.sh [--rebuild] [--no-sanitize] [--quick]
+#                (the device tool: carry [".bundle"], timeout_s 600)
+#
+# The machine there has the NVIDIA driver, the CUDA toolkit (nvcc, cuBLAS,
+# compute-sanitizer) and cmake, but no LuaJIT, OpenBLAS, libyaml or busted,
+# and no network: .bundle/ (bench/bundle.sh) brings those and the libraries
+# built here.  They are used as they are unless --rebuild is given or they
+# fail to load; then libslayer and libslayer_cuda are rebuilt there with cmake
+# against the bundle's headers.  Logs go to $OUT when it is set.
+#
+# Steps, each with a time limit so the table always prints:
+#   1. environment: bundle, cuBLAS location, ldd of every binary
+#   2. tests/cuda_spec.lua (and the C tests): every op on both devices
+#   3. bench/gpu.lua: foundation benchmarks and the W1/W2 training steps
+#   4. the examples' GPU smoke tests (tests/examples_cuda_spec.lua, when present)
+#   5. compute-sanitizer memcheck over tests/cuda_spec.lua (unless --no-sanitize
+#      or less than 150 s of the 540 s budget is left)
+set -u
+T0=$(date +%s)
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+BUNDLE=$ROOT/.bundle
+LOG=${OUT:-/tmp}/device
+mkdir -p "$LOG"
+REBUILD=0 SANITIZE=1 QUICK=0
+for a in "$@"; do
+  case "$a" in
+    --rebuild) REBUILD=1 ;;
+    --no-sanitize) SANITIZE=0 ;;
+    --quick) QUICK=1 ;;
+    *) echo "device.sh: unknown option $a" >&2; exit 2 ;;
+  esac
+done
+RESULTS=$LOG/results.txt
+: > "$RESULTS"
+result() { printf '%-34s %-8s %5ss  %s\n' "$1" "$2" "$3" "$4" >> "$RESULTS"; }
+elapsed() { echo $(( $(date +%s) - T0 )); }
+# run with a limit; prints and keeps the output
+run_step() { # name limit logfile command...
+  name=$1 limit=$2 logf=$3
+  shift 3
+  s=$(date +%s)
+  timeout "$limit" "$@" > "$logf" 2>&1
+  rc=$?
+  cat "$logf"
+  STEP_TIME=$(( $(date +%s) - s ))
+  return $rc
+}
+
+cd "$ROOT" || exit 1
+echo "== device.sh in $ROOT"
+[ -f "$BUNDLE/env.sh" ] || { echo "device.sh: no .bundle/ here: run bench/bundle.sh and carry .bundle"; exit 1; }
+. "$BUNDLE/env.sh"
+
+# ---- 1. environment -----------------------------------------------------------
+nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm --format=csv 2>&1 | tee "$LOG/nvidia-smi.txt"
+NVCC=$(command -v nvcc || ls /usr/local/cuda/bin/nvcc 2>/dev/null || true)
+[ -n "$NVCC" ] && "$NVCC" --version | tail -2
+# cuBLAS: the toolkit's, else the pip wheel's
+CUDALIB=""
+for d in /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib /usr/local/cuda/lib \
+         $(ls -d /usr/local/cuda-*/targets/x86_64-linux/lib 2>/dev/null); do
+  if [ -f "$d/libcublas.so.13" ]; then CUDALIB=$d; break; fi
+done
+if [ -z "$CUDALIB" ]; then
+  CUDALIB=$(python3 -c 'import nvidia.cublas, os; print(os.path.join(list(nvidia.cublas.__path__)[0], "lib"))' 2>/dev/null || true)
+fi
+[ -n "$CUDALIB" ] && export LD_LIBRARY_PATH="$LD_LIBRARY_PATH:$CUDALIB"
+echo "cuBLAS from: ${CUDALIB:-the loader's search path}"
+
+check_ldd() {
+  missing=""
+  for f in "$BUNDLE/bin/luajit" "$SLAYER_LIB" "$(dirname "$SLAYER_LIB")/libslayer_cuda.so"; do
+    [ -f "$f" ] || continue
+    m=$(ldd "$f" 2>&1 | awk '/not found/ {print $1}')
+    [ -n "$m" ] && missing="$missing $(basename "$f"):$m"
+  done
+  echo "$missing"
+}
+MISSING=$(check_ldd)
+if [ -n "$MISSING" ]; then
+  echo "ldd: missing$MISSING; adding the bundle's fallback libstdc++/libgcc_s"
+  export LD_LIBRARY_PATH="$LD_LIBRARY_PATH:$BUNDLE/lib-fallback"
+  MISSING=$(check_ldd)
+fi
+ldd "$(dirname "$SLAYER_LIB")/libslayer_cuda.so" 2>&1 | sed 's/^/  /'
+if [ -n "$MISSING" ]; then result "environment (ldd)" FAIL "$(elapsed)" "missing:$MISSING"
+else result "environment (ldd)" ok "$(elapsed)" "all libraries resolve"; fi
+
+probe() {
+  luajit -e "package.path='$ROOT/lua/?.lua;$ROOT/lua/?/init.lua;'..package.path
+    local snn = require 'slayer'
+    if not snn.cuda.isAvailable() then print('unavailable: ' .. snn.cuda.unavailableReason()) os.exit(1) end
+    print('GPU: ' .. snn.cuda.deviceName())" 2>&1
+}
+PROBE=$(probe); PROBE_RC=$?
+echo "$PROBE"
+if [ $REBUILD -eq 1 ] || [ $PROBE_RC -ne 0 ]; then
+  echo "== rebuilding libslayer and libslayer_cuda here"
+  s=$(date +%s)
+  B=/tmp/slayer-build-device
+  rm -rf "$B"
+  if cmake -S "$ROOT" -B "$B" -DCMAKE_BUILD_TYPE=Release -DSLAYER_CUDA=ON \
+       -DOPENBLAS_INCLUDE_DIR="$BUNDLE/include" -DOPENBLAS_LIBRARY="$BUNDLE/lib/libopenblas.so" \
+       -DYAML_INCLUDE_DIR="$BUNDLE/include" -DYAML_LIBRARY="$BUNDLE/lib/libyaml.so" \
+       -DZLIB_INCLUDE_DIR="$BUNDLE/include" -DZLIB_LIBRARY="$BUNDLE/lib/libz.so" \
+       ${NVCC:+-DCMAKE_CUDA_COMPILER=$NVCC} > "$LOG/build.txt" 2>&1 &&
+     cmake --build "$B" -j 16 >> "$LOG/build.txt" 2>&1; then
+    export SLAYER_LIB=$B/libslayer.so SLAYER_BUILD=$B
+    result "rebuild on the GPU machine" ok "$(( $(date +%s) - s ))" "$B"
+  else
+    tail -30 "$LOG/build.txt"
+    result "rebuild on the GPU machine" FAIL "$(( $(date +%s) - s ))" "see build.txt"
+  fi
+  PROBE=$(probe); PROBE_RC=$?
+  echo "$PROBE"
+fi
+if [ $PROBE_RC -ne 0 ]; then
+  result "CUDA back end" FAIL "$(elapsed)" "$PROBE"
+else
+  result "CUDA back end" ok "$(elapsed)" "$PROBE"
+fi
+
+# ---- 2. GPU specs -------------------------------------------------------------
+echo "== tests/cuda_spec.lua"
+run_step spec 240 "$LOG/cuda_spec.txt" luajit tests/run.lua tests/cuda_spec.lua
+rc=$?
+status=$([ $rc -eq 0 ] && echo ok || echo FAIL); grep -q skipped "$LOG/cuda_spec.txt" && [ $rc -eq 0 ] && status=SKIPPED
+result "tests/cuda_spec.lua + C tests" "$status" "$STEP_TIME" \
+  "$(grep -E '^[0-9]+ passed' "$LOG/cuda_spec.txt" | tail -1)"
+
+# ---- 3. benchmarks ------------------------------------------------------------
+echo "== bench/gpu.lua"
+if [ $QUICK -eq 1 ]; then BARGS="--reps 5 --steps 5"; else BARGS="--reps 11 --steps 10"; fi
+run_step bench 240 "$LOG/gpu_bench.txt" luajit bench/gpu.lua $BARGS
+rc=$?
+result "bench/gpu.lua" "$([ $rc -eq 0 ] && echo ok || echo FAIL)" "$STEP_TIME" "table below"
+
+# ---- 4. examples on the GPU ---------------------------------------------------
+if [ -f tests/examples_cuda_spec.lua ]; then
+  echo "== tests/examples_cuda_spec.lua"
+  run_step examples 180 "$LOG/examples.txt" luajit tests/run.lua tests/examples_cuda_spec.lua
+  rc=$?
+  result "examples on the GPU" "$([ $rc -eq 0 ] && echo ok || echo FAIL)" "$STEP_TIME" \
+    "$(grep -E '^[0-9]+ passed' "$LOG/examples.txt" | tail -1)"
+else
+  result "examples on the GPU" skipped 0 "no tests/examples_cuda_spec.lua yet"
+fi
+
+# ---- 5. memory checker ----------------------------------------------------------
+CS=$(command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer 2>/dev/null || true)
+LEFT=$(( 540 - $(elapsed) ))
+if [ $SANITIZE -eq 1 ] && [ -n "$CS" ] && [ $LEFT -gt 150 ]; then
+  echo "== compute-sanitizer memcheck over tests/cuda_spec.lua"
+  run_step sanitize $(( LEFT - 20 )) "$LOG/sanitizer.txt" \
+    "$CS" --tool memcheck --error-exitcode 99 luajit tests/run.lua tests/cuda_spec.lua
+  rc=$?
+  result "compute-sanitizer memcheck" "$([ $rc -eq 0 ] && echo ok || echo FAIL)" "$STEP_TIME" \
+    "$(grep -E 'ERROR SUMMARY|^[0-9]+ passed' "$LOG/sanitizer.txt" | tr '\n' ' ')"
+else
+  result "compute-sanitizer memcheck" skipped 0 "$([ -z "$CS" ] && echo 'not installed' || echo "off or ${LEFT}s left")"
+fi
+
+# ---- the table, last --------------------------------------------------------------
+echo
+sed -n '/^GPU benchmarks/,$p' "$LOG/gpu_bench.txt" 2>/dev/null
+echo
+echo "device.sh summary ($(elapsed) s in all)"
+printf '%-34s %-8s %6s  %s\n' step status time detail
+cat "$RESULTS"

@@ -1,0 +1,206 @@
+--[[
+GPU benchmarks (run by bench/device.sh on the GPU machine).
+
+    luajit bench/gpu.lua [--reps R] [--steps S] [--skip-workloads] [--small]
+
+(SLAYER_GPU_BENCH_DEVICE=cpu runs it all on the CPU with --small sizes: a
+check of this script on machines without a GPU, not a benchmark.)
+
+Foundation level, medians over R repetitions, each timed between two
+snn.cuda.synchronize() calls:
+  - sgemm through a:matmul(b) at 1024^3 and 4096^3: GFLOP/s (float32, no TF32);
+  - out = a + b on 64M-element operands: GB/s counting 3 x 256 MB moved;
+  - device-to-device copy (t:clone()) of 256 MB: GB/s counting read + write;
+  - t:sum() of 64M elements (two reduction passes and an 8-byte copy back);
+  - host <-> device copies of 256 MB from and to ordinary (pageable) memory;
+  - per-op cost of a small op (a + b on 4 elements) queued without waiting:
+    the Lua + dispatch + launch overhead that decides small-batch speed;
+    and the same op followed by a wait (the round trip);
+  - one fused Adam step over 10M parameters.
+Workloads (../shared/BENCHMARKS.md): W1 nmnist-mlp at batch 12 and 128, W2
+nmnist-cnn at batch 12 and 64, each a full training step (forward, loss,
+backward, Adam) through bench/workloads.lua with --device cuda: median ms per
+step and peak GPU memory (live tensors, and live + cached blocks).  A
+workload whose layers have no CUDA kernels yet is listed as pending with the
+missing function.
+]]
+local root = debug.getinfo(1, 'S').source:sub(2):match('^(.*)/bench/[^/]*$') or '.'
+package.path = root .. '/lua/?.lua;' .. root .. '/lua/?/init.lua;' .. package.path
+
+local snn = require 'slayer'
+local ffi = require 'ffi'
+local T = snn.tensor
+
+-- (renamed: bench/workloads.lua, loaded below, declares clock_gettime itself)
+ffi.cdef [[
+typedef struct { long tv_sec; long tv_nsec; } sl_gpu_timespec;
+int sl_gpu_clock_gettime(int clk, sl_gpu_timespec *ts) __asm__("clock_gettime");
+]]
+local tsb = ffi.new('sl_gpu_timespec')
+local function now()
+   ffi.C.sl_gpu_clock_gettime(1, tsb)
+   return tonumber(tsb.tv_sec) + tonumber(tsb.tv_nsec) * 1e-9
+end
+
+local opts = {reps = 11, steps = 10, workloads = true, small = false}
+local args = {...}
+local i = 1
+while i <= #args do
+   local a = args[i]
+   if a == '--reps' then opts.reps = tonumber(args[i + 1]); i = i + 1
+   elseif a == '--steps' then opts.steps = tonumber(args[i + 1]); i = i + 1
+   elseif a == '--skip-workloads' then opts.workloads = false
+   elseif a == '--small' then opts.small = true
+   else error('gpu.lua: unknown option ' .. a) end
+   i = i + 1
+end
+
+-- the device and its runtime calls (the CPU stands in when asked to)
+local DEV = os.getenv('SLAYER_GPU_BENCH_DEVICE') or 'cuda'
+local gpu = snn.cuda
+if DEV == 'cpu' then
+   opts.small = true
+   gpu = {
+      synchronize = function() end, deviceName = function() return 'CPU standing in' end,
+      deviceCount = function() return 0 end, emptyCache = function() end, resetPeakMemoryStats = function() end,
+      memoryStats = function()
+         local m = snn.memoryStats('cpu')
+         m.peakReservedBytes = m.peakLiveBytes + m.cachedBytes
+         return m
+      end,
+   }
+elseif not snn.cuda.isAvailable() then
+   print('gpu.lua: no usable GPU: ' .. tostring(snn.cuda.unavailableReason()))
+   os.exit(2)
+end
+local sync = gpu.synchronize
+local SCALE = opts.small and 1 / 64 or 1
+
+local function median(xs)
+   local s = {}
+   for k, v in ipairs(xs) do s[k] = v end
+   table.sort(s)
+   local n = #s
+   return n % 2 == 1 and s[(n + 1) / 2] or 0.5 * (s[n / 2] + s[n / 2 + 1])
+end
+
+-- median seconds of fn() between synchronisations, after one warm-up
+local function time(fn, reps)
+   fn()
+   sync()
+   local ts = {}
+   for k = 1, reps or opts.reps do
+      local t0 = now()
+      fn()
+      sync()
+      ts[k] = now() - t0
+   end
+   return median(ts)
+end
+
+local rows = {}
+local function row(name, value, unit, note)
+   rows[#rows + 1] = {name, value, unit, note or ''}
+   io.write(string.format('  %-40s %12s %-8s %s\n', name, type(value) == 'number' and string.format('%.2f', value) or value,
+      unit, note or ''))
+   io.flush()
+end
+
+print(string.format('GPU: %s (%d device(s)); slayer %s', gpu.deviceName(), gpu.deviceCount(), snn._VERSION))
+
+snn.manualSeed(0)
+for _, n in ipairs(opts.small and {256, 512} or {1024, 4096}) do
+   local a, b = T.randn({n, n}, DEV), T.randn({n, n}, DEV)
+   local s = time(function() return a:matmul(b) end)
+   row('sgemm ' .. n .. '^3 (matmul)', 2 * n ^ 3 / s / 1e9, 'GFLOP/s', 'float32, no TF32')
+end
+
+do
+   local n = 64 * 1024 * 1024 * SCALE
+   local a, b = T.rand({n}, DEV), T.rand({n}, DEV)
+   local bytes = n * 4
+   local mb = string.format('%d MB', bytes / 2 ^ 20)
+   local s = time(function() return a + b end)
+   row('add, ' .. mb .. ' operands', 3 * bytes / s / 1e9, 'GB/s', 'read 2, write 1')
+   s = time(function() return a:clone() end)
+   row('copy ' .. mb .. ' on the device', 2 * bytes / s / 1e9, 'GB/s', 'read + write')
+   s = time(function() return a:sum() end)
+   row('sum of ' .. mb, bytes / s / 1e9, 'GB/s', 'two passes + copy back')
+   local h = T.rand({n})
+   s = time(function() return h:to(DEV) end, 5)
+   row('host -> device, ' .. mb .. ' pageable', bytes / s / 1e9, 'GB/s')
+   s = time(function() return a:cpu() end, 5)
+   row('device -> host, ' .. mb .. ' pageable', bytes / s / 1e9, 'GB/s')
+end
+
+do
+   local a, b = T.rand({4}, DEV), T.rand({4}, DEV)
+   local k = opts.small and 2000 or 20000
+   local s = time(function() for _ = 1, k do local _ = a + b end end, 5)
+   row('small op (a + b, 4 elements), queued', s / k * 1e6, 'us/op', 'Lua + dispatch + launch')
+   k = k / 10
+   s = time(function() for _ = 1, k do local _ = a + b; sync() end end, 5)
+   row('small op followed by a wait', s / k * 1e6, 'us/op')
+end
+
+do
+   local n = 10 * 1000 * 1000 * SCALE
+   local p = T.randn({n}, DEV):requiresGrad(true)
+   p.grad = T.randn({n}, DEV)
+   local opt = snn.optim.Adam({p}, {lr = 1e-3, amsgrad = true})
+   local s = time(function() opt:step() end)
+   row(string.format('Adam step, %.1fM parameters (amsgrad)', n / 1e6), s * 1e3, 'ms',
+      string.format('%.0f GB/s (5 reads, 4 writes)', 9 * 4 * n / s / 1e9))
+end
+
+-- workloads -----------------------------------------------------------------
+
+local function workload(name, batch)
+   local chunk = assert(loadfile(root .. '/bench/workloads.lua'))
+   collectgarbage('collect')
+   gpu.emptyCache()
+   gpu.resetPeakMemoryStats()
+   local base = gpu.memoryStats()
+   local lines = {}
+   local realPrint = print
+   print = function(...)
+      local parts = {}
+      for k = 1, select('#', ...) do parts[k] = tostring((select(k, ...))) end
+      lines[#lines + 1] = table.concat(parts, '\t')
+   end
+   local ok, err = pcall(chunk, '--device', DEV, '--only', name, '--batch', tostring(batch), '--steps',
+      tostring(opts.small and 1 or opts.steps))
+   print = realPrint
+   local label = (name == 'W1' and 'W1 nmnist-mlp' or 'W2 nmnist-cnn') .. ', batch ' .. batch
+   if not ok then
+      local missing = tostring(err):match('missing (sl_[%w_]+)')
+      row(label, 'pending', '', missing and ('no CUDA kernel yet: ' .. missing) or tostring(err):sub(1, 120))
+      return
+   end
+   local median
+   for _, l in ipairs(lines) do
+      local m = l:match('^W%d [%w%-]+%s+%d+%s+([%d%.]+) ms')
+      if m then median = tonumber(m) end
+   end
+   local mem = gpu.memoryStats()
+   row(label, median or 'n/a', 'ms/step', string.format('peak GPU memory %.0f MB live, %.0f MB reserved',
+      (mem.peakLiveBytes - base.liveBytes) / 2 ^ 20, mem.peakReservedBytes / 2 ^ 20))
+end
+
+if opts.workloads then
+   if not pcall(require, 'slayer.layer') then
+      row('W1/W2 workloads', 'pending', '', 'snn.layer is not available')
+   else
+      workload('W1', 12)
+      workload('W1', opts.small and 16 or 128)
+      workload('W2', 12)
+      if not opts.small then workload('W2', 64) end
+   end
+end
+
+print('\nGPU benchmarks (' .. gpu.deviceName() .. ', medians)')
+print(string.format('%-40s %12s %-8s %s', 'benchmark', 'value', 'unit', 'note'))
+for _, r in ipairs(rows) do
+   local v = type(r[2]) == 'number' and string.format('%.2f', r[2]) or r[2]
+   print(string.format('%-40s %12s %-8s %s', r[1], v, r[3], r[4]))
+end
