@@ -117,6 +117,7 @@ local function checkExact(n, rows, Ts, what)
 end
 
 describe('snn.loihi kernels (SPEC 15.3, 15.4)', function()
+   before_each(function() snn.manualSeed(1234) end) -- the same draws whatever ran before
    it('builds the psp kernel of the defaults: 110 values, peak 195 at index 7', function()
       local sl = snn.loihi(loihiNeuron(), SIM)
       local k = sl.srmKernel:totable()
@@ -190,6 +191,7 @@ describe('snn.loihi kernels (SPEC 15.3, 15.4)', function()
 end)
 
 describe('snn.loihi integer dynamics (SPEC 15.5) against an independent model', function()
+   before_each(function() snn.manualSeed(1234) end) -- the same draws whatever ran before
    it('matches spikes, voltage and current exactly over the reference\'s parameter ranges', function()
       math.randomseed(6)
       local total = 0
@@ -301,6 +303,7 @@ describe('snn.loihi integer dynamics (SPEC 15.5) against an independent model', 
 end)
 
 describe('snn.loihi spikeLoihi surrogate gradient (SPEC 15.6)', function()
+   before_each(function() snn.manualSeed(1234) end) -- the same draws whatever ran before
    -- corr(g * rho(V), kernel, Ts) computed here in doubles
    local function expected(g, V, k, n, Ts, rows, Tn)
       local theta = n.vThMant * 64
@@ -375,10 +378,12 @@ describe('snn.loihi spikeLoihi surrogate gradient (SPEC 15.6)', function()
 end)
 
 describe('snn.loihi smooth paths: finite differences', function()
+   before_each(function() snn.manualSeed(1234) end) -- the same draws whatever ran before
    it('psp with the Loihi kernel and the spikeTime loss built with snn.loihi', function()
       local sl = snn.loihi(loihiNeuron(), {Ts = 0.5, tSample = 20})
       local x = (T.rand({2, 3, 1, 1, 40}) * 4):detach():requiresGrad(true)
-      assert.is_true(H.gradcheck(function(a) return sl:psp(a) end, {x}, {eps = 1e-2, rtol = 1e-2, atol = 1e-2}))
+      -- linear: wide steps keep float32 rounding out of the differences
+      assert.is_true(H.gradcheck(function(a) return sl:psp(a) end, {x}, {eps = 1, rtol = 1e-3, atol = 1e-2}))
       local err = snn.loss({neuron = loihiNeuron(), simulation = {Ts = 0.5, tSample = 20},
          training = {error = {type = 'SpikeTime'}}}, snn.loihi)
       local desired = T.bernoulli({2, 3, 1, 1, 40}, 0.1) * 2
@@ -416,6 +421,7 @@ describe('snn.loihi smooth paths: finite differences', function()
 end)
 
 describe('snn.loihi synapses (SPEC 15.7)', function()
+   before_each(function() snn.manualSeed(1234) end) -- the same draws whatever ran before
    it('quantises dense/conv/convTranspose weights to even integers, straight through in backward', function()
       local sl = snn.loihi(loihiNeuron(), {Ts = 1, tSample = 20})
       local fc = sl:dense(16, 4)
@@ -507,6 +513,7 @@ describe('snn.loihi synapses (SPEC 15.7)', function()
 end)
 
 describe('snn.loihi descriptor checks', function()
+   before_each(function() snn.manualSeed(1234) end) -- the same draws whatever ran before
    local function expectError(over, pattern, remove)
       local n = loihiNeuron(over)
       if remove then n[remove] = nil end
@@ -555,6 +562,7 @@ describe('snn.loihi descriptor checks', function()
 end)
 
 describe('snn.loihi.export', function()
+   before_each(function() snn.manualSeed(1234) end) -- the same draws whatever ran before
    local function readLines(path)
       local out = {}
       for line in io.lines(path) do out[#out + 1] = line end
