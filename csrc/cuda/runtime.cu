@@ -4,8 +4,9 @@
  * sl_cuda_init (called once by libslayer when it opens this library) picks
  * the device ($SLAYER_CUDA_DEVICE, default 0), creates the one compute stream
  * every op runs on, the cuBLAS handle bound to it, and a device word where
- * kernels leave deferred errors (copied back with every wait on the host).  It returns non-zero, with a reason
- * for sl_cuda_init_error, when no usable GPU and driver are present.
+ * kernels leave deferred errors (copied back with every wait on the host).
+ * It returns non-zero, with a reason for sl_cuda_init_error, when no usable
+ * GPU and driver are present.
  *
  * Copies between host and device go through that stream: to the device
  * without waiting (pageable sources are staged by the driver before the call
