@@ -24,22 +24,17 @@ function Network:forward(input)
    return sl:delayShift(sl:spikeLoihi(self.fc2(s)), 1)
 end
 
---- The N-MNIST sample lists of dir as datasets; a clear error when absent.
-function M.datasets(dir, trainList, testList, netParams)
-   for _, list in ipairs({trainList, testList}) do
-      local path = list:sub(1, 1) == '/' and list or dir .. '/' .. list
-      if not snn.utils.exists(path) then
-         io.stderr:write('nmnist-loihi: ' .. path .. ' not found.\nPass --data <folder>: ../shared/data/nmnist-small '
-            .. 'beside the checkout, or any N-MNIST folder with <index>.bs2 files and the lists train1K.txt and '
-            .. 'test100.txt (the reference\'s NMNISTsmall).\n')
-         os.exit(1)
-      end
+--- The samples of an N-MNIST list file in dir (the first `limit` when > 0);
+-- a clear error when the data is absent.
+function M.dataset(dir, list, limit, netParams)
+   if not snn.utils.exists(dir .. '/' .. list) then
+      io.stderr:write('nmnist-loihi: ' .. dir .. '/' .. list .. ' not found.\nPass --data <folder>: '
+         .. '../shared/data/nmnist-small beside the checkout, or any N-MNIST folder with <index>.bs2 files and the '
+         .. 'lists train1K.txt and test100.txt (the reference\'s NMNISTsmall).\n')
+      os.exit(1)
    end
-   local function set(list)
-      return snn.data.SpikeFiles{root = dir, list = list, shape = {2, 34, 34},
-         tSample = netParams.simulation.tSample, Ts = netParams.simulation.Ts, classes = 10}
-   end
-   return set(trainList), set(testList)
+   return snn.data.SpikeFiles{root = dir, list = list, shape = {2, 34, 34}, tSample = netParams.simulation.tSample,
+      Ts = netParams.simulation.Ts, classes = 10, limit = limit}
 end
 
 return M

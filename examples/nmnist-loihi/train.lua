@@ -7,9 +7,9 @@ lr 0.01 with amsgrad, batch 12, 100 epochs; then export for the chip.
     luajit examples/nmnist-loihi/train.lua [--epochs 100] [--data ../shared/data/nmnist-small]
 
 Writes to --out: learning curves (loss.png, accuracy.png), loss.txt and
-accuracy.txt, the checkpoint nmnistLoihi.net (after the last epoch; eval.lua
-reproduces its test accuracy) and loihi/ (snn.loihi.export).  Ends with one
-line `RESULT {json}`.
+accuracy.txt, the checkpoint checkpoint.t7s (after the last epoch; eval.lua
+reproduces its test accuracy), options.json and loihi/ (snn.loihi.export).
+Ends with one line `RESULT {json}`.
 ]]
 local here = debug.getinfo(1, 'S').source:sub(2):match('^(.*)/[^/]*$') or '.'
 local root = here .. '/../..'
@@ -24,18 +24,20 @@ local opt = snn.utils.options(arg, {
    lr = {0.01, 'Nadam learning rate'},
    seed = {1, 'seed of the weight initialisation'},
    threads = {2, 'CPU threads'},
-   out = {root .. '/out/nmnist-loihi', 'output folder'},
-   data = {root .. '/../shared/data/nmnist-small', 'N-MNIST folder (<index>.bs2 and the sample lists)'},
-   train = {'train1K.txt', 'training list, in --data or an absolute path'},
-   test = {'test100.txt', 'testing list, in --data or an absolute path'},
+   workers = {2, 'data loading threads'},
+   out = {'out/nmnist-loihi', 'folder for checkpoint, statistics, plots and the Loihi export'},
+   data = {root .. '/../shared/data/nmnist-small', 'N-MNIST folder with train1K.txt, test100.txt, <index>.bs2'},
+   train = {0, 'use only this many training samples (0: all)'},
+   test = {0, 'use only this many test samples (0: all)'},
 }, 'luajit examples/nmnist-loihi/train.lua [options]')
 
 snn.setNumThreads(opt.threads)
 snn.manualSeed(opt.seed)
 local netParams = snn.params(here .. '/network.yaml')
-local trainingSet, testingSet = model.datasets(opt.data, opt.train, opt.test, netParams)
-local trainLoader = snn.data.Loader(trainingSet, {batchSize = opt.batch, shuffle = false, workers = 1})
-local testLoader = snn.data.Loader(testingSet, {batchSize = opt.batch, shuffle = false, workers = 1})
+local trainingSet = model.dataset(opt.data, 'train1K.txt', opt.train, netParams)
+local testingSet = model.dataset(opt.data, 'test100.txt', opt.test, netParams)
+local trainLoader = snn.data.Loader(trainingSet, {batchSize = opt.batch, shuffle = false, workers = opt.workers})
+local testLoader = snn.data.Loader(testingSet, {batchSize = opt.batch, shuffle = false, workers = opt.workers})
 snn.utils.mkdir(opt.out)
 
 local net = model.Network(netParams)
@@ -84,18 +86,20 @@ for epoch = 0, opt.epochs - 1 do
    stats:update()
    bestTest = math.max(bestTest, stats.testing.accuracyLog[#stats.testing.accuracyLog] or 0)
    stats:save(opt.out .. '/')
-   net:save(opt.out .. '/nmnistLoihi.net')
+   net:save(opt.out .. '/checkpoint.t7s')
 end
 stats:plot{path = opt.out .. '/', title = 'Loihi N-MNIST MLP'}
 
 -- integer weights for the chip, in forward order
 snn.loihi.export(net, opt.out .. '/loihi', {order = {'fc1', 'fc2'}})
+snn.utils.writeFile(opt.out .. '/options.json', snn.utils.json(opt) .. '\n')
 
 local last = #stats.training.lossLog
+local seconds = snn.utils.now() - tStart
 print('RESULT ' .. snn.utils.json{
-   epochs = opt.epochs, seed = opt.seed, batch = opt.batch, lr = opt.lr, threads = opt.threads,
+   example = 'nmnist-loihi', epochs = opt.epochs, seed = opt.seed, batch = opt.batch, lr = opt.lr, threads = opt.threads,
    trainAccuracy = stats.training.accuracyLog[last] or 0, testAccuracy = stats.testing.accuracyLog[last] or 0,
    bestTestAccuracy = bestTest, trainLoss = stats.training.lossLog[last] or nil,
-   testLoss = stats.testing.lossLog[last] or nil, seconds = snn.utils.now() - tStart,
-   checkpoint = opt.out .. '/nmnistLoihi.net',
+   testLoss = stats.testing.lossLog[last] or nil, seconds = seconds,
+   epochSeconds = seconds / math.max(opt.epochs, 1), checkpoint = opt.out .. '/checkpoint.t7s',
 })
