@@ -532,6 +532,7 @@ describe('replicateInTime', function()
       assert.truthy(err:find("only mode 'nearest'"))
       assertFails(function() return sl:replicateInTime(T.zeros({2, 3, 4, 5, 6})) end, 'replicateInTime', '4-D',
          '[2, 3, 4, 5, 6]')
+      assertFails(function() return require('slayer.synapse').replicateInTime(x, 0) end, 'replicateInTime', 'time bins')
    end)
 end)
 

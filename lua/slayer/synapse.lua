@@ -486,6 +486,7 @@ function S.replicateInTime(input, Ns, mode)
    if not T.isTensor(input) or input:dim() ~= 4 then
       fail(fname, 'expected a 4-D (N, C, H, W) tensor, got ' .. (T.isTensor(input) and T.shapeStr(input) or type(input)), 2)
    end
+   if not isInt(Ns) then fail(fname, 'expected the number of time bins as a positive integer, got ' .. tostring(Ns), 2) end
    local s = input:shape()
    s[5] = Ns
    return input:unsqueeze(5):expand(s):contiguous()
