@@ -93,6 +93,7 @@ function G.coverage(root, libdir)
    for name in src:gmatch('sl_cuda_symbol%("(sl_[%w_]+)"%)') do
       if not seen[name] and name ~= 'sl_cuda_init' then seen[name] = true; wanted[#wanted + 1] = name end
    end
+   if #wanted == 0 then return nil, 'no C sources under ' .. root .. '/csrc' end
    table.sort(wanted)
    local so = libdir .. '/libslayer_cuda.so'
    local f = io.open(so, 'rb')
