@@ -339,6 +339,42 @@ describe('optimizer steps on the GPU', function()
    end)
 end)
 
+describe('moving a model between devices', function()
+   it('net:cuda() moves parameters in place and the optimizer state follows them', function()
+      local Net = snn.class('CudaSpecNet', snn.Module)
+      function Net:__init()
+         snn.Module.__init(self)
+         self.w = T.randn({6, 4}):requiresGrad(true)
+      end
+      function Net:forward(x) return x:matmul(self.w):tanh() end
+      local function train(moveAfter)
+         snn.manualSeed(14)
+         local net = Net()
+         local opt = snn.optim.Adam(net:parameters(), {lr = 0.05, amsgrad = true})
+         local x = T.randn({5, 6})
+         for step = 1, 4 do
+            if step == moveAfter + 1 then
+               net:to(DEV)
+               x = x:to(DEV)
+            end
+            opt:zeroGrad()
+            net(x):square():sum():backward()
+            opt:step()
+         end
+         return net, opt
+      end
+      local cpuNet = train(4)
+      local net, opt = train(2)
+      assert.are.equal(DEV, net.w.device)
+      assert.are.equal(DEV, net.w.grad.device)
+      assert.are.equal(DEV, opt.state[1].m.device)
+      assert.are.equal(DEV, opt.state[1].vmax.device)
+      closeNorm(net.w, cpuNet.w, GRAD, 'weights trained on both devices')
+      net:cpu()
+      assert.are.equal('cpu', net.w.device)
+   end)
+end)
+
 describe('gradients on the GPU', function()
    it('agree with the CPU through broadcasting, reductions, max and products', function()
       snn.manualSeed(12)
