@@ -141,7 +141,7 @@ int sl_gemm(sl_tensor *c, const sl_tensor *a, int ta, const sl_tensor *b, int tb
 /* batched: a [B, m, k], b [B, k, n] (or broadcast B = 1) -> c [B, m, n] */
 int sl_bmm(sl_tensor *c, const sl_tensor *a, int ta, const sl_tensor *b, int tb,
            float alpha, float beta);
-/* raw BLAS, for the benchmark against the library itself */
+/* OpenBLAS called directly with its own threads: the benchmark's yardstick */
 void sl_raw_sgemm(int m, int n, int k, const float *a, const float *b, float *c);
 
 /* ---- optimizers (ops/optim.c): one fused pass per parameter ------------- */

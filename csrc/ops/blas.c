@@ -117,7 +117,13 @@ int sl_bmm(sl_tensor *c, const sl_tensor *a, int ta, const sl_tensor *b, int tb,
     return 0;
 }
 
+extern void openblas_set_num_threads(int n);
+
+/* OpenBLAS on its own, with as many of its threads as we use OpenMP
+   threads: the yardstick for the benchmark of sl_gemm */
 void sl_raw_sgemm(int m, int n, int k, const float *a, const float *b, float *c)
 {
+    openblas_set_num_threads(SL_OMP_THREADS());
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, n, k, 1.0f, a, k, b, n, 0.0f, c, n);
+    openblas_set_num_threads(1);
 }
