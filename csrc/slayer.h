@@ -284,6 +284,9 @@ typedef struct sl_saccade_opts {
 } sl_saccade_opts;
 typedef struct sl_events sl_events;
 sl_events *sl_saccade(const float *image, int ih, int iw, const sl_saccade_opts *o, uint64_t seed);
+/* n images in parallel, image i written as a .bs2 file to paths[i] */
+int sl_saccade_files(const float *images, int n, int ih, int iw, const sl_saccade_opts *o, const uint64_t *seeds,
+                     const char **paths);
 int64_t sl_events_count(const sl_events *e);
 const int32_t *sl_events_x(const sl_events *e);
 const int32_t *sl_events_y(const sl_events *e);

@@ -67,6 +67,30 @@ void sl_events_free(sl_events *e)
     free(e);
 }
 
+/* Convert n images (contiguous, ih x iw each) and write image i as a .bs2
+   file to paths[i], in parallel; seeds[i] seeds image i. */
+int sl_saccade_files(const float *images, int n, int ih, int iw, const sl_saccade_opts *o, const uint64_t *seeds,
+                     const char **paths)
+{
+    int failed = 0;
+    char err[512] = {0};
+    SL_FOR(i, n, n > 1, {
+        if (!failed) {
+            sl_events *e = sl_saccade(images + (int64_t)i * ih * iw, ih, iw, o, seeds[i]);
+            int rc = e ? sl_spikefile_write(paths[i], 1, e->n, e->x, e->y, e->p, e->t, NULL) : SL_EINVAL;
+            if (rc) {
+#pragma omp critical(saccade_error)
+                if (!failed) {
+                    failed = 1;
+                    snprintf(err, sizeof err, "%s", sl_last_error());
+                }
+            }
+            sl_events_free(e);
+        }
+    });
+    return failed ? sl_set_error(err) : 0;
+}
+
 int64_t sl_events_count(const sl_events *e) { return e->n; }
 const int32_t *sl_events_x(const sl_events *e) { return e->x; }
 const int32_t *sl_events_y(const sl_events *e) { return e->y; }
@@ -163,14 +187,14 @@ sl_events *sl_saccade(const float *image, int ih, int iw, const sl_saccade_opts 
         for (int y = 0; y < H && !failed; y++)
             for (int x = 0; x < W; x++) {
                 int64_t k = (int64_t)y * W + x;
-                double v = sample(image, ih, iw, x - px, y - py);
-                double L = log(o->bg + (1 - o->bg) * v);
+                float v = (float)sample(image, ih, iw, x - px, y - py);
+                float L = logf((float)o->bg + (1.0f - (float)o->bg) * v);
                 if (s == 0) {
                     lref[k] = L;
                     continue;
                 }
-                double te = t - o->dt * urand(&rng);
-                if (te < quiet[k] + o->refractory) continue;
+                /* a pixel still refractory at the end of this step stays silent */
+                if (t < quiet[k] + o->refractory) continue;
                 double d = L - lref[k];
                 int p = -1;
                 if (d >= thr[k]) {
@@ -181,6 +205,8 @@ sl_events *sl_saccade(const float *image, int ih, int iw, const sl_saccade_opts 
                     lref[k] -= thr[k] * floor(-d / thr[k]);
                 }
                 if (p >= 0) {
+                    double te = t - o->dt * urand(&rng);
+                    if (te < quiet[k] + o->refractory) te = quiet[k] + o->refractory;
                     if (push(e, x, y, p, te)) failed = 1;
                     quiet[k] = te;
                 }

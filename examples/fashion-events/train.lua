@@ -30,10 +30,7 @@ local t0 = utils.now()
 local trainSet = model.dataset(opt.data, 'train', opt.train, opt.out .. '/cache', netParams)
 local testSet = model.dataset(opt.data, 't10k', opt.test, opt.out .. '/cache', netParams)
 for _, ds in ipairs({trainSet, testSet}) do
-   for i = 1, #ds do
-      ds:convert(i)
-      if i % 500 == 0 or i == #ds then io.write(string.format('\revents: %d / %d images', i, #ds)) io.flush() end
-   end
+   ds:prepare(function(done, total) io.write(string.format('\rsaccades: %d / %d new images', done, total)) io.flush() end)
    io.write('\n')
 end
 print(string.format('converted or found %d + %d samples in %.1f s (cache: %s/cache)', #trainSet, #testSet,

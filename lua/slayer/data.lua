@@ -188,13 +188,35 @@ function SaccadeImages:convert(i)
    return true
 end
 
---- Convert every image not yet in the cache; returns how many were converted.
-function SaccadeImages:prepare()
-   local n = 0
+--- Convert every image not yet in the cache, in parallel C threads, chunk
+-- by chunk (progress(done, total) is called after each chunk); returns how
+-- many were converted.
+function SaccadeImages:prepare(progress)
+   local missing = {}
    for i = 1, #self.paths do
-      if self:convert(i) then n = n + 1 end
+      if not fileExists(self.paths[i]) then missing[#missing + 1] = i end
    end
-   return n
+   local sio = require 'slayer.io'
+   local so = {}
+   for k, v in pairs(self.saccadeOpts) do so[k] = v end
+   local base = so.seed or 0
+   so.seed = nil
+   so.width, so.height = self.shape[3], self.shape[2]
+   local chunk = 256
+   for lo = 1, #missing, chunk do
+      local hi = math.min(lo + chunk - 1, #missing)
+      local idx = {}
+      for k = lo, hi do idx[#idx + 1] = missing[k] end
+      local images = T.empty({#idx, self.images:size(2), self.images:size(3)})
+      local paths, seeds = {}, {}
+      for k, i in ipairs(idx) do
+         images:select(1, k):copy(self.images:select(1, i))
+         paths[k], seeds[k] = self.paths[i], base + i
+      end
+      sio.saccadeToFiles(images, paths, so, seeds)
+      if progress then progress(hi, #missing) end
+   end
+   return #missing
 end
 
 function SaccadeImages:get(i)

@@ -352,7 +352,7 @@ end
 
 M.saccadeDefaults = {
    width = 34, height = 34, -- sensor, pixels (28x28 images plus the path)
-   dt = 0.5,                -- simulation step, ms
+   dt = 1,                  -- simulation step, ms (event times are jittered within it)
    saccade = 100,           -- each of three saccades, ms (300 ms in all)
    threshold = 0.27,        -- contrast threshold, natural-log units
    mismatch = 0.05,         -- spread of per-pixel thresholds
@@ -364,6 +364,21 @@ M.saccadeDefaults = {
    seed = 0,
 }
 
+local function saccadeOptions(fname, opts)
+   opts = opts or {}
+   local o = {}
+   for k, v in pairs(M.saccadeDefaults) do o[k] = v end
+   for k, v in pairs(opts) do
+      if o[k] == nil and k ~= 'scale' then fail(fname, "unknown option '" .. tostring(k) .. "'", 3) end
+      o[k] = v
+   end
+   local c = ffi.new('sl_saccade_opts')
+   c.width, c.height, c.dt, c.saccade, c.threshold = o.width, o.height, o.dt, o.saccade, o.threshold
+   c.mismatch, c.refractory, c.bg, c.noise, c.amplitude = o.mismatch, o.refractory, o.bg, o.noise, o.amplitude
+   c.ax, c.ay, c.bx, c.by, c.cx, c.cy = o.path[1][1], o.path[1][2], o.path[2][1], o.path[2][2], o.path[3][1], o.path[3][2]
+   return c, o, opts.scale or 255
+end
+
 --- Convert a 2-D intensity image (tensor {H, W}, values 0..255 or 0..1 when
 -- opts.scale = 1) to an ON/OFF event stream recorded by a moving DVS sensor
 -- (see csrc/ops/saccade.c for the model).  Deterministic for opts.seed.
@@ -372,19 +387,8 @@ function M.saccade(image, opts)
    if not T.isTensor(image) or image:dim() ~= 2 then
       fail(fname, 'expected a 2-D {H, W} image tensor, got ' .. (T.isTensor(image) and T.shapeStr(image) or type(image)), 2)
    end
-   opts = opts or {}
-   local o = {}
-   for k, v in pairs(M.saccadeDefaults) do o[k] = v end
-   for k, v in pairs(opts) do
-      if o[k] == nil and k ~= 'scale' then fail(fname, "unknown option '" .. tostring(k) .. "'", 2) end
-      o[k] = v
-   end
-   local scale = opts.scale or 255
+   local c, o, scale = saccadeOptions(fname, opts)
    local img = T._contig((image:cpu() / scale):clamp(0, 1))
-   local c = ffi.new('sl_saccade_opts')
-   c.width, c.height, c.dt, c.saccade, c.threshold = o.width, o.height, o.dt, o.saccade, o.threshold
-   c.mismatch, c.refractory, c.bg, c.noise, c.amplitude = o.mismatch, o.refractory, o.bg, o.noise, o.amplitude
-   c.ax, c.ay, c.bx, c.by, c.cx, c.cy = o.path[1][1], o.path[1][2], o.path[2][1], o.path[2][2], o.path[3][1], o.path[3][2]
    local ev = C.sl_saccade(img:data(), image:size(1), image:size(2), c, o.seed)
    if ev == nil then cfail(2) end
    ev = ffi.gc(ev, C.sl_events_free)
@@ -397,6 +401,28 @@ function M.saccade(image, opts)
    ffi.copy(t, C.sl_events_t(ev), 8 * n)
    -- polarities are 0 (OFF) and 1 (ON) already; no shift
    return setmetatable({n = n, dim = 2, x = x, y = y, p = p, t = t}, Event)
+end
+
+--- Convert images {N, H, W} and write image i to paths[i] as a .bs2 file,
+-- in parallel C threads; image i uses seed seeds[i] (default opts.seed + i).
+-- The same events as encode2Dspikes(paths[i], saccade(images[i], ...)).
+function M.saccadeToFiles(images, paths, opts, seeds)
+   local fname = 'saccadeToFiles'
+   if not T.isTensor(images) or images:dim() ~= 3 then
+      fail(fname, 'expected a 3-D {N, H, W} image tensor, got ' .. (T.isTensor(images) and T.shapeStr(images) or type(images)), 2)
+   end
+   local n = images:size(1)
+   if type(paths) ~= 'table' or #paths ~= n then fail(fname, 'expected one output path per image (' .. n .. ')', 2) end
+   local c, o, scale = saccadeOptions(fname, opts)
+   local img = T._contig((images:cpu() / scale):clamp(0, 1))
+   local cpaths = ffi.new('const char *[?]', math.max(n, 1))
+   local cseeds = ffi.new('uint64_t[?]', math.max(n, 1))
+   for i = 1, n do
+      cpaths[i - 1] = paths[i]
+      cseeds[i - 1] = seeds and seeds[i] or (o.seed + i)
+   end
+   if C.sl_saccade_files(img:data(), n, images:size(2), images:size(3), c, cseeds, cpaths) ~= 0 then cfail(2) end
+   return paths
 end
 
 ---------------------------------------------------------------------------
