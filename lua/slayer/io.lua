@@ -468,7 +468,9 @@ local PANEL_COLOURS = {{0, 0, 0}, {200, 30, 30}, {30, 60, 200}, {20, 140, 40}}
 -- the last dimension flattened into neurons, time last), an event stream,
 -- or a list of those drawn side by side (e.g. {output, target}).
 -- opts: samplingTime (events, ms; default 1), maxWidth (default 1600),
--- maxHeight (default 1000) -- larger rasters merge bins or neurons.
+-- maxHeight (default 1000) -- larger rasters merge bins or neurons;
+-- minHeight (default 200) -- rasters of few neurons draw each on several
+-- pixel rows.
 function M.raster(src, path, opts)
    local fname = 'raster'
    opts = opts or {}
@@ -481,7 +483,10 @@ function M.raster(src, path, opts)
       local rows, bins, hits = rasterOf(s, opts.samplingTime or 1, fname)
       local bx = math.max(1, math.ceil(bins / math.max(1, math.floor(maxW / #list))))
       local ry = math.max(1, math.ceil(rows / maxH))
-      panels[i] = {rows = rows, bins = bins, hits = hits, w = math.ceil(bins / bx), h = math.ceil(rows / ry), bx = bx, ry = ry}
+      -- few neurons: several pixel rows each, so small rasters stay readable
+      local sy = ry == 1 and math.max(1, math.min(8, math.floor((opts.minHeight or 200) / rows))) or 1
+      panels[i] = {rows = rows, bins = bins, hits = hits, w = math.ceil(bins / bx), h = math.ceil(rows / ry) * sy,
+         bx = bx, ry = ry, sy = sy}
    end
    local gap, margin = 8, 4
    local W, Hh = margin, 0
@@ -507,9 +512,12 @@ function M.raster(src, path, opts)
       end
       for _, h in ipairs(p.hits) do
          local r, b = math.floor(h / p.bins), h % p.bins
-         local yy, xx = margin + math.floor(r / p.ry), x0 + math.floor(b / p.bx)
-         local o = (yy * W + xx) * 3
-         rgb[o], rgb[o + 1], rgb[o + 2] = col[1], col[2], col[3]
+         local xx = x0 + math.floor(b / p.bx)
+         for k = 0, math.max(p.sy - 2, 0) do -- leave a gap between neurons when scaled
+            local yy = margin + math.floor(r / p.ry) * p.sy + k
+            local o = (yy * W + xx) * 3
+            rgb[o], rgb[o + 1], rgb[o + 2] = col[1], col[2], col[3]
+         end
       end
       x0 = x0 + p.w + gap
    end
