@@ -114,4 +114,46 @@ function G.coverage(root, libdir)
    return {wanted = wanted, missing = missing}
 end
 
+--- How many elements differ at all (a note for the log, not a check: ops
+-- written to round exactly as the CPU should report 0).
+function G.note(got, want, what)
+   local g, w = values(got), values(want)
+   local n = 0
+   for i = 1, #w do
+      if g[i] ~= w[i] and not (g[i] ~= g[i] and w[i] ~= w[i]) then n = n + 1 end
+   end
+   print(string.format('  note: %s: %d of %d elements differ from the CPU%s', what, n, #w,
+      n == 0 and ' (bit-identical)' or ''))
+   return n
+end
+
+--- Spike trains [..., T]: identical, except in rows whose first difference
+-- falls on a bin where the CPU's membrane potential u (post-refractory, as
+-- the spike function leaves it) lies within rtol * |theta| of the threshold:
+-- there rounding upstream may decide the spike, and every later bin of the
+-- row may differ.  Returns the number of such rows (reported by the caller).
+function G.spikesMatch(got, want, u, theta, what, rtol)
+   rtol = rtol or 1e-5
+   local shape = want:shape()
+   local Tn = shape[#shape]
+   local g, w, uu = values(got), values(want), values(u)
+   assert(#g == #w and #uu == #w, what .. ': sizes differ')
+   local near = 0
+   for r = 0, #w / Tn - 1 do
+      for t = 1, Tn do
+         local i = r * Tn + t
+         if g[i] ~= w[i] then
+            if math.abs(uu[i] - theta) <= rtol * math.abs(theta) then
+               near = near + 1
+               break
+            end
+            error(string.format('%s: row %d differs at bin %d (%g on %s, %g on the CPU) where the membrane '
+               .. 'potential %.9g is %.3g away from the threshold %g', what, r + 1, t, g[i], G.DEV, w[i], uu[i],
+               math.abs(uu[i] - theta), theta), 2)
+         end
+      end
+   end
+   return near
+end
+
 return G

@@ -1,0 +1,126 @@
+/*
+ * loihi.cu -- the GPU twin of csrc/ops/loihi.c: the integer current-based
+ * (CUBA) neuron of Intel's Loihi chip, exactly as the reference computes it
+ * (SPEC.md 15.5).  Per row, x = in * Ts (float32), state u = v = 0:
+ *
+ *   t = 0:  s = U = V = 0 (the input at t = 0 is ignored)
+ *   t >= 1: a  = trunc(x[t])                         (toward zero, saturating)
+ *           u  = sgn(u) * ((|u| * keep_i) >> 12) + wScale * a
+ *           v' = sgn(v) * ((|v| * keep_v) >> 12) + u
+ *           refractory = a spike at t - refDelay < t' < t
+ *           spike = v' > theta  and not refractory
+ *           v  = (spike or refractory) ? 0 : v'
+ *           s[t] = spike / Ts,  U[t] = u,  V[t] = spike ? vDecay : v
+ *
+ * in 32-bit two's complement with wrap-around (the products in unsigned
+ * 32-bit), as the CPU.  The CPU counts the refractory spikes with a counter
+ * that rises at a spike and falls refDelay bins later; since no spike can
+ * occur while it is non-zero it is 0 or 1, and it is 1 exactly when the last
+ * spike is less than refDelay bins back, which is what is kept here.
+ *
+ * One thread per row, 32 rows per block; time moves through shared memory
+ * in tiles of 32 bins so that rows are read and written coalesced.
+ */
+#include "common.cuh"
+
+namespace {
+
+constexpr int ROWS = 32; /* rows (threads) per block */
+constexpr int TB = 32;   /* bins per tile */
+
+__device__ __forceinline__ uint32_t decay(uint32_t z, uint32_t keep)
+{
+    uint32_t neg = (int32_t)z < 0;
+    uint32_t mag = neg ? 0u - z : z; /* INT32_MIN stays 2^31 */
+    uint32_t d = (mag * keep) >> 12;
+    return neg ? 0u - d : d;
+}
+
+__global__ void __launch_bounds__(ROWS)
+loihi_kernel(float *__restrict__ s, float *__restrict__ V, float *__restrict__ U, const float *__restrict__ in,
+             int64_t rows, int64_t T, float Ts, uint32_t wScale, int32_t theta, uint32_t keepI, uint32_t keepV,
+             int64_t refDelay, float vDecay, float amp)
+{
+    __shared__ float xt[ROWS][TB + 1], st[ROWS][TB + 1], vt[ROWS][TB + 1], ut[ROWS][TB + 1];
+    const int tid = threadIdx.x;
+    const int64_t row0 = (int64_t)blockIdx.x * ROWS;
+    const int nr = rows - row0 < ROWS ? (int)(rows - row0) : ROWS;
+    uint32_t u = 0, v = 0;
+    int64_t last = -refDelay - 1; /* time of the last spike: none yet */
+    for (int64_t t0 = 0; t0 < T; t0 += TB) {
+        const int w = (int)(T - t0 < TB ? T - t0 : TB);
+        for (int idx = tid; idx < nr * w; idx += ROWS) {
+            int r = idx / w, k = idx % w;
+            xt[r][k] = in[(row0 + r) * T + t0 + k];
+        }
+        __syncthreads(); /* also: the previous tile's outputs are written out */
+        if (tid < nr) {
+            for (int k = 0; k < w; k++) {
+                int64_t t = t0 + k;
+                if (t == 0) {
+                    st[tid][k] = vt[tid][k] = ut[tid][k] = 0.0f;
+                    continue;
+                }
+                uint32_t a = (uint32_t)__float2int_rz(__fmul_rn(xt[tid][k], Ts));
+                u = decay(u, keepI) + wScale * a;
+                uint32_t vn = decay(v, keepV) + u;
+                bool refractory = t - last < refDelay;
+                bool spike = (int32_t)vn > theta && !refractory;
+                v = (spike || refractory) ? 0u : vn;
+                if (spike) last = t;
+                st[tid][k] = spike ? amp : 0.0f;
+                ut[tid][k] = (float)(int32_t)u;
+                vt[tid][k] = spike ? vDecay : (float)(int32_t)v;
+            }
+        }
+        __syncthreads();
+        for (int idx = tid; idx < nr * w; idx += ROWS) {
+            int r = idx / w, k = idx % w;
+            int64_t o = (row0 + r) * T + t0 + k;
+            s[o] = st[r][k];
+            if (V) V[o] = vt[r][k];
+            if (U) U[o] = ut[r][k];
+        }
+    }
+}
+
+bool same_shape(const sl_tensor *a, const sl_tensor *b)
+{
+    if (a->ndim != b->ndim) return false;
+    for (int d = 0; d < a->ndim; d++)
+        if (a->shape[d] != b->shape[d]) return false;
+    return true;
+}
+
+} /* namespace */
+
+SL_CUDA_API int sl_loihi_forward_cuda(sl_tensor *spikes, sl_tensor *voltage, sl_tensor *current, const sl_tensor *in,
+                                      const sl_loihi_neuron *n, float Ts)
+{
+    SLC_REQUIRE_CONTIGUOUS("spikeLoihi", spikes, voltage, current, in);
+    char b1[128], b2[128];
+    if (in->ndim < 1 || !same_shape(spikes, in) || (voltage && !same_shape(voltage, in)) ||
+        (current && !same_shape(current, in)))
+        return sl_errorf("spikeLoihi: outputs must have the input's shape %s (spikes %s)",
+                         sl_shape_str(in, b1, sizeof b1), sl_shape_str(spikes, b2, sizeof b2));
+    if (n->iDecay < 0 || n->iDecay > 4096 || n->vDecay < 0 || n->vDecay > 4096)
+        return sl_errorf("spikeLoihi: decays must lie in [0, 4096], got iDecay %d, vDecay %d", (int)n->iDecay,
+                         (int)n->vDecay);
+    if (n->refDelay < 1) return sl_errorf("spikeLoihi: refDelay must be >= 1, got %d", (int)n->refDelay);
+    if (n->wgtExp < -6 || n->wgtExp > 25) return sl_errorf("spikeLoihi: wgtExp %d out of range", (int)n->wgtExp);
+    if (n->vThMant < 0 || n->vThMant > (INT32_MAX >> 6))
+        return sl_errorf("spikeLoihi: vThMant %d out of range", (int)n->vThMant);
+    if (!(Ts > 0) || isinf(Ts)) return sl_errorf("spikeLoihi: Ts must be positive, got %g", (double)Ts);
+    int64_t T = in->shape[in->ndim - 1];
+    if (T == 0 || in->numel == 0) return 0;
+    int64_t rows = in->numel / T, blocks = (rows + ROWS - 1) / ROWS;
+    if (blocks > INT32_MAX) return sl_errorf("spikeLoihi: %lld rows exceed the grid limit", (long long)rows);
+    const uint32_t wScale = 1u << (6 + n->wgtExp);
+    const int32_t theta = n->vThMant * 64;
+    const uint32_t keepI = 4096u - (uint32_t)n->iDecay, keepV = 4096u - (uint32_t)n->vDecay;
+    loihi_kernel<<<(unsigned)blocks, ROWS, 0, slc::stream()>>>(
+        spikes->data, voltage ? voltage->data : NULL, current ? current->data : NULL, in->data, rows, T, Ts, wScale,
+        theta, keepI, keepV, n->refDelay, (float)n->vDecay, 1.0f / Ts);
+    SLC_LAUNCHED("spikeLoihi");
+    return 0;
+}

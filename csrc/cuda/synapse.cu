@@ -1,0 +1,436 @@
+/*
+ * synapse.cu -- the GPU twins of csrc/ops/synapse.c: dense, conv,
+ * convTranspose (the adjoint of conv) and the reference's folded sum
+ * pooling, applied at every time bin.
+ *
+ * conv (dense is the conv whose kernel covers the whole input):
+ *   y[n, o, oh, ow, t] = sum_{c in group(o), i, j} W[o, c, i, j] * x[n, c, oh*sh - ph + i*dh, ow*sw - pw + j*dw, t]
+ * As on the CPU, im2col copies runs of T (time innermost, so consecutive
+ * threads copy consecutive bins):
+ *   col[(c, i, j), (oh, ow, t)] = x[n, c, ih, iw, t]          (0 outside)
+ * and every sample is one GEMM per group, all time bins at once:
+ *   y[n] (O x OH*OW*T) = W (O x C*kh*kw) . col
+ * through cuBLAS's strided-batched sgemm over a chunk of samples (the
+ * weight's batch stride is 0).  The column buffer of a chunk is capped
+ * (COL_CAP bytes, at least one sample), so memory stays bounded at any
+ * batch size.  When the kernel covers the input exactly (dense), col is x
+ * itself and no copy is made.
+ * Backward: dcol = W^T . g[n] (batched the same way), gathered back by
+ * col2im with one thread per input element adding its (i, j) terms in the
+ * CPU's order; dW = sum_n g[n] . col^T, per sample into partial products
+ * that a second kernel adds in sample order (when they fit in PART_CAP),
+ * else accumulated sample after sample with beta = 1.  cuBLAS runs in
+ * float32 (no TF32), so products agree with OpenBLAS's to rounding.
+ *
+ * Folded pooling (SPEC.md 9.4, 9.5): the input (for pool padded with
+ * H mod kh zero rows and W mod kw zero columns) viewed as one channel of
+ * height C*H'; one thread per output element sums its window (pool) or per
+ * input element gathers the windows that read it (unpool, the adjoint), in
+ * the CPU's order of (i, j) and with its separately rounded products, so
+ * results are bit-identical to csrc/ops/synapse.c.
+ */
+#include "common.cuh"
+
+#include <cublas_v2.h>
+
+namespace slc {
+cublasHandle_t blas();
+}
+
+namespace {
+
+const size_t COL_CAP = (size_t)256 << 20;  /* bytes of im2col columns per chunk */
+const size_t PART_CAP = (size_t)64 << 20;  /* bytes of per-sample weight gradients */
+
+int blas_fail(const char *op, cublasStatus_t s)
+{
+    return sl_errorf_code(SL_EDEVICE, "%s: cuBLAS error: %s", op, cublasGetStatusString(s));
+}
+
+/* ---- shapes (the CPU's conv_dims_of) ------------------------------------ */
+
+struct Dims {
+    int64_t N, C, H, W, T, O, OH, OW, G, KK, P;
+    int kh, kw, sh, sw, ph, pw, dh, dw;
+};
+
+int conv_dims_of(const char *op, const sl_tensor *x, const sl_tensor *w, const sl_tensor *y, const sl_conv_params *p,
+                 Dims *d)
+{
+    char b1[128], b2[128], b3[128];
+    if (x->ndim != 5 || w->ndim != 5 || y->ndim != 5)
+        return sl_errorf("%s: expected 5-D input, weight and output, got %s, %s, %s", op, sl_shape_str(x, b1, sizeof b1),
+                         sl_shape_str(w, b2, sizeof b2), sl_shape_str(y, b3, sizeof b3));
+    if (p->groups < 1 || p->kh < 1 || p->kw < 1 || p->sh < 1 || p->sw < 1 || p->dh < 1 || p->dw < 1 || p->ph < 0 ||
+        p->pw < 0)
+        return sl_errorf("%s: invalid kernel, stride, padding, dilation or groups", op);
+    d->N = x->shape[0];
+    d->C = x->shape[1];
+    d->H = x->shape[2];
+    d->W = x->shape[3];
+    d->T = x->shape[4];
+    d->O = w->shape[0];
+    d->G = p->groups;
+    d->OH = y->shape[2];
+    d->OW = y->shape[3];
+    d->KK = (int64_t)p->kh * p->kw;
+    d->P = d->OH * d->OW * d->T;
+    d->kh = p->kh;
+    d->kw = p->kw;
+    d->sh = p->sh;
+    d->sw = p->sw;
+    d->ph = p->ph;
+    d->pw = p->pw;
+    d->dh = p->dh;
+    d->dw = p->dw;
+    int64_t oh = (d->H + 2 * p->ph - (int64_t)p->dh * (p->kh - 1) - 1) / p->sh + 1;
+    int64_t ow = (d->W + 2 * p->pw - (int64_t)p->dw * (p->kw - 1) - 1) / p->sw + 1;
+    if (w->shape[1] * d->G != d->C || w->shape[2] != p->kh || w->shape[3] != p->kw || d->O % d->G != 0 ||
+        y->shape[0] != d->N || y->shape[1] != d->O || y->shape[4] != d->T || d->OH != oh || d->OW != ow || oh < 1 ||
+        ow < 1)
+        return sl_errorf("%s: input %s, weight %s and output %s do not fit (groups %d)", op,
+                         sl_shape_str(x, b1, sizeof b1), sl_shape_str(w, b2, sizeof b2), sl_shape_str(y, b3, sizeof b3),
+                         p->groups);
+    /* cuBLAS takes int sizes and leading dimensions */
+    if (d->P > INT32_MAX || d->C * d->KK > INT32_MAX || d->O > INT32_MAX)
+        return sl_errorf("%s: a per-sample product of %lld x %lld x %lld is too large for cuBLAS", op,
+                         (long long)d->O, (long long)(d->C * d->KK), (long long)d->P);
+    return 0;
+}
+
+bool is_full_cover(const Dims &d)
+{
+    return d.OH == 1 && d.OW == 1 && d.ph == 0 && d.pw == 0 && d.dh == 1 && d.dw == 1 && d.H == d.kh && d.W == d.kw;
+}
+
+/* samples per chunk so that nb columns stay within COL_CAP */
+int64_t chunk_samples(const Dims &d, bool full)
+{
+    if (full) return d.N;
+    size_t per = (size_t)(d.C * d.KK * d.P) * sizeof(float);
+    int64_t nb = per ? (int64_t)(COL_CAP / per) : d.N;
+    if (nb < 1) nb = 1;
+    return nb < d.N ? nb : d.N;
+}
+
+/* ---- im2col / col2im ------------------------------------------------------ */
+
+/* col[s, (c, i, j), (oh, ow, t)] for samples n0 .. n0 + nb - 1 */
+__global__ void im2col_kernel(float *__restrict__ col, const float *__restrict__ x, Dims d, int64_t n0, int64_t total)
+{
+    for (int64_t e = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; e < total;
+         e += (int64_t)gridDim.x * blockDim.x) {
+        int64_t q = e / d.T, t = e % d.T;
+        int64_t ow = q % d.OW;
+        q /= d.OW;
+        int64_t oh = q % d.OH;
+        q /= d.OH;
+        int64_t k = q % d.KK;
+        q /= d.KK;
+        int64_t c = q % d.C, s = q / d.C;
+        int64_t ih = oh * d.sh - d.ph + (k / d.kw) * d.dh, iw = ow * d.sw - d.pw + (k % d.kw) * d.dw;
+        col[e] = ih >= 0 && ih < d.H && iw >= 0 && iw < d.W
+                     ? x[((((n0 + s) * d.C + c) * d.H + ih) * d.W + iw) * d.T + t]
+                     : 0.0f;
+    }
+}
+
+/* gin[n0 + s, c, ih, iw, t] = sum over the (i, j) that read it, in order */
+__global__ void col2im_kernel(float *__restrict__ gin, const float *__restrict__ col, Dims d, int64_t n0,
+                              int64_t total)
+{
+    for (int64_t e = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; e < total;
+         e += (int64_t)gridDim.x * blockDim.x) {
+        int64_t q = e / d.T, t = e % d.T;
+        int64_t iw = q % d.W;
+        q /= d.W;
+        int64_t ih = q % d.H;
+        q /= d.H;
+        int64_t c = q % d.C, s = q / d.C;
+        const float *src = col + (s * d.C + c) * d.KK * d.P;
+        float acc = 0.0f;
+        for (int64_t k = 0; k < d.KK; k++) {
+            int64_t ohn = ih + d.ph - (k / d.kw) * d.dh, own = iw + d.pw - (k % d.kw) * d.dw;
+            if (ohn < 0 || own < 0 || ohn % d.sh || own % d.sw) continue;
+            int64_t oh = ohn / d.sh, ow = own / d.sw;
+            if (oh >= d.OH || ow >= d.OW) continue;
+            acc = __fadd_rn(acc, src[k * d.P + (oh * d.OW + ow) * d.T + t]);
+        }
+        gin[(n0 * d.C * d.H * d.W) * d.T + e] = acc;
+    }
+}
+
+/* w[k] += sum_s part[s, k] in sample order */
+__global__ void sum_samples_kernel(float *__restrict__ w, const float *__restrict__ part, int64_t nb, int64_t wn)
+{
+    for (int64_t k = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; k < wn; k += (int64_t)gridDim.x * blockDim.x) {
+        float v = w[k];
+        for (int64_t s = 0; s < nb; s++) v = __fadd_rn(v, part[s * wn + k]);
+        w[k] = v;
+    }
+}
+
+int im2col(const char *op, float *col, const float *x, const Dims &d, int64_t n0, int64_t nb)
+{
+    int64_t total = nb * d.C * d.KK * d.P;
+    im2col_kernel<<<slc::grid_for(total), slc::THREADS, 0, slc::stream()>>>(col, x, d, n0, total);
+    SLC_LAUNCHED(op);
+    return 0;
+}
+
+/* a scratch buffer released when it goes out of scope (after the launches
+   that use it were queued: later users are ordered after them) */
+struct Scratch {
+    float *p = NULL;
+    size_t bytes = 0;
+    explicit Scratch(size_t b) : bytes(b) { p = b ? (float *)slc::scratch(b) : NULL; }
+    ~Scratch() { if (p) slc::scratch_free(p, bytes); }
+    bool failed() const { return bytes && !p; }
+};
+
+} /* namespace */
+
+SL_CUDA_API int sl_conv_forward_cuda(sl_tensor *out, const sl_tensor *in, const sl_tensor *weight,
+                                     const sl_conv_params *p)
+{
+    const char *op = "conv";
+    SLC_REQUIRE_CONTIGUOUS(op, out, in, weight);
+    Dims d;
+    int rc = conv_dims_of(op, in, weight, out, p, &d);
+    if (rc || out->numel == 0) return rc;
+    bool full = is_full_cover(d);
+    int64_t nb = chunk_samples(d, full);
+    int64_t Og = d.O / d.G, Kg = d.C / d.G * d.KK, xs = d.C * d.H * d.W * d.T, ys = d.O * d.P;
+    int64_t cs = d.C * d.KK * d.P; /* one sample's columns */
+    Scratch col(full ? 0 : (size_t)(nb * cs) * sizeof(float));
+    if (col.failed()) return SL_ENOMEM;
+    const float one = 1.0f, zero = 0.0f;
+    for (int64_t n0 = 0; n0 < d.N; n0 += nb) {
+        int64_t m = d.N - n0 < nb ? d.N - n0 : nb;
+        const float *src = in->data + n0 * xs;
+        long long sb = xs;
+        if (!full) {
+            if ((rc = im2col(op, col.p, in->data, d, n0, m))) return rc;
+            src = col.p;
+            sb = cs;
+        }
+        for (int64_t g = 0; g < d.G; g++) {
+            cublasStatus_t s = cublasSgemmStridedBatched(
+                slc::blas(), CUBLAS_OP_N, CUBLAS_OP_N, (int)d.P, (int)Og, (int)Kg, &one, src + g * Kg * d.P,
+                (int)d.P, sb, weight->data + g * Og * Kg, (int)Kg, 0, &zero, out->data + n0 * ys + g * Og * d.P,
+                (int)d.P, ys, (int)m);
+            if (s != CUBLAS_STATUS_SUCCESS) return blas_fail(op, s);
+        }
+    }
+    return 0;
+}
+
+SL_CUDA_API int sl_conv_backward_input_cuda(sl_tensor *gin, const sl_tensor *gout, const sl_tensor *weight,
+                                            const sl_conv_params *p)
+{
+    const char *op = "conv backward";
+    SLC_REQUIRE_CONTIGUOUS(op, gin, gout, weight);
+    Dims d;
+    int rc = conv_dims_of(op, gin, weight, gout, p, &d);
+    if (rc || gin->numel == 0) return rc;
+    bool full = is_full_cover(d);
+    int64_t nb = chunk_samples(d, full);
+    int64_t Og = d.O / d.G, Kg = d.C / d.G * d.KK, xs = d.C * d.H * d.W * d.T, ys = d.O * d.P;
+    int64_t cs = d.C * d.KK * d.P;
+    Scratch col(full ? 0 : (size_t)(nb * cs) * sizeof(float));
+    if (col.failed()) return SL_ENOMEM;
+    const float one = 1.0f, zero = 0.0f;
+    for (int64_t n0 = 0; n0 < d.N; n0 += nb) {
+        int64_t m = d.N - n0 < nb ? d.N - n0 : nb;
+        float *dst = full ? gin->data + n0 * xs : col.p;
+        long long sd = full ? xs : cs;
+        for (int64_t g = 0; g < d.G; g++) {
+            cublasStatus_t s = cublasSgemmStridedBatched(
+                slc::blas(), CUBLAS_OP_N, CUBLAS_OP_T, (int)d.P, (int)Kg, (int)Og, &one,
+                gout->data + n0 * ys + g * Og * d.P, (int)d.P, ys, weight->data + g * Og * Kg, (int)Kg, 0, &zero,
+                dst + g * Kg * d.P, (int)d.P, sd, (int)m);
+            if (s != CUBLAS_STATUS_SUCCESS) return blas_fail(op, s);
+        }
+        if (!full) {
+            int64_t total = m * xs;
+            col2im_kernel<<<slc::grid_for(total), slc::THREADS, 0, slc::stream()>>>(gin->data, col.p, d, n0, total);
+            SLC_LAUNCHED(op);
+        }
+    }
+    return 0;
+}
+
+SL_CUDA_API int sl_conv_backward_weight_cuda(sl_tensor *gweight, const sl_tensor *gout, const sl_tensor *in,
+                                             const sl_conv_params *p)
+{
+    const char *op = "conv weight gradient";
+    SLC_REQUIRE_CONTIGUOUS(op, gweight, gout, in);
+    Dims d;
+    int rc = conv_dims_of(op, in, gweight, gout, p, &d);
+    if (rc) return rc;
+    int64_t wn = gweight->numel;
+    if (wn == 0) return 0;
+    SLC_CHECK(op, cudaMemsetAsync(gweight->data, 0, (size_t)wn * sizeof(float), slc::stream()));
+    if (gout->numel == 0) return 0;
+    bool full = is_full_cover(d);
+    int64_t nb = chunk_samples(d, full);
+    int64_t Og = d.O / d.G, Kg = d.C / d.G * d.KK, xs = d.C * d.H * d.W * d.T, ys = d.O * d.P;
+    int64_t cs = d.C * d.KK * d.P;
+    /* per-sample partial products, as many samples at a time as fit in
+       PART_CAP; otherwise (large dense weights) one GEMM per sample */
+    int64_t maxPart = (int64_t)(PART_CAP / ((size_t)wn * sizeof(float)));
+    bool partials = d.N > 1 && maxPart >= 2;
+    if (partials && nb > maxPart) nb = maxPart;
+    if (!partials && full) nb = 1;
+    Scratch col(full ? 0 : (size_t)(nb * cs) * sizeof(float));
+    Scratch part(partials ? (size_t)(nb * wn) * sizeof(float) : 0);
+    if (col.failed() || part.failed()) return SL_ENOMEM;
+    const float one = 1.0f, zero = 0.0f;
+    for (int64_t n0 = 0; n0 < d.N; n0 += nb) {
+        int64_t m = d.N - n0 < nb ? d.N - n0 : nb;
+        const float *src = in->data + n0 * xs;
+        long long sb = xs;
+        if (!full) {
+            if ((rc = im2col(op, col.p, in->data, d, n0, m))) return rc;
+            src = col.p;
+            sb = cs;
+        }
+        if (partials) {
+            /* part[s] = g[n0 + s] . col[s]^T, then added in sample order */
+            for (int64_t g = 0; g < d.G; g++) {
+                cublasStatus_t s = cublasSgemmStridedBatched(
+                    slc::blas(), CUBLAS_OP_T, CUBLAS_OP_N, (int)Kg, (int)Og, (int)d.P, &one, src + g * Kg * d.P,
+                    (int)d.P, sb, gout->data + n0 * ys + g * Og * d.P, (int)d.P, ys, &zero, part.p + g * Og * Kg,
+                    (int)Kg, wn, (int)m);
+                if (s != CUBLAS_STATUS_SUCCESS) return blas_fail(op, s);
+            }
+            sum_samples_kernel<<<slc::grid_for(wn), slc::THREADS, 0, slc::stream()>>>(gweight->data, part.p, m, wn);
+            SLC_LAUNCHED(op);
+        } else {
+            for (int64_t k = 0; k < m; k++)
+                for (int64_t g = 0; g < d.G; g++) {
+                    cublasStatus_t s = cublasSgemm(slc::blas(), CUBLAS_OP_T, CUBLAS_OP_N, (int)Kg, (int)Og, (int)d.P,
+                                                   &one, src + k * sb + g * Kg * d.P, (int)d.P,
+                                                   gout->data + (n0 + k) * ys + g * Og * d.P, (int)d.P, &one,
+                                                   gweight->data + g * Og * Kg, (int)Kg);
+                    if (s != CUBLAS_STATUS_SUCCESS) return blas_fail(op, s);
+                }
+        }
+    }
+    return 0;
+}
+
+/* ---- folded sum pooling -------------------------------------------------- */
+
+namespace {
+
+struct Fold {
+    int64_t N, C, H, W, T, Hp, Hf, Rf, Q;
+    int kh, kw, sh, sw, ph, pw, dh, dw;
+};
+
+/* y[n, r, q, t] = sum_{i, j} w[i, j] * xf[n, r*sh - ph + i*dh, q*sw - pw + j*dw, t] */
+__global__ void pool_kernel(float *__restrict__ y, const float *__restrict__ x, const float *__restrict__ w, Fold f,
+                            int64_t total)
+{
+    for (int64_t e = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; e < total;
+         e += (int64_t)gridDim.x * blockDim.x) {
+        int64_t a = e / f.T, t = e % f.T;
+        int64_t q = a % f.Q;
+        a /= f.Q;
+        int64_t r = a % f.Rf, n = a / f.Rf;
+        float acc = 0.0f;
+        for (int i = 0; i < f.kh; i++) {
+            int64_t fr = r * f.sh - f.ph + (int64_t)i * f.dh;
+            if (fr < 0 || fr >= f.Hf) continue;
+            int64_t c = fr / f.Hp, h = fr % f.Hp;
+            if (h >= f.H) continue; /* appended zero row */
+            const float *xr = x + ((n * f.C + c) * f.H + h) * f.W * f.T;
+            for (int j = 0; j < f.kw; j++) {
+                int64_t col = q * f.sw - f.pw + (int64_t)j * f.dw;
+                if (col < 0 || col >= f.W) continue;
+                acc = __fadd_rn(acc, __fmul_rn(__ldg(w + i * f.kw + j), xr[col * f.T + t]));
+            }
+        }
+        y[e] = acc;
+    }
+}
+
+/* the adjoint: x[n, fr, col, t] = sum of w[i, j] * y[n, r, q, t] over the
+   windows (r, q) that read it, in the CPU's (i, j) order */
+__global__ void unpool_kernel(float *__restrict__ x, const float *__restrict__ y, const float *__restrict__ w, Fold f,
+                              int64_t total)
+{
+    for (int64_t e = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; e < total;
+         e += (int64_t)gridDim.x * blockDim.x) {
+        int64_t a = e / f.T, t = e % f.T;
+        int64_t col = a % f.W;
+        a /= f.W;
+        int64_t h = a % f.H;
+        a /= f.H;
+        int64_t c = a % f.C, n = a / f.C;
+        int64_t fr = c * f.Hp + h;
+        float acc = 0.0f;
+        for (int i = 0; i < f.kh; i++) {
+            int64_t num = fr + f.ph - (int64_t)i * f.dh;
+            if (num < 0 || num % f.sh) continue;
+            int64_t r = num / f.sh;
+            if (r >= f.Rf) continue;
+            const float *yr = y + (n * f.Rf + r) * f.Q * f.T;
+            for (int j = 0; j < f.kw; j++) {
+                int64_t qn = col + f.pw - (int64_t)j * f.dw;
+                if (qn < 0 || qn % f.sw) continue;
+                int64_t q = qn / f.sw;
+                if (q >= f.Q) continue;
+                acc = __fadd_rn(acc, __fmul_rn(__ldg(w + i * f.kw + j), yr[q * f.T + t]));
+            }
+        }
+        x[e] = acc;
+    }
+}
+
+} /* namespace */
+
+SL_CUDA_API int sl_fold_pool_cuda(sl_tensor *y, sl_tensor *x, const sl_tensor *weight, const sl_conv_params *p,
+                                  int adjoint, int odd_pad)
+{
+    SLC_REQUIRE_CONTIGUOUS("pool", y, x, weight);
+    char b1[128], b2[128];
+    if (x->ndim != 5 || y->ndim != 5 || weight->numel != (int64_t)p->kh * p->kw)
+        return sl_errorf("pool: expected 5-D tensors and a %dx%d weight", p->kh, p->kw);
+    Fold f;
+    f.N = x->shape[0];
+    f.C = x->shape[1];
+    f.H = x->shape[2];
+    f.W = x->shape[3];
+    f.T = x->shape[4];
+    f.kh = p->kh;
+    f.kw = p->kw;
+    f.sh = p->sh;
+    f.sw = p->sw;
+    f.ph = p->ph;
+    f.pw = p->pw;
+    f.dh = p->dh;
+    f.dw = p->dw;
+    f.Hp = odd_pad && f.H % p->kh ? f.H + f.H % p->kh : f.H;
+    int64_t Wp = odd_pad && f.W % p->kw ? f.W + f.W % p->kw : f.W;
+    f.Hf = f.C * f.Hp;
+    f.Rf = (f.Hf + 2 * p->ph - (int64_t)p->dh * (p->kh - 1) - 1) / p->sh + 1;
+    f.Q = (Wp + 2 * p->pw - (int64_t)p->dw * (p->kw - 1) - 1) / p->sw + 1;
+    if (f.C < 1 || f.Rf < 1 || f.Q < 1 || f.Rf % f.C != 0 || y->shape[0] != f.N || y->shape[1] != f.C ||
+        y->shape[2] != f.Rf / f.C || y->shape[3] != f.Q || y->shape[4] != f.T)
+        return sl_errorf("pool: input %s and output %s do not fit the folded pooling", sl_shape_str(x, b1, sizeof b1),
+                         sl_shape_str(y, b2, sizeof b2));
+    if (!adjoint) {
+        int64_t total = y->numel;
+        if (total == 0) return 0;
+        pool_kernel<<<slc::grid_for(total), slc::THREADS, 0, slc::stream()>>>(y->data, x->data, weight->data, f, total);
+    } else {
+        int64_t total = x->numel;
+        if (total == 0) return 0;
+        unpool_kernel<<<slc::grid_for(total), slc::THREADS, 0, slc::stream()>>>(x->data, y->data, weight->data, f,
+                                                                                total);
+    }
+    SLC_LAUNCHED("pool");
+    return 0;
+}

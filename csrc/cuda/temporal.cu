@@ -1,0 +1,258 @@
+/*
+ * temporal.cu -- the GPU twins of csrc/ops/temporal.c: causal filtering of
+ * every neuron row in time (psp, pspLayer, pspFilter) and its adjoints.
+ *
+ *   conv: y[n, f, r, t] = Ts * sum_{i=0}^{min(K-1, t)}     h_f[i] * x[n, r, t - i]
+ *   corr: x'[n, r, t]   = Ts * sum_f sum_{i=0}^{min(K-1, T-1-t)} h_f[i] * g[n, f, r, t + i]
+ *   filter gradient:  dh_f[i] = Ts * sum_{n, r, t} g[n, f, r, t] * x[n, r, t - i]
+ *
+ * Rows are T bins, time innermost.  conv and corr: one block per (row,
+ * filter, tile of TILE bins); the block stages the tile's samples and up to
+ * KC filter taps in shared memory, the taps in chunks of KC, and each thread
+ * computes TV consecutive outputs, sliding a window of TV samples through
+ * registers (one shared load per TV fused multiply-adds).  Each output is
+ * accumulated in float32 over increasing i with __fmaf_rn (the build uses
+ * --fmad=false, so nothing else is contracted) and multiplied by Ts once,
+ * exactly as the CPU: the results are bit-identical to csrc/ops/temporal.c.
+ * (Terms outside the row read staged zeros: h * 0 added to a sum that is
+ * never -0 leaves it unchanged, so they cost time, not exactness.)  corr
+ * adds the filters' results in filter order, as the CPU.
+ *
+ * The filter gradient sums over all rows: rows are cut into a number of
+ * chunks that depends on the sizes only, each chunk's partial sums are
+ * accumulated in double by one thread per tap, and a second kernel adds the
+ * chunks in order, so the result does not depend on scheduling.
+ */
+#include "common.cuh"
+
+namespace {
+
+constexpr int THREADS = 64;             /* per block */
+constexpr int TV = 4;                   /* outputs per thread */
+constexpr int TILE = THREADS * TV;      /* bins per block */
+constexpr int KC = 256;                 /* filter taps staged at a time */
+constexpr int XS = TILE + KC - 1;       /* samples staged at a time */
+
+/* one padding word every 32: the TV-strided reads of a warp hit at most
+   two banks at once */
+__device__ __forceinline__ int pad(int p) { return p + (p >> 5); }
+constexpr int XS_PADDED = XS + XS / 32 + 1;
+
+/* conv (CORR false): block b -> output row (n, f, r) and tile; corr (CORR
+   true): block b -> output row (n, r) and tile, looping over the filters */
+template <bool CORR>
+__global__ void __launch_bounds__(THREADS)
+temporal_kernel(float *__restrict__ out, const float *__restrict__ in, const float *__restrict__ h, int64_t R,
+                int64_t F, int64_t T, int64_t K, int64_t tiles, float Ts)
+{
+    __shared__ float xs[XS_PADDED];
+    __shared__ float hs[KC];
+    const int tid = threadIdx.x;
+    const int64_t tile = blockIdx.x % tiles, orow = blockIdx.x / tiles;
+    const int64_t t0 = tile * TILE;
+    const int64_t kmax = K < T ? K : T; /* taps i >= T never meet the row */
+    float res[TV];
+#pragma unroll
+    for (int v = 0; v < TV; v++) res[v] = 0.0f;
+
+    const int64_t nf = CORR ? F : 1;
+    for (int64_t fi = 0; fi < nf; fi++) {
+        int64_t f, irow; /* the filter and the input row it reads */
+        if (CORR) {
+            int64_t n = orow / R, r = orow % R;
+            f = fi;
+            irow = (n * F + f) * R + r;
+        } else {
+            int64_t r = orow % R, n = orow / (R * F);
+            f = (orow / R) % F;
+            irow = n * R + r;
+        }
+        const float *x = in + irow * T;
+        const float *hf = h + f * K;
+        float acc[TV];
+#pragma unroll
+        for (int v = 0; v < TV; v++) acc[v] = 0.0f;
+        for (int64_t i0 = 0; i0 < kmax; i0 += KC) {
+            /* taps of this chunk that can meet the tile's outputs */
+            if (CORR ? t0 + i0 >= T : i0 > t0 + TILE - 1) break;
+            const int kn = (int)(kmax - i0 < KC ? kmax - i0 : KC);
+            __syncthreads(); /* the previous chunk's reads are done */
+            /* conv stages x[t0 - i0 - (KC-1) + k], corr g[t0 + i0 + k] */
+            const int64_t base = CORR ? t0 + i0 : t0 - i0 - (KC - 1);
+            for (int k = tid; k < XS; k += THREADS) {
+                int64_t ti = base + k;
+                xs[pad(k)] = ti >= 0 && ti < T ? x[ti] : 0.0f;
+            }
+            for (int k = tid; k < kn; k += THREADS) hs[k] = hf[i0 + k];
+            __syncthreads();
+            /* conv: output t0 + TV*tid + v reads x at staged c + v - ii;
+               corr: at staged c + v + ii */
+            const int c = CORR ? TV * tid : TV * tid + KC - 1;
+            float w[TV];
+#pragma unroll
+            for (int v = 0; v < TV; v++) w[v] = xs[pad(c + v)];
+            for (int ii = 0; ii < kn; ii++) {
+                const float hi = hs[ii];
+#pragma unroll
+                for (int v = 0; v < TV; v++) acc[v] = __fmaf_rn(w[v], hi, acc[v]);
+                if (ii + 1 < kn) {
+                    if (CORR) {
+#pragma unroll
+                        for (int v = 0; v < TV - 1; v++) w[v] = w[v + 1];
+                        w[TV - 1] = xs[pad(c + TV + ii)];
+                    } else {
+#pragma unroll
+                        for (int v = TV - 1; v > 0; v--) w[v] = w[v - 1];
+                        w[0] = xs[pad(c - ii - 1)];
+                    }
+                }
+            }
+        }
+        /* conv: one product by Ts; corr: the filters' results added in order */
+#pragma unroll
+        for (int v = 0; v < TV; v++)
+            res[v] = CORR ? __fadd_rn(res[v], __fmul_rn(acc[v], Ts)) : __fmul_rn(acc[v], Ts);
+    }
+    float *y = out + orow * T;
+#pragma unroll
+    for (int v = 0; v < TV; v++) {
+        int64_t t = t0 + TV * tid + v;
+        if (t < T) y[t] = res[v];
+    }
+}
+
+/* partial sums of the filter gradient: block (chunk, f), thread per tap i */
+__global__ void filter_grad_partial(double *__restrict__ part, const float *__restrict__ g,
+                                    const float *__restrict__ x, int64_t R, int64_t F, int64_t T, int64_t K,
+                                    int64_t rows, int64_t per)
+{
+    const int64_t chunk = blockIdx.x, f = blockIdx.y;
+    const int64_t lo = chunk * per, hi = lo + per < rows ? lo + per : rows;
+    for (int64_t i = threadIdx.x; i < K; i += blockDim.x) {
+        double s = 0;
+        for (int64_t j = lo; j < hi; j++) {
+            int64_t n = j / R, r = j % R;
+            const float *xr = x + j * T, *gr = g + ((n * F + f) * R + r) * T;
+            /* lanes read consecutive g, one broadcast x */
+            for (int64_t t = i; t < T; t++) s += (double)gr[t] * (double)xr[t - i];
+        }
+        part[(chunk * F + f) * K + i] = s;
+    }
+}
+
+__global__ void filter_grad_sum(float *__restrict__ dh, const double *__restrict__ part, int64_t chunks,
+                                int64_t FK, float Ts)
+{
+    for (int64_t k = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; k < FK; k += (int64_t)gridDim.x * blockDim.x) {
+        double s = 0;
+        for (int64_t c = 0; c < chunks; c++) s += part[c * FK + k];
+        dh[k] = (float)(s * Ts);
+    }
+}
+
+__global__ void flip_kernel(float *__restrict__ out, const float *__restrict__ in, int64_t K, int64_t n)
+{
+    for (int64_t e = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; e < n; e += (int64_t)gridDim.x * blockDim.x) {
+        int64_t r = e / K, i = e % K;
+        out[e] = in[r * K + K - 1 - i];
+    }
+}
+
+/* the CPU's check_bank: y [N, F*R, T] from x [N, R, T] and filters [F, K] */
+int check_bank(const char *op, const sl_tensor *y, const sl_tensor *x, const sl_tensor *h, int64_t *N, int64_t *F,
+               int64_t *R, int64_t *T, int64_t *K)
+{
+    char b1[128], b2[128], b3[128];
+    if (x->ndim < 2)
+        return sl_errorf("%s: expected an input with a time dimension, got %s", op, sl_shape_str(x, b1, sizeof b1));
+    if (h->ndim < 1 || h->numel == 0) return sl_errorf("%s: empty filter", op);
+    *T = x->shape[x->ndim - 1];
+    *N = x->shape[0];
+    *K = h->shape[h->ndim - 1];
+    *F = h->numel / *K;
+    *R = *N && *T ? x->numel / (*N * *T) : 0;
+    if (y->numel != *N * *F * *R * *T || y->shape[y->ndim - 1] != *T)
+        return sl_errorf("%s: output %s does not match input %s with %lld filters %s", op,
+                         sl_shape_str(y, b1, sizeof b1), sl_shape_str(x, b2, sizeof b2), (long long)*F,
+                         sl_shape_str(h, b3, sizeof b3));
+    return 0;
+}
+
+int too_many_blocks(const char *op, int64_t blocks)
+{
+    return blocks > INT32_MAX ? sl_errorf("%s: %lld blocks exceed the grid limit", op, (long long)blocks) : 0;
+}
+
+} /* namespace */
+
+SL_CUDA_API int sl_temporal_conv_cuda(sl_tensor *out, const sl_tensor *in, const sl_tensor *filters, float Ts)
+{
+    SLC_REQUIRE_CONTIGUOUS("psp", out, in, filters);
+    int64_t N = 0, F = 0, R = 0, T = 0, K = 0;
+    int rc = check_bank("psp", out, in, filters, &N, &F, &R, &T, &K);
+    if (rc || out->numel == 0) return rc;
+    int64_t tiles = (T + TILE - 1) / TILE, blocks = N * F * R * tiles;
+    if ((rc = too_many_blocks("psp", blocks))) return rc;
+    temporal_kernel<false><<<(unsigned)blocks, THREADS, 0, slc::stream()>>>(out->data, in->data, filters->data, R, F,
+                                                                            T, K, tiles, Ts);
+    SLC_LAUNCHED("psp");
+    return 0;
+}
+
+SL_CUDA_API int sl_temporal_corr_cuda(sl_tensor *out, const sl_tensor *grad, const sl_tensor *filters, float Ts)
+{
+    SLC_REQUIRE_CONTIGUOUS("psp backward", out, grad, filters);
+    int64_t N = 0, F = 0, R = 0, T = 0, K = 0;
+    int rc = check_bank("psp backward", grad, out, filters, &N, &F, &R, &T, &K);
+    if (rc || out->numel == 0) return rc;
+    int64_t tiles = (T + TILE - 1) / TILE, blocks = N * R * tiles;
+    if ((rc = too_many_blocks("psp backward", blocks))) return rc;
+    temporal_kernel<true><<<(unsigned)blocks, THREADS, 0, slc::stream()>>>(out->data, grad->data, filters->data, R,
+                                                                           F, T, K, tiles, Ts);
+    SLC_LAUNCHED("psp backward");
+    return 0;
+}
+
+SL_CUDA_API int sl_temporal_filter_grad_cuda(sl_tensor *dfilters, const sl_tensor *grad, const sl_tensor *in,
+                                             float Ts)
+{
+    const char *op = "psp filter gradient";
+    SLC_REQUIRE_CONTIGUOUS(op, dfilters, grad, in);
+    int64_t N = 0, F = 0, R = 0, T = 0, K = 0;
+    int rc = check_bank(op, grad, in, dfilters, &N, &F, &R, &T, &K);
+    if (rc) return rc;
+    int64_t rows = N * R;
+    /* at most 2048 chunks of at least 16 rows: a function of the sizes only */
+    int64_t chunks = (rows + 15) / 16;
+    if (chunks > 2048) chunks = 2048;
+    if (chunks < 1) chunks = 1;
+    int64_t per = (rows + chunks - 1) / chunks;
+    if (F > 65535) return sl_errorf("%s: %lld filters exceed the grid limit", op, (long long)F);
+    size_t bytes = (size_t)(chunks * F * K) * sizeof(double);
+    double *part = (double *)slc::scratch(bytes);
+    if (!part) return SL_ENOMEM;
+    filter_grad_partial<<<dim3((unsigned)chunks, (unsigned)F), 128, 0, slc::stream()>>>(part, grad->data, in->data, R,
+                                                                                       F, T, K, rows, per);
+    cudaError_t e = cudaGetLastError();
+    if (e == cudaSuccess) {
+        filter_grad_sum<<<slc::grid_for(F * K), slc::THREADS, 0, slc::stream()>>>(dfilters->data, part, chunks, F * K,
+                                                                                  Ts);
+        e = cudaGetLastError();
+    }
+    slc::scratch_free(part, bytes);
+    if (e != cudaSuccess) return slc::cuda_fail(op, e);
+    return 0;
+}
+
+SL_CUDA_API int sl_temporal_flip_cuda(sl_tensor *out, const sl_tensor *in)
+{
+    SLC_REQUIRE_CONTIGUOUS("flip", out, in);
+    bool same = out->ndim == in->ndim;
+    for (int d = 0; same && d < in->ndim; d++) same = out->shape[d] == in->shape[d];
+    if (!same || in->ndim < 1) return sl_errorf("flip: output and input shapes differ");
+    int64_t K = in->shape[in->ndim - 1], n = in->numel;
+    if (n == 0) return 0;
+    flip_kernel<<<slc::grid_for(n), slc::THREADS, 0, slc::stream()>>>(out->data, in->data, K, n);
+    SLC_LAUNCHED("flip");
+    return 0;
+}
