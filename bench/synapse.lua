@@ -2,7 +2,7 @@
 Synaptic-layer benchmarks at the shapes of the standard workloads
 (W1 nmnist-mlp, W2 nmnist-cnn; batch 12, T = 300).
 
-    luajit bench/synapse.lua [--threads N] [--reps R] [--sweep]
+    luajit bench/synapse.lua [--threads N] [--reps R] [--sweep] [--cpu]
 
 Prints the median milliseconds over R repetitions (after one warm-up) of
   - dense 2312 -> 512 (W1's input layer) on Bernoulli spikes at 1.5 % per
@@ -13,7 +13,9 @@ Prints the median milliseconds over R repetitions (after one warm-up) of
   - each conv/pool/dense of W2 on dense inputs (the examples apply psp
     before every layer), forward and backward (conv1 to its weight only).
 --sweep adds the sparse-vs-GEMM comparison at several densities, the data
-behind S.sparseThreshold.
+behind S.sparseThreshold.  --cpu reports the process's CPU time instead of
+wall time: on a machine shared with other jobs, with --threads 1, that is
+close to what a free core takes.
 ]]
 local root = debug.getinfo(1, 'S').source:sub(2):match('^(.*)/bench/[^/]*$') or '.'
 package.path = root .. '/lua/?.lua;' .. root .. '/lua/?/init.lua;' .. package.path
@@ -27,8 +29,9 @@ typedef struct { long tv_sec; long tv_nsec; } sl_syn_timespec;
 int clock_gettime(int clk, sl_syn_timespec *ts);
 ]]
 local tsb = ffi.new('sl_syn_timespec')
+local clockId = 1 -- CLOCK_MONOTONIC; 2 = CLOCK_PROCESS_CPUTIME_ID (--cpu)
 local function now()
-   ffi.C.clock_gettime(1, tsb)
+   ffi.C.clock_gettime(clockId, tsb)
    return tonumber(tsb.tv_sec) + tonumber(tsb.tv_nsec) * 1e-9
 end
 
@@ -39,6 +42,7 @@ while i <= #args do
    if args[i] == '--threads' then opts.threads = tonumber(args[i + 1]); i = i + 1
    elseif args[i] == '--reps' then opts.reps = tonumber(args[i + 1]); i = i + 1
    elseif args[i] == '--sweep' then opts.sweep = true
+   elseif args[i] == '--cpu' then clockId = 2
    else error('unknown option ' .. args[i]) end
    i = i + 1
 end
@@ -129,7 +133,8 @@ for _, l in ipairs(w2) do
    row(l[1], f, b, note)
 end
 
-print(string.format('synaptic layers, batch %d, T = %d, %d threads, median of %d', N, Tn, opts.threads, opts.reps))
+print(string.format('synaptic layers, batch %d, T = %d, %d threads, median of %d (%s time)', N, Tn, opts.threads,
+   opts.reps, clockId == 2 and 'CPU' or 'wall'))
 print(string.format('%-40s %10s %10s  %s', 'op', 'fwd ms', 'bwd ms', ''))
 print(string.rep('-', 90))
 for _, r in ipairs(rows) do
