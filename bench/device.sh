@@ -20,8 +20,9 @@
 #   2. tests/cuda_spec.lua (and the C tests): every op on both devices
 #   3. bench/gpu.lua: foundation benchmarks and the W1/W2 training steps
 #   4. the examples' GPU smoke tests (tests/examples_cuda_spec.lua, when present)
-#   5. compute-sanitizer memcheck over tests/cuda_spec.lua (unless --no-sanitize
-#      or less than 150 s of the 540 s budget is left)
+#   5. compute-sanitizer racecheck over the kernels that use shared memory, and
+#      memcheck over tests/cuda_spec.lua (unless --no-sanitize or too little of
+#      the 540 s budget is left)
 set -u
 T0=$(date +%s)
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -153,8 +154,23 @@ else
   result "examples on the GPU" skipped 0 "no tests/examples_cuda_spec.lua yet"
 fi
 
-# ---- 5. memory checker ----------------------------------------------------------
+# ---- 5. race checker and memory checker -------------------------------------------
 CS=$(command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer 2>/dev/null || true)
+# racecheck: shared-memory hazards in the kernels that stage time in shared
+# memory (psp, spike, Loihi) and the block reductions (delay gradient)
+LEFT=$(( 540 - $(elapsed) ))
+if [ $SANITIZE -eq 1 ] && [ -n "$CS" ] && [ $LEFT -gt 200 ]; then
+  echo "== compute-sanitizer racecheck over the shared-memory kernels"
+  run_step racecheck 90 "$LOG/racecheck.txt" \
+    "$CS" --tool racecheck --error-exitcode 99 luajit tests/run.lua \
+      --filter='temporal filters' --filter='spike function' --filter='Loihi neurons' --filter='delays on the GPU' \
+      tests/cuda_spec.lua
+  rc=$?
+  result "compute-sanitizer racecheck" "$([ $rc -eq 0 ] && echo ok || echo FAIL)" "$STEP_TIME" \
+    "$(grep -E 'RACECHECK SUMMARY|ERROR SUMMARY|^[0-9]+ passed' "$LOG/racecheck.txt" | tr '\n' ' ')"
+else
+  result "compute-sanitizer racecheck" skipped 0 "$([ -z "$CS" ] && echo 'not installed' || echo "off or ${LEFT}s left")"
+fi
 LEFT=$(( 540 - $(elapsed) ))
 if [ $SANITIZE -eq 1 ] && [ -n "$CS" ] && [ $LEFT -gt 150 ]; then
   echo "== compute-sanitizer memcheck over tests/cuda_spec.lua"
@@ -169,6 +185,13 @@ fi
 
 # ---- the table, last --------------------------------------------------------------
 echo
+# what the specs noted: bit-identity of the ops written to round as the CPU,
+# spikes that differ at the threshold, the examples' losses on both devices
+if grep -q 'note:' "$LOG/cuda_spec.txt" "$LOG/examples.txt" 2>/dev/null; then
+  echo "notes from the GPU specs"
+  grep -h 'note:' "$LOG/cuda_spec.txt" "$LOG/examples.txt" 2>/dev/null | sed 's/^ *note: /  /' | cut -c1-150
+  echo
+fi
 sed -n '/^GPU benchmarks/,$p' "$LOG/gpu_bench.txt" 2>/dev/null
 echo
 echo "device.sh summary ($(elapsed) s in all)"
