@@ -446,7 +446,7 @@ local function checkSynapse(what, make, shape, opts)
    local dmod, cmod = twinModules(make)
    if opts.sparse ~= nil then cmod.sparse, dmod.sparse = opts.sparse, opts.sparse end
    snn.manualSeed(22)
-   local x = opts.spikes and T.bernoulli(shape, 0.1) * 1 or T.randn(shape)
+   local x = opts.spikes and T.bernoulli(shape, opts.spikes) * 1 or T.randn(shape)
    local out, grads = trainStep(cmod, x, 1)
    local R = T.randn(out:shape())
    out, grads = trainStep(cmod, x, R)
@@ -590,11 +590,14 @@ describe('synapses on the GPU: dense, conv, convTranspose, pool, unpool', functi
    local sl = snn.layer({type = 'SRMALPHA', theta = 10, tauSr = 10, tauRef = 1, scaleRef = 2, tauRho = 1,
       scaleRho = 1}, {Ts = 1, tSample = 20})
 
-   it('dense: full-cover GEMM, per-sample partial weight gradients, and one GEMM per sample', function()
+   it('dense: full-cover GEMM, per-sample partial weight gradients, one GEMM per sample, sparse spikes', function()
       checkSynapse('dense {5, 4, 3} -> 7', function() return sl:dense({5, 4, 3}, 7, 1) end, {4, 3, 4, 5, 11})
       -- 2312 -> 512 at batch 16: the partial products come in two chunks
       checkSynapse('dense 2312 -> 512', function() return sl:dense({34, 34, 2}, 512, 1) end, {16, 2, 34, 34, 10},
-         {spikes = true, sparse = false})
+         {spikes = 0.1, sparse = false})
+      -- 2% spikes: the sparse paths on both devices (the GPU's from 5% down)
+      checkSynapse('dense 2312 -> 512, 2% spikes', function() return sl:dense({34, 34, 2}, 512, 1) end,
+         {8, 2, 34, 34, 100}, {spikes = 0.02, exact = true})
       -- 8.6M weights: too many for two partial products, one GEMM per sample
       checkSynapse('dense 4096 -> 2100', function() return sl:dense(4096, 2100, 1) end, {2, 4096, 1, 1, 8})
    end)
@@ -604,7 +607,7 @@ describe('synapses on the GPU: dense, conv, convTranspose, pool, unpool', functi
       checkSynapse('conv 4 -> 6, k{3,2}, s{2,1}, p{1,0}, d{1,2}, g2',
          function() return sl:conv(4, 6, {3, 2}, {2, 1}, {1, 0}, {1, 2}, 2, 1) end, {3, 4, 9, 8, 5})
       checkSynapse('conv 2 -> 16, k5, p1 (W2 conv1)', function() return sl:conv(2, 16, 5, 1, 1, 1, 1, 1) end,
-         {2, 2, 34, 34, 12}, {spikes = true})
+         {2, 2, 34, 34, 12}, {spikes = 0.1})
    end)
 
    it('convTranspose and unpool (adjoint paths)', function()

@@ -22,6 +22,19 @@
  * else accumulated sample after sample with beta = 1.  cuBLAS runs in
  * float32 (no TF32), so products agree with OpenBLAS's to rounding.
  *
+ * Sparse input of dense layers (spike trains; csrc/ops/synapse.c takes the
+ * same path on the CPU, chosen in Lua): when the kernel covers the input
+ * (dense), the layer is wide (at least SPARSE_MIN_OUT outputs, SPARSE_MIN_IN
+ * inputs) and at most SPARSE_MAX_DENSITY of x is non-zero, the non-zeros
+ * are listed on the device (a CSR over the rows (n, i), in t order) and
+ *   y[n, :, t] += v * W^T[i, :]        dW[:, i] += v * g[n, :, t]
+ * for every non-zero x[n, i, t] = v, in the CPU's order (i, then t; n,
+ * then t), with separately rounded products: bit-identical to the CPU's
+ * sparse path, and about nnz / numel of the GEMM's work.  Counting the
+ * non-zeros ends with one copy of the total to the host, so these calls
+ * wait for the queued work once (the only ops that do); the list is rebuilt
+ * for the weight gradient rather than kept between calls.
+ *
  * Folded pooling (SPEC.md 9.4, 9.5): the input (for pool padded with
  * H mod kh zero rows and W mod kw zero columns) viewed as one channel of
  * height C*H'; one thread per output element sums its window (pool) or per
@@ -31,7 +44,11 @@
  */
 #include "common.cuh"
 
+#include <cub/device/device_scan.cuh>
 #include <cublas_v2.h>
+
+/* runtime.cu: kind 1 copies to the host after the queued work */
+extern "C" int sl_cuda_memcpy(void *dst, const void *src, size_t bytes, int kind);
 
 namespace slc {
 cublasHandle_t blas();
@@ -178,15 +195,244 @@ int im2col(const char *op, float *col, const float *x, const Dims &d, int64_t n0
     return 0;
 }
 
-/* a scratch buffer released when it goes out of scope (after the launches
-   that use it were queued: later users are ordered after them) */
-struct Scratch {
-    float *p = NULL;
+/* a scratch buffer of n X released when it goes out of scope (after the
+   launches that use it were queued: later users are ordered after them) */
+template <typename X>
+struct Buf {
+    X *p = NULL;
     size_t bytes = 0;
-    explicit Scratch(size_t b) : bytes(b) { p = b ? (float *)slc::scratch(b) : NULL; }
-    ~Scratch() { if (p) slc::scratch_free(p, bytes); }
+    Buf() {}
+    explicit Buf(size_t n) { alloc(n); }
+    Buf(const Buf &) = delete;
+    Buf &operator=(const Buf &) = delete;
+    bool alloc(size_t n)
+    {
+        bytes = n * sizeof(X);
+        p = n ? (X *)slc::scratch(bytes) : NULL;
+        return !failed();
+    }
+    ~Buf() { if (p) slc::scratch_free(p, bytes); }
     bool failed() const { return bytes && !p; }
 };
+typedef Buf<float> Scratch;
+
+/* ---- sparse input of dense layers ------------------------------------------ */
+
+const double SPARSE_MAX_DENSITY = 0.05;
+const int64_t SPARSE_MIN_OUT = 32, SPARSE_MIN_IN = 512;
+constexpr int SP_OB = 128;  /* outputs per block (one per thread) */
+constexpr int SP_TT = 64;   /* time bins per forward block */
+constexpr int SP_ROWS = 512; /* row starts staged in shared memory at a time */
+
+bool sparse_eligible(const Dims &d, bool full)
+{
+    return full && d.G == 1 && d.O >= SPARSE_MIN_OUT && d.C * d.KK >= SPARSE_MIN_IN;
+}
+
+/* the non-zeros of x [rows, T]: row r holds t[k], v[k] for start[r] <= k < start[r + 1] */
+struct Sparse {
+    int64_t rows = 0, nnz = 0;
+    Buf<int64_t> start;
+    Buf<int32_t> t;
+    Buf<float> v;
+};
+
+/* warp per row: the number of non-zeros (neither +0 nor -0; NaN counts) */
+__global__ void count_rows_kernel(int64_t *__restrict__ cnt, const float *__restrict__ x, int64_t rows, int64_t T)
+{
+    const int lane = threadIdx.x & 31;
+    const int64_t nw = ((int64_t)gridDim.x * blockDim.x) >> 5;
+    for (int64_t r = (blockIdx.x * (int64_t)blockDim.x + threadIdx.x) >> 5; r < rows; r += nw) {
+        const float *row = x + r * T;
+        int64_t c = 0;
+        for (int64_t t0 = 0; t0 < T; t0 += 32) {
+            int64_t t = t0 + lane;
+            c += __popc(__ballot_sync(0xffffffffu, t < T && row[t] != 0.0f));
+        }
+        if (lane == 0) cnt[r] = c;
+    }
+}
+
+/* warp per row: the non-zeros in t order at start[r] */
+__global__ void fill_rows_kernel(int32_t *__restrict__ tt, float *__restrict__ vv, const int64_t *__restrict__ start,
+                                 const float *__restrict__ x, int64_t rows, int64_t T)
+{
+    const int lane = threadIdx.x & 31;
+    const int64_t nw = ((int64_t)gridDim.x * blockDim.x) >> 5;
+    for (int64_t r = (blockIdx.x * (int64_t)blockDim.x + threadIdx.x) >> 5; r < rows; r += nw) {
+        const float *row = x + r * T;
+        int64_t base = start[r];
+        for (int64_t t0 = 0; t0 < T; t0 += 32) {
+            int64_t t = t0 + lane;
+            float v = t < T ? row[t] : 0.0f;
+            bool nz = t < T && v != 0.0f;
+            unsigned m = __ballot_sync(0xffffffffu, nz);
+            if (nz) {
+                int64_t k = base + __popc(m & ((1u << lane) - 1u));
+                tt[k] = (int32_t)t;
+                vv[k] = v;
+            }
+            base += __popc(m);
+        }
+    }
+}
+
+/* out[b] = in[b]^T for B matrices [R, Cc], through 32 x 32 shared tiles */
+__global__ void transpose_kernel(float *__restrict__ out, const float *__restrict__ in, int64_t B, int64_t R,
+                                 int64_t Cc)
+{
+    __shared__ float tile[32][33];
+    const int64_t c0 = (int64_t)blockIdx.x * 32, r0 = (int64_t)blockIdx.y * 32;
+    for (int64_t b = blockIdx.z; b < B; b += gridDim.z) {
+        const float *src = in + b * R * Cc;
+        float *dst = out + b * R * Cc;
+        __syncthreads(); /* the previous matrix's tile has been read */
+        for (int k = threadIdx.y; k < 32; k += blockDim.y) {
+            int64_t r = r0 + k, c = c0 + threadIdx.x;
+            if (r < R && c < Cc) tile[k][threadIdx.x] = src[r * Cc + c];
+        }
+        __syncthreads();
+        for (int k = threadIdx.y; k < 32; k += blockDim.y) {
+            int64_t c = c0 + k, r = r0 + threadIdx.x;
+            if (r < R && c < Cc) dst[c * R + r] = tile[threadIdx.x][k];
+        }
+    }
+}
+
+int transpose(const char *op, float *out, const float *in, int64_t B, int64_t R, int64_t Cc)
+{
+    if (B == 0 || R == 0 || Cc == 0) return 0;
+    if ((R + 31) / 32 > 65535) return sl_errorf("%s: %lld rows exceed the grid limit", op, (long long)R);
+    dim3 grid((unsigned)((Cc + 31) / 32), (unsigned)((R + 31) / 32), (unsigned)(B < 65535 ? B : 65535));
+    transpose_kernel<<<grid, dim3(32, 8), 0, slc::stream()>>>(out, in, B, R, Cc);
+    SLC_LAUNCHED(op);
+    return 0;
+}
+
+/* List the non-zeros of x [rows, T]; *use stays false (nothing kept) when
+   more than SPARSE_MAX_DENSITY of x is non-zero. */
+int sparse_build(const char *op, Sparse *s, const float *x, int64_t rows, int64_t T, bool *use)
+{
+    *use = false;
+    if (rows + 1 > INT32_MAX || T > INT32_MAX) return 0;
+    s->rows = rows;
+    Buf<int64_t> cnt(rows + 1);
+    if (cnt.failed() || !s->start.alloc(rows + 1)) return SL_ENOMEM;
+    SLC_CHECK(op, cudaMemsetAsync(cnt.p + rows, 0, sizeof(int64_t), slc::stream()));
+    count_rows_kernel<<<slc::grid_for(rows * 32), slc::THREADS, 0, slc::stream()>>>(cnt.p, x, rows, T);
+    SLC_LAUNCHED(op);
+    size_t tb = 0;
+    SLC_CHECK(op, cub::DeviceScan::ExclusiveSum(NULL, tb, cnt.p, s->start.p, (int)(rows + 1), slc::stream()));
+    Buf<char> tmp(tb);
+    if (tmp.failed()) return SL_ENOMEM;
+    SLC_CHECK(op, cub::DeviceScan::ExclusiveSum(tmp.p, tb, cnt.p, s->start.p, (int)(rows + 1), slc::stream()));
+    int64_t nnz = 0;
+    int rc = sl_cuda_memcpy(&nnz, s->start.p + rows, sizeof nnz, 1);
+    if (rc) return rc;
+    if ((double)nnz > SPARSE_MAX_DENSITY * (double)rows * (double)T) return 0;
+    s->nnz = nnz;
+    if (!s->t.alloc((size_t)nnz + 1) || !s->v.alloc((size_t)nnz + 1)) return SL_ENOMEM;
+    fill_rows_kernel<<<slc::grid_for(rows * 32), slc::THREADS, 0, slc::stream()>>>(s->t.p, s->v.p, s->start.p, x,
+                                                                                   rows, T);
+    SLC_LAUNCHED(op);
+    *use = true;
+    return 0;
+}
+
+/* block (n, block of SP_OB outputs, tile of SP_TT bins), thread per output:
+   acc[t][o] += v * wT[i, o] over the non-zeros (i, t) of sample n in the
+   tile, i increasing and t increasing within i (the CPU's order) */
+__global__ void __launch_bounds__(SP_OB)
+sparse_forward_kernel(float *__restrict__ y, const int64_t *__restrict__ start, const int32_t *__restrict__ tt,
+                      const float *__restrict__ vv, const float *__restrict__ wT, int64_t I, int64_t O, int64_t T,
+                      int64_t tiles, int64_t oblocks)
+{
+    __shared__ float acc[SP_TT][SP_OB + 1];
+    __shared__ int64_t st[SP_ROWS + 1];
+    const int tid = threadIdx.x;
+    const int64_t tile = blockIdx.x % tiles, rest = blockIdx.x / tiles;
+    const int64_t ob = rest % oblocks, n = rest / oblocks;
+    const int64_t t0 = tile * SP_TT, t1 = t0 + SP_TT < T ? t0 + SP_TT : T;
+    const int64_t o = ob * SP_OB + tid;
+    const bool live = o < O;
+    for (int k = 0; k < SP_TT; k++) acc[k][tid] = 0.0f; /* each thread its own column */
+    for (int64_t i0 = 0; i0 < I; i0 += SP_ROWS) {
+        const int ni = (int)(I - i0 < SP_ROWS ? I - i0 : SP_ROWS);
+        __syncthreads(); /* the previous rows' starts have been read */
+        for (int k = tid; k <= ni; k += SP_OB) st[k] = start[n * I + i0 + k];
+        __syncthreads();
+        for (int ii = 0; ii < ni; ii++) {
+            int64_t k = st[ii];
+            const int64_t k1 = st[ii + 1];
+            while (k < k1 && tt[k] < t0) k++;
+            if (k == k1 || tt[k] >= t1) continue;
+            const float w = live ? wT[(i0 + ii) * O + o] : 0.0f;
+            for (; k < k1; k++) {
+                const int64_t t = tt[k];
+                if (t >= t1) break;
+                acc[t - t0][tid] = __fadd_rn(acc[t - t0][tid], __fmul_rn(vv[k], w));
+            }
+        }
+    }
+    __syncthreads();
+    const int w = (int)(t1 - t0);
+    const int no = (int)(O - ob * SP_OB < SP_OB ? O - ob * SP_OB : SP_OB);
+    for (int idx = tid; idx < no * w; idx += SP_OB) {
+        int ol = idx / w, k = idx % w;
+        y[(n * O + ob * SP_OB + ol) * T + t0 + k] = acc[k][ol];
+    }
+}
+
+/* block (input i, block of SP_OB outputs), thread per output:
+   gw[o, i] = sum over n, then the non-zeros (t, v) of row (n, i), of v * gT[n, t, o] */
+__global__ void __launch_bounds__(SP_OB)
+sparse_wgrad_kernel(float *__restrict__ gw, const int64_t *__restrict__ start, const int32_t *__restrict__ tt,
+                    const float *__restrict__ vv, const float *__restrict__ gT, int64_t N, int64_t I, int64_t O,
+                    int64_t T, int64_t oblocks)
+{
+    const int64_t ob = blockIdx.x % oblocks, i = blockIdx.x / oblocks;
+    const int64_t o = ob * SP_OB + threadIdx.x;
+    if (o >= O) return;
+    float a = 0.0f;
+    for (int64_t n = 0; n < N; n++) {
+        const int64_t k1 = start[n * I + i + 1];
+        const float *g = gT + n * T * O + o;
+        for (int64_t k = start[n * I + i]; k < k1; k++) a = __fadd_rn(a, __fmul_rn(vv[k], g[(int64_t)tt[k] * O]));
+    }
+    gw[o * I + i] = a;
+}
+
+/* y [N, O, T] = W [O, I] x for the listed x [N, I, T] */
+int sparse_forward(const char *op, float *y, const float *weight, const Dims &d, const Sparse &s)
+{
+    int64_t I = d.C * d.KK, O = d.O, T = d.T;
+    Scratch wT((size_t)(I * O));
+    if (wT.failed()) return SL_ENOMEM;
+    int rc = transpose(op, wT.p, weight, 1, O, I);
+    if (rc) return rc;
+    int64_t tiles = (T + SP_TT - 1) / SP_TT, oblocks = (O + SP_OB - 1) / SP_OB, blocks = d.N * oblocks * tiles;
+    if (blocks > INT32_MAX) return sl_errorf("%s: %lld blocks exceed the grid limit", op, (long long)blocks);
+    sparse_forward_kernel<<<(unsigned)blocks, SP_OB, 0, slc::stream()>>>(y, s.start.p, s.t.p, s.v.p, wT.p, I, O, T,
+                                                                         tiles, oblocks);
+    SLC_LAUNCHED(op);
+    return 0;
+}
+
+/* gw [O, I] = sum_{n,t} g[n, :, t] x[n, i, t] for the listed x */
+int sparse_wgrad(const char *op, float *gw, const float *g, const Dims &d, const Sparse &s)
+{
+    int64_t I = d.C * d.KK, O = d.O, T = d.T;
+    Scratch gT((size_t)(d.N * T * O));
+    if (gT.failed()) return SL_ENOMEM;
+    int rc = transpose(op, gT.p, g, d.N, O, T);
+    if (rc) return rc;
+    int64_t oblocks = (O + SP_OB - 1) / SP_OB, blocks = I * oblocks;
+    if (blocks > INT32_MAX) return sl_errorf("%s: %lld blocks exceed the grid limit", op, (long long)blocks);
+    sparse_wgrad_kernel<<<(unsigned)blocks, SP_OB, 0, slc::stream()>>>(gw, s.start.p, s.t.p, s.v.p, gT.p, d.N, I, O, T,
+                                                                       oblocks);
+    SLC_LAUNCHED(op);
+    return 0;
+}
 
 } /* namespace */
 
@@ -199,10 +445,16 @@ SL_CUDA_API int sl_conv_forward_cuda(sl_tensor *out, const sl_tensor *in, const 
     int rc = conv_dims_of(op, in, weight, out, p, &d);
     if (rc || out->numel == 0) return rc;
     bool full = is_full_cover(d);
+    if (sparse_eligible(d, full)) {
+        Sparse s;
+        bool use = false;
+        if ((rc = sparse_build(op, &s, in->data, d.N * d.C * d.KK, d.T, &use))) return rc;
+        if (use) return sparse_forward(op, out->data, weight->data, d, s);
+    }
     int64_t nb = chunk_samples(d, full);
     int64_t Og = d.O / d.G, Kg = d.C / d.G * d.KK, xs = d.C * d.H * d.W * d.T, ys = d.O * d.P;
     int64_t cs = d.C * d.KK * d.P; /* one sample's columns */
-    Scratch col(full ? 0 : (size_t)(nb * cs) * sizeof(float));
+    Scratch col(full ? 0 : (size_t)(nb * cs));
     if (col.failed()) return SL_ENOMEM;
     const float one = 1.0f, zero = 0.0f;
     for (int64_t n0 = 0; n0 < d.N; n0 += nb) {
@@ -237,7 +489,7 @@ SL_CUDA_API int sl_conv_backward_input_cuda(sl_tensor *gin, const sl_tensor *gou
     int64_t nb = chunk_samples(d, full);
     int64_t Og = d.O / d.G, Kg = d.C / d.G * d.KK, xs = d.C * d.H * d.W * d.T, ys = d.O * d.P;
     int64_t cs = d.C * d.KK * d.P;
-    Scratch col(full ? 0 : (size_t)(nb * cs) * sizeof(float));
+    Scratch col(full ? 0 : (size_t)(nb * cs));
     if (col.failed()) return SL_ENOMEM;
     const float one = 1.0f, zero = 0.0f;
     for (int64_t n0 = 0; n0 < d.N; n0 += nb) {
@@ -270,9 +522,15 @@ SL_CUDA_API int sl_conv_backward_weight_cuda(sl_tensor *gweight, const sl_tensor
     if (rc) return rc;
     int64_t wn = gweight->numel;
     if (wn == 0) return 0;
+    bool full = is_full_cover(d);
+    if (gout->numel > 0 && sparse_eligible(d, full)) {
+        Sparse s;
+        bool use = false;
+        if ((rc = sparse_build(op, &s, in->data, d.N * d.C * d.KK, d.T, &use))) return rc;
+        if (use) return sparse_wgrad(op, gweight->data, gout->data, d, s);
+    }
     SLC_CHECK(op, cudaMemsetAsync(gweight->data, 0, (size_t)wn * sizeof(float), slc::stream()));
     if (gout->numel == 0) return 0;
-    bool full = is_full_cover(d);
     int64_t nb = chunk_samples(d, full);
     int64_t Og = d.O / d.G, Kg = d.C / d.G * d.KK, xs = d.C * d.H * d.W * d.T, ys = d.O * d.P;
     int64_t cs = d.C * d.KK * d.P;
@@ -282,8 +540,8 @@ SL_CUDA_API int sl_conv_backward_weight_cuda(sl_tensor *gweight, const sl_tensor
     bool partials = d.N > 1 && maxPart >= 2;
     if (partials && nb > maxPart) nb = maxPart;
     if (!partials && full) nb = 1;
-    Scratch col(full ? 0 : (size_t)(nb * cs) * sizeof(float));
-    Scratch part(partials ? (size_t)(nb * wn) * sizeof(float) : 0);
+    Scratch col(full ? 0 : (size_t)(nb * cs));
+    Scratch part(partials ? (size_t)(nb * wn) : 0);
     if (col.failed() || part.failed()) return SL_ENOMEM;
     const float one = 1.0f, zero = 0.0f;
     for (int64_t n0 = 0; n0 < d.N; n0 += nb) {
