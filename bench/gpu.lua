@@ -177,14 +177,15 @@ local function workload(name, batch)
       row(label, 'pending', '', missing and ('no CUDA kernel yet: ' .. missing) or tostring(err):sub(1, 120))
       return
    end
-   local median
+   local median, fwd
    for _, l in ipairs(lines) do
-      local m = l:match('^W%d [%w%-]+%s+%d+%s+([%d%.]+) ms')
-      if m then median = tonumber(m) end
+      local m, f = l:match('^W%d [%w%-]+%s+%d+%s+([%d%.]+) ms.-([%d%.]+) ms%s*$')
+      if m then median, fwd = tonumber(m), tonumber(f) end
    end
    local mem = gpu.memoryStats()
-   row(label, median or 'n/a', 'ms/step', string.format('peak GPU memory %.0f MB live, %.0f MB reserved',
-      (mem.peakLiveBytes - base.liveBytes) / 2 ^ 20, mem.peakReservedBytes / 2 ^ 20))
+   row(label, median or 'n/a', 'ms/step', string.format('forward %s ms; peak GPU memory %.0f MB live, %.0f MB reserved',
+      fwd and string.format('%.2f', fwd) or 'n/a', (mem.peakLiveBytes - base.liveBytes) / 2 ^ 20,
+      mem.peakReservedBytes / 2 ^ 20))
 end
 
 if opts.workloads then
