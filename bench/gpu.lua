@@ -20,9 +20,10 @@ snn.cuda.synchronize() calls:
 Workloads (../shared/BENCHMARKS.md): W1 nmnist-mlp at batch 12 and 128, W2
 nmnist-cnn at batch 12 and 64, each a full training step (forward, loss,
 backward, Adam) through bench/workloads.lua with --device cuda: median ms per
-step and peak GPU memory (live tensors, and live + cached blocks).  A
-workload whose layers have no CUDA kernels yet is listed as pending with the
-missing function.
+step, the forward alone, and peak GPU memory (live tensors, and live +
+cached blocks; when workloads.lua runs variants of a workload in one call,
+each row shows the peak over all of them).  A workload whose layers have no
+CUDA kernels yet is listed as pending with the missing function.
 ]]
 local root = debug.getinfo(1, 'S').source:sub(2):match('^(.*)/bench/[^/]*$') or '.'
 package.path = root .. '/lua/?.lua;' .. root .. '/lua/?/init.lua;' .. package.path
@@ -177,15 +178,20 @@ local function workload(name, batch)
       row(label, 'pending', '', missing and ('no CUDA kernel yet: ' .. missing) or tostring(err):sub(1, 120))
       return
    end
-   local median, fwd
-   for _, l in ipairs(lines) do
-      local m, f = l:match('^W%d [%w%-]+%s+%d+%s+([%d%.]+) ms.-([%d%.]+) ms%s*$')
-      if m then median, fwd = tonumber(m), tonumber(f) end
-   end
+   -- one row per workload line (workloads.lua may run variants of W2)
    local mem = gpu.memoryStats()
-   row(label, median or 'n/a', 'ms/step', string.format('forward %s ms; peak GPU memory %.0f MB live, %.0f MB reserved',
-      fwd and string.format('%.2f', fwd) or 'n/a', (mem.peakLiveBytes - base.liveBytes) / 2 ^ 20,
-      mem.peakReservedBytes / 2 ^ 20))
+   local memNote = string.format('peak GPU memory %.0f MB live, %.0f MB reserved',
+      (mem.peakLiveBytes - base.liveBytes) / 2 ^ 20, mem.peakReservedBytes / 2 ^ 20)
+   local found = false
+   for _, l in ipairs(lines) do
+      local wname, median, fwd = l:match('^(W%d.-)%s+%d+%s+([%d%.]+) ms.-([%d%.]+) ms%s*$')
+      if wname then
+         found = true
+         row(wname .. ', batch ' .. batch, tonumber(median), 'ms/step',
+            string.format('forward %.2f ms; %s', tonumber(fwd), memNote))
+      end
+   end
+   if not found then row(label, 'n/a', '', 'no result line from bench/workloads.lua') end
 end
 
 if opts.workloads then
