@@ -1,7 +1,7 @@
 --[[
 GPU benchmarks (run by bench/device.sh on the GPU machine).
 
-    luajit bench/gpu.lua [--reps R] [--steps S] [--skip-workloads] [--small]
+    luajit bench/gpu.lua [--reps R] [--steps S] [--skip-ops] [--skip-workloads] [--small]
 
 (SLAYER_GPU_BENCH_DEVICE=cpu runs it all on the CPU with --small sizes: a
 check of this script on machines without a GPU, not a benchmark.)
@@ -17,6 +17,11 @@ snn.cuda.synchronize() calls:
     the Lua + dispatch + launch overhead that decides small-batch speed;
     and the same op followed by a wait (the round trip);
   - one fused Adam step over 10M parameters.
+The SNN ops at the workloads' sizes, each alone (where a training step's
+time goes): psp and spike on W1's hidden layer at batch 128, W1's first
+dense layer on 1.5% spikes (the device's sparse path) and on 10% spikes
+(cuBLAS), forward and forward + backward, and W2's first conv and pool at
+batch 64.
 Workloads (../shared/BENCHMARKS.md): W1 nmnist-mlp at batch 12 and 128, W2
 nmnist-cnn at batch 12 and 64, each a full training step (forward, loss,
 backward, Adam) through bench/workloads.lua with --device cuda: median ms per
@@ -43,7 +48,7 @@ local function now()
    return tonumber(tsb.tv_sec) + tonumber(tsb.tv_nsec) * 1e-9
 end
 
-local opts = {reps = 11, steps = 10, workloads = true, small = false}
+local opts = {reps = 11, steps = 10, ops = true, workloads = true, small = false}
 local args = {...}
 local i = 1
 while i <= #args do
@@ -51,6 +56,7 @@ while i <= #args do
    if a == '--reps' then opts.reps = tonumber(args[i + 1]); i = i + 1
    elseif a == '--steps' then opts.steps = tonumber(args[i + 1]); i = i + 1
    elseif a == '--skip-workloads' then opts.workloads = false
+   elseif a == '--skip-ops' then opts.ops = false
    elseif a == '--small' then opts.small = true
    else error('gpu.lua: unknown option ' .. a) end
    i = i + 1
@@ -152,6 +158,51 @@ do
    local s = time(function() opt:step() end)
    row(string.format('Adam step, %.1fM parameters (amsgrad)', n / 1e6), s * 1e3, 'ms',
       string.format('%.0f GB/s (5 reads, 4 writes)', 9 * 4 * n / s / 1e9))
+end
+
+-- SNN ops at the workloads' sizes ------------------------------------------
+
+if opts.ops and pcall(require, 'slayer.layer') then
+   local sl = snn.layer({type = 'SRMALPHA', theta = 10, tauSr = 10, tauRef = 1, scaleRef = 2, tauRho = 1,
+      scaleRho = 1}, {Ts = 1, tSample = 300}):to(DEV)
+   local B1, B2 = opts.small and 2 or 128, opts.small and 1 or 64
+   snn.manualSeed(1)
+   local u = T.randn({B1, 512, 1, 1, 300}, DEV) * 4 + 6
+   local s = time(function() return sl:psp(u) end)
+   row(string.format('psp [%d,512,1,1,300], K %d', B1, sl.srmKernel:numel()), s * 1e3, 'ms',
+      string.format('%.0f GB/s (read + write)', 2 * 4 * u:numel() / s / 1e9))
+   local uc = u:clone()
+   s = time(function() uc:copy(u); return sl:spike(uc) end)
+   row(string.format('spike [%d,512,1,1,300] + a copy', B1), s * 1e3, 'ms')
+   local fc1 = sl:dense({34, 34, 2}, 512)
+   fc1:to(DEV)
+   for _, density in ipairs({0.015, 0.1}) do
+      local x = T.bernoulli({B1, 2, 34, 34, 300}, density, DEV)
+      local what = string.format('dense 2312->512 b%d %g%%', B1, density * 100)
+      s = time(function() return snn.noGrad(function() return fc1(x) end) end)
+      row(what .. ' forward', s * 1e3, 'ms', density < 0.05 and 'sparse path' or 'cuBLAS')
+      s = time(function()
+         fc1:zeroGrad()
+         fc1(x):sum():backward()
+      end)
+      row(what .. ' fwd+bwd', s * 1e3, 'ms')
+   end
+   local conv1, pool1 = sl:conv(2, 16, 5, 1, 1), sl:pool(2)
+   conv1:to(DEV)
+   pool1:to(DEV)
+   local x2 = sl:psp(T.bernoulli({B2, 2, 34, 34, 300}, 0.015, DEV))
+   s = time(function() return snn.noGrad(function() return conv1(x2) end) end)
+   row(string.format('conv 2->16 k5 b%d forward', B2), s * 1e3, 'ms', 'im2col + cuBLAS')
+   s = time(function()
+      conv1:zeroGrad()
+      conv1(x2):sum():backward()
+   end)
+   row(string.format('conv 2->16 k5 b%d fwd+bwd', B2), s * 1e3, 'ms', 'weight gradient only')
+   local y1 = snn.noGrad(function() return conv1(x2) end)
+   s = time(function() return snn.noGrad(function() return pool1(y1) end) end)
+   row(string.format('pool 2 [%d,16,32,32,300]', B2), s * 1e3, 'ms')
+   u, uc, x2, y1 = nil, nil, nil, nil
+   collectgarbage('collect')
 end
 
 -- workloads -----------------------------------------------------------------
