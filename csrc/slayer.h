@@ -221,6 +221,12 @@ void sl_sparse_rows_free(sl_sparse_rows *s);
 int sl_dense_sparse_forward(sl_tensor *out, const sl_sparse_rows *x, const sl_tensor *wT);
 /* gw [O, I] = sum_{n,t} gout[n, :, t] x[n, i, t] */
 int sl_dense_sparse_weight_grad(sl_tensor *gw, const sl_sparse_rows *x, const sl_tensor *gout);
+/* conv (groups 1) of a sparse x shaped like `in`: wT is the weight as
+   [C*kh*kw, O]; the weight gradient gw is [O, C, kh, kw, 1] */
+int sl_conv_sparse_forward(sl_tensor *out, const sl_tensor *in, const sl_sparse_rows *x, const sl_tensor *wT,
+                           const sl_conv_params *p);
+int sl_conv_sparse_weight_grad(sl_tensor *gw, const sl_tensor *in, const sl_sparse_rows *x, const sl_tensor *gout,
+                               const sl_conv_params *p);
 /* folded sum pooling: adjoint 0 computes y from x, 1 computes x from y;
    odd_pad appends the reference's H mod kh / W mod kw zero rows (pool) */
 int sl_fold_pool(sl_tensor *y, sl_tensor *x, const sl_tensor *weight, const sl_conv_params *p, int adjoint,

@@ -546,6 +546,160 @@ int sl_dense_sparse_weight_grad(sl_tensor *gw, const sl_sparse_rows *x, const sl
     return 0;
 }
 
+/* ---- sparse conv ---------------------------------------------------------
+
+   The same scatter and gather for a convolution whose input is a spike
+   train (groups 1): input row i = (c, ih, iw) reaches output position
+   (oh, ow) through tap (ki, kj) when ih = oh*sh - ph + ki*dh and
+   iw = ow*sw - pw + kj*dw.  Forward, per sample:
+     yT[(oh, ow, t), :] += v * wT[(c, ki, kj), :]   for every non-zero v = x[n, c, ih, iw, t]
+   Weight gradient, race-free by weight column (c, ki, kj):
+     gw[:, c, ki, kj] = sum_{n, ih, iw, t} x[n, c, ih, iw, t] * g[n, :, oh, ow, t]   */
+
+/* output position reached from input (ih, iw) through tap (ki, kj), or -1 */
+static inline int64_t tap_target(int64_t ih, int64_t iw, int64_t ki, int64_t kj, const conv_dims *d,
+                                 const sl_conv_params *p)
+{
+    int64_t nh = ih + p->ph - ki * p->dh, nw = iw + p->pw - kj * p->dw;
+    if (nh < 0 || nw < 0 || nh % p->sh || nw % p->sw) return -1;
+    int64_t oh = nh / p->sh, ow = nw / p->sw;
+    return oh < d->OH && ow < d->OW ? oh * d->OW + ow : -1;
+}
+
+static int sparse_conv_check(const char *op, const sl_tensor *in, const sl_sparse_rows *x, const conv_dims *d,
+                             const sl_conv_params *p)
+{
+    if (p->groups != 1) return sl_errorf("%s: the sparse path needs groups = 1, got %d", op, p->groups);
+    if (x->N != d->N || x->T != d->T || x->I != d->C * d->H * d->W)
+        return sl_errorf("%s: sparse input does not match the input tensor", op);
+    (void)in;
+    return 0;
+}
+
+SL_HOT SL_NO_JAM
+static void conv_scatter_sample(float *restrict yT, const float *restrict wT, const sl_sparse_rows *x, int64_t n,
+                                const conv_dims *d, const sl_conv_params *p)
+{
+    int64_t O = d->O, T = d->T;
+    const int64_t *start = x->start + n * x->I;
+    for (int64_t c = 0; c < d->C; c++)
+        for (int64_t ih = 0; ih < d->H; ih++)
+            for (int64_t iw = 0; iw < d->W; iw++) {
+                int64_t i = (c * d->H + ih) * d->W + iw;
+                if (start[i] == start[i + 1]) continue;
+                for (int64_t ki = 0; ki < p->kh; ki++)
+                    for (int64_t kj = 0; kj < p->kw; kj++) {
+                        int64_t pos = tap_target(ih, iw, ki, kj, d, p);
+                        if (pos < 0) continue;
+                        const float *w = wT + ((c * p->kh + ki) * p->kw + kj) * O;
+                        float *yb = yT + pos * T * O;
+                        for (int64_t k = start[i]; k < start[i + 1]; k++) {
+                            float *y = yb + (int64_t)x->t[k] * O, v = x->v[k];
+#pragma omp simd
+                            for (int64_t o = 0; o < O; o++) y[o] += v * w[o];
+                        }
+                    }
+            }
+}
+
+/* out [N, O, OH, OW, T] = conv(x) for sparse x (of the shape of `in`);
+   wT is the weight as [C*kh*kw, O] */
+int sl_conv_sparse_forward(sl_tensor *out, const sl_tensor *in, const sl_sparse_rows *x, const sl_tensor *wT,
+                           const sl_conv_params *p)
+{
+    SL_REQUIRE_CONTIGUOUS("conv", out, wT);
+    conv_dims d;
+    /* conv_dims_of reads the weight's shape: [O, C, kh, kw, 1] as a view of wT's size */
+    sl_tensor wview = *wT;
+    wview.ndim = 5;
+    wview.shape[0] = out->shape[1];
+    wview.shape[1] = in->shape[1];
+    wview.shape[2] = p->kh;
+    wview.shape[3] = p->kw;
+    wview.shape[4] = 1;
+    if (wT->numel != (int64_t)out->shape[1] * in->shape[1] * p->kh * p->kw)
+        return sl_errorf("conv: the transposed weight has %lld elements, expected %lld", (long long)wT->numel,
+                         (long long)out->shape[1] * in->shape[1] * p->kh * p->kw);
+    int rc = conv_dims_of("conv", in, &wview, out, p, &d);
+    if (!rc) rc = sparse_conv_check("conv", in, x, &d, p);
+    if (rc || out->numel == 0) return rc;
+    size_t bufBytes = (size_t)(d.P * d.O) * sizeof(float);
+    int oom = 0;
+#pragma omp parallel if (d.N > 1 && x->nnz * d.KK * d.O > SL_PAR_MIN)
+    {
+        float *yT = sl_scratch_alloc(bufBytes);
+        if (!yT) oom = 1;
+#pragma omp for schedule(dynamic, 1)
+        for (int64_t n = 0; n < d.N; n++) {
+            if (!yT) continue;
+            memset(yT, 0, bufBytes);
+            conv_scatter_sample(yT, wT->data, x, n, &d, p);
+            float *y = out->data + n * d.O * d.P;
+            for (int64_t o = 0; o < d.O; o++)
+                for (int64_t q = 0; q < d.P; q++) y[o * d.P + q] = yT[q * d.O + o];
+        }
+        sl_scratch_free(yT, bufBytes);
+    }
+    if (oom) return sl_errorf_code(SL_ENOMEM, "conv: out of memory");
+    return 0;
+}
+
+SL_HOT SL_NO_JAM
+static void conv_gather_column(float *restrict acc, const float *restrict gb, const sl_sparse_rows *x, int64_t c,
+                               int64_t ki, int64_t kj, const conv_dims *d, const sl_conv_params *p)
+{
+    float a[SPARSE_OB] = {0};
+    for (int64_t n = 0; n < d->N; n++)
+        for (int64_t ih = 0; ih < d->H; ih++)
+            for (int64_t iw = 0; iw < d->W; iw++) {
+                const int64_t *start = x->start + n * x->I + (c * d->H + ih) * d->W + iw;
+                if (start[0] == start[1]) continue;
+                int64_t pos = tap_target(ih, iw, ki, kj, d, p);
+                if (pos < 0) continue;
+                const float *gn = gb + (n * d->P + pos * d->T) * SPARSE_OB;
+                for (int64_t k = start[0]; k < start[1]; k++) {
+                    const float *g = gn + (int64_t)x->t[k] * SPARSE_OB;
+                    float v = x->v[k];
+#pragma omp simd
+                    for (int o = 0; o < SPARSE_OB; o++) a[o] += v * g[o];
+                }
+            }
+    memcpy(acc, a, sizeof a);
+}
+
+/* gw [O, C, kh, kw] = the weight gradient of conv for sparse x */
+int sl_conv_sparse_weight_grad(sl_tensor *gw, const sl_tensor *in, const sl_sparse_rows *x, const sl_tensor *gout,
+                               const sl_conv_params *p)
+{
+    SL_REQUIRE_CONTIGUOUS("conv weight gradient", gw, gout);
+    conv_dims d;
+    int rc = conv_dims_of("conv weight gradient", in, gw, gout, p, &d);
+    if (!rc) rc = sparse_conv_check("conv weight gradient", in, x, &d, p);
+    if (rc || gw->numel == 0) return rc;
+    int64_t O = d.O, nob = (O + SPARSE_OB - 1) / SPARSE_OB, bs = d.N * d.P * SPARSE_OB, CKK = d.C * d.KK;
+    size_t gtBytes = (size_t)(nob * bs) * sizeof(float);
+    float *gT = sl_scratch_alloc(gtBytes);
+    if (!gT) return sl_errorf_code(SL_ENOMEM, "conv weight gradient: out of memory");
+    /* position-major copies of the output gradient, SPARSE_OB outputs a block */
+    SL_FOR(j, nob * d.N, nob * bs > SL_PAR_MIN, {
+        int64_t b = j / d.N, n = j % d.N, o0 = b * SPARSE_OB, on = O - o0 < SPARSE_OB ? O - o0 : SPARSE_OB;
+        float *dst = gT + b * bs + n * d.P * SPARSE_OB;
+        const float *g = gout->data + (n * O + o0) * d.P;
+        if (on < SPARSE_OB) memset(dst, 0, (size_t)(d.P * SPARSE_OB) * sizeof(float));
+        for (int64_t o = 0; o < on; o++)
+            for (int64_t q = 0; q < d.P; q++) dst[q * SPARSE_OB + o] = g[o * d.P + q];
+    });
+    SL_FOR(j, nob * CKK, x->nnz * d.KK * SPARSE_OB * nob > SL_PAR_MIN, {
+        int64_t b = j / CKK, col = j % CKK, o0 = b * SPARSE_OB, on = O - o0 < SPARSE_OB ? O - o0 : SPARSE_OB;
+        int64_t c = col / d.KK, ki = (col % d.KK) / p->kw, kj = col % p->kw;
+        float acc[SPARSE_OB];
+        conv_gather_column(acc, gT + b * bs, x, c, ki, kj, &d, p);
+        for (int64_t o = 0; o < on; o++) gw->data[(o0 + o) * CKK + col] = acc[o];
+    });
+    sl_scratch_free(gT, gtBytes);
+    return 0;
+}
+
 /* ---- folded sum pooling -------------------------------------------------- */
 
 /*

@@ -134,6 +134,33 @@ local function denseSparseOp(x, w, csr, outShape)
    return out
 end
 
+-- conv with a sparse input (spike trains): scatter the kernel per spike
+local function convSparseOp(x, w, csr, p, outShape)
+   local O = w:size(1)
+   local K = w:numel() / O
+   local wT = T._contig(T._contig(w:detach()):view({O, K}):transpose(1, 2))
+   local out = T._emptyOf(outShape, 0, 'conv')
+   local xc = T._contig(x)
+   if C.sl_conv_sparse_forward(out._c, xc._c, csr, wT._c, p) ~= 0 then cfail(3) end
+   if not A.needed(x, w) then
+      C.sl_sparse_rows_free(ffi.gc(csr, nil))
+   else
+      local wd, xd = T._contig(w:detach()), xc:detach()
+      local inShape, wShape = x:shape(), w:shape()
+      A.record(out, {x, w}, function(g)
+         g = T._contig(g)
+         local gx, gw
+         if x._rg then gx = rawConvInput(g, wd, p, inShape, 'cpu') end
+         if w._rg then
+            gw = T._emptyOf(wShape, 0, 'conv')
+            if C.sl_conv_sparse_weight_grad(gw._c, xd._c, csr, g._c, p) ~= 0 then cfail(2) end
+         end
+         return gx, gw
+      end, 2)
+   end
+   return out
+end
+
 ---------------------------------------------------------------------------
 -- dense
 ---------------------------------------------------------------------------
@@ -150,6 +177,9 @@ S.Dense = Dense
 -- does not pay).
 S.sparseThreshold = 0.10
 S.sparseMinOut = 32
+--- Conv (groups 1) takes its sparse-spike path below this fraction of
+-- non-zeros (set conv.sparse = true/false to force a path).
+S.convSparseThreshold = 0.05
 
 function Dense:__init(inFeatures, outFeatures, weightScale, preHookFx)
    nn.Module.__init(self)
@@ -253,7 +283,16 @@ function Conv:forward(x)
    end
    local w = hooked(self, fname)
    if x.device ~= w.device then fail(fname, 'input on ' .. x.device .. ', weight on ' .. w.device, 2) end
-   return convOp(x, w, self:_params(), {N, self.outChannels, OH, OW, Tn})
+   local outShape = {N, self.outChannels, OH, OW, Tn}
+   if x.device == 'cpu' and self.groups == 1 and self.sparse ~= false then
+      local xc = T._contig(x)
+      if C.sl_sparse_rows_new(csrOut, xc._c, self.sparse == true and 2 or S.convSparseThreshold) ~= 0 then cfail(2) end
+      local csr = csrOut[0]
+      if csr ~= nil then
+         return convSparseOp(x, w, ffi.gc(csr, C.sl_sparse_rows_free), self:_params(), outShape)
+      end
+   end
+   return convOp(x, w, self:_params(), outShape)
 end
 
 function Conv:__tostring()
