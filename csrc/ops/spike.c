@@ -18,32 +18,46 @@
 
 #include <math.h>
 
-/* one row, in time order; blocks of 16 bins without a crossing are skipped
-   with a vectorised test */
+/* Sixteen rows at a time, as the lanes of one vector: the rows are
+   transposed into a [T][16] tile, the recurrence runs in time order with the
+   threshold test and the refractory additions done for all lanes at once
+   (an addition only where that lane spiked, so each element receives
+   exactly the reference's additions, in spike order), and the tile is
+   transposed back.  Spiking is a data-dependent branch per bin in a scalar
+   loop; here it is a mask.  Unused lanes hold -inf and never spike. */
+#define LANES 16
+typedef float v16f __attribute__((vector_size(LANES * sizeof(float))));
+typedef int32_t v16i __attribute__((vector_size(LANES * sizeof(int32_t))));
+
 SL_HOT
-static void spike_row(float *restrict u, float *restrict s, int64_t T, const float *restrict nu, int64_t K,
-                      float theta, float amp)
+static void spike_tile(float *restrict tile, float *restrict st, int64_t T, const float *restrict nu, int64_t K,
+                       float theta, float amp)
 {
-    int64_t t = 0;
-    while (t < T) {
-        while (t + 16 <= T) {
-            int any = 0;
-            for (int j = 0; j < 16; j++) any |= u[t + j] >= theta;
-            if (any) break;
-            for (int j = 0; j < 16; j++) s[t + j] = 0.0f;
-            t += 16;
-        }
-        if (t >= T) break;
-        if (u[t] >= theta) {
-            s[t] = amp;
-            int64_t n = K < T - t ? K : T - t;
-            float *a = u + t;
-            for (int64_t j = 0; j < n; j++) a[j] += nu[j];
-        } else {
-            s[t] = 0.0f;
-        }
-        t++;
+    const v16f th = (v16f){0} + theta, am = (v16f){0} + amp;
+    for (int64_t t = 0; t < T; t++) {
+        v16f *cur = (v16f *)(tile + t * LANES);
+        v16i fired = *cur >= th; /* all ones where the lane spikes */
+        *(v16f *)(st + t * LANES) = (v16f)((v16i)am & fired);
+        int32_t any = 0;
+        for (int l = 0; l < LANES; l++) any |= fired[l];
+        if (!any) continue;
+        int64_t n = K < T - t ? K : T - t;
+        /* lanes that did not spike add +0 (only -0 would change, to +0) */
+        for (int64_t j = 0; j < n; j++) cur[j] += (v16f)((v16i)((v16f){0} + nu[j]) & fired);
     }
+}
+
+static void spike_block(float *u, float *s, int64_t nrows, int64_t T, const float *nu, int64_t K, float theta,
+                        float amp, float *tile, float *st)
+{
+    for (int64_t t = 0; t < T; t++)
+        for (int l = 0; l < LANES; l++) tile[t * LANES + l] = l < nrows ? u[l * T + t] : -INFINITY;
+    spike_tile(tile, st, T, nu, K, theta, amp);
+    for (int64_t l = 0; l < nrows; l++)
+        for (int64_t t = 0; t < T; t++) {
+            u[l * T + t] = tile[t * LANES + l];
+            s[l * T + t] = st[t * LANES + l];
+        }
 }
 
 int sl_spike_forward(sl_tensor *spikes, sl_tensor *u, const sl_tensor *ref, float theta, float Ts)
@@ -59,7 +73,22 @@ int sl_spike_forward(sl_tensor *spikes, sl_tensor *u, const sl_tensor *ref, floa
     int64_t rows = u->numel / T, K = ref->numel;
     const float *nu = ref->data;
     const float amp = 1.0f / Ts;
-    SL_FOR(r, rows, rows * T > SL_PAR_MIN / 4, spike_row(u->data + r * T, spikes->data + r * T, T, nu, K, theta, amp););
+    int64_t blocks = (rows + LANES - 1) / LANES;
+    size_t tileBytes = (size_t)(2 * T * LANES) * sizeof(float);
+    int oom = 0;
+#pragma omp parallel if (blocks > 1 && rows * T > SL_PAR_MIN / 4)
+    {
+        float *tile = sl_scratch_alloc(tileBytes);
+        if (!tile) oom = 1;
+#pragma omp for schedule(static)
+        for (int64_t b = 0; b < blocks; b++) {
+            if (!tile) continue;
+            int64_t r0 = b * LANES, nr = rows - r0 < LANES ? rows - r0 : LANES;
+            spike_block(u->data + r0 * T, spikes->data + r0 * T, nr, T, nu, K, theta, amp, tile, tile + T * LANES);
+        }
+        sl_scratch_free(tile, tileBytes);
+    }
+    if (oom) return sl_errorf_code(SL_ENOMEM, "spike: out of memory");
     return 0;
 }
 
