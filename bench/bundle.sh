@@ -18,6 +18,8 @@
 #   build/                  libslayer.so, libslayer_cuda.so and the C tests
 #                           built here (glibc >= 2.34 needed there)
 #   include/, lib/*.so      headers and link names, for rebuilding there
+#   data/                   the first N-MNIST samples and the Oxford files of
+#                           ../shared/data, for tests/examples_cuda_spec.lua
 #   env.sh                  PATH, LD_LIBRARY_PATH, LUA_PATH, LUA_CPATH,
 #                           SLAYER_LIB, SLAYER_BUILD (set BUNDLE first)
 # It ends by checking, with ldd and LuaJIT run from a copy in /tmp under a
@@ -77,6 +79,22 @@ cp -L "$BUILD/libslayer.so" "$OUTDIR/build/"
 for t in "$BUILD"/tests/c/test_*; do
   case "$t" in *.*) ;; *) [ -x "$t" ] && cp "$t" "$OUTDIR/build/tests/c/" ;; esac
 done
+
+# a few samples of the shared data for the examples' GPU smoke tests
+# (tests/examples_cuda_spec.lua): ../shared does not travel to the GPU
+# machine, so device.sh points SLAYER_DATA here when it is absent there
+DATA=${SLAYER_DATA:-$ROOT/../shared/data}
+if [ -f "$DATA/nmnist-small/train1K.txt" ]; then
+  mkdir -p "$OUTDIR/data/nmnist-small" "$OUTDIR/data/oxford"
+  cp "$DATA/nmnist-small/train1K.txt" "$DATA/nmnist-small/test100.txt" "$OUTDIR/data/nmnist-small/"
+  for spec in train1K.txt:48 test100.txt:24; do
+    awk 'NR > 1 && $1 ~ /^[0-9]+$/ { print $1 }' "$DATA/nmnist-small/${spec%%:*}" | head -n "${spec##*:}" |
+      while read -r i; do cp "$DATA/nmnist-small/$i.bs2" "$OUTDIR/data/nmnist-small/"; done
+  done
+  cp "$DATA"/oxford/* "$OUTDIR/data/oxford/"
+else
+  echo "bundle: warning: no shared data at $DATA (set SLAYER_DATA): the examples' GPU tests will be skipped" >&2
+fi
 
 cat > "$OUTDIR/env.sh" <<'EOF'
 # source with BUNDLE set to this folder

@@ -58,6 +58,10 @@ cd "$ROOT" || exit 1
 echo "== device.sh in $ROOT"
 [ -f "$BUNDLE/env.sh" ] || { echo "device.sh: no .bundle/ here: run bench/bundle.sh and carry .bundle"; exit 1; }
 . "$BUNDLE/env.sh"
+# the shared data does not travel: use the bundle's samples when it is absent
+if [ -z "${SLAYER_DATA:-}" ] && [ ! -f ../shared/data/nmnist-small/train1K.txt ] && [ -d "$BUNDLE/data" ]; then
+  export SLAYER_DATA=$BUNDLE/data
+fi
 
 # ---- 1. environment -----------------------------------------------------------
 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm --format=csv 2>&1 | tee "$LOG/nvidia-smi.txt"
