@@ -18,15 +18,7 @@ local ffi = require 'ffi'
 local T = snn.tensor
 local C = require('slayer.ffi').C
 
-ffi.cdef [[
-typedef struct { long tv_sec; long tv_nsec; } sl_bench_timespec;
-int clock_gettime(int clk, sl_bench_timespec *ts);
-]]
-local ts = ffi.new('sl_bench_timespec')
-local function now()
-   ffi.C.clock_gettime(1, ts)
-   return tonumber(ts.tv_sec) + tonumber(ts.tv_nsec) * 1e-9
-end
+local now = snn.utils.now
 
 local opts = {threads = 2, reps = 11}
 local a = {...}
@@ -36,11 +28,7 @@ for i = 1, #a do
 end
 snn.setNumThreads(opts.threads)
 
-local function median(xs)
-   table.sort(xs)
-   local n = #xs
-   return n % 2 == 1 and xs[(n + 1) / 2] or 0.5 * (xs[n / 2] + xs[n / 2 + 1])
-end
+local median = snn.utils.median
 
 local function time(fn, reps)
    fn() -- warm up

@@ -22,15 +22,7 @@ local snn = require 'slayer'
 local ffi = require 'ffi'
 local T = snn.tensor
 
-ffi.cdef [[
-typedef struct { long tv_sec; long tv_nsec; } sl_wl_timespec;
-int clock_gettime(int clk, sl_wl_timespec *ts);
-]]
-local tsb = ffi.new('sl_wl_timespec')
-local function now()
-   ffi.C.clock_gettime(1, tsb)
-   return tonumber(tsb.tv_sec) + tonumber(tsb.tv_nsec) * 1e-9
-end
+local now = snn.utils.now
 
 local opts = {threads = 2, steps = 10, only = nil, batch = nil, device = 'cpu'}
 local args = {...}
@@ -49,13 +41,7 @@ local netParams = {
       tgtSpikeCount = {[true] = 60, [false] = 10}}},
 }
 
-local function median(xs)
-   local s = {}
-   for i, v in ipairs(xs) do s[i] = v end
-   table.sort(s)
-   local n = #s
-   return n % 2 == 1 and s[(n + 1) / 2] or 0.5 * (s[n / 2] + s[n / 2 + 1])
-end
+local median = snn.utils.median
 
 local function peakRssMB()
    for line in io.lines('/proc/self/status') do

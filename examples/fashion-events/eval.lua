@@ -21,13 +21,6 @@ local model = dofile(here .. '/model.lua')
 local netParams = snn.params(here .. '/network.yaml')
 local net = model.Network(netParams):load(checkpoint):evaluate()
 local testSet = model.dataset(opt.data, 't10k', opt.test, opt.out .. '/cache', netParams)
-local correct, total = 0, 0
-snn.noGrad(function()
-   for input, _, labels in snn.data.Loader(testSet, {batchSize = opt.batch, workers = 2}):iter() do
-      local pred = snn.predict.getClass(net(input)):totable()
-      for i, l in ipairs(labels) do if pred[i] == l then correct = correct + 1 end end
-      total = total + #labels
-   end
-end)
-print(string.format('test accuracy %.4f (%d / %d)', correct / total, correct, total))
-print('RESULT ' .. utils.json({example = 'fashion-events', testAccuracy = correct / total, samples = total}))
+local acc, _, correct, total = utils.evaluate(net, snn.data.Loader(testSet, {batchSize = opt.batch, workers = 2}))
+print(string.format('test accuracy %.4f (%d / %d)', acc, correct, total))
+print('RESULT ' .. utils.json({example = 'fashion-events', testAccuracy = acc, samples = total}))

@@ -42,11 +42,6 @@ local optimizer = snn.optim.Adam(net:parameters(), {lr = opt.lr, amsgrad = true}
 local trainLoader = snn.data.Loader(trainSet, {batchSize = opt.batch, shuffle = true, seed = opt.seed, workers = opt.workers})
 local testLoader = snn.data.Loader(testSet, {batchSize = opt.batch, workers = opt.workers})
 local stats = snn.stats{epochSamples = {train = #trainSet, test = #testSet}}
-local function correct(output, labels)
-   local pred, n = snn.predict.getClass(output):totable(), 0
-   for i, l in ipairs(labels) do if pred[i] == l then n = n + 1 end end
-   return n
-end
 
 for epoch = 0, opt.epochs - 1 do
    local tSt, i = utils.now(), 0
@@ -57,21 +52,15 @@ for epoch = 0, opt.epochs - 1 do
       optimizer:zeroGrad()
       loss:backward()
       optimizer:step()
-      stats.training.correctSamples = stats.training.correctSamples + correct(output, labels)
+      stats.training.correctSamples = stats.training.correctSamples + utils.correct(output, labels)
       stats.training.numSamples = stats.training.numSamples + #labels
       stats.training.lossSum = stats.training.lossSum + loss:item()
       i = i + 1
       if i % (stats.tty and 10 or 100) == 0 then stats:print(epoch, i, utils.now() - tSt) end
    end
    net:evaluate()
-   snn.noGrad(function()
-      for input, target, labels in testLoader:iter() do
-         local output = net(input)
-         stats.testing.correctSamples = stats.testing.correctSamples + correct(output, labels)
-         stats.testing.numSamples = stats.testing.numSamples + #labels
-         stats.testing.lossSum = stats.testing.lossSum + err:numSpikes(output, target):item()
-      end
-   end)
+   local _, _, nCorrect, n, lossSum = utils.evaluate(net, testLoader, function(o, t) return err:numSpikes(o, t) end)
+   stats.testing.correctSamples, stats.testing.numSamples, stats.testing.lossSum = nCorrect, n, lossSum
    stats:print(epoch, i, utils.now() - tSt)
    stats:newline()
    stats:update()

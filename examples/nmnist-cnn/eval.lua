@@ -22,16 +22,7 @@ local err = snn.loss(netParams)
 local testSet = snn.data.SpikeFiles{root = opt.data, list = 'test100.txt', shape = {2, 34, 34},
    tSample = netParams.simulation.tSample, Ts = netParams.simulation.Ts, classes = 10, limit = opt.test}
 
-local correct, total, lossSum = 0, 0, 0
-snn.noGrad(function()
-   for input, target, labels in snn.data.Loader(testSet, {batchSize = opt.batch}):iter() do
-      local output = net(input)
-      local pred = snn.predict.getClass(output):totable()
-      for i, l in ipairs(labels) do if pred[i] == l then correct = correct + 1 end end
-      total = total + #labels
-      lossSum = lossSum + err:numSpikes(output, target):item()
-   end
-end)
-print(string.format('test accuracy %.4f (%d / %d), loss %.6g', correct / total, correct, total, lossSum / total))
-print('RESULT ' .. utils.json({example = 'nmnist-cnn', testAccuracy = correct / total, testLoss = lossSum / total,
-   samples = total}))
+local loader = snn.data.Loader(testSet, {batchSize = opt.batch})
+local acc, loss, correct, total = utils.evaluate(net, loader, function(o, t) return err:numSpikes(o, t) end)
+print(string.format('test accuracy %.4f (%d / %d), loss %.6g', acc, correct, total, loss))
+print('RESULT ' .. utils.json({example = 'nmnist-cnn', testAccuracy = acc, testLoss = loss, samples = total}))

@@ -32,16 +32,8 @@ local testingSet = model.dataset(opt.data, 'test100.txt', opt.test, netParams)
 local net = model.Network(netParams):load(checkpoint):evaluate()
 local lossFn = snn.loss(netParams, snn.loihi)
 
-local correct, count, lossSum = 0, 0, 0
-snn.noGrad(function()
-   for input, target, labels in snn.data.Loader(testingSet, {batchSize = opt.batch}):iter() do
-      local output = net(input)
-      local pred = snn.predict.getClass(output):totable()
-      for k, label in ipairs(labels) do if pred[k] == label then correct = correct + 1 end end
-      count = count + #labels
-      lossSum = lossSum + lossFn:numSpikes(output, target):item()
-   end
-end)
-print(string.format('test accuracy %.4f (%d / %d), loss %.6g', correct / count, correct, count, lossSum / count))
-print('RESULT ' .. snn.utils.json{example = 'nmnist-loihi', testAccuracy = correct / count, testLoss = lossSum / count,
-   samples = count, checkpoint = checkpoint})
+local loader = snn.data.Loader(testingSet, {batchSize = opt.batch})
+local acc, loss, correct, count = snn.utils.evaluate(net, loader, function(o, t) return lossFn:numSpikes(o, t) end)
+print(string.format('test accuracy %.4f (%d / %d), loss %.6g', acc, correct, count, loss))
+print('RESULT ' .. snn.utils.json{example = 'nmnist-loihi', testAccuracy = acc, testLoss = loss, samples = count,
+   checkpoint = checkpoint})

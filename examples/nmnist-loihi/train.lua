@@ -46,12 +46,6 @@ local optimizer = snn.optim.Nadam(net:parameters(), {lr = opt.lr, amsgrad = true
 local stats = snn.stats()
 stats:setEpochSamples(trainingSet:size(), testingSet:size())
 
-local function correct(output, labels)
-   local pred, n = snn.predict.getClass(output):totable(), 0
-   for k, label in ipairs(labels) do if pred[k] == label then n = n + 1 end end
-   return n
-end
-
 local tStart = snn.utils.now()
 local bestTest = 0
 for epoch = 0, opt.epochs - 1 do
@@ -61,7 +55,7 @@ for epoch = 0, opt.epochs - 1 do
    local i = 0
    for input, target, labels in trainLoader:iter() do
       local output = net(input)
-      stats.training.correctSamples = stats.training.correctSamples + correct(output, labels)
+      stats.training.correctSamples = stats.training.correctSamples + snn.utils.correct(output, labels)
       stats.training.numSamples = stats.training.numSamples + #labels
       local loss = lossFn:numSpikes(output, target)
       optimizer:zeroGrad()
@@ -73,14 +67,8 @@ for epoch = 0, opt.epochs - 1 do
    end
    -- testing: the same without learning
    net:evaluate()
-   snn.noGrad(function()
-      for input, target, labels in testLoader:iter() do
-         local output = net(input)
-         stats.testing.correctSamples = stats.testing.correctSamples + correct(output, labels)
-         stats.testing.numSamples = stats.testing.numSamples + #labels
-         stats.testing.lossSum = stats.testing.lossSum + lossFn:numSpikes(output, target):item()
-      end
-   end)
+   local _, _, nCorrect, n, lossSum = snn.utils.evaluate(net, testLoader, function(o, t) return lossFn:numSpikes(o, t) end)
+   stats.testing.correctSamples, stats.testing.numSamples, stats.testing.lossSum = nCorrect, n, lossSum
    stats:print(epoch, i, snn.utils.now() - tEpoch)
    stats:newline()
    stats:update()

@@ -1,6 +1,7 @@
 --[[
 snn.utils -- small helpers for training scripts: command-line options, a
-monotonic clock, JSON output, folders.
+monotonic clock and medians, JSON output, folders, and counting correct
+classifications.
 
     local opt = snn.utils.options(arg, {
        epochs = {90, 'number of epochs'},
@@ -22,6 +23,52 @@ local tsb = ffi.new('sl_utils_timespec')
 function M.now()
    ffi.C.clock_gettime(1, tsb)
    return tonumber(tsb.tv_sec) + tonumber(tsb.tv_nsec) * 1e-9
+end
+
+--- Median of a list of numbers (the list is not changed).
+function M.median(xs)
+   local s = {}
+   for i, v in ipairs(xs) do s[i] = v end
+   table.sort(s)
+   local n = #s
+   if n == 0 then return nil end
+   return n % 2 == 1 and s[(n + 1) / 2] or 0.5 * (s[n / 2] + s[n / 2 + 1])
+end
+
+--- Median seconds of fn() over reps calls, after `warmup` calls (default 1).
+function M.timeit(fn, reps, warmup)
+   for _ = 1, warmup or 1 do fn() end
+   local ts = {}
+   for i = 1, reps do
+      local t0 = M.now()
+      fn()
+      ts[i] = M.now() - t0
+   end
+   return M.median(ts), ts
+end
+
+--- How many samples of a batch the network classified right: the class
+-- with most output spikes (snn.predict.getClass) against 1-based labels.
+function M.correct(output, labels)
+   local pred, n = require('slayer.predict').getClass(output):totable(), 0
+   for i, l in ipairs(labels) do if pred[i] == l then n = n + 1 end end
+   return n
+end
+
+--- Run net over a loader without gradients; returns accuracy, the mean of
+-- lossFn(output, target) per sample (nil without lossFn), the number
+-- correct, the number of samples and the summed loss.
+function M.evaluate(net, loader, lossFn)
+   local correct, total, lossSum = 0, 0, 0
+   require('slayer.autograd').noGrad(function()
+      for input, target, labels in loader:iter() do
+         local output = net(input)
+         correct = correct + M.correct(output, labels)
+         total = total + #labels
+         if lossFn then lossSum = lossSum + lossFn(output, target):item() end
+      end
+   end)
+   return correct / math.max(total, 1), lossFn and lossSum / math.max(total, 1) or nil, correct, total, lossSum
 end
 
 local function usage(spec, title)
