@@ -714,6 +714,56 @@ describe('losses on the GPU', function()
    end)
 end)
 
+describe('data loaders on the GPU', function()
+   local DATA = require('support.helpers').dataDir()
+   if not DATA then
+      pending('shared data not found (../shared/data or SLAYER_DATA)')
+      return
+   end
+
+   it('hand out the CPU batches on the device, through pinned buffers, with and without workers', function()
+      local ds = snn.data.SpikeFiles{root = DATA .. '/nmnist-small', list = 'train1K.txt', shape = {2, 34, 34},
+         tSample = 300, Ts = 1, classes = 10, limit = 30}
+      for _, c in ipairs({{0}, {2}, {1, 1}}) do -- workers (and a depth of one slot)
+         local workers = c[1]
+         local o = {batchSize = 8, shuffle = true, seed = 3, workers = workers, depth = c[2]}
+         local cpu = snn.data.Loader(ds, o)
+         o.device = DEV
+         local gpu = snn.data.Loader(ds, o)
+         local function epoch(stopAfter)
+            local want = {}
+            for x, y, lab in cpu:iter() do want[#want + 1] = {x, y, lab} end
+            local k = 0
+            for x, y, lab in gpu:iter() do
+               k = k + 1
+               local what = string.format('workers %d, batch %d', workers, k)
+               assert.are.equal(DEV, x.device, what)
+               assert.are.equal(DEV, y.device, what)
+               assert.are.same(want[k][1]:shape(), x:shape(), what)
+               assert.are.equal(0, T.maxAbsDiff(x:cpu(), want[k][1]), what .. ' input')
+               assert.are.equal(0, T.maxAbsDiff(y:cpu(), want[k][2]), what .. ' target')
+               assert.are.same(want[k][3], lab, what .. ' labels')
+               if k == stopAfter then return end
+            end
+            assert.are.equal(#want, k)
+            assert.are.same({6, 2, 34, 34, 300}, want[#want][1]:shape()) -- the partial last batch
+         end
+         epoch()
+         epoch()
+         epoch(1) -- abandoned after one batch
+         epoch()  -- restarts cleanly
+      end
+   end)
+
+   it('refuses an unknown device', function()
+      local ds = snn.data.SpikeFiles{root = DATA .. '/nmnist-small', list = 'train1K.txt', shape = {2, 34, 34},
+         tSample = 300, Ts = 1, classes = 10, limit = 2}
+      local ok, err = pcall(snn.data.Loader, ds, {device = 'tpu'})
+      assert.is_false(ok)
+      assert.truthy(tostring(err):find("Loader: device must be 'cpu' or 'cuda', got tpu", 1, true), err)
+   end)
+end)
+
 describe('mixing devices', function()
    it('raises an error naming both devices', function()
       local ok, err = pcall(function() return T.ones({2}) + T.ones({2}, DEV) end)

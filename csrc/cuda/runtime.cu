@@ -215,6 +215,53 @@ SL_CUDA_API int sl_cuda_memcpy(void *dst, const void *src, size_t bytes, int kin
     }
 }
 
+/* ---- pinned host memory and events (the data loaders' asynchronous copies) */
+
+/* page-locked host memory: copies from it to the device do not wait for
+   the queued work (the driver reads it while the GPU computes) */
+SL_CUDA_API void *sl_cuda_host_alloc(size_t bytes)
+{
+    void *p = NULL;
+    cudaError_t e = cudaHostAlloc(&p, bytes ? bytes : 1, cudaHostAllocDefault);
+    if (e != cudaSuccess) {
+        sl_errorf_code(SL_ENOMEM, "pinned host memory: cannot allocate %zu bytes: %s", bytes, cudaGetErrorString(e));
+        cudaGetLastError();
+        return NULL;
+    }
+    return p;
+}
+
+SL_CUDA_API void sl_cuda_host_free(void *p)
+{
+    if (p) cudaFreeHost(p);
+}
+
+/* an event recorded after the work queued so far; NULL (error set) on failure */
+SL_CUDA_API void *sl_cuda_event_record(void)
+{
+    cudaEvent_t ev = NULL;
+    cudaError_t e = cudaEventCreateWithFlags(&ev, cudaEventDisableTiming);
+    if (e == cudaSuccess) e = cudaEventRecord(ev, S.stream);
+    if (e != cudaSuccess) {
+        if (ev) cudaEventDestroy(ev);
+        slc::cuda_fail("event", e);
+        return NULL;
+    }
+    return (void *)ev;
+}
+
+/* wait on the host until the work before the event has finished */
+SL_CUDA_API int sl_cuda_event_wait(void *ev)
+{
+    SLC_CHECK("event", cudaEventSynchronize((cudaEvent_t)ev));
+    return 0;
+}
+
+SL_CUDA_API void sl_cuda_event_free(void *ev)
+{
+    if (ev) cudaEventDestroy((cudaEvent_t)ev);
+}
+
 /* ---- device copies and fills of any strides ------------------------------ */
 
 template <typename I>

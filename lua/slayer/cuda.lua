@@ -21,7 +21,8 @@ inside kernels (an index out of range) are reported at the next such wait.
 Device memory comes from a caching allocator: freed blocks are kept for
 reuse, so a training loop stops calling cudaMalloc after its first step.
 memoryStats() gives its counters; emptyCache() returns the cached blocks to
-the driver.  $SLAYER_CUDA_DEVICE picks the GPU (default 0);
+the driver.  Data loaders with device = 'cuda' stage batches in pinned host
+memory (pinnedBuffer) and copy them without waiting for the queued work.  $SLAYER_CUDA_DEVICE picks the GPU (default 0);
 $SLAYER_CUDA_LIB names the library file explicitly.
 ]]
 local ffi = require 'ffi'
@@ -39,6 +40,11 @@ local SIGNATURES = {
    sl_cuda_mem_info = 'int (*)(int64_t *, int64_t *)',
    sl_cuda_peak_reserved = 'int64_t (*)(void)',
    sl_cuda_reset_peak = 'void (*)(void)',
+   sl_cuda_host_alloc = 'void *(*)(size_t)',
+   sl_cuda_host_free = 'void (*)(void *)',
+   sl_cuda_event_record = 'void *(*)(void)',
+   sl_cuda_event_wait = 'int (*)(void *)',
+   sl_cuda_event_free = 'void (*)(void *)',
 }
 local resolved = {}
 
@@ -126,6 +132,27 @@ function M.setCacheLimit(bytes)
    end
    fn('sl_cuda_synchronize', 'setCacheLimit')
    C.sl_mem_set_cache_limit(1, bytes)
+end
+
+--- n floats of page-locked (pinned) host memory, freed when the pointer
+-- is collected: copies from it to the GPU run without waiting for the
+-- queued work (the data loaders stage batches in it).
+function M.pinnedBuffer(n)
+   local p = fn('sl_cuda_host_alloc', 'pinnedBuffer')(n * 4)
+   if p == nil then error('cuda.pinnedBuffer: ' .. L.lastError(), 2) end
+   return ffi.gc(ffi.cast('float *', p), fn('sl_cuda_host_free', 'pinnedBuffer'))
+end
+
+--- An event after the GPU work queued so far; M.waitEvent(ev) blocks the
+-- host until that work has finished.
+function M.recordEvent()
+   local ev = fn('sl_cuda_event_record', 'recordEvent')()
+   if ev == nil then error('cuda.recordEvent: ' .. L.lastError(), 2) end
+   return ffi.gc(ev, fn('sl_cuda_event_free', 'recordEvent'))
+end
+
+function M.waitEvent(ev)
+   if fn('sl_cuda_event_wait', 'waitEvent')(ev) ~= 0 then error('cuda.waitEvent: ' .. L.lastError(), 2) end
 end
 
 return M

@@ -20,6 +20,12 @@ out are the caller's to keep).  Other datasets are loaded in the calling
 thread.  The order is a permutation drawn from the loader's own generator,
 seeded by (seed, epoch), so it does not disturb snn.manualSeed and is the
 same with any number of workers.
+
+`device = 'cuda'` hands out batches on the GPU: file batches are binned into
+page-locked (pinned) host buffers, allocated once per slot, and copied to
+fresh device tensors without waiting for the GPU work queued before (the
+copy overlaps the previous step); a buffer goes back to the workers once
+its copy has finished.  (Pinned memory: the batch's bytes per slot.)
 ]]
 local ffi = require 'ffi'
 local L = require 'slayer.ffi'
@@ -271,6 +277,13 @@ function Loader:__init(ds, o)
    self.dropLast = o.dropLast and true or false
    self.workers = o.workers or 0
    self.depth = o.depth or math.max(2, 2 * self.workers)
+   self.device = o.device or 'cpu'
+   if self.device ~= 'cpu' and self.device ~= 'cuda' then
+      fail(fname, "device must be 'cpu' or 'cuda', got " .. tostring(self.device), 2)
+   end
+   if self.device == 'cuda' and not require('slayer.cuda').isAvailable() then
+      fail(fname, "device 'cuda': " .. tostring(require('slayer.cuda').unavailableReason()), 2)
+   end
    self.epoch = 0
    self.n = ds.size and ds:size() or #ds
    -- loader[b] = size of batch b, so that #loader is the number of batches
@@ -304,6 +317,33 @@ local function usesWorkers(self)
    return self.workers > 0 and type(ds.paths) == 'table' and ds.format ~= nil and ds.shape ~= nil
 end
 
+-- device batches: copy n values of pinned host memory into new GPU tensors
+-- (asynchronous: the source stays untouched until the copy has finished)
+local function toDevice(self, xin, tin, inShape, tShape)
+   local input, target = T.empty(inShape, self.device), T.empty(tShape, self.device)
+   if C.sl_copy_from_host(input._c, xin, input:numel()) ~= 0 then cfail(3) end
+   if C.sl_copy_from_host(target._c, tin, target:numel()) ~= 0 then cfail(3) end
+   return input, target
+end
+
+-- the single-threaded loader's pinned pair, zeroed, once the previous copy
+-- out of it has finished
+local function stagingBuffers(self, nIn, nTarget)
+   local cuda = require 'slayer.cuda'
+   local st = self._staging
+   if not st or st.nIn < nIn or st.nTarget < nTarget then
+      if st and st.event then cuda.waitEvent(st.event) end
+      st = {nIn = nIn, nTarget = nTarget, input = cuda.pinnedBuffer(nIn), target = cuda.pinnedBuffer(nTarget)}
+      self._staging = st
+   elseif st.event then
+      cuda.waitEvent(st.event)
+   end
+   st.event = nil
+   ffi.fill(st.input, nIn * 4)
+   ffi.fill(st.target, nTarget * 4)
+   return st.input, st.target
+end
+
 -- single-threaded.  File datasets load straight into the batch tensor (the
 -- same C routine the workers use); other datasets go through ds:get.
 local function lazyIter(self, order)
@@ -318,9 +358,15 @@ local function lazyIter(self, order)
       if files then
          local c, h, w = ds.shape[1], ds.shape[2], ds.shape[3]
          local per = c * h * w * ds.nBins
-         local input = T.zeros({hi - lo + 1, c, h, w, ds.nBins})
-         local target = T.zeros({hi - lo + 1, ds.classes, 1, 1, 1})
-         local xin, tin = input:data(), target:data()
+         local m = hi - lo + 1
+         local input, target, xin, tin
+         if self.device == 'cpu' then
+            input = T.zeros({m, c, h, w, ds.nBins})
+            target = T.zeros({m, ds.classes, 1, 1, 1})
+            xin, tin = input:data(), target:data()
+         else
+            xin, tin = stagingBuffers(self, m * per, m * ds.classes)
+         end
          for k = lo, hi do
             local i = order[k]
             if ds.convert then ds:convert(i) end
@@ -331,12 +377,19 @@ local function lazyIter(self, order)
             labels[#labels + 1] = lab
             if lab >= 1 and lab <= ds.classes then tin[(k - lo) * ds.classes + lab - 1] = 1 end
          end
+         if self.device ~= 'cpu' then
+            input, target = toDevice(self, xin, tin, {m, c, h, w, ds.nBins}, {m, ds.classes, 1, 1, 1})
+            self._staging.event = require('slayer.cuda').recordEvent()
+         end
          return input, target, labels
       end
       local inputs, targets = {}, {}
       for k = lo, hi do
          local x, y, lab = ds:get(order[k])
          inputs[#inputs + 1], targets[#targets + 1], labels[#labels + 1] = x, y, lab
+      end
+      if self.device ~= 'cpu' then
+         return T.stack(inputs, 1):to(self.device), T.stack(targets, 1):to(self.device), labels
       end
       return T.stack(inputs, 1), T.stack(targets, 1), labels
    end
@@ -348,16 +401,43 @@ local function workerIter(self, order)
    if not self._cl then
       local cl = C.sl_loader_new(self.workers, self.depth, ds.format, c, h, w, ds.nBins, ds.Ts, ds.mode, ds.classes)
       if cl == nil then cfail(3) end
-      self._cl = ffi.gc(cl, C.sl_loader_free)
-      self._slots = {}
+      -- the slots' buffers outlive the worker threads that write into them
+      local slots = {}
+      self._cl = ffi.gc(cl, function(p)
+         C.sl_loader_free(p)
+         slots = nil
+      end)
+      self._slots = slots
    end
    if ds.prepare then ds:prepare() end
    local cl = self._cl
+   local onDevice = self.device ~= 'cpu'
    local function provide(slot)
+      if onDevice then
+         -- pinned buffers, made once per slot and handed back after each copy
+         local pin = self._slots[slot]
+         if not pin then
+            local cuda = require 'slayer.cuda'
+            pin = {cuda.pinnedBuffer(B * c * h * w * ds.nBins), cuda.pinnedBuffer(B * ds.classes)}
+            self._slots[slot] = pin
+         end
+         if C.sl_loader_provide(cl, slot, pin[1], pin[2]) ~= 0 then cfail(4) end
+         return
+      end
       local input = T.empty({B, c, h, w, ds.nBins})
       local target = T.empty({B, ds.classes, 1, 1, 1})
       self._slots[slot] = {input, target}
       if C.sl_loader_provide(cl, slot, input:data(), target:data()) ~= 0 then cfail(4) end
+   end
+   -- the slot of the last device batch goes back to the workers once its
+   -- copy has finished (checked when the next batch is taken)
+   local function release()
+      local p = self._pending
+      if p then
+         self._pending = nil
+         require('slayer.cuda').waitEvent(p.event)
+         provide(p.slot)
+      end
    end
    local n = #order
    local paths = ffi.new('const char *[?]', math.max(n, 1))
@@ -372,20 +452,30 @@ local function workerIter(self, order)
    for s = 0, self.depth - 1 do
       if not self._slots[s] then provide(s) end
    end
+   release()
    local pos = 0
    local slotOut, count = ffi.new('int[1]'), ffi.new('int[1]')
    return function()
       local _ = keep -- the file names stay alive for the epoch
+      if onDevice and self.depth == 1 then release() end -- the next batch needs that same slot
       if C.sl_loader_next(cl, slotOut, count) ~= 0 then error('Loader: ' .. L.lastError(), 2) end
       local slot = slotOut[0]
       if slot < 0 then return nil end
-      local input, target = self._slots[slot][1], self._slots[slot][2]
-      provide(slot)
       local m = count[0]
+      local input, target
+      if onDevice then
+         local pin = self._slots[slot]
+         input, target = toDevice(self, pin[1], pin[2], {m, c, h, w, ds.nBins}, {m, ds.classes, 1, 1, 1})
+         release()
+         self._pending = {slot = slot, event = require('slayer.cuda').recordEvent()}
+      else
+         input, target = self._slots[slot][1], self._slots[slot][2]
+         provide(slot)
+         if m < B then input, target = input:narrow(1, 1, m), target:narrow(1, 1, m) end
+      end
       local lab = {}
       for k = 1, m do lab[k] = ds.labels[order[pos + k]] end
       pos = pos + m
-      if m < B then input, target = input:narrow(1, 1, m), target:narrow(1, 1, m) end
       return input, target, lab
    end
 end
