@@ -470,8 +470,9 @@ describe('temporal filters on the GPU: psp, pspLayer, pspFilter', function()
    end
 
    it('psp and its backward: short and long kernels, several tiles, dense and spiking rows', function()
-      -- K = 77 < T = 700 (three tiles); K = T = 1000 (four tap chunks)
-      for _, c in ipairs({{10, 1, 700, {3, 4, 1, 2, 700}}, {30, 0.1, 100, {2, 3, 1, 1, 1000}}}) do
+      -- K = 77 < T = 700 (one tile of 768 bins); K = T = 2500 (three tiles of
+      -- 1024 bins, ten chunks of 256 taps)
+      for _, c in ipairs({{10, 1, 700, {3, 4, 1, 2, 700}}, {30, 0.1, 250, {2, 3, 1, 1, 2500}}}) do
          snn.manualSeed(23)
          local sl = layer(c[1], c[2], c[3])
          local K = sl.srmKernel:numel()

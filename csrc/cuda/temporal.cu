@@ -7,7 +7,8 @@
  *   filter gradient:  dh_f[i] = Ts * sum_{n, r, t} g[n, f, r, t] * x[n, r, t - i]
  *
  * Rows are T bins, time innermost.  conv and corr: one block per (row,
- * filter, tile of TILE bins); the block stages the tile's samples and up to
+ * filter, tile of up to 1024 bins: the whole row when it fits, in whole
+ * warps); the block stages the tile's samples and up to
  * KC filter taps in shared memory, the taps in chunks of KC, and each thread
  * computes TV consecutive outputs, sliding a window of TV samples through
  * registers (one shared load per TV fused multiply-adds).  Each output is
@@ -27,27 +28,34 @@
 
 namespace {
 
-constexpr int THREADS = 64;             /* per block */
+constexpr int MAX_THREADS = 256;        /* per block: a tile of up to 1024 bins */
 constexpr int TV = 4;                   /* outputs per thread */
-constexpr int TILE = THREADS * TV;      /* bins per block */
 constexpr int KC = 256;                 /* filter taps staged at a time */
-constexpr int XS = TILE + KC - 1;       /* samples staged at a time */
+constexpr int XS_MAX = MAX_THREADS * TV + KC - 1; /* samples staged at a time */
 
 /* one padding word every 32: the TV-strided reads of a warp hit at most
    two banks at once */
 __device__ __forceinline__ int pad(int p) { return p + (p >> 5); }
-constexpr int XS_PADDED = XS + XS / 32 + 1;
+constexpr int XS_PADDED = XS_MAX + XS_MAX / 32 + 1;
+
+/* threads per block: whole warps covering T bins in one tile when T <= 1024
+   (T = 300: 96 threads, one tile), else 256 threads and tiles of 1024 */
+int threads_for(int64_t T)
+{
+    int64_t warps = (T + 32 * TV - 1) / (32 * TV);
+    return warps >= MAX_THREADS / 32 ? MAX_THREADS : (int)warps * 32;
+}
 
 /* conv (CORR false): block b -> output row (n, f, r) and tile; corr (CORR
    true): block b -> output row (n, r) and tile, looping over the filters */
 template <bool CORR>
-__global__ void __launch_bounds__(THREADS)
+__global__ void __launch_bounds__(MAX_THREADS)
 temporal_kernel(float *__restrict__ out, const float *__restrict__ in, const float *__restrict__ h, int64_t R,
                 int64_t F, int64_t T, int64_t K, int64_t tiles, float Ts)
 {
     __shared__ float xs[XS_PADDED];
     __shared__ float hs[KC];
-    const int tid = threadIdx.x;
+    const int tid = threadIdx.x, THREADS = blockDim.x, TILE = THREADS * TV, XS = TILE + KC - 1;
     const int64_t tile = blockIdx.x % tiles, orow = blockIdx.x / tiles;
     const int64_t t0 = tile * TILE;
     const int64_t kmax = K < T ? K : T; /* taps i >= T never meet the row */
@@ -191,9 +199,10 @@ SL_CUDA_API int sl_temporal_conv_cuda(sl_tensor *out, const sl_tensor *in, const
     int64_t N = 0, F = 0, R = 0, T = 0, K = 0;
     int rc = check_bank("psp", out, in, filters, &N, &F, &R, &T, &K);
     if (rc || out->numel == 0) return rc;
-    int64_t tiles = (T + TILE - 1) / TILE, blocks = N * F * R * tiles;
+    int threads = threads_for(T);
+    int64_t tiles = (T + threads * TV - 1) / (threads * TV), blocks = N * F * R * tiles;
     if ((rc = too_many_blocks("psp", blocks))) return rc;
-    temporal_kernel<false><<<(unsigned)blocks, THREADS, 0, slc::stream()>>>(out->data, in->data, filters->data, R, F,
+    temporal_kernel<false><<<(unsigned)blocks, threads, 0, slc::stream()>>>(out->data, in->data, filters->data, R, F,
                                                                             T, K, tiles, Ts);
     SLC_LAUNCHED("psp");
     return 0;
@@ -205,9 +214,10 @@ SL_CUDA_API int sl_temporal_corr_cuda(sl_tensor *out, const sl_tensor *grad, con
     int64_t N = 0, F = 0, R = 0, T = 0, K = 0;
     int rc = check_bank("psp backward", grad, out, filters, &N, &F, &R, &T, &K);
     if (rc || out->numel == 0) return rc;
-    int64_t tiles = (T + TILE - 1) / TILE, blocks = N * R * tiles;
+    int threads = threads_for(T);
+    int64_t tiles = (T + threads * TV - 1) / (threads * TV), blocks = N * R * tiles;
     if ((rc = too_many_blocks("psp backward", blocks))) return rc;
-    temporal_kernel<true><<<(unsigned)blocks, THREADS, 0, slc::stream()>>>(out->data, grad->data, filters->data, R,
+    temporal_kernel<true><<<(unsigned)blocks, threads, 0, slc::stream()>>>(out->data, grad->data, filters->data, R,
                                                                            F, T, K, tiles, Ts);
     SLC_LAUNCHED("psp backward");
     return 0;
