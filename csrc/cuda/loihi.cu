@@ -13,40 +13,32 @@
  *           s[t] = spike / Ts,  U[t] = u,  V[t] = spike ? vDecay : v
  *
  * in 32-bit two's complement with wrap-around (the products in unsigned
- * 32-bit), as the CPU.  The CPU counts the refractory spikes with a counter
- * that rises at a spike and falls refDelay bins later; since no spike can
- * occur while it is non-zero it is 0 or 1, and it is 1 exactly when the last
- * spike is less than refDelay bins back, which is what is kept here.
+ * 32-bit), as the CPU.  The step is slc_loihi_step in neuron.cuh, which
+ * tests/c/test_cuda_neuron.c checks against the CPU op without a GPU
+ * (including its refractory state: the time of the last spike, where the
+ * CPU keeps a counter of recent spikes).
  *
  * One thread per row, 32 rows per block; time moves through shared memory
  * in tiles of 32 bins so that rows are read and written coalesced.
  */
 #include "common.cuh"
+#include "neuron.cuh"
 
 namespace {
 
 constexpr int ROWS = 32; /* rows (threads) per block */
 constexpr int TB = 32;   /* bins per tile */
 
-__device__ __forceinline__ uint32_t decay(uint32_t z, uint32_t keep)
-{
-    uint32_t neg = (int32_t)z < 0;
-    uint32_t mag = neg ? 0u - z : z; /* INT32_MIN stays 2^31 */
-    uint32_t d = (mag * keep) >> 12;
-    return neg ? 0u - d : d;
-}
-
 __global__ void __launch_bounds__(ROWS)
 loihi_kernel(float *__restrict__ s, float *__restrict__ V, float *__restrict__ U, const float *__restrict__ in,
-             int64_t rows, int64_t T, float Ts, uint32_t wScale, int32_t theta, uint32_t keepI, uint32_t keepV,
-             int64_t refDelay, float vDecay, float amp)
+             int64_t rows, int64_t T, slc_loihi_consts c)
 {
     __shared__ float xt[ROWS][TB + 1], st[ROWS][TB + 1], vt[ROWS][TB + 1], ut[ROWS][TB + 1];
     const int tid = threadIdx.x;
     const int64_t row0 = (int64_t)blockIdx.x * ROWS;
     const int nr = rows - row0 < ROWS ? (int)(rows - row0) : ROWS;
-    uint32_t u = 0, v = 0;
-    int64_t last = -refDelay - 1; /* time of the last spike: none yet */
+    slc_loihi_state state;
+    slc_loihi_init(&state, &c);
     for (int64_t t0 = 0; t0 < T; t0 += TB) {
         const int w = (int)(T - t0 < TB ? T - t0 : TB);
         for (int idx = tid; idx < nr * w; idx += ROWS) {
@@ -61,16 +53,7 @@ loihi_kernel(float *__restrict__ s, float *__restrict__ V, float *__restrict__ U
                     st[tid][k] = vt[tid][k] = ut[tid][k] = 0.0f;
                     continue;
                 }
-                uint32_t a = (uint32_t)__float2int_rz(__fmul_rn(xt[tid][k], Ts));
-                u = decay(u, keepI) + wScale * a;
-                uint32_t vn = decay(v, keepV) + u;
-                bool refractory = t - last < refDelay;
-                bool spike = (int32_t)vn > theta && !refractory;
-                v = (spike || refractory) ? 0u : vn;
-                if (spike) last = t;
-                st[tid][k] = spike ? amp : 0.0f;
-                ut[tid][k] = (float)(int32_t)u;
-                vt[tid][k] = spike ? vDecay : (float)(int32_t)v;
+                st[tid][k] = slc_loihi_step(&state, &c, t, xt[tid][k], &ut[tid][k], &vt[tid][k]);
             }
         }
         __syncthreads();
@@ -115,12 +98,17 @@ SL_CUDA_API int sl_loihi_forward_cuda(sl_tensor *spikes, sl_tensor *voltage, sl_
     if (T == 0 || in->numel == 0) return 0;
     int64_t rows = in->numel / T, blocks = (rows + ROWS - 1) / ROWS;
     if (blocks > INT32_MAX) return sl_errorf("spikeLoihi: %lld rows exceed the grid limit", (long long)rows);
-    const uint32_t wScale = 1u << (6 + n->wgtExp);
-    const int32_t theta = n->vThMant * 64;
-    const uint32_t keepI = 4096u - (uint32_t)n->iDecay, keepV = 4096u - (uint32_t)n->vDecay;
-    loihi_kernel<<<(unsigned)blocks, ROWS, 0, slc::stream()>>>(
-        spikes->data, voltage ? voltage->data : NULL, current ? current->data : NULL, in->data, rows, T, Ts, wScale,
-        theta, keepI, keepV, n->refDelay, (float)n->vDecay, 1.0f / Ts);
+    slc_loihi_consts c;
+    c.wScale = 1u << (6 + n->wgtExp);
+    c.theta = n->vThMant * 64;
+    c.keepI = 4096u - (uint32_t)n->iDecay;
+    c.keepV = 4096u - (uint32_t)n->vDecay;
+    c.refDelay = n->refDelay;
+    c.Ts = Ts;
+    c.vDecay = (float)n->vDecay;
+    c.amp = 1.0f / Ts;
+    loihi_kernel<<<(unsigned)blocks, ROWS, 0, slc::stream()>>>(spikes->data, voltage ? voltage->data : NULL,
+                                                              current ? current->data : NULL, in->data, rows, T, c);
     SLC_LAUNCHED("spikeLoihi");
     return 0;
 }

@@ -21,10 +21,11 @@
  *
  * Backward (surrogate), element-wise on the post-refractory u:
  *   du[t] = ds[t] * rho(u[t]),  rho(u) = (scale / tau) * exp(-|u - theta| / tau)
- * with the CPU's own exp (range reduction and a degree-7 polynomial, every
- * operation rounded as in C), so the gradient is bit-identical too.
+ * with the CPU's own exp (slc_exp_nonpos in neuron.cuh, checked against the
+ * CPU by tests/c/test_cuda_neuron.c), so the gradient is bit-identical too.
  */
 #include "common.cuh"
+#include "neuron.cuh"
 
 namespace {
 
@@ -110,30 +111,12 @@ __global__ void spike_global_kernel(float *__restrict__ u, float *__restrict__ s
     }
 }
 
-/* exp(x) for x <= 0, operation for operation as csrc/ops/spike.c's
-   exp_nonpos (round-to-nearest intrinsics: nothing is fused or reordered) */
-__device__ __forceinline__ float exp_nonpos(float x)
-{
-    if (x < -87.0f) x = -87.0f;
-    float k = rintf(__fmul_rn(x, 1.44269504089f));
-    float r = __fsub_rn(__fsub_rn(x, __fmul_rn(k, 0.693145751953125f)), __fmul_rn(k, 1.42860682030941723212e-6f));
-    float p = 1.0f / 5040.0f;
-    p = __fadd_rn(__fmul_rn(p, r), 1.0f / 720.0f);
-    p = __fadd_rn(__fmul_rn(p, r), 1.0f / 120.0f);
-    p = __fadd_rn(__fmul_rn(p, r), 1.0f / 24.0f);
-    p = __fadd_rn(__fmul_rn(p, r), 1.0f / 6.0f);
-    p = __fadd_rn(__fmul_rn(p, r), 0.5f);
-    p = __fadd_rn(__fmul_rn(p, r), 1.0f);
-    p = __fadd_rn(__fmul_rn(p, r), 1.0f);
-    return __fmul_rn(p, __int_as_float(((int)k + 127) << 23));
-}
-
 __global__ void spike_backward_kernel(float *__restrict__ gin, const float *__restrict__ gout,
                                       const float *__restrict__ u, int64_t n, float theta, float tau, float st)
 {
     for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
         float q = __fdiv_rn(-fabsf(__fsub_rn(u[i], theta)), tau);
-        gin[i] = __fmul_rn(gout[i], __fmul_rn(st, exp_nonpos(q)));
+        gin[i] = __fmul_rn(gout[i], __fmul_rn(st, slc_exp_nonpos(q)));
     }
 }
 

@@ -1,0 +1,113 @@
+/*
+ * neuron.cuh -- the per-neuron arithmetic of spike.cu and loihi.cu, usable on
+ * the host and the device, so that tests/c/test_cuda_neuron.c can check it
+ * against the CPU ops (csrc/ops/spike.c, csrc/ops/loihi.c) without a GPU.
+ * The device code is built with --fmad=false and the CPU code with FP
+ * contraction off, so the float expressions below round alike on both.
+ *
+ * slc_exp_nonpos: exp(x) for x <= 0 as csrc/ops/spike.c computes it (range
+ *   reduction x = k ln2 + r, a degree-7 polynomial, times 2^k).
+ *
+ * Loihi CUBA neuron (SPEC.md 15.5), one bin t >= 1 of one row:
+ *   a  = trunc(x * Ts)                     (toward zero, saturating, NaN -> 0)
+ *   u  = sgn(u) * ((|u| * keep_i) >> 12) + wScale * a
+ *   v' = sgn(v) * ((|v| * keep_v) >> 12) + u
+ *   spike = v' > theta  and not refractory
+ *   v  = (spike or refractory) ? 0 : v'
+ * in 32-bit two's complement with wrap-around.  The CPU counts refractory
+ * spikes with a counter that rises at a spike and falls refDelay bins
+ * later; as no spike can occur while it is non-zero, it is 0 or 1, and it is
+ * 1 exactly when the last spike lies less than refDelay bins back: that is
+ * what the state keeps here (no history of spikes needed).
+ */
+#ifndef SLAYER_CUDA_NEURON_CUH
+#define SLAYER_CUDA_NEURON_CUH
+
+#include <math.h>
+#include <stdint.h>
+
+#ifdef __CUDACC__
+#define SLC_NHD __host__ __device__ __forceinline__
+#else
+#define SLC_NHD static inline
+#endif
+
+SLC_NHD float slc_exp_nonpos(float x)
+{
+    if (x < -87.0f) x = -87.0f;
+    float k = rintf(x * 1.44269504089f);
+    float r = (x - k * 0.693145751953125f) - k * 1.42860682030941723212e-6f;
+    float p = 1.0f / 5040.0f;
+    p = p * r + 1.0f / 720.0f;
+    p = p * r + 1.0f / 120.0f;
+    p = p * r + 1.0f / 24.0f;
+    p = p * r + 1.0f / 6.0f;
+    p = p * r + 0.5f;
+    p = p * r + 1.0f;
+    p = p * r + 1.0f;
+    union {
+        int32_t i;
+        float f;
+    } b;
+    b.i = ((int32_t)k + 127) << 23;
+    return p * b.f;
+}
+
+/* float -> int32 toward zero, saturating at the limits, NaN -> 0 */
+SLC_NHD uint32_t slc_to_int_rz(float x)
+{
+#ifdef __CUDA_ARCH__
+    return (uint32_t)__float2int_rz(x);
+#else
+    if (x != x) return 0u;
+    if (x >= 2147483648.0f) return (uint32_t)INT32_MAX;
+    if (x < -2147483648.0f) return (uint32_t)INT32_MIN;
+    return (uint32_t)(int32_t)x;
+#endif
+}
+
+/* sgn(z) * ((|z| * keep mod 2^32) >> 12), mod 2^32 */
+SLC_NHD uint32_t slc_loihi_decay(uint32_t z, uint32_t keep)
+{
+    uint32_t neg = (int32_t)z < 0;
+    uint32_t mag = neg ? 0u - z : z; /* INT32_MIN stays 2^31 */
+    uint32_t d = (mag * keep) >> 12;
+    return neg ? 0u - d : d;
+}
+
+typedef struct {
+    uint32_t wScale, keepI, keepV;
+    int32_t theta;
+    int64_t refDelay;
+    float Ts, vDecay, amp;
+} slc_loihi_consts;
+
+typedef struct {
+    uint32_t u, v;
+    int64_t last; /* bin of the last spike */
+} slc_loihi_state;
+
+SLC_NHD void slc_loihi_init(slc_loihi_state *s, const slc_loihi_consts *c)
+{
+    s->u = 0u;
+    s->v = 0u;
+    s->last = -c->refDelay - 1; /* no spike yet: never refractory */
+}
+
+/* bin t >= 1 with input x: the spike output (0 or 1/Ts), current U and
+   voltage V (vDecay at a spike) */
+SLC_NHD float slc_loihi_step(slc_loihi_state *s, const slc_loihi_consts *c, int64_t t, float x, float *U, float *V)
+{
+    uint32_t a = slc_to_int_rz(x * c->Ts);
+    s->u = slc_loihi_decay(s->u, c->keepI) + c->wScale * a;
+    uint32_t vn = slc_loihi_decay(s->v, c->keepV) + s->u;
+    int refractory = t - s->last < c->refDelay;
+    int spike = (int32_t)vn > c->theta && !refractory;
+    s->v = (spike || refractory) ? 0u : vn;
+    if (spike) s->last = t;
+    *U = (float)(int32_t)s->u;
+    *V = spike ? c->vDecay : (float)(int32_t)s->v;
+    return spike ? c->amp : 0.0f;
+}
+
+#endif

@@ -1,0 +1,137 @@
+/* The per-neuron arithmetic of the GPU kernels (csrc/cuda/neuron.cuh), run on
+   the host against the CPU ops, so it is checked on every machine (no GPU
+   needed): the Loihi step, whose refractory state is the time of the last
+   spike where csrc/ops/loihi.c counts recent spikes, reproduces
+   sl_loihi_forward bit for bit (spikes, voltage, current, wrap-around
+   included), and slc_exp_nonpos gives sl_spike_backward's surrogate exactly. */
+#define _POSIX_C_SOURCE 200809L
+#include "slayer.h"
+#include "ctest.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "cuda/neuron.cuh"
+
+static uint64_t rng = 0x9E3779B97F4A7C15ull;
+
+/* uniform on [0, 1) */
+static double uniform(void)
+{
+    rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+    return (double)(rng >> 11) * (1.0 / 9007199254740992.0);
+}
+
+static sl_tensor *tensor2(int rows, int T)
+{
+    int32_t s[2] = {rows, T};
+    return sl_tensor_new(2, s, SL_CPU);
+}
+
+static int same_bits(float a, float b) { return memcmp(&a, &b, sizeof a) == 0; }
+
+/* rows of weighted spikes: even integers, fractions (truncated), a row of
+   huge values (32-bit wrap-around) and a few NaN and infinities */
+static void loihi_input(sl_tensor *x, int rows, int T)
+{
+    for (int r = 0; r < rows; r++)
+        for (int t = 0; t < T; t++) {
+            double u = uniform();
+            float v = (float)(2.0 * floor(uniform() * 80.0 - 30.0));
+            if (u < 0.3) v = 0.0f;
+            else if (u < 0.4) v += (float)uniform() * 1.9f - 0.95f;
+            if (r == rows - 1) v *= 3e4f;
+            if (r == rows - 2 && t % 37 == 5) v = t % 3 == 0 ? NAN : (t % 3 == 1 ? INFINITY : -INFINITY);
+            x->data[(int64_t)r * T + t] = v;
+        }
+}
+
+TEST(loihi_step_matches_the_cpu_neuron_bit_for_bit)
+{
+    const int rows = 24, T = 400;
+    const sl_loihi_neuron cases[] = {
+        {80, 128, 1024, 1, 0}, {80, 128, 1024, 2, 0}, {40, 300, 700, 5, 1}, {20, 4096, 0, 17, 0},
+        {80, 0, 4096, 3, 2}, {5, 128, 1024, 1, -2},
+    };
+    const float Ts[] = {1.0f, 0.5f};
+    sl_tensor *x = tensor2(rows, T), *s = tensor2(rows, T), *V = tensor2(rows, T), *U = tensor2(rows, T);
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++)
+        for (int ts = 0; ts < 2; ts++) {
+            const sl_loihi_neuron *n = &cases[k];
+            loihi_input(x, rows, T);
+            CHECK(sl_loihi_forward(s, V, U, x, n, Ts[ts]) == 0);
+            slc_loihi_consts c;
+            c.wScale = 1u << (6 + n->wgtExp);
+            c.theta = n->vThMant * 64;
+            c.keepI = 4096u - (uint32_t)n->iDecay;
+            c.keepV = 4096u - (uint32_t)n->vDecay;
+            c.refDelay = n->refDelay;
+            c.Ts = Ts[ts];
+            c.vDecay = (float)n->vDecay;
+            c.amp = 1.0f / Ts[ts];
+            int bad = 0, spikes = 0, refractoryGaps = 0;
+            for (int r = 0; r < rows; r++) {
+                slc_loihi_state st;
+                slc_loihi_init(&st, &c);
+                const float *xr = x->data + (int64_t)r * T;
+                const float *sr = s->data + (int64_t)r * T, *Vr = V->data + (int64_t)r * T, *Ur = U->data + (int64_t)r * T;
+                bad += sr[0] != 0.0f || Vr[0] != 0.0f || Ur[0] != 0.0f;
+                int64_t last = -1000;
+                for (int t = 1; t < T; t++) {
+                    float u, v, sp = slc_loihi_step(&st, &c, t, xr[t], &u, &v);
+                    bad += !same_bits(sp, sr[t]) || !same_bits(u, Ur[t]) || !same_bits(v, Vr[t]);
+                    if (sp != 0.0f) {
+                        spikes++;
+                        if (t - last < 2 * n->refDelay) refractoryGaps++;
+                        last = t;
+                    }
+                }
+            }
+            if (bad) fprintf(stderr, "  loihi case %zu, Ts %g: %d mismatches\n", k, (double)Ts[ts], bad);
+            CHECK(bad == 0);
+            CHECK(spikes > 0);
+            /* the refractory rule was exercised: spikes close to each other */
+            CHECK(refractoryGaps > 0);
+        }
+    sl_tensor_free(x);
+    sl_tensor_free(s);
+    sl_tensor_free(V);
+    sl_tensor_free(U);
+}
+
+TEST(exp_nonpos_gives_the_cpu_spike_surrogate_exactly)
+{
+    const int n = 20000;
+    sl_tensor *u = tensor2(1, n), *g = tensor2(1, n), *gin = tensor2(1, n);
+    for (int i = 0; i < n; i++) {
+        u->data[i] = (float)(uniform() * 2000.0 - 1000.0) * (i % 2 ? 1.0f : 0.01f);
+        g->data[i] = (float)(uniform() * 2.0 - 1.0);
+    }
+    const float theta = 10.0f, tau = 10.0f * 0.7f, scale = 1.3f;
+    CHECK(sl_spike_backward(gin, g, u, theta, tau, scale) == 0);
+    const float st = scale / tau;
+    int bad = 0;
+    for (int i = 0; i < n; i++) {
+        float q = -fabsf(u->data[i] - theta) / tau;
+        bad += !same_bits(g->data[i] * (st * slc_exp_nonpos(q)), gin->data[i]);
+    }
+    if (bad) fprintf(stderr, "  %d of %d surrogate values differ\n", bad, n);
+    CHECK(bad == 0);
+    /* and it is exp to within a few ulp */
+    float worst = 0.0f;
+    for (float x = -80.0f; x <= 0.0f; x += 0.01f) {
+        float e = expf(x), d = fabsf(slc_exp_nonpos(x) - e) / e;
+        if (d > worst) worst = d;
+    }
+    CHECK(worst < 1e-6f);
+    sl_tensor_free(u);
+    sl_tensor_free(g);
+    sl_tensor_free(gin);
+}
+
+int main(void)
+{
+    RUN(loihi_step_matches_the_cpu_neuron_bit_for_bit);
+    RUN(exp_nonpos_gives_the_cpu_spike_surrogate_exactly);
+    return END();
+}
