@@ -5,6 +5,13 @@
  * The device code is built with --fmad=false and the CPU code with FP
  * contraction off, so the float expressions below round alike on both.
  *
+ * SRM spike function (spike.cu's shared-memory kernel): a block of
+ *   SLC_SPIKE_ROWS rows, one thread each, moves through time SLC_SPIKE_TB
+ *   bins at a time; each row keeps a circular window of M bins (a power of
+ *   two, M >= TB + K - 1, so every bin a spike can reach is loaded).  The
+ *   phases below (load, steps, store) are separated by barriers in the
+ *   kernel; the host test runs them thread after thread.
+ *
  * slc_exp_nonpos: exp(x) for x <= 0 as csrc/ops/spike.c computes it (range
  *   reduction x = k ln2 + r, a degree-7 polynomial, times 2^k).
  *
@@ -31,6 +38,75 @@
 #else
 #define SLC_NHD static inline
 #endif
+
+#define SLC_SPIKE_ROWS 32
+#define SLC_SPIKE_TB 32
+
+/* bins a spike changes (the refractory kernel's length, at least 1) */
+SLC_NHD int64_t slc_spike_reach(int64_t K) { return K > 0 ? K : 1; }
+
+/* the window: the smallest power of two >= TB + reach - 1 (at least 32) */
+SLC_NHD int64_t slc_spike_window(int64_t K)
+{
+    int64_t need = SLC_SPIKE_TB + slc_spike_reach(K) - 1, M = 32;
+    while (M < need) M *= 2;
+    return M;
+}
+
+/* the step starting at bin t0 needs bins [.., min(T, t0 + TB + reach - 1)) */
+SLC_NHD int64_t slc_spike_loaded(int64_t t0, int64_t T, int64_t K)
+{
+    int64_t L = t0 + SLC_SPIKE_TB + slc_spike_reach(K) - 1;
+    return L < T ? L : T;
+}
+
+/* bins [b0, b1) of the block's nr rows into their windows (row r's at
+   win + r * (M + 1)); thread tid of nthreads, consecutive threads on
+   consecutive bins */
+SLC_NHD void slc_spike_load(float *win, int M, const float *u, int64_t row0, int nr, int64_t T, int64_t b0,
+                            int64_t b1, int tid, int nthreads)
+{
+    int64_t w = b1 - b0;
+    for (int64_t idx = tid; idx < nr * w; idx += nthreads) {
+        int r = (int)(idx / w);
+        int64_t t = b0 + idx % w;
+        win[r * (M + 1) + (int)(t & (M - 1))] = u[(row0 + r) * T + t];
+    }
+}
+
+/* one row's bins [t0, t1) in time order: the spike test, and the refractory
+   kernel added into the window (u[t + j] += nu[j], j < K, t + j < T); the
+   spikes into st[0 .. t1 - t0) */
+SLC_NHD void slc_spike_steps(float *wr, int M, float *st, int64_t t0, int64_t t1, int64_t T, const float *nu,
+                             int64_t K, float theta, float amp)
+{
+    for (int64_t t = t0; t < t1; t++) {
+        float o = 0.0f;
+        if (wr[t & (M - 1)] >= theta) {
+            o = amp;
+            int64_t n = K < T - t ? K : T - t;
+            for (int64_t j = 0; j < n; j++) {
+                int q = (int)((t + j) & (M - 1));
+                wr[q] = wr[q] + nu[j];
+            }
+        }
+        st[t - t0] = o;
+    }
+}
+
+/* bins [t0, t1) of the block's rows from their windows (and the spikes
+   from st, row r's at st + r * (TB + 1)) back to u and s */
+SLC_NHD void slc_spike_store(float *u, float *s, const float *win, int M, const float *st, int64_t row0, int nr,
+                             int64_t T, int64_t t0, int64_t t1, int tid, int nthreads)
+{
+    int64_t w = t1 - t0;
+    for (int64_t idx = tid; idx < nr * w; idx += nthreads) {
+        int r = (int)(idx / w);
+        int64_t t = t0 + idx % w;
+        u[(row0 + r) * T + t] = win[r * (M + 1) + (int)(t & (M - 1))];
+        s[(row0 + r) * T + t] = st[r * (SLC_SPIKE_TB + 1) + (int)(t - t0)];
+    }
+}
 
 SLC_NHD float slc_exp_nonpos(float x)
 {

@@ -29,64 +29,34 @@
 
 namespace {
 
-constexpr int ROWS = 32; /* rows (threads) per block */
-constexpr int TB = 32;   /* bins per step */
+constexpr int ROWS = SLC_SPIKE_ROWS; /* rows (threads) per block */
+constexpr int TB = SLC_SPIKE_TB;     /* bins per step */
 
+/* the phases are neuron.cuh's, which tests/c/test_cuda_neuron.c runs on the
+   host against the CPU op */
 __global__ void __launch_bounds__(ROWS)
 spike_window_kernel(float *__restrict__ u, float *__restrict__ s, const float *__restrict__ nu, int64_t rows,
                     int64_t T, int64_t K, int M, float theta, float amp)
 {
     extern __shared__ float sm[];
-    const int SW = M + 1; /* odd stride: the rows' windows start in different banks */
-    float *win = sm;                 /* [ROWS][SW] */
-    float *st = sm + ROWS * SW;      /* [ROWS][TB + 1] */
-    const int tid = threadIdx.x, mask = M - 1;
+    float *win = sm;                 /* [ROWS][M + 1]: odd stride, no bank conflicts */
+    float *st = sm + ROWS * (M + 1); /* [ROWS][TB + 1] */
+    const int tid = threadIdx.x;
     const int64_t row0 = (int64_t)blockIdx.x * ROWS;
     const int nr = rows - row0 < ROWS ? (int)(rows - row0) : ROWS;
-    float *wr = win + tid * SW;
 
-    /* bins [b0, b1) of every row of the block into their window slots */
-    auto load = [&](int64_t b0, int64_t b1) {
-        int64_t w = b1 - b0;
-        for (int64_t idx = tid; idx < nr * w; idx += ROWS) {
-            int r = (int)(idx / w);
-            int64_t t = b0 + idx % w;
-            win[r * SW + (int)(t & mask)] = u[(row0 + r) * T + t];
-        }
-    };
-
-    const int64_t KW = K > 0 ? K : 1;             /* bins a spike reaches */
-    int64_t L = T < TB + KW - 1 ? T : TB + KW - 1; /* bins loaded: [0, L) */
-    load(0, L);
+    int64_t L = slc_spike_loaded(0, T, K); /* bins loaded: [0, L) */
+    slc_spike_load(win, M, u, row0, nr, T, 0, L, tid, ROWS);
     for (int64_t t0 = 0; t0 < T; t0 += TB) {
         const int64_t t1 = t0 + TB < T ? t0 + TB : T;
         __syncthreads();
-        if (tid < nr) {
-            for (int64_t t = t0; t < t1; t++) {
-                float o = 0.0f;
-                if (wr[t & mask] >= theta) {
-                    o = amp;
-                    int64_t n = K < T - t ? K : T - t;
-                    for (int64_t j = 0; j < n; j++) {
-                        int q = (int)((t + j) & mask);
-                        wr[q] = __fadd_rn(wr[q], __ldg(nu + j));
-                    }
-                }
-                st[tid * (TB + 1) + (int)(t - t0)] = o;
-            }
-        }
+        if (tid < nr) slc_spike_steps(win + tid * (M + 1), M, st + tid * (TB + 1), t0, t1, T, nu, K, theta, amp);
         __syncthreads();
-        const int64_t w = t1 - t0;
-        for (int64_t idx = tid; idx < nr * w; idx += ROWS) {
-            int r = (int)(idx / w);
-            int64_t t = t0 + idx % w;
-            u[(row0 + r) * T + t] = win[r * SW + (int)(t & mask)];
-            s[(row0 + r) * T + t] = st[r * (TB + 1) + (int)(t - t0)];
-        }
-        const int64_t Ln = t1 + TB + KW - 1 < T ? t1 + TB + KW - 1 : T;
+        slc_spike_store(u, s, win, M, st, row0, nr, T, t0, t1, tid, ROWS);
+        const int64_t Ln = slc_spike_loaded(t1, T, K);
         if (Ln > L) {
             __syncthreads(); /* the slots being refilled have been written out */
-            load(L, Ln);
+            slc_spike_load(win, M, u, row0, nr, T, L, Ln, tid, ROWS);
             L = Ln;
         }
     }
@@ -157,8 +127,7 @@ SL_CUDA_API int sl_spike_forward_cuda(sl_tensor *spikes, sl_tensor *u, const sl_
     if (T == 0 || u->numel == 0) return 0;
     int64_t rows = u->numel / T, K = ref->numel;
     const float amp = 1.0f / Ts;
-    int64_t need = TB + (K > 0 ? K : 1) - 1, M = 32;
-    while (M < need) M *= 2;
+    int64_t M = slc_spike_window(K);
     size_t bytes = (size_t)(ROWS * (M + 1) + ROWS * (TB + 1)) * sizeof(float);
     int64_t blocks = (rows + ROWS - 1) / ROWS;
     if (blocks > INT32_MAX) return sl_errorf("spike: %lld rows exceed the grid limit", (long long)rows);

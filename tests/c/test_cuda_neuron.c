@@ -1,14 +1,17 @@
 /* The per-neuron arithmetic of the GPU kernels (csrc/cuda/neuron.cuh), run on
    the host against the CPU ops, so it is checked on every machine (no GPU
-   needed): the Loihi step, whose refractory state is the time of the last
-   spike where csrc/ops/loihi.c counts recent spikes, reproduces
-   sl_loihi_forward bit for bit (spikes, voltage, current, wrap-around
-   included), and slc_exp_nonpos gives sl_spike_backward's surrogate exactly. */
+   needed): spike.cu's windowed schedule, run thread after thread, gives
+   sl_spike_forward's spikes and potentials for any kernel length; the Loihi
+   step, whose refractory state is the time of the last spike where
+   csrc/ops/loihi.c counts recent spikes, reproduces sl_loihi_forward bit for
+   bit (wrap-around included); and slc_exp_nonpos gives sl_spike_backward's
+   surrogate exactly. */
 #define _POSIX_C_SOURCE 200809L
 #include "slayer.h"
 #include "ctest.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cuda/neuron.cuh"
@@ -43,6 +46,68 @@ static void loihi_input(sl_tensor *x, int rows, int T)
             if (r == rows - 1) v *= 3e4f;
             if (r == rows - 2 && t % 37 == 5) v = t % 3 == 0 ? NAN : (t % 3 == 1 ? INFINITY : -INFINITY);
             x->data[(int64_t)r * T + t] = v;
+        }
+}
+
+/* spike.cu's block schedule, each phase run for thread after thread (the
+   barriers between phases make that the kernel's result); the windows start
+   as NaN, so reading a bin that was never loaded shows */
+static void spike_blocks(float *u, float *s, const float *nu, int64_t rows, int64_t T, int64_t K, float theta,
+                         float amp)
+{
+    const int R = SLC_SPIKE_ROWS, M = (int)slc_spike_window(K);
+    float *win = malloc(sizeof(float) * (size_t)(R * (M + 1)));
+    float st[SLC_SPIKE_ROWS * (SLC_SPIKE_TB + 1)];
+    for (int64_t row0 = 0; row0 < rows; row0 += R) {
+        const int nr = rows - row0 < R ? (int)(rows - row0) : R;
+        for (int i = 0; i < R * (M + 1); i++) win[i] = NAN;
+        int64_t L = slc_spike_loaded(0, T, K);
+        for (int tid = 0; tid < R; tid++) slc_spike_load(win, M, u, row0, nr, T, 0, L, tid, R);
+        for (int64_t t0 = 0; t0 < T; t0 += SLC_SPIKE_TB) {
+            const int64_t t1 = t0 + SLC_SPIKE_TB < T ? t0 + SLC_SPIKE_TB : T;
+            for (int tid = 0; tid < nr; tid++)
+                slc_spike_steps(win + tid * (M + 1), M, st + tid * (SLC_SPIKE_TB + 1), t0, t1, T, nu, K, theta, amp);
+            for (int tid = 0; tid < R; tid++) slc_spike_store(u, s, win, M, st, row0, nr, T, t0, t1, tid, R);
+            const int64_t Ln = slc_spike_loaded(t1, T, K);
+            if (Ln > L) {
+                for (int tid = 0; tid < R; tid++) slc_spike_load(win, M, u, row0, nr, T, L, Ln, tid, R);
+                L = Ln;
+            }
+        }
+    }
+    free(win);
+}
+
+TEST(spike_window_schedule_matches_the_cpu_spike_function)
+{
+    /* kernel lengths 0 .. 700 (windows of 32 .. 1024 bins), rows a multiple
+       of 32 and not, rows shorter and longer than a step */
+    const int64_t Ks[] = {0, 1, 2, 11, 33, 98, 200, 700};
+    const int64_t Ts[] = {5, 32, 33, 300, 1000};
+    const float theta = 10.0f, amp = 2.0f;
+    for (size_t a = 0; a < sizeof Ks / sizeof Ks[0]; a++)
+        for (size_t b = 0; b < sizeof Ts / sizeof Ts[0]; b++) {
+            const int64_t K = Ks[a], T = Ts[b], rows = 37;
+            sl_tensor *ref = tensor2(1, (int)K);
+            for (int64_t j = 0; j < K; j++) ref->data[j] = j == 0 ? -0.0f : (float)(-20.0 * exp(-2.5 * j / K) / K * 10);
+            sl_tensor *u = tensor2((int)rows, (int)T), *s = tensor2((int)rows, (int)T);
+            float *u2 = malloc(sizeof(float) * (size_t)(rows * T)), *s2 = malloc(sizeof(float) * (size_t)(rows * T));
+            for (int64_t i = 0; i < rows * T; i++) u2[i] = u->data[i] = (float)(uniform() * 12.0 + 1.0);
+            CHECK(sl_spike_forward(s, u, ref, theta, 1.0f / amp) == 0);
+            spike_blocks(u2, s2, ref->data, rows, T, K, theta, amp);
+            int bad = 0, spikes = 0;
+            for (int64_t i = 0; i < rows * T; i++) {
+                bad += !same_bits(s2[i], s->data[i]) || !(u2[i] == u->data[i]);
+                spikes += s->data[i] != 0.0f;
+            }
+            if (bad) fprintf(stderr, "  K %lld, T %lld: %d mismatches\n", (long long)K, (long long)T, bad);
+            CHECK(bad == 0);
+            CHECK(spikes > 0);
+            free(u2);
+            free(s2);
+            sl_tensor_free(u);
+            sl_tensor_free(s);
+            sl_tensor_free(ref);
         }
 }
 
@@ -131,6 +196,7 @@ TEST(exp_nonpos_gives_the_cpu_spike_surrogate_exactly)
 
 int main(void)
 {
+    RUN(spike_window_schedule_matches_the_cpu_spike_function);
     RUN(loihi_step_matches_the_cpu_neuron_bit_for_bit);
     RUN(exp_nonpos_gives_the_cpu_spike_surrogate_exactly);
     return END();
