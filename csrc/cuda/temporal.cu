@@ -25,29 +25,20 @@
  * chunks in order, so the result does not depend on scheduling.
  */
 #include "common.cuh"
+#include "temporal.cuh"
 
 namespace {
 
-constexpr int MAX_THREADS = 256;        /* per block: a tile of up to 1024 bins */
-constexpr int TV = 4;                   /* outputs per thread */
-constexpr int KC = 256;                 /* filter taps staged at a time */
-constexpr int XS_MAX = MAX_THREADS * TV + KC - 1; /* samples staged at a time */
-
-/* one padding word every 32: the TV-strided reads of a warp hit at most
-   two banks at once */
-__device__ __forceinline__ int pad(int p) { return p + (p >> 5); }
+constexpr int TV = SLC_TV;
+constexpr int KC = SLC_KC;
+constexpr int MAX_THREADS = SLC_MAX_THREADS;
+constexpr int XS_MAX = MAX_THREADS * TV + KC - 1; /* samples staged at a time, at most */
 constexpr int XS_PADDED = XS_MAX + XS_MAX / 32 + 1;
 
-/* threads per block: whole warps covering T bins in one tile when T <= 1024
-   (T = 300: 96 threads, one tile), else 256 threads and tiles of 1024 */
-int threads_for(int64_t T)
-{
-    int64_t warps = (T + 32 * TV - 1) / (32 * TV);
-    return warps >= MAX_THREADS / 32 ? MAX_THREADS : (int)warps * 32;
-}
-
 /* conv (CORR false): block b -> output row (n, f, r) and tile; corr (CORR
-   true): block b -> output row (n, r) and tile, looping over the filters */
+   true): block b -> output row (n, r) and tile, looping over the filters.
+   The phases are temporal.cuh's, which tests/c/test_cuda_temporal.c runs on
+   the host against the CPU op. */
 template <bool CORR>
 __global__ void __launch_bounds__(MAX_THREADS)
 temporal_kernel(float *__restrict__ out, const float *__restrict__ in, const float *__restrict__ h, int64_t R,
@@ -55,71 +46,27 @@ temporal_kernel(float *__restrict__ out, const float *__restrict__ in, const flo
 {
     __shared__ float xs[XS_PADDED];
     __shared__ float hs[KC];
-    const int tid = threadIdx.x, THREADS = blockDim.x, TILE = THREADS * TV, XS = TILE + KC - 1;
+    const int tid = threadIdx.x, nthreads = blockDim.x, TILE = nthreads * TV;
     const int64_t tile = blockIdx.x % tiles, orow = blockIdx.x / tiles;
     const int64_t t0 = tile * TILE;
     const int64_t kmax = K < T ? K : T; /* taps i >= T never meet the row */
     float res[TV];
 #pragma unroll
     for (int v = 0; v < TV; v++) res[v] = 0.0f;
-
-    const int64_t nf = CORR ? F : 1;
-    for (int64_t fi = 0; fi < nf; fi++) {
-        int64_t f, irow; /* the filter and the input row it reads */
-        if (CORR) {
-            int64_t n = orow / R, r = orow % R;
-            f = fi;
-            irow = (n * F + f) * R + r;
-        } else {
-            int64_t r = orow % R, n = orow / (R * F);
-            f = (orow / R) % F;
-            irow = n * R + r;
-        }
-        const float *x = in + irow * T;
-        const float *hf = h + f * K;
+    for (int64_t fi = 0; fi < (CORR ? F : 1); fi++) {
+        int64_t f, irow;
+        slc_temporal_rows(CORR, orow, fi, R, F, &f, &irow);
         float acc[TV];
 #pragma unroll
         for (int v = 0; v < TV; v++) acc[v] = 0.0f;
-        for (int64_t i0 = 0; i0 < kmax; i0 += KC) {
-            /* taps of this chunk that can meet the tile's outputs */
-            if (CORR ? t0 + i0 >= T : i0 > t0 + TILE - 1) break;
+        for (int64_t i0 = 0; i0 < kmax && slc_temporal_chunk_live(CORR, t0, i0, T, TILE); i0 += KC) {
             const int kn = (int)(kmax - i0 < KC ? kmax - i0 : KC);
             __syncthreads(); /* the previous chunk's reads are done */
-            /* conv stages x[t0 - i0 - (KC-1) + k], corr g[t0 + i0 + k] */
-            const int64_t base = CORR ? t0 + i0 : t0 - i0 - (KC - 1);
-            for (int k = tid; k < XS; k += THREADS) {
-                int64_t ti = base + k;
-                xs[pad(k)] = ti >= 0 && ti < T ? x[ti] : 0.0f;
-            }
-            for (int k = tid; k < kn; k += THREADS) hs[k] = hf[i0 + k];
+            slc_temporal_stage(CORR, xs, hs, in + irow * T, h + f * K, t0, i0, T, kn, tid, nthreads);
             __syncthreads();
-            /* conv: output t0 + TV*tid + v reads x at staged c + v - ii;
-               corr: at staged c + v + ii */
-            const int c = CORR ? TV * tid : TV * tid + KC - 1;
-            float w[TV];
-#pragma unroll
-            for (int v = 0; v < TV; v++) w[v] = xs[pad(c + v)];
-            for (int ii = 0; ii < kn; ii++) {
-                const float hi = hs[ii];
-#pragma unroll
-                for (int v = 0; v < TV; v++) acc[v] = __fmaf_rn(w[v], hi, acc[v]);
-                if (ii + 1 < kn) {
-                    if (CORR) {
-#pragma unroll
-                        for (int v = 0; v < TV - 1; v++) w[v] = w[v + 1];
-                        w[TV - 1] = xs[pad(c + TV + ii)];
-                    } else {
-#pragma unroll
-                        for (int v = TV - 1; v > 0; v--) w[v] = w[v - 1];
-                        w[0] = xs[pad(c - ii - 1)];
-                    }
-                }
-            }
+            slc_temporal_taps(CORR, acc, xs, hs, tid, kn);
         }
-        /* conv: one product by Ts; corr: the filters' results added in order */
-#pragma unroll
-        for (int v = 0; v < TV; v++)
-            res[v] = CORR ? __fadd_rn(res[v], __fmul_rn(acc[v], Ts)) : __fmul_rn(acc[v], Ts);
+        slc_temporal_finish(CORR, res, acc, Ts);
     }
     float *y = out + orow * T;
 #pragma unroll
@@ -199,7 +146,7 @@ SL_CUDA_API int sl_temporal_conv_cuda(sl_tensor *out, const sl_tensor *in, const
     int64_t N = 0, F = 0, R = 0, T = 0, K = 0;
     int rc = check_bank("psp", out, in, filters, &N, &F, &R, &T, &K);
     if (rc || out->numel == 0) return rc;
-    int threads = threads_for(T);
+    int threads = slc_temporal_threads(T);
     int64_t tiles = (T + threads * TV - 1) / (threads * TV), blocks = N * F * R * tiles;
     if ((rc = too_many_blocks("psp", blocks))) return rc;
     temporal_kernel<false><<<(unsigned)blocks, threads, 0, slc::stream()>>>(out->data, in->data, filters->data, R, F,
@@ -214,7 +161,7 @@ SL_CUDA_API int sl_temporal_corr_cuda(sl_tensor *out, const sl_tensor *grad, con
     int64_t N = 0, F = 0, R = 0, T = 0, K = 0;
     int rc = check_bank("psp backward", grad, out, filters, &N, &F, &R, &T, &K);
     if (rc || out->numel == 0) return rc;
-    int threads = threads_for(T);
+    int threads = slc_temporal_threads(T);
     int64_t tiles = (T + threads * TV - 1) / (threads * TV), blocks = N * R * tiles;
     if ((rc = too_many_blocks("psp backward", blocks))) return rc;
     temporal_kernel<true><<<(unsigned)blocks, threads, 0, slc::stream()>>>(out->data, grad->data, filters->data, R,
