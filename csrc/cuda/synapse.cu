@@ -41,8 +41,12 @@
  * input element gathers the windows that read it (unpool, the adjoint), in
  * the CPU's order of (i, j) and with its separately rounded products, so
  * results are bit-identical to csrc/ops/synapse.c.
+ *
+ * The element and phase functions are in synapse.cuh, which
+ * tests/c/test_cuda_synapse.c runs on the host against the CPU ops.
  */
 #include "common.cuh"
+#include "synapse.cuh"
 
 #include <cub/device/device_scan.cuh>
 #include <cublas_v2.h>
@@ -66,10 +70,7 @@ int blas_fail(const char *op, cublasStatus_t s)
 
 /* ---- shapes (the CPU's conv_dims_of) ------------------------------------ */
 
-struct Dims {
-    int64_t N, C, H, W, T, O, OH, OW, G, KK, P;
-    int kh, kw, sh, sw, ph, pw, dh, dw;
-};
+typedef slc_conv_dims Dims;
 
 int conv_dims_of(const char *op, const sl_tensor *x, const sl_tensor *w, const sl_tensor *y, const sl_conv_params *p,
                  Dims *d)
@@ -136,45 +137,18 @@ int64_t chunk_samples(const Dims &d, bool full)
 __global__ void im2col_kernel(float *__restrict__ col, const float *__restrict__ x, Dims d, int64_t n0, int64_t total)
 {
     for (int64_t e = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; e < total;
-         e += (int64_t)gridDim.x * blockDim.x) {
-        int64_t q = e / d.T, t = e % d.T;
-        int64_t ow = q % d.OW;
-        q /= d.OW;
-        int64_t oh = q % d.OH;
-        q /= d.OH;
-        int64_t k = q % d.KK;
-        q /= d.KK;
-        int64_t c = q % d.C, s = q / d.C;
-        int64_t ih = oh * d.sh - d.ph + (k / d.kw) * d.dh, iw = ow * d.sw - d.pw + (k % d.kw) * d.dw;
-        col[e] = ih >= 0 && ih < d.H && iw >= 0 && iw < d.W
-                     ? x[((((n0 + s) * d.C + c) * d.H + ih) * d.W + iw) * d.T + t]
-                     : 0.0f;
-    }
+         e += (int64_t)gridDim.x * blockDim.x)
+        col[e] = slc_im2col_value(x, &d, n0, e);
 }
 
 /* gin[n0 + s, c, ih, iw, t] = sum over the (i, j) that read it, in order */
 __global__ void col2im_kernel(float *__restrict__ gin, const float *__restrict__ col, Dims d, int64_t n0,
                               int64_t total)
 {
+    float *g = gin + n0 * d.C * d.H * d.W * d.T;
     for (int64_t e = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; e < total;
-         e += (int64_t)gridDim.x * blockDim.x) {
-        int64_t q = e / d.T, t = e % d.T;
-        int64_t iw = q % d.W;
-        q /= d.W;
-        int64_t ih = q % d.H;
-        q /= d.H;
-        int64_t c = q % d.C, s = q / d.C;
-        const float *src = col + (s * d.C + c) * d.KK * d.P;
-        float acc = 0.0f;
-        for (int64_t k = 0; k < d.KK; k++) {
-            int64_t ohn = ih + d.ph - (k / d.kw) * d.dh, own = iw + d.pw - (k % d.kw) * d.dw;
-            if (ohn < 0 || own < 0 || ohn % d.sh || own % d.sw) continue;
-            int64_t oh = ohn / d.sh, ow = own / d.sw;
-            if (oh >= d.OH || ow >= d.OW) continue;
-            acc = __fadd_rn(acc, src[k * d.P + (oh * d.OW + ow) * d.T + t]);
-        }
-        gin[(n0 * d.C * d.H * d.W) * d.T + e] = acc;
-    }
+         e += (int64_t)gridDim.x * blockDim.x)
+        g[e] = slc_col2im_value(col, &d, e);
 }
 
 /* w[k] += sum_s part[s, k] in sample order */
@@ -220,9 +194,9 @@ typedef Buf<float> Scratch;
 
 const double SPARSE_MAX_DENSITY = 0.05;
 const int64_t SPARSE_MIN_OUT = 32, SPARSE_MIN_IN = 512;
-constexpr int SP_OB = 128;  /* outputs per block (one per thread) */
-constexpr int SP_TT = 64;   /* time bins per forward block */
-constexpr int SP_ROWS = 512; /* row starts staged in shared memory at a time */
+constexpr int SP_OB = SLC_SP_OB;     /* outputs per block (one per thread) */
+constexpr int SP_TT = SLC_SP_TT;     /* time bins per forward block */
+constexpr int SP_ROWS = SLC_SP_ROWS; /* row starts staged in shared memory at a time */
 
 bool sparse_eligible(const Dims &d, bool full)
 {
@@ -341,49 +315,30 @@ int sparse_build(const char *op, Sparse *s, const float *x, int64_t rows, int64_
 
 /* block (n, block of SP_OB outputs, tile of SP_TT bins), thread per output:
    acc[t][o] += v * wT[i, o] over the non-zeros (i, t) of sample n in the
-   tile, i increasing and t increasing within i (the CPU's order) */
+   tile, i increasing and t increasing within i (the CPU's order); the phases
+   are synapse.cuh's, which tests/c/test_cuda_synapse.c runs on the host */
 __global__ void __launch_bounds__(SP_OB)
 sparse_forward_kernel(float *__restrict__ y, const int64_t *__restrict__ start, const int32_t *__restrict__ tt,
                       const float *__restrict__ vv, const float *__restrict__ wT, int64_t I, int64_t O, int64_t T,
-                      int64_t tiles, int64_t oblocks)
+                      int64_t oblocks)
 {
-    __shared__ float acc[SP_TT][SP_OB + 1];
+    __shared__ float acc[SP_TT * (SP_OB + 1)]; /* [t][o], odd stride */
     __shared__ int64_t st[SP_ROWS + 1];
     const int tid = threadIdx.x;
-    const int64_t tile = blockIdx.x % tiles, rest = blockIdx.x / tiles;
-    const int64_t ob = rest % oblocks, n = rest / oblocks;
-    const int64_t t0 = tile * SP_TT, t1 = t0 + SP_TT < T ? t0 + SP_TT : T;
-    const int64_t o = ob * SP_OB + tid;
-    const bool live = o < O;
-    for (int k = 0; k < SP_TT; k++) acc[k][tid] = 0.0f; /* each thread its own column */
+    const slc_sp_block k = slc_sp_forward_block(blockIdx.x, T, oblocks);
+    for (int j = 0; j < SP_TT; j++) acc[j * (SP_OB + 1) + tid] = 0.0f; /* each thread its own column */
     for (int64_t i0 = 0; i0 < I; i0 += SP_ROWS) {
         const int ni = (int)(I - i0 < SP_ROWS ? I - i0 : SP_ROWS);
         __syncthreads(); /* the previous rows' starts have been read */
-        for (int k = tid; k <= ni; k += SP_OB) st[k] = start[n * I + i0 + k];
+        slc_sp_stage(st, start, &k, I, i0, ni, tid, SP_OB);
         __syncthreads();
-        for (int ii = 0; ii < ni; ii++) {
-            int64_t k = st[ii];
-            const int64_t k1 = st[ii + 1];
-            while (k < k1 && tt[k] < t0) k++;
-            if (k == k1 || tt[k] >= t1) continue;
-            const float w = live ? wT[(i0 + ii) * O + o] : 0.0f;
-            for (; k < k1; k++) {
-                const int64_t t = tt[k];
-                if (t >= t1) break;
-                acc[t - t0][tid] = __fadd_rn(acc[t - t0][tid], __fmul_rn(vv[k], w));
-            }
-        }
+        slc_sp_forward_rows(acc + tid, SP_OB + 1, st, tt, vv, wT, &k, O, i0, ni, tid);
     }
     __syncthreads();
-    const int w = (int)(t1 - t0);
-    const int no = (int)(O - ob * SP_OB < SP_OB ? O - ob * SP_OB : SP_OB);
-    for (int idx = tid; idx < no * w; idx += SP_OB) {
-        int ol = idx / w, k = idx % w;
-        y[(n * O + ob * SP_OB + ol) * T + t0 + k] = acc[k][ol];
-    }
+    slc_sp_forward_store(y, acc, SP_OB + 1, &k, O, T, tid, SP_OB);
 }
 
-/* block (input i, block of SP_OB outputs), thread per output:
+/* block (input i, block of SP_OB outputs), thread per output o:
    gw[o, i] = sum over n, then the non-zeros (t, v) of row (n, i), of v * gT[n, t, o] */
 __global__ void __launch_bounds__(SP_OB)
 sparse_wgrad_kernel(float *__restrict__ gw, const int64_t *__restrict__ start, const int32_t *__restrict__ tt,
@@ -392,14 +347,7 @@ sparse_wgrad_kernel(float *__restrict__ gw, const int64_t *__restrict__ start, c
 {
     const int64_t ob = blockIdx.x % oblocks, i = blockIdx.x / oblocks;
     const int64_t o = ob * SP_OB + threadIdx.x;
-    if (o >= O) return;
-    float a = 0.0f;
-    for (int64_t n = 0; n < N; n++) {
-        const int64_t k1 = start[n * I + i + 1];
-        const float *g = gT + n * T * O + o;
-        for (int64_t k = start[n * I + i]; k < k1; k++) a = __fadd_rn(a, __fmul_rn(vv[k], g[(int64_t)tt[k] * O]));
-    }
-    gw[o * I + i] = a;
+    if (o < O) gw[o * I + i] = slc_sp_wgrad_value(start, tt, vv, gT, N, I, O, T, i, o);
 }
 
 /* y [N, O, T] = W [O, I] x for the listed x [N, I, T] */
@@ -413,7 +361,7 @@ int sparse_forward(const char *op, float *y, const float *weight, const Dims &d,
     int64_t tiles = (T + SP_TT - 1) / SP_TT, oblocks = (O + SP_OB - 1) / SP_OB, blocks = d.N * oblocks * tiles;
     if (blocks > INT32_MAX) return sl_errorf("%s: %lld blocks exceed the grid limit", op, (long long)blocks);
     sparse_forward_kernel<<<(unsigned)blocks, SP_OB, 0, slc::stream()>>>(y, s.start.p, s.t.p, s.v.p, wT.p, I, O, T,
-                                                                         tiles, oblocks);
+                                                                         oblocks);
     SLC_LAUNCHED(op);
     return 0;
 }
@@ -582,69 +530,22 @@ SL_CUDA_API int sl_conv_backward_weight_cuda(sl_tensor *gweight, const sl_tensor
 
 namespace {
 
-struct Fold {
-    int64_t N, C, H, W, T, Hp, Hf, Rf, Q;
-    int kh, kw, sh, sw, ph, pw, dh, dw;
-};
+typedef slc_fold Fold;
 
-/* y[n, r, q, t] = sum_{i, j} w[i, j] * xf[n, r*sh - ph + i*dh, q*sw - pw + j*dw, t] */
 __global__ void pool_kernel(float *__restrict__ y, const float *__restrict__ x, const float *__restrict__ w, Fold f,
                             int64_t total)
 {
     for (int64_t e = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; e < total;
-         e += (int64_t)gridDim.x * blockDim.x) {
-        int64_t a = e / f.T, t = e % f.T;
-        int64_t q = a % f.Q;
-        a /= f.Q;
-        int64_t r = a % f.Rf, n = a / f.Rf;
-        float acc = 0.0f;
-        for (int i = 0; i < f.kh; i++) {
-            int64_t fr = r * f.sh - f.ph + (int64_t)i * f.dh;
-            if (fr < 0 || fr >= f.Hf) continue;
-            int64_t c = fr / f.Hp, h = fr % f.Hp;
-            if (h >= f.H) continue; /* appended zero row */
-            const float *xr = x + ((n * f.C + c) * f.H + h) * f.W * f.T;
-            for (int j = 0; j < f.kw; j++) {
-                int64_t col = q * f.sw - f.pw + (int64_t)j * f.dw;
-                if (col < 0 || col >= f.W) continue;
-                acc = __fadd_rn(acc, __fmul_rn(__ldg(w + i * f.kw + j), xr[col * f.T + t]));
-            }
-        }
-        y[e] = acc;
-    }
+         e += (int64_t)gridDim.x * blockDim.x)
+        y[e] = slc_pool_value(x, w, &f, e);
 }
 
-/* the adjoint: x[n, fr, col, t] = sum of w[i, j] * y[n, r, q, t] over the
-   windows (r, q) that read it, in the CPU's (i, j) order */
 __global__ void unpool_kernel(float *__restrict__ x, const float *__restrict__ y, const float *__restrict__ w, Fold f,
                               int64_t total)
 {
     for (int64_t e = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; e < total;
-         e += (int64_t)gridDim.x * blockDim.x) {
-        int64_t a = e / f.T, t = e % f.T;
-        int64_t col = a % f.W;
-        a /= f.W;
-        int64_t h = a % f.H;
-        a /= f.H;
-        int64_t c = a % f.C, n = a / f.C;
-        int64_t fr = c * f.Hp + h;
-        float acc = 0.0f;
-        for (int i = 0; i < f.kh; i++) {
-            int64_t num = fr + f.ph - (int64_t)i * f.dh;
-            if (num < 0 || num % f.sh) continue;
-            int64_t r = num / f.sh;
-            if (r >= f.Rf) continue;
-            const float *yr = y + (n * f.Rf + r) * f.Q * f.T;
-            for (int j = 0; j < f.kw; j++) {
-                int64_t qn = col + f.pw - (int64_t)j * f.dw;
-                if (qn < 0 || qn % f.sw) continue;
-                int64_t q = qn / f.sw;
-                if (q >= f.Q) continue;
-                acc = __fadd_rn(acc, __fmul_rn(__ldg(w + i * f.kw + j), yr[q * f.T + t]));
-            }
-        }
-        x[e] = acc;
-    }
+         e += (int64_t)gridDim.x * blockDim.x)
+        x[e] = slc_unpool_value(y, w, &f, e);
 }
 
 } /* namespace */
@@ -657,25 +558,7 @@ SL_CUDA_API int sl_fold_pool_cuda(sl_tensor *y, sl_tensor *x, const sl_tensor *w
     if (x->ndim != 5 || y->ndim != 5 || weight->numel != (int64_t)p->kh * p->kw)
         return sl_errorf("pool: expected 5-D tensors and a %dx%d weight", p->kh, p->kw);
     Fold f;
-    f.N = x->shape[0];
-    f.C = x->shape[1];
-    f.H = x->shape[2];
-    f.W = x->shape[3];
-    f.T = x->shape[4];
-    f.kh = p->kh;
-    f.kw = p->kw;
-    f.sh = p->sh;
-    f.sw = p->sw;
-    f.ph = p->ph;
-    f.pw = p->pw;
-    f.dh = p->dh;
-    f.dw = p->dw;
-    f.Hp = odd_pad && f.H % p->kh ? f.H + f.H % p->kh : f.H;
-    int64_t Wp = odd_pad && f.W % p->kw ? f.W + f.W % p->kw : f.W;
-    f.Hf = f.C * f.Hp;
-    f.Rf = (f.Hf + 2 * p->ph - (int64_t)p->dh * (p->kh - 1) - 1) / p->sh + 1;
-    f.Q = (Wp + 2 * p->pw - (int64_t)p->dw * (p->kw - 1) - 1) / p->sw + 1;
-    if (f.C < 1 || f.Rf < 1 || f.Q < 1 || f.Rf % f.C != 0 || y->shape[0] != f.N || y->shape[1] != f.C ||
+    if (slc_fold_of(&f, x->shape, p, odd_pad) || y->shape[0] != f.N || y->shape[1] != f.C ||
         y->shape[2] != f.Rf / f.C || y->shape[3] != f.Q || y->shape[4] != f.T)
         return sl_errorf("pool: input %s and output %s do not fit the folded pooling", sl_shape_str(x, b1, sizeof b1),
                          sl_shape_str(y, b2, sizeof b2));

@@ -1,0 +1,232 @@
+/*
+ * synapse.cuh -- the per-element and per-phase arithmetic of synapse.cu,
+ * usable on the host and the device, so that tests/c/test_cuda_synapse.c can
+ * check it against csrc/ops/synapse.c without a GPU.
+ *
+ *   im2col:  col[s, (c, i, j), (oh, ow, t)] = x[n0 + s, c, oh*sh - ph + i*dh, ow*sw - pw + j*dw, t]
+ *   col2im:  gin[s, c, ih, iw, t] = sum over the (i, j) that read it of col[s, (c, i, j), (oh, ow, t)]
+ *   pool:    y[n, r, q, t] = sum_{i, j} w[i, j] * xf[n, r*sh - ph + i*dh, q*sw - pw + j*dw, t]
+ *   unpool:  its adjoint, x[n, fr, col, t] = sum of w[i, j] * y[n, r, q, t] over the windows reading it
+ *   sparse dense: y[n, o, t] = sum over the non-zeros x[n, i, t] = v of v * wT[i, o]
+ *                 gw[o, i] = sum over the non-zeros of row (n, i) of v * gT[n, t, o]
+ * Sums run in the CPU's order with separately rounded products, so pool,
+ * unpool, col2im and the sparse dense path are bit-identical to the CPU.
+ */
+#ifndef SLAYER_CUDA_SYNAPSE_CUH
+#define SLAYER_CUDA_SYNAPSE_CUH
+
+#include <stdint.h>
+
+#include "../slayer.h"
+
+#ifdef __CUDACC__
+#define SLC_SHD __host__ __device__ __forceinline__
+#else
+#define SLC_SHD static inline
+#endif
+
+/* the geometry of a per-time-bin convolution (csrc/ops/synapse.c's conv_dims) */
+typedef struct {
+    int64_t N, C, H, W, T, O, OH, OW, G, KK, P; /* P = OH * OW * T */
+    int32_t kh, kw, sh, sw, ph, pw, dh, dw;
+} slc_conv_dims;
+
+/* element e of the columns of samples n0, n0 + 1, ... */
+SLC_SHD float slc_im2col_value(const float *x, const slc_conv_dims *d, int64_t n0, int64_t e)
+{
+    int64_t q = e / d->T, t = e % d->T;
+    int64_t ow = q % d->OW;
+    q /= d->OW;
+    int64_t oh = q % d->OH;
+    q /= d->OH;
+    int64_t k = q % d->KK;
+    q /= d->KK;
+    int64_t c = q % d->C, s = q / d->C;
+    int64_t ih = oh * d->sh - d->ph + (k / d->kw) * d->dh, iw = ow * d->sw - d->pw + (k % d->kw) * d->dw;
+    return ih >= 0 && ih < d->H && iw >= 0 && iw < d->W ? x[((((n0 + s) * d->C + c) * d->H + ih) * d->W + iw) * d->T + t]
+                                                        : 0.0f;
+}
+
+/* element e (sample s, c, ih, iw, t) of the input gradient from the
+   gradient columns col [s, (c, i, j), P]: the (i, j) terms in order */
+SLC_SHD float slc_col2im_value(const float *col, const slc_conv_dims *d, int64_t e)
+{
+    int64_t q = e / d->T, t = e % d->T;
+    int64_t iw = q % d->W;
+    q /= d->W;
+    int64_t ih = q % d->H;
+    q /= d->H;
+    int64_t c = q % d->C, s = q / d->C;
+    const float *src = col + (s * d->C + c) * d->KK * d->P;
+    float acc = 0.0f;
+    for (int64_t k = 0; k < d->KK; k++) {
+        int64_t ohn = ih + d->ph - (k / d->kw) * d->dh, own = iw + d->pw - (k % d->kw) * d->dw;
+        if (ohn < 0 || own < 0 || ohn % d->sh || own % d->sw) continue;
+        int64_t oh = ohn / d->sh, ow = own / d->sw;
+        if (oh >= d->OH || ow >= d->OW) continue;
+        acc = acc + src[k * d->P + (oh * d->OW + ow) * d->T + t];
+    }
+    return acc;
+}
+
+/* the folded pooling geometry: x [N, C, H, W, T] seen as [N, C*Hp, Wp, T]
+   (Hp = H + H mod kh with the reference's odd padding), y [N, Rf, Q, T] */
+typedef struct {
+    int64_t N, C, H, W, T, Hp, Hf, Rf, Q;
+    int32_t kh, kw, sh, sw, ph, pw, dh, dw;
+} slc_fold;
+
+/* the geometry of x [N, C, H, W, T] with kernel p; 0 when it is valid for
+   an output [N, C, Rf / C, Q, T] (windows never cross channels in Rf % C) */
+SLC_SHD int slc_fold_of(slc_fold *f, const int32_t *xshape, const sl_conv_params *p, int odd_pad)
+{
+    f->N = xshape[0];
+    f->C = xshape[1];
+    f->H = xshape[2];
+    f->W = xshape[3];
+    f->T = xshape[4];
+    f->kh = p->kh;
+    f->kw = p->kw;
+    f->sh = p->sh;
+    f->sw = p->sw;
+    f->ph = p->ph;
+    f->pw = p->pw;
+    f->dh = p->dh;
+    f->dw = p->dw;
+    f->Hp = odd_pad && f->H % p->kh ? f->H + f->H % p->kh : f->H;
+    int64_t Wp = odd_pad && f->W % p->kw ? f->W + f->W % p->kw : f->W;
+    f->Hf = f->C * f->Hp;
+    f->Rf = (f->Hf + 2 * (int64_t)p->ph - (int64_t)p->dh * (p->kh - 1) - 1) / p->sh + 1;
+    f->Q = (Wp + 2 * (int64_t)p->pw - (int64_t)p->dw * (p->kw - 1) - 1) / p->sw + 1;
+    return f->C >= 1 && f->Rf >= 1 && f->Q >= 1 && f->Rf % f->C == 0 ? 0 : -1;
+}
+
+/* y element e = (n, r, q, t) */
+SLC_SHD float slc_pool_value(const float *x, const float *w, const slc_fold *f, int64_t e)
+{
+    int64_t a = e / f->T, t = e % f->T;
+    int64_t q = a % f->Q;
+    a /= f->Q;
+    int64_t r = a % f->Rf, n = a / f->Rf;
+    float acc = 0.0f;
+    for (int i = 0; i < f->kh; i++) {
+        int64_t fr = r * f->sh - f->ph + (int64_t)i * f->dh;
+        if (fr < 0 || fr >= f->Hf) continue;
+        int64_t c = fr / f->Hp, h = fr % f->Hp;
+        if (h >= f->H) continue; /* appended zero row */
+        const float *xr = x + ((n * f->C + c) * f->H + h) * f->W * f->T;
+        for (int j = 0; j < f->kw; j++) {
+            int64_t col = q * f->sw - f->pw + (int64_t)j * f->dw;
+            if (col < 0 || col >= f->W) continue;
+            acc = acc + w[i * f->kw + j] * xr[col * f->T + t];
+        }
+    }
+    return acc;
+}
+
+/* x element e = (n, c, h, col, t) of the adjoint */
+SLC_SHD float slc_unpool_value(const float *y, const float *w, const slc_fold *f, int64_t e)
+{
+    int64_t a = e / f->T, t = e % f->T;
+    int64_t col = a % f->W;
+    a /= f->W;
+    int64_t h = a % f->H;
+    a /= f->H;
+    int64_t c = a % f->C, n = a / f->C;
+    int64_t fr = c * f->Hp + h;
+    float acc = 0.0f;
+    for (int i = 0; i < f->kh; i++) {
+        int64_t num = fr + f->ph - (int64_t)i * f->dh;
+        if (num < 0 || num % f->sh) continue;
+        int64_t r = num / f->sh;
+        if (r >= f->Rf) continue;
+        const float *yr = y + (n * f->Rf + r) * f->Q * f->T;
+        for (int j = 0; j < f->kw; j++) {
+            int64_t qn = col + f->pw - (int64_t)j * f->dw;
+            if (qn < 0 || qn % f->sw) continue;
+            int64_t q = qn / f->sw;
+            if (q >= f->Q) continue;
+            acc = acc + w[i * f->kw + j] * yr[q * f->T + t];
+        }
+    }
+    return acc;
+}
+
+/* ---- sparse dense: x [N, I, T] listed as a CSR over rows (n, i):
+   row r holds (tt[k], vv[k]) for start[r] <= k < start[r + 1], t increasing */
+
+#define SLC_SP_OB 128   /* outputs per block, one per thread */
+#define SLC_SP_TT 64    /* time bins per forward block */
+#define SLC_SP_ROWS 512 /* row starts staged at a time */
+
+/* forward block (n, output block ob, tile of SLC_SP_TT bins from t0) */
+typedef struct {
+    int64_t n, ob, t0, t1; /* bins [t0, t1) */
+} slc_sp_block;
+
+SLC_SHD slc_sp_block slc_sp_forward_block(int64_t b, int64_t T, int64_t oblocks)
+{
+    slc_sp_block k;
+    int64_t tiles = (T + SLC_SP_TT - 1) / SLC_SP_TT, rest = b / tiles;
+    k.t0 = (b % tiles) * SLC_SP_TT;
+    k.t1 = k.t0 + SLC_SP_TT < T ? k.t0 + SLC_SP_TT : T;
+    k.ob = rest % oblocks;
+    k.n = rest / oblocks;
+    return k;
+}
+
+/* stage the starts of rows (n, i0 .. i0 + ni) (ni + 1 values) */
+SLC_SHD void slc_sp_stage(int64_t *st, const int64_t *start, const slc_sp_block *k, int64_t I, int64_t i0, int ni,
+                          int tid, int nthreads)
+{
+    for (int j = tid; j <= ni; j += nthreads) st[j] = start[k->n * I + i0 + j];
+}
+
+/* thread tid's output column over the staged rows: acc[t - t0] (stride
+   accStride) += v * wT[i, o] for the row's non-zeros in [t0, t1) */
+SLC_SHD void slc_sp_forward_rows(float *acc, int accStride, const int64_t *st, const int32_t *tt, const float *vv,
+                                 const float *wT, const slc_sp_block *k, int64_t O, int64_t i0, int ni, int tid)
+{
+    const int64_t o = k->ob * SLC_SP_OB + tid;
+    for (int ii = 0; ii < ni; ii++) {
+        int64_t j = st[ii];
+        const int64_t j1 = st[ii + 1];
+        while (j < j1 && tt[j] < k->t0) j++;
+        if (j == j1 || tt[j] >= k->t1) continue;
+        const float w = o < O ? wT[(i0 + ii) * O + o] : 0.0f;
+        for (; j < j1; j++) {
+            const int64_t t = tt[j];
+            if (t >= k->t1) break;
+            float *a = acc + (t - k->t0) * accStride;
+            *a = *a + vv[j] * w;
+        }
+    }
+}
+
+/* the block's outputs from acc [t][o] (stride accStride) to y [N, O, T],
+   consecutive threads on consecutive bins */
+SLC_SHD void slc_sp_forward_store(float *y, const float *acc, int accStride, const slc_sp_block *k, int64_t O,
+                                  int64_t T, int tid, int nthreads)
+{
+    const int w = (int)(k->t1 - k->t0);
+    const int no = (int)(O - k->ob * SLC_SP_OB < SLC_SP_OB ? O - k->ob * SLC_SP_OB : SLC_SP_OB);
+    for (int idx = tid; idx < no * w; idx += nthreads) {
+        int ol = idx / w, j = idx % w;
+        y[(k->n * O + k->ob * SLC_SP_OB + ol) * T + k->t0 + j] = acc[j * accStride + ol];
+    }
+}
+
+/* gw[o, i] for output o: over n, then the non-zeros of row (n, i), of v * gT[n, t, o] */
+SLC_SHD float slc_sp_wgrad_value(const int64_t *start, const int32_t *tt, const float *vv, const float *gT,
+                                 int64_t N, int64_t I, int64_t O, int64_t T, int64_t i, int64_t o)
+{
+    float a = 0.0f;
+    for (int64_t n = 0; n < N; n++) {
+        const int64_t j1 = start[n * I + i + 1];
+        const float *g = gT + n * T * O + o;
+        for (int64_t j = start[n * I + i]; j < j1; j++) a = a + vv[j] * g[(int64_t)tt[j] * O];
+    }
+    return a;
+}
+
+#endif
