@@ -68,6 +68,16 @@ int blas_fail(const char *op, cublasStatus_t s)
     return sl_errorf_code(SL_EDEVICE, "%s: cuBLAS error: %s", op, cublasGetStatusString(s));
 }
 
+/* a plan of synapse.cuh (checked on the host by tests/c/test_cuda_synapse.c) */
+int run_gemm(const char *op, const slc_gemm &q)
+{
+    const float one = 1.0f;
+    cublasStatus_t s = cublasSgemmStridedBatched(slc::blas(), q.ta ? CUBLAS_OP_T : CUBLAS_OP_N,
+                                                 q.tb ? CUBLAS_OP_T : CUBLAS_OP_N, q.m, q.n, q.k, &one, q.A, q.lda,
+                                                 q.sA, q.B, q.ldb, q.sB, &q.beta, q.C, q.ldc, q.sC, q.batch);
+    return s == CUBLAS_STATUS_SUCCESS ? 0 : blas_fail(op, s);
+}
+
 /* ---- shapes (the CPU's conv_dims_of) ------------------------------------ */
 
 typedef slc_conv_dims Dims;
@@ -400,11 +410,10 @@ SL_CUDA_API int sl_conv_forward_cuda(sl_tensor *out, const sl_tensor *in, const 
         if (use) return sparse_forward(op, out->data, weight->data, d, s);
     }
     int64_t nb = chunk_samples(d, full);
-    int64_t Og = d.O / d.G, Kg = d.C / d.G * d.KK, xs = d.C * d.H * d.W * d.T, ys = d.O * d.P;
+    int64_t xs = d.C * d.H * d.W * d.T, ys = d.O * d.P;
     int64_t cs = d.C * d.KK * d.P; /* one sample's columns */
     Scratch col(full ? 0 : (size_t)(nb * cs));
     if (col.failed()) return SL_ENOMEM;
-    const float one = 1.0f, zero = 0.0f;
     for (int64_t n0 = 0; n0 < d.N; n0 += nb) {
         int64_t m = d.N - n0 < nb ? d.N - n0 : nb;
         const float *src = in->data + n0 * xs;
@@ -414,13 +423,9 @@ SL_CUDA_API int sl_conv_forward_cuda(sl_tensor *out, const sl_tensor *in, const 
             src = col.p;
             sb = cs;
         }
-        for (int64_t g = 0; g < d.G; g++) {
-            cublasStatus_t s = cublasSgemmStridedBatched(
-                slc::blas(), CUBLAS_OP_N, CUBLAS_OP_N, (int)d.P, (int)Og, (int)Kg, &one, src + g * Kg * d.P,
-                (int)d.P, sb, weight->data + g * Og * Kg, (int)Kg, 0, &zero, out->data + n0 * ys + g * Og * d.P,
-                (int)d.P, ys, (int)m);
-            if (s != CUBLAS_STATUS_SUCCESS) return blas_fail(op, s);
-        }
+        for (int64_t g = 0; g < d.G; g++)
+            if ((rc = run_gemm(op, slc_gemm_forward(&d, g, src, sb, weight->data, out->data + n0 * ys, (int)m))))
+                return rc;
     }
     return 0;
 }
@@ -435,22 +440,17 @@ SL_CUDA_API int sl_conv_backward_input_cuda(sl_tensor *gin, const sl_tensor *gou
     if (rc || gin->numel == 0) return rc;
     bool full = is_full_cover(d);
     int64_t nb = chunk_samples(d, full);
-    int64_t Og = d.O / d.G, Kg = d.C / d.G * d.KK, xs = d.C * d.H * d.W * d.T, ys = d.O * d.P;
+    int64_t xs = d.C * d.H * d.W * d.T, ys = d.O * d.P;
     int64_t cs = d.C * d.KK * d.P;
     Scratch col(full ? 0 : (size_t)(nb * cs));
     if (col.failed()) return SL_ENOMEM;
-    const float one = 1.0f, zero = 0.0f;
     for (int64_t n0 = 0; n0 < d.N; n0 += nb) {
         int64_t m = d.N - n0 < nb ? d.N - n0 : nb;
         float *dst = full ? gin->data + n0 * xs : col.p;
         long long sd = full ? xs : cs;
-        for (int64_t g = 0; g < d.G; g++) {
-            cublasStatus_t s = cublasSgemmStridedBatched(
-                slc::blas(), CUBLAS_OP_N, CUBLAS_OP_T, (int)d.P, (int)Kg, (int)Og, &one,
-                gout->data + n0 * ys + g * Og * d.P, (int)d.P, ys, weight->data + g * Og * Kg, (int)Kg, 0, &zero,
-                dst + g * Kg * d.P, (int)d.P, sd, (int)m);
-            if (s != CUBLAS_STATUS_SUCCESS) return blas_fail(op, s);
-        }
+        for (int64_t g = 0; g < d.G; g++)
+            if ((rc = run_gemm(op, slc_gemm_dgrad(&d, g, gout->data + n0 * ys, weight->data, dst, sd, (int)m))))
+                return rc;
         if (!full) {
             int64_t total = m * xs;
             col2im_kernel<<<slc::grid_for(total), slc::THREADS, 0, slc::stream()>>>(gin->data, col.p, d, n0, total);
@@ -480,7 +480,7 @@ SL_CUDA_API int sl_conv_backward_weight_cuda(sl_tensor *gweight, const sl_tensor
     SLC_CHECK(op, cudaMemsetAsync(gweight->data, 0, (size_t)wn * sizeof(float), slc::stream()));
     if (gout->numel == 0) return 0;
     int64_t nb = chunk_samples(d, full);
-    int64_t Og = d.O / d.G, Kg = d.C / d.G * d.KK, xs = d.C * d.H * d.W * d.T, ys = d.O * d.P;
+    int64_t xs = d.C * d.H * d.W * d.T, ys = d.O * d.P;
     int64_t cs = d.C * d.KK * d.P;
     /* per-sample partial products, as many samples at a time as fit in
        PART_CAP; otherwise (large dense weights) one GEMM per sample */
@@ -491,7 +491,6 @@ SL_CUDA_API int sl_conv_backward_weight_cuda(sl_tensor *gweight, const sl_tensor
     Scratch col(full ? 0 : (size_t)(nb * cs));
     Scratch part(partials ? (size_t)(nb * wn) : 0);
     if (col.failed() || part.failed()) return SL_ENOMEM;
-    const float one = 1.0f, zero = 0.0f;
     for (int64_t n0 = 0; n0 < d.N; n0 += nb) {
         int64_t m = d.N - n0 < nb ? d.N - n0 : nb;
         const float *src = in->data + n0 * xs;
@@ -501,26 +500,19 @@ SL_CUDA_API int sl_conv_backward_weight_cuda(sl_tensor *gweight, const sl_tensor
             src = col.p;
             sb = cs;
         }
+        const float *g0 = gout->data + n0 * ys;
         if (partials) {
             /* part[s] = g[n0 + s] . col[s]^T, then added in sample order */
-            for (int64_t g = 0; g < d.G; g++) {
-                cublasStatus_t s = cublasSgemmStridedBatched(
-                    slc::blas(), CUBLAS_OP_T, CUBLAS_OP_N, (int)Kg, (int)Og, (int)d.P, &one, src + g * Kg * d.P,
-                    (int)d.P, sb, gout->data + n0 * ys + g * Og * d.P, (int)d.P, ys, &zero, part.p + g * Og * Kg,
-                    (int)Kg, wn, (int)m);
-                if (s != CUBLAS_STATUS_SUCCESS) return blas_fail(op, s);
-            }
+            for (int64_t g = 0; g < d.G; g++)
+                if ((rc = run_gemm(op, slc_gemm_wgrad(&d, g, src, sb, g0, part.p, wn, (int)m, 0.0f)))) return rc;
             sum_samples_kernel<<<slc::grid_for(wn), slc::THREADS, 0, slc::stream()>>>(gweight->data, part.p, m, wn);
             SLC_LAUNCHED(op);
         } else {
             for (int64_t k = 0; k < m; k++)
-                for (int64_t g = 0; g < d.G; g++) {
-                    cublasStatus_t s = cublasSgemm(slc::blas(), CUBLAS_OP_T, CUBLAS_OP_N, (int)Kg, (int)Og, (int)d.P,
-                                                   &one, src + k * sb + g * Kg * d.P, (int)d.P,
-                                                   gout->data + (n0 + k) * ys + g * Og * d.P, (int)d.P, &one,
-                                                   gweight->data + g * Og * Kg, (int)Kg);
-                    if (s != CUBLAS_STATUS_SUCCESS) return blas_fail(op, s);
-                }
+                for (int64_t g = 0; g < d.G; g++)
+                    if ((rc = run_gemm(op, slc_gemm_wgrad(&d, g, src + k * sb, 0, g0 + k * ys, gweight->data, 0, 1,
+                                                          1.0f))))
+                        return rc;
         }
     }
     return 0;

@@ -31,6 +31,60 @@ typedef struct {
     int32_t kh, kw, sh, sw, ph, pw, dh, dw;
 } slc_conv_dims;
 
+/* ---- the products, as cuBLAS's column-major arguments ------------------
+   C[b] = op(A[b]) op(B[b]) + beta C[b] for b < batch (op: transpose when
+   ta/tb), column-major with leading dimensions ld*, batch strides s*.  Our
+   matrices are row-major: a row-major [r, c] is the column-major [c, r] of
+   its transpose, so row-major Y = X1 . X2 is the column-major Y^T = X2^T
+   X1^T, the operands swapped.  synapse.cu hands plans to cuBLAS; the host
+   test runs them with a plain loop. */
+typedef struct {
+    int ta, tb, m, n, k, batch;
+    const float *A;
+    int lda;
+    long long sA;
+    const float *B;
+    int ldb;
+    long long sB;
+    float *C;
+    int ldc;
+    long long sC;
+    float beta;
+} slc_gemm;
+
+/* forward, group g, `batch` samples: y[s] (O x P, rows g*Og..) = W_g (Og x Kg)
+   . src[s] (rows g*Kg.. of Kg x P, sample stride sSrc) */
+static inline slc_gemm slc_gemm_forward(const slc_conv_dims *d, int64_t g, const float *src, long long sSrc,
+                                        const float *w, float *y, int batch)
+{
+    int64_t Og = d->O / d->G, Kg = d->C / d->G * d->KK;
+    slc_gemm q = {0, 0, (int)d->P, (int)Og, (int)Kg, batch, src + g * Kg * d->P, (int)d->P, sSrc,
+                  w + g * Og * Kg, (int)Kg, 0, y + g * Og * d->P, (int)d->P, (long long)(d->O * d->P), 0.0f};
+    return q;
+}
+
+/* input gradient columns, group g: dst[s] (rows g*Kg.., Kg x P, sample
+   stride sDst) = W_g^T (Kg x Og) . gout[s] (rows g*Og.., Og x P) */
+static inline slc_gemm slc_gemm_dgrad(const slc_conv_dims *d, int64_t g, const float *gout, const float *w, float *dst,
+                                      long long sDst, int batch)
+{
+    int64_t Og = d->O / d->G, Kg = d->C / d->G * d->KK;
+    slc_gemm q = {0, 1, (int)d->P, (int)Kg, (int)Og, batch, gout + g * Og * d->P, (int)d->P,
+                  (long long)(d->O * d->P), w + g * Og * Kg, (int)Kg, 0, dst + g * Kg * d->P, (int)d->P, sDst, 0.0f};
+    return q;
+}
+
+/* weight gradient, group g: dst[s] (rows g*Og.. of O x Kg, sample stride
+   sDst) = beta dst[s] + gout[s] (Og x P) . src[s]^T (P x Kg) */
+static inline slc_gemm slc_gemm_wgrad(const slc_conv_dims *d, int64_t g, const float *src, long long sSrc,
+                                      const float *gout, float *dst, long long sDst, int batch, float beta)
+{
+    int64_t Og = d->O / d->G, Kg = d->C / d->G * d->KK;
+    slc_gemm q = {1, 0, (int)Kg, (int)Og, (int)d->P, batch, src + g * Kg * d->P, (int)d->P, sSrc,
+                  gout + g * Og * d->P, (int)d->P, (long long)(d->O * d->P), dst + g * Og * Kg, (int)Kg, sDst, beta};
+    return q;
+}
+
 /* element e of the columns of samples n0, n0 + 1, ... */
 SLC_SHD float slc_im2col_value(const float *x, const slc_conv_dims *d, int64_t n0, int64_t e)
 {

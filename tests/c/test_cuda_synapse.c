@@ -2,10 +2,11 @@
    host against the CPU ops of csrc/ops/synapse.c, without a GPU:
      - pool and unpool elements, bit for bit, with the reference's odd-size
        padding, strides, padding and dilation;
-     - im2col and col2im, through a plain product with the weight, against
-       conv forward and its input gradient (within float rounding, as cuBLAS
-       and OpenBLAS sum in their own orders), with stride, padding,
-       dilation and groups;
+     - the cuBLAS plans of conv, its input gradient and its weight gradient
+       (per-sample partial products, or sample after sample), run by a plain
+       column-major product with im2col and col2im, against the CPU (within
+       float rounding: cuBLAS and OpenBLAS sum in their own orders), with
+       stride, padding, dilation, groups, and a kernel covering the input;
      - the sparse dense path's forward blocks (phase after phase, thread
        after thread) and weight gradient, bit for bit against the CPU's
        sparse path. */
@@ -75,19 +76,98 @@ TEST(pool_and_unpool_elements_match_the_cpu_bit_for_bit)
 }
 
 /* |got - want| <= 1e-5 * bound + 1e-30, element by element */
-static int not_close(const float *got, const float *want, const double *bound, int64_t n)
+static int not_close(const float *got, const float *want, const float *bound, int64_t n)
 {
     int bad = 0;
     for (int64_t i = 0; i < n; i++) bad += !(fabs((double)got[i] - want[i]) <= 1e-5 * bound[i] + 1e-30);
     return bad;
 }
 
-TEST(im2col_and_col2im_give_conv_and_its_input_gradient)
+/* a plan's column-major products, as cuBLAS defines them (in double; with
+   `absolute`, of the operands' magnitudes: the bound on rounding) */
+static void run_plan(const slc_gemm *q, int absolute)
 {
-    /* {N, C, H, W, T, O, kh, kw, sh, sw, ph, pw, dh, dw, groups} */
+    for (int b = 0; b < q->batch; b++) {
+        const float *A = q->A + b * q->sA, *B = q->B + b * q->sB;
+        float *C = q->C + b * q->sC;
+        for (int i = 0; i < q->m; i++)
+            for (int j = 0; j < q->n; j++) {
+                double s = 0;
+                for (int l = 0; l < q->k; l++) {
+                    double a = q->ta ? A[l + (int64_t)i * q->lda] : A[i + (int64_t)l * q->lda];
+                    double v = q->tb ? B[j + (int64_t)l * q->ldb] : B[l + (int64_t)j * q->ldb];
+                    s += absolute ? fabs(a * v) : a * v;
+                }
+                float *c = C + i + (int64_t)j * q->ldc;
+                *c = (float)(s + (absolute ? fabs(q->beta * *c) : q->beta * *c));
+            }
+    }
+}
+
+static float *fabs_copy(const float *x, int64_t n)
+{
+    float *y = malloc(sizeof(float) * (size_t)n);
+    for (int64_t i = 0; i < n; i++) y[i] = fabsf(x[i]);
+    return y;
+}
+
+/* what synapse.cu computes on the device, with the host running the plans:
+   y, the input gradient gx and the weight gradient gw (through per-sample
+   partial products when `partials`, else sample after sample) */
+static void conv_by_plans(const slc_conv_dims *d, const float *x, const float *w, const float *g, float *y, float *gx,
+                          float *gw, int partials, int absolute)
+{
+    const int full = d->OH == 1 && d->OW == 1 && d->ph == 0 && d->pw == 0 && d->dh == 1 && d->dw == 1 &&
+                     d->H == d->kh && d->W == d->kw;
+    const int64_t xs = d->C * d->H * d->W * d->T, ys = d->O * d->P, cs = d->C * d->KK * d->P, N = d->N;
+    const int64_t wn = d->O * (d->C / d->G) * d->KK;
+    float *col = NULL, *dcol = NULL;
+    const float *src = x;
+    long long sSrc = xs;
+    if (!full) {
+        col = malloc(sizeof(float) * (size_t)(N * cs));
+        dcol = malloc(sizeof(float) * (size_t)(N * cs));
+        for (int64_t e = 0; e < N * cs; e++) col[e] = slc_im2col_value(x, d, 0, e);
+        src = col;
+        sSrc = cs;
+    }
+    for (int64_t g0 = 0; g0 < d->G; g0++) {
+        slc_gemm f = slc_gemm_forward(d, g0, src, sSrc, w, y, (int)N);
+        run_plan(&f, absolute);
+        slc_gemm b = slc_gemm_dgrad(d, g0, g, w, full ? gx : dcol, full ? xs : cs, (int)N);
+        run_plan(&b, absolute);
+    }
+    if (!full)
+        for (int64_t e = 0; e < N * xs; e++) gx[e] = slc_col2im_value(dcol, d, e);
+    for (int64_t i = 0; i < wn; i++) gw[i] = 0.0f;
+    if (partials) {
+        float *part = malloc(sizeof(float) * (size_t)(N * wn));
+        for (int64_t g0 = 0; g0 < d->G; g0++) {
+            slc_gemm q = slc_gemm_wgrad(d, g0, src, sSrc, g, part, wn, (int)N, 0.0f);
+            run_plan(&q, absolute);
+        }
+        for (int64_t i = 0; i < wn; i++)
+            for (int64_t s = 0; s < N; s++) gw[i] = gw[i] + part[s * wn + i]; /* sum_samples_kernel */
+        free(part);
+    } else {
+        for (int64_t s = 0; s < N; s++)
+            for (int64_t g0 = 0; g0 < d->G; g0++) {
+                slc_gemm q = slc_gemm_wgrad(d, g0, src + s * sSrc, 0, g + s * ys, gw, 0, 1, 1.0f);
+                run_plan(&q, absolute);
+            }
+    }
+    free(col);
+    free(dcol);
+}
+
+TEST(conv_plans_with_im2col_and_col2im_give_the_cpu_conv_and_its_gradients)
+{
+    /* {N, C, H, W, T, O, kh, kw, sh, sw, ph, pw, dh, dw, groups}; the last
+       covers the input (dense: no columns) */
     const int cases[][15] = {
         {2, 3, 7, 6, 5, 4, 3, 3, 1, 1, 1, 1, 1, 1, 1}, {2, 4, 9, 8, 3, 6, 3, 2, 2, 1, 1, 0, 1, 2, 2},
         {1, 2, 6, 7, 4, 5, 5, 3, 1, 2, 2, 1, 1, 1, 1}, {3, 2, 5, 5, 2, 3, 5, 5, 1, 1, 0, 0, 1, 1, 1},
+        {3, 3, 4, 5, 6, 7, 4, 5, 1, 1, 0, 0, 1, 1, 1},
     };
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         const int *k = cases[c];
@@ -102,54 +182,28 @@ TEST(im2col_and_col2im_give_conv_and_its_input_gradient)
         int32_t xs[5] = {k[0], k[1], k[2], k[3], k[4]}, ws[5] = {k[5], k[1] / k[14], k[6], k[7], 1};
         int32_t ys[5] = {k[0], k[5], (int32_t)d.OH, (int32_t)d.OW, k[4]};
         sl_tensor *x = tensor(5, xs), *w = tensor(5, ws), *y = tensor(5, ys), *g = tensor(5, ys), *gx = tensor(5, xs);
+        sl_tensor *gw = tensor(5, ws);
         CHECK(sl_conv_forward(y, x, w, &p) == 0);
         CHECK(sl_conv_backward_input(gx, g, w, &p) == 0);
-        const int64_t CK = d.C * d.KK, Og = d.O / d.G, Kg = CK / d.G;
-        float *col = malloc(sizeof(float) * (size_t)(CK * d.P)), *dcol = malloc(sizeof(float) * (size_t)(CK * d.P));
-        float *yh = malloc(sizeof(float) * (size_t)y->numel), *gh = malloc(sizeof(float) * (size_t)x->numel);
-        double *yb = malloc(sizeof(double) * (size_t)y->numel), *gb = malloc(sizeof(double) * (size_t)x->numel);
-        float *abscol = malloc(sizeof(float) * (size_t)(CK * d.P));
-        for (int64_t n = 0; n < d.N; n++) {
-            for (int64_t e = 0; e < CK * d.P; e++) col[e] = slc_im2col_value(x->data, &d, n, e);
-            /* y[n] = W . col per group; dcol = W^T . g[n] */
-            for (int64_t gg = 0; gg < d.G; gg++)
-                for (int64_t o = 0; o < Og; o++)
-                    for (int64_t q = 0; q < d.P; q++) {
-                        double s = 0, b = 0;
-                        for (int64_t r = 0; r < Kg; r++) {
-                            double a = (double)w->data[(gg * Og + o) * Kg + r] * col[(gg * Kg + r) * d.P + q];
-                            s += a;
-                            b += fabs(a);
-                        }
-                        yh[(n * d.O + gg * Og + o) * d.P + q] = (float)s;
-                        yb[(n * d.O + gg * Og + o) * d.P + q] = b;
-                    }
-            for (int pass = 0; pass < 2; pass++) {
-                /* pass 0: the gradient columns; pass 1: their magnitudes, for the bound */
-                for (int64_t gg = 0; gg < d.G; gg++)
-                    for (int64_t r = 0; r < Kg; r++)
-                        for (int64_t q = 0; q < d.P; q++) {
-                            double s = 0;
-                            for (int64_t o = 0; o < Og; o++) {
-                                double a = (double)w->data[(gg * Og + o) * Kg + r] *
-                                           g->data[(n * d.O + gg * Og + o) * d.P + q];
-                                s += pass ? fabs(a) : a;
-                            }
-                            (pass ? abscol : dcol)[(gg * Kg + r) * d.P + q] = (float)s;
-                        }
-                int64_t per = d.C * d.H * d.W * d.T;
-                for (int64_t e = 0; e < per; e++) {
-                    float v = slc_col2im_value(pass ? abscol : dcol, &d, e);
-                    if (pass) gb[n * per + e] = v * 1.0001 + 1e-6;
-                    else gh[n * per + e] = v;
-                }
-            }
+        CHECK(sl_conv_backward_weight(gw, g, x, &p) == 0);
+        float *ax = fabs_copy(x->data, x->numel), *aw = fabs_copy(w->data, w->numel), *ag = fabs_copy(g->data, g->numel);
+        for (int partials = 0; partials < 2; partials++) {
+            float *yh = malloc(sizeof(float) * (size_t)y->numel), *yb = malloc(sizeof(float) * (size_t)y->numel);
+            float *gh = malloc(sizeof(float) * (size_t)x->numel), *gb = malloc(sizeof(float) * (size_t)x->numel);
+            float *wh = malloc(sizeof(float) * (size_t)w->numel), *wb = malloc(sizeof(float) * (size_t)w->numel);
+            conv_by_plans(&d, x->data, w->data, g->data, yh, gh, wh, partials, 0);
+            conv_by_plans(&d, ax, aw, ag, yb, gb, wb, partials, 1);
+            int bf = not_close(yh, y->data, yb, y->numel), bi = not_close(gh, gx->data, gb, x->numel);
+            int bw = not_close(wh, gw->data, wb, w->numel);
+            if (bf || bi || bw)
+                fprintf(stderr, "  conv case %zu (partials %d): forward %d, input gradient %d, weight gradient %d off\n",
+                        c, partials, bf, bi, bw);
+            CHECK(bf == 0 && bi == 0 && bw == 0);
+            free(yh), free(yb), free(gh), free(gb), free(wh), free(wb);
         }
-        int bf = not_close(yh, y->data, yb, y->numel), bb = not_close(gh, gx->data, gb, x->numel);
-        if (bf || bb) fprintf(stderr, "  conv case %zu: forward %d, input gradient %d elements off\n", c, bf, bb);
-        CHECK(bf == 0 && bb == 0);
-        free(col), free(dcol), free(yh), free(gh), free(yb), free(gb), free(abscol);
+        free(ax), free(aw), free(ag);
         sl_tensor_free(x), sl_tensor_free(w), sl_tensor_free(y), sl_tensor_free(g), sl_tensor_free(gx);
+        sl_tensor_free(gw);
     }
 }
 
@@ -208,7 +262,7 @@ TEST(sparse_dense_blocks_match_the_cpu_sparse_path_bit_for_bit)
 int main(void)
 {
     RUN(pool_and_unpool_elements_match_the_cpu_bit_for_bit);
-    RUN(im2col_and_col2im_give_conv_and_its_input_gradient);
+    RUN(conv_plans_with_im2col_and_col2im_give_the_cpu_conv_and_its_gradients);
     RUN(sparse_dense_blocks_match_the_cpu_sparse_path_bit_for_bit);
     return END();
 }
