@@ -166,3 +166,27 @@ describe('SaccadeImages', function()
       os.execute('rm -rf ' .. dir)
    end)
 end)
+
+describe('jitter', function()
+   it('moves each sample by whole pixels within the bound and keeps the spikes that stay inside', function()
+      snn.manualSeed(3)
+      local x = T.zeros({8, 2, 10, 10, 5})
+      x:narrow(3, 4, 3):narrow(4, 4, 3):fill(1) -- a 3x3 block in the middle of every sample and bin
+      local y = snn.data.jitter(x, 2)
+      assert.are.same(x:shape(), y:shape())
+      local moved = 0
+      for n = 1, 8 do
+         local a, b = x:select(1, n), y:select(1, n)
+         assert.are.equal(a:sum():item(), b:sum():item()) -- nothing falls off from the middle
+         local dy, dx
+         for sy = -2, 2 do for sx = -2, 2 do
+            if b:narrow(2, 4 + sy, 3):narrow(3, 4 + sx, 3):sum():item() == a:sum():item() then dy, dx = sy, sx end
+         end end
+         assert.is_not_nil(dy, 'sample ' .. n .. ' moved by whole pixels within 2')
+         if dy ~= 0 or dx ~= 0 then moved = moved + 1 end
+      end
+      assert.is_true(moved >= 4)
+      assert.are.equal(x, snn.data.jitter(x, 0))
+      assert.has_error(function() snn.data.jitter(T.zeros({2, 3}), 1) end)
+   end)
+end)

@@ -1,6 +1,5 @@
 -- Network and augmentation of the NMNIST CNN example (train.lua, eval.lua).
 local snn = require 'slayer'
-local T = snn.tensor
 local M = {}
 
 local Network = snn.class('NMNISTCNN', snn.Module)
@@ -31,24 +30,6 @@ function Network:forward(x)
    s = layer(self.pool2, s)
    s = layer(self.conv3, self.drop(s))
    return layer(self.fc1, self.drop(s))
-end
-
---- Event jitter: every sample of the batch moved by a random whole number
--- of pixels in [-pixels, pixels] along x and y (zeros shifted in), drawn
--- from snn's seeded generator.
-function M.jitter(input, pixels)
-   if pixels <= 0 then return input end
-   local out = T.zeros(input:shape())
-   local H, W = input:size(3), input:size(4)
-   local r = T.rand({input:size(1), 2}):totable()
-   for n = 1, input:size(1) do
-      local dy = math.floor(r[2 * n - 1] * (2 * pixels + 1)) - pixels
-      local dx = math.floor(r[2 * n] * (2 * pixels + 1)) - pixels
-      local h, w = H - math.abs(dy), W - math.abs(dx)
-      out:select(1, n):narrow(2, math.max(dy, 0) + 1, h):narrow(3, math.max(dx, 0) + 1, w)
-         :copy(input:select(1, n):narrow(2, math.max(-dy, 0) + 1, h):narrow(3, math.max(-dx, 0) + 1, w))
-   end
-   return out
 end
 
 return M

@@ -47,7 +47,7 @@ for epoch = 0, opt.epochs - 1 do
    net:train()
    local i = 0
    for input, target, labels in trainLoader:iter() do
-      local output = net(model.jitter(input, opt.jitter))
+      local output = net(snn.data.jitter(input, opt.jitter))
       local loss = err:numSpikes(output, target)
       optimizer:zeroGrad()
       loss:backward()

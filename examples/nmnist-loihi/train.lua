@@ -29,6 +29,8 @@ local opt = snn.utils.options(arg, {
    data = {root .. '/../shared/data/nmnist-small', 'N-MNIST folder with train1K.txt, test100.txt, <index>.bs2'},
    train = {0, 'use only this many training samples (0: all)'},
    test = {0, 'use only this many test samples (0: all)'},
+   shuffle = {false, 'shuffle the training set every epoch (the reference does not)'},
+   jitter = {0, 'random shift of each training sample, pixels (snn.data.jitter)'},
 }, 'luajit examples/nmnist-loihi/train.lua [options]')
 
 snn.setNumThreads(opt.threads)
@@ -36,7 +38,8 @@ snn.manualSeed(opt.seed)
 local netParams = snn.params(here .. '/network.yaml')
 local trainingSet = model.dataset(opt.data, 'train1K.txt', opt.train, netParams)
 local testingSet = model.dataset(opt.data, 'test100.txt', opt.test, netParams)
-local trainLoader = snn.data.Loader(trainingSet, {batchSize = opt.batch, shuffle = false, workers = opt.workers})
+local trainLoader = snn.data.Loader(trainingSet, {batchSize = opt.batch, shuffle = opt.shuffle, seed = opt.seed,
+   workers = opt.workers})
 local testLoader = snn.data.Loader(testingSet, {batchSize = opt.batch, shuffle = false, workers = opt.workers})
 snn.utils.mkdir(opt.out)
 
@@ -54,7 +57,7 @@ for epoch = 0, opt.epochs - 1 do
    net:train()
    local i = 0
    for input, target, labels in trainLoader:iter() do
-      local output = net(input)
+      local output = net(snn.data.jitter(input, opt.jitter))
       stats.training.correctSamples = stats.training.correctSamples + snn.utils.correct(output, labels)
       stats.training.numSamples = stats.training.numSamples + #labels
       local loss = lossFn:numSpikes(output, target)

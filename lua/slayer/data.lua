@@ -488,4 +488,31 @@ function Loader:iter()
    return lazyIter(self, order)
 end
 
+---------------------------------------------------------------------------
+-- augmentation
+---------------------------------------------------------------------------
+
+--- Event jitter for a batch (N, C, H, W, T): every sample moved by a random
+-- whole number of pixels in [-pixels, pixels] along H and W (zeros shifted
+-- in), drawn from snn's seeded generator.  Returns a new tensor.
+function M.jitter(input, pixels)
+   if not T.isTensor(input) or input:dim() ~= 5 then
+      fail('jitter', 'expected a 5-D (N, C, H, W, T) batch, got ' .. (T.isTensor(input) and T.shapeStr(input) or type(input)), 2)
+   end
+   if pixels <= 0 then return input end
+   local out = T.zeros(input:shape(), input.device)
+   local H, W = input:size(3), input:size(4)
+   local r = T.rand({input:size(1), 2}):totable()
+   for n = 1, input:size(1) do
+      local dy = math.floor(r[2 * n - 1] * (2 * pixels + 1)) - pixels
+      local dx = math.floor(r[2 * n] * (2 * pixels + 1)) - pixels
+      local h, w = H - math.abs(dy), W - math.abs(dx)
+      if h > 0 and w > 0 then
+         out:select(1, n):narrow(2, math.max(dy, 0) + 1, h):narrow(3, math.max(dx, 0) + 1, w)
+            :copy(input:select(1, n):narrow(2, math.max(-dy, 0) + 1, h):narrow(3, math.max(-dx, 0) + 1, w))
+      end
+   end
+   return out
+end
+
 return M
