@@ -11,7 +11,16 @@
  * Copies between host and device go through that stream: to the device
  * without waiting (pageable sources are staged by the driver before the call
  * returns), to the host followed by a wait on the stream, which is also where
- * deferred kernel errors surface.  Copies and fills on the device handle any
+ * deferred kernel errors surface.
+ *
+ * No CUDA graphs (for now): a training step is recorded afresh by the Lua
+ * autograd every time, its tensors come from the caching allocator at
+ * whatever addresses are free, and it waits on the host inside (loss:item(),
+ * the dense layers' count of non-zeros that picks the sparse path, the
+ * loaders' events); a captured graph needs fixed addresses and no waits.
+ * What a graph would save is the launch cost, a few microseconds per
+ * kernel (bench/gpu.lua measures it): worth a dedicated memory pool and a
+ * capture API only if the small-batch steps turn out launch-bound.  Copies and fills on the device handle any
  * strides:
  *     dst[idx] = src[idx]   over the coalesced index space of both views
  */
