@@ -126,7 +126,7 @@ describe('examples on the GPU', function()
       local M = dofile(example('nmnist-cnn') .. 'model.lua')
       local p = snn.params(example('nmnist-cnn') .. 'network.yaml')
       smoke{name = 'nmnist-cnn', build = function(np) return M.Network(np, 0.1) end, Optim = snn.optim.Adam,
-         lossFn = numSpikes, epochs = 3, augment = function(x) return M.jitter(x, 2) end,
+         lossFn = numSpikes, epochs = 3, augment = function(x) return snn.data.jitter(x, 2) end,
          train = nmnistBatches(p, 'train1K.txt', 24), test = nmnistBatches(p, 'test100.txt', 12)[1]}
    end)
 
