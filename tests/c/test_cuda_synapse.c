@@ -99,9 +99,20 @@ static void run_plan(const slc_gemm *q, int absolute)
                     s += absolute ? fabs(a * v) : a * v;
                 }
                 float *c = C + i + (int64_t)j * q->ldc;
-                *c = (float)(s + (absolute ? fabs(q->beta * *c) : q->beta * *c));
+                /* as cuBLAS: with beta 0, C is not read (it may hold anything) */
+                const double c0 = q->beta == 0.0f ? 0.0 : q->beta * (double)*c;
+                *c = (float)(s + (absolute ? fabs(c0) : c0));
             }
     }
+}
+
+/* an output buffer holding NaN: the plans must write every element without
+   reading what was there (cuBLAS does not read C when beta is 0) */
+static float *nan_buffer(int64_t n)
+{
+    float *y = malloc(sizeof(float) * (size_t)n);
+    for (int64_t i = 0; i < n; i++) y[i] = NAN;
+    return y;
 }
 
 static float *fabs_copy(const float *x, int64_t n)
@@ -125,8 +136,8 @@ static void conv_by_plans(const slc_conv_dims *d, const float *x, const float *w
     const float *src = x;
     long long sSrc = xs;
     if (!full) {
-        col = malloc(sizeof(float) * (size_t)(N * cs));
-        dcol = malloc(sizeof(float) * (size_t)(N * cs));
+        col = nan_buffer(N * cs);
+        dcol = nan_buffer(N * cs);
         for (int64_t e = 0; e < N * cs; e++) col[e] = slc_im2col_value(x, d, 0, e);
         src = col;
         sSrc = cs;
@@ -141,7 +152,7 @@ static void conv_by_plans(const slc_conv_dims *d, const float *x, const float *w
         for (int64_t e = 0; e < N * xs; e++) gx[e] = slc_col2im_value(dcol, d, e);
     for (int64_t i = 0; i < wn; i++) gw[i] = 0.0f;
     if (partials) {
-        float *part = malloc(sizeof(float) * (size_t)(N * wn));
+        float *part = nan_buffer(N * wn);
         for (int64_t g0 = 0; g0 < d->G; g0++) {
             slc_gemm q = slc_gemm_wgrad(d, g0, src, sSrc, g, part, wn, (int)N, 0.0f);
             run_plan(&q, absolute);
@@ -188,9 +199,9 @@ TEST(conv_plans_with_im2col_and_col2im_give_the_cpu_conv_and_its_gradients)
         CHECK(sl_conv_backward_weight(gw, g, x, &p) == 0);
         float *ax = fabs_copy(x->data, x->numel), *aw = fabs_copy(w->data, w->numel), *ag = fabs_copy(g->data, g->numel);
         for (int partials = 0; partials < 2; partials++) {
-            float *yh = malloc(sizeof(float) * (size_t)y->numel), *yb = malloc(sizeof(float) * (size_t)y->numel);
-            float *gh = malloc(sizeof(float) * (size_t)x->numel), *gb = malloc(sizeof(float) * (size_t)x->numel);
-            float *wh = malloc(sizeof(float) * (size_t)w->numel), *wb = malloc(sizeof(float) * (size_t)w->numel);
+            float *yh = nan_buffer(y->numel), *yb = nan_buffer(y->numel);
+            float *gh = nan_buffer(x->numel), *gb = nan_buffer(x->numel);
+            float *wh = nan_buffer(w->numel), *wb = nan_buffer(w->numel);
             conv_by_plans(&d, x->data, w->data, g->data, yh, gh, wh, partials, 0);
             conv_by_plans(&d, ax, aw, ag, yb, gb, wb, partials, 1);
             int bf = not_close(yh, y->data, yb, y->numel), bi = not_close(gh, gx->data, gb, x->numel);
