@@ -66,11 +66,20 @@ T.typeName = typeName
 -- allocation
 ---------------------------------------------------------------------------
 
-local function pressure()
-   if C.sl_mem_pressure() ~= 0 then
+-- Collect before an allocation when the C allocator asks: live memory grew
+-- past its threshold, or a large CPU block (`numel` floats) is about to come
+-- fresh from the system while garbage may hold reusable ones (tensor.c).
+local function pressure(numel)
+   if C.sl_mem_pressure_for(numel and numel * 4 or 0) ~= 0 then
       collectgarbage('collect')
       C.sl_mem_collected()
    end
+end
+
+local function shapeNumel(ndim, shape)
+   local n = 1
+   for i = 0, ndim - 1 do n = n * shape[i] end
+   return n
 end
 
 local function wrap(ptr, fname)
@@ -107,7 +116,7 @@ local function loadShape(shape, fname, level)
 end
 
 local function newTensor(ndim, device)
-   pressure()
+   pressure(device == 0 and shapeNumel(ndim, shapebuf) or nil)
    local p = C.sl_tensor_new(ndim, shapebuf, device)
    if p == nil then cfail(3) end
    ffi.gc(p, C.sl_tensor_free)
@@ -115,8 +124,8 @@ local function newTensor(ndim, device)
 end
 
 local function emptyLike(t)
-   pressure()
    local c = t._c
+   pressure(c.device == 0 and shapeNumel(c.ndim, c.shape) or nil)
    local p = C.sl_tensor_new(c.ndim, c.shape, c.device)
    if p == nil then cfail(3) end
    ffi.gc(p, C.sl_tensor_free)
