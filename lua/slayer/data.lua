@@ -499,7 +499,10 @@ function M.jitter(input, pixels)
    if not T.isTensor(input) or input:dim() ~= 5 then
       fail('jitter', 'expected a 5-D (N, C, H, W, T) batch, got ' .. (T.isTensor(input) and T.shapeStr(input) or type(input)), 2)
    end
-   if pixels <= 0 then return input end
+   if type(pixels) ~= 'number' or pixels < 0 or pixels % 1 ~= 0 then
+      fail('jitter', 'expected a non-negative whole number of pixels, got ' .. tostring(pixels), 2)
+   end
+   if pixels == 0 then return input end
    local out = T.zeros(input:shape(), input.device)
    local H, W = input:size(3), input:size(4)
    local r = T.rand({input:size(1), 2}):totable()
