@@ -395,8 +395,31 @@ local function poolArgs(self, fname, kernelSize, stride, padding, dilation, pool
    self.preHookFx = preHookFx
 end
 
-local function foldOp(y, x, w, p, adjoint, oddPad)
-   if C.sl_fold_pool(y._c, x._c, T._contig(w)._c, p, adjoint, oddPad) ~= 0 then cfail(3) end
+-- sl_fold_pool(pooled, full, ...): adjoint 0 pools full into pooled, 1 spreads
+-- pooled back over full; pool pads an odd size, unpool does not
+local function foldOp(pooled, full, w, p, adjoint, oddPad)
+   if C.sl_fold_pool(pooled._c, full._c, T._contig(w)._c, p, adjoint, oddPad) ~= 0 then cfail(3) end
+end
+
+-- the shared tail of pool and unpool (its adjoint): x to a new tensor of
+-- outShape, recording the gradient (the other direction of the same fold)
+local function foldModule(self, fname, x, outShape, unpool)
+   local w = hooked(self, fname):detach()
+   if x.device ~= w.device then fail(fname, 'input on ' .. x.device .. ', weight on ' .. w.device, 3) end
+   local p, oddPad = self:_params(), unpool and 0 or 1
+   local dev = T._deviceNum(x.device)
+   local xc = T._contig(x)
+   local out = T._emptyOf(outShape, dev, fname)
+   if unpool then foldOp(xc, out, w, p, 1, oddPad) else foldOp(out, xc, w, p, 0, oddPad) end
+   if A.needed(x) then
+      local inShape = x:shape()
+      A.record(out, {x}, function(g)
+         local gin, gc = T._emptyOf(inShape, dev, fname), T._contig(g)
+         if unpool then foldOp(gin, gc, w, p, 0, oddPad) else foldOp(gc, gin, w, p, 1, oddPad) end
+         return gin
+      end, 1)
+   end
+   return out
 end
 
 local Pool = nn.class('snn.pool', nn.Module)
@@ -421,21 +444,7 @@ function Pool:forward(x)
    local Q = outSize(Wp, self.kw, self.sw, self.pw, self.dw)
    if Q < 1 then fail(fname, 'kernel width ' .. self.kw .. ' is larger than the padded input of ' .. T.shapeStr(x), 2) end
    checkFold(fname, Cn, Hp, Rf, self.kh, self.sh, self.ph, self.dh, T.shapeStr(x))
-   local w = hooked(self, fname):detach()
-   if x.device ~= w.device then fail(fname, 'input on ' .. x.device .. ', weight on ' .. w.device, 2) end
-   local p = self:_params()
-   local xc = T._contig(x)
-   local out = T._emptyOf({N, Cn, Rf / Cn, Q, Tn}, T._deviceNum(x.device), fname)
-   foldOp(out, xc, w, p, 0, 1)
-   if A.needed(x) then
-      local inShape, dev = x:shape(), x.device
-      A.record(out, {x}, function(g)
-         local gin = T._emptyOf(inShape, T._deviceNum(dev), fname)
-         foldOp(T._contig(g), gin, w, p, 1, 1)
-         return gin
-      end, 1)
-   end
-   return out
+   return foldModule(self, fname, x, {N, Cn, Rf / Cn, Q, Tn}, false)
 end
 
 function Pool:__tostring()
@@ -465,21 +474,7 @@ function Unpool:forward(x)
    end
    local Ho = Hf / Cn
    checkFold(fname, Cn, Ho, Cn * H, self.kh, self.sh, self.ph, self.dh, T.shapeStr(x))
-   local w = hooked(self, fname):detach()
-   if x.device ~= w.device then fail(fname, 'input on ' .. x.device .. ', weight on ' .. w.device, 2) end
-   local p = self:_params()
-   local xc = T._contig(x)
-   local out = T._emptyOf({N, Cn, Ho, Wo, Tn}, T._deviceNum(x.device), fname)
-   foldOp(xc, out, w, p, 1, 0)
-   if A.needed(x) then
-      local inShape, dev = x:shape(), x.device
-      A.record(out, {x}, function(g)
-         local gin = T._emptyOf(inShape, T._deviceNum(dev), fname)
-         foldOp(gin, T._contig(g), w, p, 0, 0)
-         return gin
-      end, 1)
-   end
-   return out
+   return foldModule(self, fname, x, {N, Cn, Ho, Wo, Tn}, true)
 end
 
 function Unpool:__tostring()
