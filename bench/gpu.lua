@@ -24,8 +24,9 @@ dense layer on 1.5% spikes (the device's sparse path) and on 10% spikes
 batch 64.
 Workloads (../shared/BENCHMARKS.md): W1 nmnist-mlp at batch 12 and 128, W2
 nmnist-cnn at batch 12 and 64, each a full training step (forward, loss,
-backward, Adam) through bench/workloads.lua with --device cuda: median ms per
-step, the forward alone, and peak GPU memory (live tensors, and live +
+backward, Adam), and W4 (one dense n -> n spiking layer, batch 16, T = 500,
+forward + backward) at n = 512, 4096 and 16384, through bench/workloads.lua
+with --device cuda: median ms per step, the forward alone, and peak GPU memory (live tensors, and live +
 cached blocks; when workloads.lua runs variants of a workload in one call,
 each row shows the peak over all of them).  A workload whose layers have no
 CUDA kernels yet is listed as pending with the missing function.
@@ -207,7 +208,7 @@ end
 
 -- workloads -----------------------------------------------------------------
 
-local function workload(name, batch)
+local function workload(name, batch, n)
    local chunk = assert(loadfile(root .. '/bench/workloads.lua'))
    collectgarbage('collect')
    gpu.emptyCache()
@@ -221,9 +222,9 @@ local function workload(name, batch)
       lines[#lines + 1] = table.concat(parts, '\t')
    end
    local ok, err = pcall(chunk, '--device', DEV, '--only', name, '--batch', tostring(batch), '--steps',
-      tostring(opts.small and 1 or opts.steps))
+      tostring(opts.small and 1 or opts.steps), '--n', tostring(n or 0))
    print = realPrint
-   local label = (name == 'W1' and 'W1 nmnist-mlp' or 'W2 nmnist-cnn') .. ', batch ' .. batch
+   local label = ({W1 = 'W1 nmnist-mlp', W2 = 'W2 nmnist-cnn', W4 = 'W4 n=' .. tostring(n)})[name] .. ', batch ' .. batch
    if not ok then
       local missing = tostring(err):match('missing (sl_[%w_]+)')
       row(label, 'pending', '', missing and ('no CUDA kernel yet: ' .. missing) or tostring(err):sub(1, 120))
@@ -253,6 +254,8 @@ if opts.workloads then
       workload('W1', opts.small and 16 or 128)
       workload('W2', 12)
       if not opts.small then workload('W2', 64) end
+      -- the Open Neuromorphic benchmark's shape: forward + backward, no optimizer
+      for _, n in ipairs(opts.small and {256} or {512, 4096, 16384}) do workload('W4', 16, n) end
    end
 end
 

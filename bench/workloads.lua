@@ -1,7 +1,8 @@
 --[[
 The standard training workloads (../shared/BENCHMARKS.md), timed per step.
 
-    luajit bench/workloads.lua [--threads N] [--steps S] [--only W1|W2] [--batch B] [--device cpu|cuda]
+    luajit bench/workloads.lua [--threads N] [--steps S] [--only W1|W2|W2after|W4] [--batch B]
+                               [--device cpu|cuda] [--n 512,4096] [--w4input spikes|dense]
 
 W1 nmnist-mlp: 2312 (2x34x34) -> 512 -> 10, T = 300, Ts = 1, batch 12,
    SRM neurons (theta 10, tauSr 10, tauRef 1, scaleRef 2, tauRho 1,
@@ -14,6 +15,13 @@ Inputs: Bernoulli spikes at 1.5% per bin, fixed seed.  One step =
 forward + loss + backward + Adam step.  Prints the median (and min/max)
 milliseconds per step over S steps after one warm-up step, the forward
 alone, and the peak resident memory of the process.
+W4 (only when asked for, --only W4): the Open Neuromorphic library
+   benchmark's shape, one dense n -> n layer and spiking neurons (psp after
+   the dense map, W1's neuron), batch 16, T = 500, for each n of --n
+   (default 512,4096; 16384 needs 1 GB of weights and minutes per step on a
+   CPU).  Timed: forward and backward of out:sum(), no optimizer, as that
+   benchmark times it.  The input is 1.5% Bernoulli spikes (our workloads'
+   convention) or, with --w4input dense, uniform random values in [0, 1).
 ]]
 local root = debug.getinfo(1, 'S').source:sub(2):match('^(.*)/bench/[^/]*$') or '.'
 package.path = root .. '/lua/?.lua;' .. root .. '/lua/?/init.lua;' .. package.path
@@ -24,14 +32,15 @@ local T = snn.tensor
 
 local now = snn.utils.now
 
-local opts = {threads = 2, steps = 10, only = nil, batch = nil, device = 'cpu'}
+local opts = {threads = 2, steps = 10, only = nil, batch = nil, device = 'cpu', n = '512,4096', w4input = 'spikes'}
 local args = {...}
 for i = 1, #args, 2 do
    local k, v = args[i]:gsub('^%-%-', ''), args[i + 1]
    if k == 'threads' or k == 'steps' or k == 'batch' then opts[k] = tonumber(v)
-   elseif k == 'only' or k == 'device' then opts[k] = v
+   elseif k == 'only' or k == 'device' or k == 'n' or k == 'w4input' then opts[k] = v
    else error('unknown option ' .. args[i]) end
 end
+if opts.w4input ~= 'spikes' and opts.w4input ~= 'dense' then error('--w4input: spikes or dense, not ' .. opts.w4input) end
 snn.setNumThreads(opts.threads)
 
 local netParams = {
@@ -134,14 +143,50 @@ local function run(name, Net, batch)
    return {name = name, batch = batch, step = median(steps), min = steps[1], max = steps[#steps], fwd = median(fwd)}
 end
 
+-- W4: one dense n -> n layer of spiking neurons, batch 16, T = 500;
+-- forward + backward of out:sum()
+local function runW4(n, batch)
+   snn.manualSeed(0)
+   local dev = opts.device
+   local p = {neuron = netParams.neuron, simulation = {Ts = 1, tSample = 500}}
+   local sl = snn.layer(p.neuron, p.simulation)
+   local fc = sl:dense(n, n)
+   if dev ~= 'cpu' then sl:to(dev); fc:to(dev) end
+   local shape = {batch, n, 1, 1, 500}
+   local x = (opts.w4input == 'dense' and T.rand(shape) or T.bernoulli(shape, 0.015)):to(dev)
+   local sync = dev == 'cuda' and snn.cuda.synchronize or function() end
+   local steps, fwd = {}, {}
+   for i = 0, opts.steps do
+      local t0 = now()
+      fc:zeroGrad()
+      local out = sl:spike(sl:psp(fc(x)))
+      local loss = out:sum()
+      sync()
+      local t1 = now()
+      loss:backward()
+      sync()
+      local t2 = now()
+      if i > 0 then
+         steps[#steps + 1] = (t2 - t0) * 1000
+         fwd[#fwd + 1] = (t1 - t0) * 1000
+      end
+   end
+   table.sort(steps)
+   return {name = 'W4 n=' .. n, batch = batch, step = median(steps), min = steps[1], max = steps[#steps], fwd = median(fwd)}
+end
+
 local results = {}
+if opts.only == 'W4' then
+   for n in opts.n:gmatch('%d+') do results[#results + 1] = runW4(tonumber(n), opts.batch or 16) end
+end
 if not opts.only or opts.only == 'W1' then results[#results + 1] = run('W1 nmnist-mlp', MLP, opts.batch or 12) end
 if not opts.only or opts.only == 'W2' then results[#results + 1] = run('W2 nmnist-cnn', CNN, opts.batch or 12) end
 if not opts.only or opts.only == 'W2' or opts.only == 'W2after' then
    results[#results + 1] = run('W2, psp after', CNNafter, opts.batch or 12)
 end
 
-print(string.format('workloads on %s, %d threads, %d steps after warm-up', opts.device, opts.threads, opts.steps))
+print(string.format('workloads on %s, %d threads, %d steps after warm-up%s', opts.device, opts.threads, opts.steps,
+   opts.only == 'W4' and ' (W4: forward + backward, ' .. opts.w4input .. ' input)' or ''))
 print(string.format('%-16s %6s %12s %10s %10s %12s', 'workload', 'batch', 'step median', 'min', 'max', 'forward'))
 for _, r in ipairs(results) do
    print(string.format('%-16s %6d %9.1f ms %7.1f ms %7.1f ms %9.1f ms', r.name, r.batch, r.step, r.min, r.max, r.fwd))
