@@ -152,7 +152,7 @@ static int by_sample(const conv_dims *d)
     return nt > 1 && d->N >= nt && (double)d->O * d->C / d->G * d->KK * d->P * d->N > 4e6;
 }
 
-static void conv_fwd_sample(const conv_dims *d, const sl_conv_params *p, const float *x, const float *w, float *y,
+static void conv_fwd_sample(const conv_dims *d, const sl_conv_params *p, float *y, const float *x, const float *w,
                             float *col, int full, int par)
 {
     const float *src = x;
@@ -171,6 +171,41 @@ static void conv_fwd_sample(const conv_dims *d, const sl_conv_params *p, const f
     }
 }
 
+/* one sample's work: dst from src and the weight, with a column buffer
+   (unused when full) and the GEMM split across threads when par */
+typedef void (*conv_sample_fn)(const conv_dims *d, const sl_conv_params *p, float *dst, const float *src,
+                               const float *w, float *col, int full, int par);
+
+/* fn over the batch, dst and src advancing by their per-sample strides:
+   threads take whole samples (each with its own columns) or, with few
+   samples, share each sample's GEMM */
+static int conv_each_sample(const char *fname, const conv_dims *d, const sl_conv_params *p, conv_sample_fn fn,
+                            float *dst, int64_t dstStride, const float *src, int64_t srcStride, const float *w)
+{
+    int full = is_full_cover(d, p);
+    size_t colBytes = full ? 0 : (size_t)(d->C * d->KK * d->P) * sizeof(float);
+    if (by_sample(d)) {
+        int oom = 0;
+#pragma omp parallel
+        {
+            float *col = full ? NULL : sl_scratch_alloc(colBytes);
+            if (!full && !col) oom = 1;
+#pragma omp for schedule(static)
+            for (int64_t n = 0; n < d->N; n++)
+                if (full || col) fn(d, p, dst + n * dstStride, src + n * srcStride, w, col, full, 0);
+            sl_scratch_free(col, colBytes);
+        }
+        if (oom) return sl_errorf_code(SL_ENOMEM, "%s: out of memory for %zu bytes of columns", fname, colBytes);
+        return 0;
+    }
+    float *col = full ? NULL : sl_scratch_alloc(colBytes);
+    if (!full && !col) return sl_errorf_code(SL_ENOMEM, "%s: out of memory for %zu bytes of columns", fname, colBytes);
+    for (int64_t n = 0; n < d->N; n++)
+        fn(d, p, dst + n * dstStride, src + n * srcStride, w, col, full, 1);
+    sl_scratch_free(col, colBytes);
+    return 0;
+}
+
 int sl_conv_forward(sl_tensor *out, const sl_tensor *in, const sl_tensor *weight, const sl_conv_params *p)
 {
     SL_DISPATCH(sl_conv_forward, SL_DEVICE_OF("conv", out, in, weight), out, in, weight, p);
@@ -178,29 +213,8 @@ int sl_conv_forward(sl_tensor *out, const sl_tensor *in, const sl_tensor *weight
     conv_dims d;
     int rc = conv_dims_of("conv", in, weight, out, p, &d);
     if (rc || out->numel == 0) return rc;
-    int full = is_full_cover(&d, p);
-    size_t colBytes = full ? 0 : (size_t)(d.C * d.KK * d.P) * sizeof(float);
-    int64_t xs = d.C * d.H * d.W * d.T, ys = d.O * d.P;
-    if (by_sample(&d)) {
-        int oom = 0;
-#pragma omp parallel
-        {
-            float *col = full ? NULL : sl_scratch_alloc(colBytes);
-            if (!full && !col) oom = 1;
-#pragma omp for schedule(static)
-            for (int64_t n = 0; n < d.N; n++)
-                if (full || col) conv_fwd_sample(&d, p, in->data + n * xs, weight->data, out->data + n * ys, col, full, 0);
-            sl_scratch_free(col, colBytes);
-        }
-        if (oom) return sl_errorf_code(SL_ENOMEM, "conv: out of memory for %zu bytes of columns", colBytes);
-        return 0;
-    }
-    float *col = full ? NULL : sl_scratch_alloc(colBytes);
-    if (!full && !col) return sl_errorf_code(SL_ENOMEM, "conv: out of memory for %zu bytes of columns", colBytes);
-    for (int64_t n = 0; n < d.N; n++)
-        conv_fwd_sample(&d, p, in->data + n * xs, weight->data, out->data + n * ys, col, full, 1);
-    sl_scratch_free(col, colBytes);
-    return 0;
+    return conv_each_sample("conv", &d, p, conv_fwd_sample, out->data, d.O * d.P, in->data, d.C * d.H * d.W * d.T,
+                            weight->data);
 }
 
 static void conv_bwd_input_sample(const conv_dims *d, const sl_conv_params *p, float *gx, const float *g,
@@ -226,30 +240,8 @@ int sl_conv_backward_input(sl_tensor *gin, const sl_tensor *gout, const sl_tenso
     conv_dims d;
     int rc = conv_dims_of("conv backward", gin, weight, gout, p, &d);
     if (rc || gin->numel == 0) return rc;
-    int full = is_full_cover(&d, p);
-    size_t colBytes = full ? 0 : (size_t)(d.C * d.KK * d.P) * sizeof(float);
-    int64_t xs = d.C * d.H * d.W * d.T, ys = d.O * d.P;
-    if (by_sample(&d)) {
-        int oom = 0;
-#pragma omp parallel
-        {
-            float *col = full ? NULL : sl_scratch_alloc(colBytes);
-            if (!full && !col) oom = 1;
-#pragma omp for schedule(static)
-            for (int64_t n = 0; n < d.N; n++)
-                if (full || col)
-                    conv_bwd_input_sample(&d, p, gin->data + n * xs, gout->data + n * ys, weight->data, col, full, 0);
-            sl_scratch_free(col, colBytes);
-        }
-        if (oom) return sl_errorf_code(SL_ENOMEM, "conv backward: out of memory");
-        return 0;
-    }
-    float *col = full ? NULL : sl_scratch_alloc(colBytes);
-    if (!full && !col) return sl_errorf_code(SL_ENOMEM, "conv backward: out of memory");
-    for (int64_t n = 0; n < d.N; n++)
-        conv_bwd_input_sample(&d, p, gin->data + n * xs, gout->data + n * ys, weight->data, col, full, 1);
-    sl_scratch_free(col, colBytes);
-    return 0;
+    return conv_each_sample("conv backward", &d, p, conv_bwd_input_sample, gin->data, d.C * d.H * d.W * d.T,
+                            gout->data, d.O * d.P, weight->data);
 }
 
 static void conv_bwd_weight_sample(const conv_dims *d, const sl_conv_params *p, float *gw, const float *g,
