@@ -35,19 +35,7 @@ local root = debug.getinfo(1, 'S').source:sub(2):match('^(.*)/bench/[^/]*$') or 
 package.path = root .. '/lua/?.lua;' .. root .. '/lua/?/init.lua;' .. package.path
 
 local snn = require 'slayer'
-local ffi = require 'ffi'
 local T = snn.tensor
-
--- (renamed: bench/workloads.lua, loaded below, declares clock_gettime itself)
-ffi.cdef [[
-typedef struct { long tv_sec; long tv_nsec; } sl_gpu_timespec;
-int sl_gpu_clock_gettime(int clk, sl_gpu_timespec *ts) __asm__("clock_gettime");
-]]
-local tsb = ffi.new('sl_gpu_timespec')
-local function now()
-   ffi.C.sl_gpu_clock_gettime(1, tsb)
-   return tonumber(tsb.tv_sec) + tonumber(tsb.tv_nsec) * 1e-9
-end
 
 local opts = {reps = 11, steps = 10, ops = true, workloads = true, small = false}
 local args = {...}
@@ -84,26 +72,9 @@ end
 local sync = gpu.synchronize
 local SCALE = opts.small and 1 / 64 or 1
 
-local function median(xs)
-   local s = {}
-   for k, v in ipairs(xs) do s[k] = v end
-   table.sort(s)
-   local n = #s
-   return n % 2 == 1 and s[(n + 1) / 2] or 0.5 * (s[n / 2] + s[n / 2 + 1])
-end
-
 -- median seconds of fn() between synchronisations, after one warm-up
 local function time(fn, reps)
-   fn()
-   sync()
-   local ts = {}
-   for k = 1, reps or opts.reps do
-      local t0 = now()
-      fn()
-      sync()
-      ts[k] = now() - t0
-   end
-   return median(ts)
+   return (snn.utils.timeit(function() fn(); sync() end, reps or opts.reps))
 end
 
 local rows = {}

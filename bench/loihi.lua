@@ -13,18 +13,8 @@ local root = debug.getinfo(1, 'S').source:sub(2):match('^(.*)/bench/[^/]*$') or 
 package.path = root .. '/lua/?.lua;' .. root .. '/lua/?/init.lua;' .. package.path
 
 local snn = require 'slayer'
-local ffi = require 'ffi'
 local T = snn.tensor
-
-ffi.cdef [[
-typedef struct { long tv_sec; long tv_nsec; } sl_lb_timespec;
-int clock_gettime(int clk, sl_lb_timespec *ts);
-]]
-local tsb = ffi.new('sl_lb_timespec')
-local function now()
-   ffi.C.clock_gettime(1, tsb)
-   return tonumber(tsb.tv_sec) + tonumber(tsb.tv_nsec) * 1e-9
-end
+local now = snn.utils.now
 
 local opts = {threads = 2, reps = 21, batch = 12}
 local a = {...}

@@ -14,11 +14,8 @@ local root = debug.getinfo(1, 'S').source:sub(2):match('^(.*)/bench/[^/]*$') or 
 package.path = root .. '/lua/?.lua;' .. root .. '/lua/?/init.lua;' .. package.path
 
 local snn = require 'slayer'
-local ffi = require 'ffi'
 local T = snn.tensor
 local C = require('slayer.ffi').C
-
-local now = snn.utils.now
 
 local opts = {threads = 2, reps = 11}
 local a = {...}
@@ -28,18 +25,7 @@ for i = 1, #a do
 end
 snn.setNumThreads(opts.threads)
 
-local median = snn.utils.median
-
-local function time(fn, reps)
-   fn() -- warm up
-   local ts = {}
-   for i = 1, reps do
-      local t0 = now()
-      fn()
-      ts[i] = now() - t0
-   end
-   return median(ts)
-end
+local function time(fn, reps) return (snn.utils.timeit(fn, reps)) end
 
 local rows = {}
 local function row(name, value, unit, note)

@@ -21,19 +21,10 @@ local root = debug.getinfo(1, 'S').source:sub(2):match('^(.*)/bench/[^/]*$') or 
 package.path = root .. '/lua/?.lua;' .. root .. '/lua/?/init.lua;' .. package.path
 
 local snn = require 'slayer'
-local ffi = require 'ffi'
 local T = snn.tensor
 
-ffi.cdef [[
-typedef struct { long tv_sec; long tv_nsec; } sl_syn_timespec;
-int clock_gettime(int clk, sl_syn_timespec *ts);
-]]
-local tsb = ffi.new('sl_syn_timespec')
 local clockId = 1 -- CLOCK_MONOTONIC; 2 = CLOCK_PROCESS_CPUTIME_ID (--cpu)
-local function now()
-   ffi.C.clock_gettime(clockId, tsb)
-   return tonumber(tsb.tv_sec) + tonumber(tsb.tv_nsec) * 1e-9
-end
+local function now() return snn.utils.now(clockId) end
 
 local opts = {threads = 2, reps = 11, sweep = false}
 local args = {...}
@@ -48,11 +39,7 @@ while i <= #args do
 end
 snn.setNumThreads(opts.threads)
 
-local function median(xs)
-   table.sort(xs)
-   local n = #xs
-   return n % 2 == 1 and xs[(n + 1) / 2] or 0.5 * (xs[n / 2] + xs[n / 2 + 1])
-end
+local median = snn.utils.median
 
 -- median ms of fn() over opts.reps runs, after one warm-up; setup() (not
 -- timed) runs before each call and its result is passed to fn

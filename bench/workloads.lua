@@ -109,6 +109,28 @@ function CNNafter:forward(x)
    return layer(self.fc1, s)
 end
 
+-- forward() gives the loss, finish(loss) the rest of the step; one warm-up
+-- step, then opts.steps timed ones (milliseconds; the device waited for)
+local function timeSteps(name, batch, forward, finish)
+   local sync = opts.device == 'cuda' and snn.cuda.synchronize or function() end
+   local steps, fwd = {}, {}
+   for i = 0, opts.steps do
+      local t0 = now()
+      local loss = forward()
+      sync()
+      local t1 = now()
+      finish(loss)
+      sync()
+      local t2 = now()
+      if i > 0 then
+         steps[#steps + 1] = (t2 - t0) * 1000
+         fwd[#fwd + 1] = (t1 - t0) * 1000
+      end
+   end
+   table.sort(steps)
+   return {name = name, batch = batch, step = median(steps), min = steps[1], max = steps[#steps], fwd = median(fwd)}
+end
+
 local function run(name, Net, batch)
    snn.manualSeed(0)
    local net = Net(netParams)
@@ -121,26 +143,13 @@ local function run(name, Net, batch)
    local target = T.zeros({batch, 10, 1, 1, 1})
    for n = 1, batch do target:select(1, n):select(1, (n - 1) % 10 + 1):fill(1) end
    target = target:to(dev)
-   local sync = dev == 'cuda' and snn.cuda.synchronize or function() end
-   local steps, fwd = {}, {}
-   for i = 0, opts.steps do
-      local t0 = now()
+   return timeSteps(name, batch, function()
       opt:zeroGrad()
-      local out = net(x)
-      local loss = err:numSpikes(out, target)
-      sync()
-      local t1 = now()
+      return err:numSpikes(net(x), target)
+   end, function(loss)
       loss:backward()
       opt:step()
-      sync()
-      local t2 = now()
-      if i > 0 then
-         steps[#steps + 1] = (t2 - t0) * 1000
-         fwd[#fwd + 1] = (t1 - t0) * 1000
-      end
-   end
-   table.sort(steps)
-   return {name = name, batch = batch, step = median(steps), min = steps[1], max = steps[#steps], fwd = median(fwd)}
+   end)
 end
 
 -- W4: one dense n -> n layer of spiking neurons, batch 16, T = 500;
@@ -154,25 +163,10 @@ local function runW4(n, batch)
    if dev ~= 'cpu' then sl:to(dev); fc:to(dev) end
    local shape = {batch, n, 1, 1, 500}
    local x = (opts.w4input == 'dense' and T.rand(shape) or T.bernoulli(shape, 0.015)):to(dev)
-   local sync = dev == 'cuda' and snn.cuda.synchronize or function() end
-   local steps, fwd = {}, {}
-   for i = 0, opts.steps do
-      local t0 = now()
+   return timeSteps('W4 n=' .. n, batch, function()
       fc:zeroGrad()
-      local out = sl:spike(sl:psp(fc(x)))
-      local loss = out:sum()
-      sync()
-      local t1 = now()
-      loss:backward()
-      sync()
-      local t2 = now()
-      if i > 0 then
-         steps[#steps + 1] = (t2 - t0) * 1000
-         fwd[#fwd + 1] = (t1 - t0) * 1000
-      end
-   end
-   table.sort(steps)
-   return {name = 'W4 n=' .. n, batch = batch, step = median(steps), min = steps[1], max = steps[#steps], fwd = median(fwd)}
+      return sl:spike(sl:psp(fc(x))):sum()
+   end, function(loss) loss:backward() end)
 end
 
 local results = {}

@@ -19,9 +19,10 @@ int clock_gettime(int clk, sl_utils_timespec *ts);
 ]])
 local tsb = ffi.new('sl_utils_timespec')
 
---- Seconds on a monotonic clock.
-function M.now()
-   ffi.C.clock_gettime(1, tsb)
+--- Seconds on a monotonic clock (or on the POSIX clock `clock`: 2 is the
+-- process's CPU time).
+function M.now(clock)
+   ffi.C.clock_gettime(clock or 1, tsb)
    return tonumber(tsb.tv_sec) + tonumber(tsb.tv_nsec) * 1e-9
 end
 
