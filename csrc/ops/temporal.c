@@ -113,11 +113,14 @@ int sl_temporal_conv(sl_tensor *out, const sl_tensor *in, const sl_tensor *filte
     const float *x = in->data, *h = filters->data;
     float *y = out->data;
     int64_t jobs = N * R;
+    int oom = 0;
 #pragma omp parallel if (jobs * T * K * F > SL_PAR_MIN)
     {
         float *acc = sl_scratch_alloc((size_t)T * sizeof(float));
+        if (!acc) oom = 1;
 #pragma omp for schedule(static)
         for (int64_t j = 0; j < jobs; j++) {
+            if (!acc) continue;
             int64_t n = j / R, r = j % R;
             const float *xr = x + j * T;
             int sparse = row_is_sparse(xr, T);
@@ -130,6 +133,7 @@ int sl_temporal_conv(sl_tensor *out, const sl_tensor *in, const sl_tensor *filte
         }
         sl_scratch_free(acc, (size_t)T * sizeof(float));
     }
+    if (oom) return sl_errorf_code(SL_ENOMEM, "psp: out of memory for a row of %lld bins", (long long)T);
     return 0;
 }
 
@@ -144,11 +148,14 @@ int sl_temporal_corr(sl_tensor *out, const sl_tensor *grad, const sl_tensor *fil
     const float *g = grad->data, *h = filters->data;
     float *x = out->data;
     int64_t jobs = N * R;
+    int oom = 0;
 #pragma omp parallel if (jobs * T * K * F > SL_PAR_MIN)
     {
         float *acc = sl_scratch_alloc((size_t)T * sizeof(float));
+        if (!acc) oom = 1;
 #pragma omp for schedule(static)
         for (int64_t j = 0; j < jobs; j++) {
+            if (!acc) continue;
             int64_t n = j / R, r = j % R;
             float *xr = x + j * T;
             memset(xr, 0, (size_t)T * sizeof(float));
@@ -161,6 +168,7 @@ int sl_temporal_corr(sl_tensor *out, const sl_tensor *grad, const sl_tensor *fil
         }
         sl_scratch_free(acc, (size_t)T * sizeof(float));
     }
+    if (oom) return sl_errorf_code(SL_ENOMEM, "psp backward: out of memory for a row of %lld bins", (long long)T);
     return 0;
 }
 
