@@ -28,6 +28,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 struct sl_storage {
@@ -69,6 +70,7 @@ static int cuda_hooks(void)
 
 typedef struct free_block {
     struct free_block *next;
+    size_t bytes; /* set when the block is dropped from the cache */
 } free_block;
 
 static struct {
@@ -77,6 +79,36 @@ static struct {
     int64_t cached, live, peak, calls, sys, limit;
     int64_t threshold, since; /* since: bytes allocated since the last collection */
 } cpu = {PTHREAD_MUTEX_INITIALIZER, {0}, 0, 0, 0, 0, 0, -1, MIN_PRESSURE_BYTES, 0};
+
+/* Blocks of HUGE_MIN_BYTES or more are mapped directly, aligned to 2 MB and
+   marked for transparent huge pages: their first touch then costs one fault
+   per 2 MB instead of one per 4 KB (W2's first training step faults in
+   2.4 GB: 630,000 faults, 4 of its 5.4 s, on a virtual machine).  Where the
+   kernel gives no huge pages the advice is ignored and nothing changes. */
+#define HUGE_ALIGN ((size_t)2 << 20)
+#define HUGE_MIN_BYTES ((size_t)4 << 20)
+
+static void *sys_alloc(size_t r)
+{
+    if (r < HUGE_MIN_BYTES) return aligned_alloc(64, r);
+    size_t len = r + HUGE_ALIGN;
+    char *base = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (base == MAP_FAILED) return NULL;
+    char *p = (char *)(((uintptr_t)base + HUGE_ALIGN - 1) & ~(uintptr_t)(HUGE_ALIGN - 1));
+    /* keep exactly [p, p + r): r is a multiple of the page size here */
+    if (p > base) munmap(base, (size_t)(p - base));
+    if (base + len > p + r) munmap(p + r, (size_t)(base + len - (p + r)));
+#ifdef MADV_HUGEPAGE
+    madvise(p, r, MADV_HUGEPAGE);
+#endif
+    return p;
+}
+
+static void sys_free(void *p, size_t r)
+{
+    if (r < HUGE_MIN_BYTES) free(p);
+    else munmap(p, r);
+}
 
 /* default cache bound: a quarter of physical memory, at least 1 GiB */
 static int64_t default_cache_limit(void)
@@ -121,7 +153,7 @@ static void *cpu_alloc(size_t bytes, size_t *actual)
     }
     pthread_mutex_unlock(&cpu.lock);
     if (!p) {
-        p = aligned_alloc(64, r);
+        p = sys_alloc(r);
         if (!p) return NULL;
         pthread_mutex_lock(&cpu.lock);
         cpu.sys++;
@@ -152,7 +184,7 @@ static void cpu_release(void *p, size_t r)
         keep = true;
     }
     pthread_mutex_unlock(&cpu.lock);
-    if (!keep) free(p);
+    if (!keep) sys_free(p, r);
 }
 
 void *sl_scratch_alloc(size_t bytes)
@@ -198,6 +230,7 @@ static void cpu_trim(int64_t limit)
                               : ((size_t)1 << ((i - 16) / 8)) +
                                     (size_t)((i - 16) % 8) * ((size_t)1 << ((i - 16) / 8 - 3));
             cpu.cached -= (int64_t)r;
+            b->bytes = r;
             b->next = drop;
             drop = b;
         }
@@ -205,7 +238,7 @@ static void cpu_trim(int64_t limit)
     pthread_mutex_unlock(&cpu.lock);
     while (drop) {
         free_block *n = drop->next;
-        free(drop);
+        sys_free(drop, drop->bytes);
         drop = n;
     }
 }

@@ -202,4 +202,26 @@ describe('memory', function()
       -- so about 16 blocks come fresh, not one per product
       assert.is_true(fresh <= 20, fresh .. ' fresh blocks for 100 dropped 1 MB results')
    end)
+
+   it('gives large blocks back to the system when the cache is emptied, and maps new ones that work', function()
+      snn.emptyCache()
+      local cachedBefore = snn.memoryStats().cachedBytes
+      local rssBefore = H.rss()
+      -- 8 blocks of 32 MB (mapped directly, on huge pages where the kernel has them), all written
+      local ts = {}
+      for i = 1, 8 do ts[i] = T.full({8 * 1024 * 1024}, i) end
+      for i = 1, 8 do assert.are.equal(8 * 1024 * 1024 * i, ts[i]:sum():item()) end
+      ts = nil
+      collectgarbage('collect')
+      local cached = snn.memoryStats().cachedBytes - cachedBefore
+      assert.is_true(cached >= 8 * 32 * 2 ^ 20, 'dropped blocks went to the cache: ' .. cached .. ' bytes')
+      snn.emptyCache()
+      assert.are.equal(0, snn.memoryStats().cachedBytes)
+      -- the memory went back: resident size is not 256 MB above where it started
+      assert.is_true(H.rss() - rssBefore < 64 * 2 ^ 20,
+         string.format('RSS %d MB above the start after emptyCache', (H.rss() - rssBefore) / 2 ^ 20))
+      -- and new blocks of the same class are fresh mappings that read back what was written
+      local a = T.full({8 * 1024 * 1024}, 3)
+      assert.are.equal(3 * 8 * 1024 * 1024, a:sum():item())
+   end)
 end)
