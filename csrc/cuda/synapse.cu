@@ -392,6 +392,48 @@ int sparse_wgrad(const char *op, float *gw, const float *g, const Dims &d, const
     return 0;
 }
 
+/* ---- the batch loop the three conv entry points share ------------------ */
+
+/* a conv call's geometry and how its batch is cut into chunks of nb
+   samples (one batched GEMM per group and chunk) */
+struct ConvJob {
+    Dims d;
+    bool full;          /* the kernel covers the input: the columns are x */
+    int64_t nb;         /* samples per chunk */
+    int64_t xs, ys, cs; /* one sample's elements of x, y and the columns */
+    int64_t chunk_at(int64_t n0) const { return d.N - n0 < nb ? d.N - n0 : nb; }
+    size_t col_elems() const { return full ? 0 : (size_t)(nb * cs); }
+};
+
+int conv_job(const char *op, const sl_tensor *x, const sl_tensor *w, const sl_tensor *y, const sl_conv_params *p,
+             ConvJob *j)
+{
+    int rc = conv_dims_of(op, x, w, y, p, &j->d);
+    if (rc) return rc;
+    const Dims &d = j->d;
+    j->full = is_full_cover(d);
+    j->nb = chunk_samples(d, j->full);
+    j->xs = d.C * d.H * d.W * d.T;
+    j->ys = d.O * d.P;
+    j->cs = d.C * d.KK * d.P;
+    return 0;
+}
+
+/* the columns of samples n0 .. n0 + m - 1 and their sample stride: x
+   itself when the kernel covers it, else im2col into col */
+int columns(const char *op, const ConvJob &j, const float *x, float *col, int64_t n0, int64_t m, const float **src,
+            long long *stride)
+{
+    if (j.full) {
+        *src = x + n0 * j.xs;
+        *stride = j.xs;
+        return 0;
+    }
+    *src = col;
+    *stride = j.cs;
+    return im2col(op, col, x, j.d, n0, m);
+}
+
 } /* namespace */
 
 SL_CUDA_API int sl_conv_forward_cuda(sl_tensor *out, const sl_tensor *in, const sl_tensor *weight,
@@ -399,32 +441,25 @@ SL_CUDA_API int sl_conv_forward_cuda(sl_tensor *out, const sl_tensor *in, const 
 {
     const char *op = "conv";
     SLC_REQUIRE_CONTIGUOUS(op, out, in, weight);
-    Dims d;
-    int rc = conv_dims_of(op, in, weight, out, p, &d);
+    ConvJob j;
+    int rc = conv_job(op, in, weight, out, p, &j);
     if (rc || out->numel == 0) return rc;
-    bool full = is_full_cover(d);
-    if (sparse_eligible(d, full)) {
+    const Dims &d = j.d;
+    if (sparse_eligible(d, j.full)) {
         Sparse s;
         bool use = false;
         if ((rc = sparse_build(op, &s, in->data, d.N * d.C * d.KK, d.T, &use))) return rc;
         if (use) return sparse_forward(op, out->data, weight->data, d, s);
     }
-    int64_t nb = chunk_samples(d, full);
-    int64_t xs = d.C * d.H * d.W * d.T, ys = d.O * d.P;
-    int64_t cs = d.C * d.KK * d.P; /* one sample's columns */
-    Scratch col(full ? 0 : (size_t)(nb * cs));
+    Scratch col(j.col_elems());
     if (col.failed()) return SL_ENOMEM;
-    for (int64_t n0 = 0; n0 < d.N; n0 += nb) {
-        int64_t m = d.N - n0 < nb ? d.N - n0 : nb;
-        const float *src = in->data + n0 * xs;
-        long long sb = xs;
-        if (!full) {
-            if ((rc = im2col(op, col.p, in->data, d, n0, m))) return rc;
-            src = col.p;
-            sb = cs;
-        }
+    for (int64_t n0 = 0; n0 < d.N; n0 += j.nb) {
+        int64_t m = j.chunk_at(n0);
+        const float *src;
+        long long sb;
+        if ((rc = columns(op, j, in->data, col.p, n0, m, &src, &sb))) return rc;
         for (int64_t g = 0; g < d.G; g++)
-            if ((rc = run_gemm(op, slc_gemm_forward(&d, g, src, sb, weight->data, out->data + n0 * ys, (int)m))))
+            if ((rc = run_gemm(op, slc_gemm_forward(&d, g, src, sb, weight->data, out->data + n0 * j.ys, (int)m))))
                 return rc;
     }
     return 0;
@@ -435,24 +470,21 @@ SL_CUDA_API int sl_conv_backward_input_cuda(sl_tensor *gin, const sl_tensor *gou
 {
     const char *op = "conv backward";
     SLC_REQUIRE_CONTIGUOUS(op, gin, gout, weight);
-    Dims d;
-    int rc = conv_dims_of(op, gin, weight, gout, p, &d);
+    ConvJob j;
+    int rc = conv_job(op, gin, weight, gout, p, &j);
     if (rc || gin->numel == 0) return rc;
-    bool full = is_full_cover(d);
-    int64_t nb = chunk_samples(d, full);
-    int64_t xs = d.C * d.H * d.W * d.T, ys = d.O * d.P;
-    int64_t cs = d.C * d.KK * d.P;
-    Scratch col(full ? 0 : (size_t)(nb * cs));
+    const Dims &d = j.d;
+    Scratch col(j.col_elems());
     if (col.failed()) return SL_ENOMEM;
-    for (int64_t n0 = 0; n0 < d.N; n0 += nb) {
-        int64_t m = d.N - n0 < nb ? d.N - n0 : nb;
-        float *dst = full ? gin->data + n0 * xs : col.p;
-        long long sd = full ? xs : cs;
+    for (int64_t n0 = 0; n0 < d.N; n0 += j.nb) {
+        int64_t m = j.chunk_at(n0);
+        float *dst = j.full ? gin->data + n0 * j.xs : col.p;
+        long long sd = j.full ? j.xs : j.cs;
         for (int64_t g = 0; g < d.G; g++)
-            if ((rc = run_gemm(op, slc_gemm_dgrad(&d, g, gout->data + n0 * ys, weight->data, dst, sd, (int)m))))
+            if ((rc = run_gemm(op, slc_gemm_dgrad(&d, g, gout->data + n0 * j.ys, weight->data, dst, sd, (int)m))))
                 return rc;
-        if (!full) {
-            int64_t total = m * xs;
+        if (!j.full) {
+            int64_t total = m * j.xs;
             col2im_kernel<<<slc::grid_for(total), slc::THREADS, 0, slc::stream()>>>(gin->data, col.p, d, n0, total);
             SLC_LAUNCHED(op);
         }
@@ -465,13 +497,13 @@ SL_CUDA_API int sl_conv_backward_weight_cuda(sl_tensor *gweight, const sl_tensor
 {
     const char *op = "conv weight gradient";
     SLC_REQUIRE_CONTIGUOUS(op, gweight, gout, in);
-    Dims d;
-    int rc = conv_dims_of(op, in, gweight, gout, p, &d);
+    ConvJob j;
+    int rc = conv_job(op, in, gweight, gout, p, &j);
     if (rc) return rc;
     int64_t wn = gweight->numel;
     if (wn == 0) return 0;
-    bool full = is_full_cover(d);
-    if (gout->numel > 0 && sparse_eligible(d, full)) {
+    const Dims &d = j.d;
+    if (gout->numel > 0 && sparse_eligible(d, j.full)) {
         Sparse s;
         bool use = false;
         if ((rc = sparse_build(op, &s, in->data, d.N * d.C * d.KK, d.T, &use))) return rc;
@@ -479,28 +511,21 @@ SL_CUDA_API int sl_conv_backward_weight_cuda(sl_tensor *gweight, const sl_tensor
     }
     SLC_CHECK(op, cudaMemsetAsync(gweight->data, 0, (size_t)wn * sizeof(float), slc::stream()));
     if (gout->numel == 0) return 0;
-    int64_t nb = chunk_samples(d, full);
-    int64_t xs = d.C * d.H * d.W * d.T, ys = d.O * d.P;
-    int64_t cs = d.C * d.KK * d.P;
     /* per-sample partial products, as many samples at a time as fit in
        PART_CAP; otherwise (large dense weights) one GEMM per sample */
     int64_t maxPart = (int64_t)(PART_CAP / ((size_t)wn * sizeof(float)));
     bool partials = d.N > 1 && maxPart >= 2;
-    if (partials && nb > maxPart) nb = maxPart;
-    if (!partials && full) nb = 1;
-    Scratch col(full ? 0 : (size_t)(nb * cs));
-    Scratch part(partials ? (size_t)(nb * wn) : 0);
+    if (partials && j.nb > maxPart) j.nb = maxPart;
+    if (!partials && j.full) j.nb = 1;
+    Scratch col(j.col_elems());
+    Scratch part(partials ? (size_t)(j.nb * wn) : 0);
     if (col.failed() || part.failed()) return SL_ENOMEM;
-    for (int64_t n0 = 0; n0 < d.N; n0 += nb) {
-        int64_t m = d.N - n0 < nb ? d.N - n0 : nb;
-        const float *src = in->data + n0 * xs;
-        long long sb = xs;
-        if (!full) {
-            if ((rc = im2col(op, col.p, in->data, d, n0, m))) return rc;
-            src = col.p;
-            sb = cs;
-        }
-        const float *g0 = gout->data + n0 * ys;
+    for (int64_t n0 = 0; n0 < d.N; n0 += j.nb) {
+        int64_t m = j.chunk_at(n0);
+        const float *src;
+        long long sb;
+        if ((rc = columns(op, j, in->data, col.p, n0, m, &src, &sb))) return rc;
+        const float *g0 = gout->data + n0 * j.ys;
         if (partials) {
             /* part[s] = g[n0 + s] . col[s]^T, then added in sample order */
             for (int64_t g = 0; g < d.G; g++)
@@ -510,7 +535,7 @@ SL_CUDA_API int sl_conv_backward_weight_cuda(sl_tensor *gweight, const sl_tensor
         } else {
             for (int64_t k = 0; k < m; k++)
                 for (int64_t g = 0; g < d.G; g++)
-                    if ((rc = run_gemm(op, slc_gemm_wgrad(&d, g, src + k * sb, 0, g0 + k * ys, gweight->data, 0, 1,
+                    if ((rc = run_gemm(op, slc_gemm_wgrad(&d, g, src + k * sb, 0, g0 + k * j.ys, gweight->data, 0, 1,
                                                           1.0f))))
                         return rc;
         }
