@@ -261,24 +261,27 @@ __global__ void fill_rows_kernel(int32_t *__restrict__ tt, float *__restrict__ v
     }
 }
 
-/* out[b] = in[b]^T for B matrices [R, Cc], through 32 x 32 shared tiles */
+/* out[b] = in[b]^T for B matrices [R, Cc], through 32 x 32 shared tiles;
+   blocks stride over batches (z) and row tiles (y) past the grid's limits */
 __global__ void transpose_kernel(float *__restrict__ out, const float *__restrict__ in, int64_t B, int64_t R,
                                  int64_t Cc)
 {
     __shared__ float tile[32][33];
-    const int64_t c0 = (int64_t)blockIdx.x * 32, r0 = (int64_t)blockIdx.y * 32;
+    const int64_t c0 = (int64_t)blockIdx.x * 32;
     for (int64_t b = blockIdx.z; b < B; b += gridDim.z) {
         const float *src = in + b * R * Cc;
         float *dst = out + b * R * Cc;
-        __syncthreads(); /* the previous matrix's tile has been read */
-        for (int k = threadIdx.y; k < 32; k += blockDim.y) {
-            int64_t r = r0 + k, c = c0 + threadIdx.x;
-            if (r < R && c < Cc) tile[k][threadIdx.x] = src[r * Cc + c];
-        }
-        __syncthreads();
-        for (int k = threadIdx.y; k < 32; k += blockDim.y) {
-            int64_t c = c0 + k, r = r0 + threadIdx.x;
-            if (r < R && c < Cc) dst[c * R + r] = tile[threadIdx.x][k];
+        for (int64_t r0 = (int64_t)blockIdx.y * 32; r0 < R; r0 += (int64_t)gridDim.y * 32) {
+            __syncthreads(); /* the previous tile has been read */
+            for (int k = threadIdx.y; k < 32; k += blockDim.y) {
+                int64_t r = r0 + k, c = c0 + threadIdx.x;
+                if (r < R && c < Cc) tile[k][threadIdx.x] = src[r * Cc + c];
+            }
+            __syncthreads();
+            for (int k = threadIdx.y; k < 32; k += blockDim.y) {
+                int64_t c = c0 + k, r = r0 + threadIdx.x;
+                if (r < R && c < Cc) dst[c * R + r] = tile[threadIdx.x][k];
+            }
         }
     }
 }
@@ -286,8 +289,9 @@ __global__ void transpose_kernel(float *__restrict__ out, const float *__restric
 int transpose(const char *op, float *out, const float *in, int64_t B, int64_t R, int64_t Cc)
 {
     if (B == 0 || R == 0 || Cc == 0) return 0;
-    if ((R + 31) / 32 > 65535) return sl_errorf("%s: %lld rows exceed the grid limit", op, (long long)R);
-    dim3 grid((unsigned)((Cc + 31) / 32), (unsigned)((R + 31) / 32), (unsigned)(B < 65535 ? B : 65535));
+    /* Cc is T or a layer's input count, both below 2^31: its tiles fit grid.x */
+    int64_t ctiles = (Cc + 31) / 32, rtiles = (R + 31) / 32;
+    dim3 grid((unsigned)ctiles, (unsigned)(rtiles < 65535 ? rtiles : 65535), (unsigned)(B < 65535 ? B : 65535));
     transpose_kernel<<<grid, dim3(32, 8), 0, slc::stream()>>>(out, in, B, R, Cc);
     SLC_LAUNCHED(op);
     return 0;
