@@ -42,8 +42,9 @@
  * the CPU's order of (i, j) and with its separately rounded products, so
  * results are bit-identical to csrc/ops/synapse.c.
  *
- * The element and phase functions are in synapse.cuh, which
- * tests/c/test_cuda_synapse.c runs on the host against the CPU ops.
+ * The element and phase functions, the GEMM plans and the cut of the batch
+ * into chunks are in synapse.cuh, which tests/c/test_cuda_synapse.c runs on
+ * the host against the CPU ops.
  */
 #include "common.cuh"
 #include "synapse.cuh"
@@ -124,21 +125,6 @@ int conv_dims_of(const char *op, const sl_tensor *x, const sl_tensor *w, const s
         return sl_errorf("%s: a per-sample product of %lld x %lld x %lld is too large for cuBLAS", op,
                          (long long)d->O, (long long)(d->C * d->KK), (long long)d->P);
     return 0;
-}
-
-bool is_full_cover(const Dims &d)
-{
-    return d.OH == 1 && d.OW == 1 && d.ph == 0 && d.pw == 0 && d.dh == 1 && d.dw == 1 && d.H == d.kh && d.W == d.kw;
-}
-
-/* samples per chunk so that nb columns stay within COL_CAP */
-int64_t chunk_samples(const Dims &d, bool full)
-{
-    if (full) return d.N;
-    size_t per = (size_t)(d.C * d.KK * d.P) * sizeof(float);
-    int64_t nb = per ? (int64_t)(COL_CAP / per) : d.N;
-    if (nb < 1) nb = 1;
-    return nb < d.N ? nb : d.N;
 }
 
 /* ---- im2col / col2im ------------------------------------------------------ */
@@ -398,29 +384,16 @@ int sparse_wgrad(const char *op, float *gw, const float *g, const Dims &d, const
 
 /* ---- the batch loop the three conv entry points share ------------------ */
 
-/* a conv call's geometry and how its batch is cut into chunks of nb
-   samples (one batched GEMM per group and chunk) */
-struct ConvJob {
-    Dims d;
-    bool full;          /* the kernel covers the input: the columns are x */
-    int64_t nb;         /* samples per chunk */
-    int64_t xs, ys, cs; /* one sample's elements of x, y and the columns */
-    int64_t chunk_at(int64_t n0) const { return d.N - n0 < nb ? d.N - n0 : nb; }
-    size_t col_elems() const { return full ? 0 : (size_t)(nb * cs); }
-};
+typedef slc_conv_job ConvJob;
 
+/* the call's geometry and how its batch is cut (synapse.cuh) */
 int conv_job(const char *op, const sl_tensor *x, const sl_tensor *w, const sl_tensor *y, const sl_conv_params *p,
              ConvJob *j)
 {
-    int rc = conv_dims_of(op, x, w, y, p, &j->d);
-    if (rc) return rc;
-    const Dims &d = j->d;
-    j->full = is_full_cover(d);
-    j->nb = chunk_samples(d, j->full);
-    j->xs = d.C * d.H * d.W * d.T;
-    j->ys = d.O * d.P;
-    j->cs = d.C * d.KK * d.P;
-    return 0;
+    Dims d = {};
+    int rc = conv_dims_of(op, x, w, y, p, &d);
+    if (!rc) *j = slc_conv_job_of(&d, COL_CAP);
+    return rc;
 }
 
 /* the columns of samples n0 .. n0 + m - 1 and their sample stride: x
@@ -455,10 +428,10 @@ SL_CUDA_API int sl_conv_forward_cuda(sl_tensor *out, const sl_tensor *in, const 
         if ((rc = sparse_build(op, &s, in->data, d.N * d.C * d.KK, d.T, &use))) return rc;
         if (use) return sparse_forward(op, out->data, weight->data, d, s);
     }
-    Scratch col(j.col_elems());
+    Scratch col(slc_conv_col_elems(&j));
     if (col.failed()) return SL_ENOMEM;
     for (int64_t n0 = 0; n0 < d.N; n0 += j.nb) {
-        int64_t m = j.chunk_at(n0);
+        int64_t m = slc_conv_chunk(&j, n0);
         const float *src;
         long long sb;
         if ((rc = columns(op, j, in->data, col.p, n0, m, &src, &sb))) return rc;
@@ -478,10 +451,10 @@ SL_CUDA_API int sl_conv_backward_input_cuda(sl_tensor *gin, const sl_tensor *gou
     int rc = conv_job(op, gin, weight, gout, p, &j);
     if (rc || gin->numel == 0) return rc;
     const Dims &d = j.d;
-    Scratch col(j.col_elems());
+    Scratch col(slc_conv_col_elems(&j));
     if (col.failed()) return SL_ENOMEM;
     for (int64_t n0 = 0; n0 < d.N; n0 += j.nb) {
-        int64_t m = j.chunk_at(n0);
+        int64_t m = slc_conv_chunk(&j, n0);
         float *dst = j.full ? gin->data + n0 * j.xs : col.p;
         long long sd = j.full ? j.xs : j.cs;
         for (int64_t g = 0; g < d.G; g++)
@@ -517,15 +490,12 @@ SL_CUDA_API int sl_conv_backward_weight_cuda(sl_tensor *gweight, const sl_tensor
     if (gout->numel == 0) return 0;
     /* per-sample partial products, as many samples at a time as fit in
        PART_CAP; otherwise (large dense weights) one GEMM per sample */
-    int64_t maxPart = (int64_t)(PART_CAP / ((size_t)wn * sizeof(float)));
-    bool partials = d.N > 1 && maxPart >= 2;
-    if (partials && j.nb > maxPart) j.nb = maxPart;
-    if (!partials && j.full) j.nb = 1;
-    Scratch col(j.col_elems());
+    bool partials = slc_conv_wgrad_partials(&j, wn, PART_CAP);
+    Scratch col(slc_conv_col_elems(&j));
     Scratch part(partials ? (size_t)(j.nb * wn) : 0);
     if (col.failed() || part.failed()) return SL_ENOMEM;
     for (int64_t n0 = 0; n0 < d.N; n0 += j.nb) {
-        int64_t m = j.chunk_at(n0);
+        int64_t m = slc_conv_chunk(&j, n0);
         const float *src;
         long long sb;
         if ((rc = columns(op, j, in->data, col.p, n0, m, &src, &sb))) return rc;

@@ -3,6 +3,7 @@
  * usable on the host and the device, so that tests/c/test_cuda_synapse.c can
  * check it against csrc/ops/synapse.c without a GPU.
  *
+ *   batch:   chunks of samples whose columns fit a cap, one GEMM plan per group and chunk
  *   im2col:  col[s, (c, i, j), (oh, ow, t)] = x[n0 + s, c, oh*sh - ph + i*dh, ow*sw - pw + j*dw, t]
  *   col2im:  gin[s, c, ih, iw, t] = sum over the (i, j) that read it of col[s, (c, i, j), (oh, ow, t)]
  *   pool:    y[n, r, q, t] = sum_{i, j} w[i, j] * xf[n, r*sh - ph + i*dh, q*sw - pw + j*dw, t]
@@ -83,6 +84,63 @@ static inline slc_gemm slc_gemm_wgrad(const slc_conv_dims *d, int64_t g, const f
     slc_gemm q = {1, 0, (int)Kg, (int)Og, (int)d->P, batch, src + g * Kg * d->P, (int)d->P, sSrc,
                   gout + g * Og * d->P, (int)d->P, (long long)(d->O * d->P), dst + g * Og * Kg, (int)Kg, sDst, beta};
     return q;
+}
+
+/* ---- how a call's batch is cut --------------------------------------------
+   Chunks of nb samples, one batched product per group and chunk: as many
+   samples as keep their columns within col_cap bytes (at least one), or the
+   whole batch when the kernel covers the input (the columns are x itself).
+   The weight gradient takes per-sample partial products, as many samples at
+   a time as fit in part_cap bytes, when two or more fit and N > 1;
+   otherwise one product per sample (and, covering, one sample a chunk). */
+typedef struct {
+    slc_conv_dims d;
+    int full;           /* the kernel covers the input */
+    int64_t nb;         /* samples per chunk */
+    int64_t xs, ys, cs; /* one sample's elements of x, y and the columns */
+} slc_conv_job;
+
+static inline slc_conv_job slc_conv_job_of(const slc_conv_dims *d, size_t col_cap)
+{
+    slc_conv_job j;
+    j.d = *d;
+    j.full = d->OH == 1 && d->OW == 1 && d->ph == 0 && d->pw == 0 && d->dh == 1 && d->dw == 1 && d->H == d->kh &&
+             d->W == d->kw;
+    j.xs = d->C * d->H * d->W * d->T;
+    j.ys = d->O * d->P;
+    j.cs = d->C * d->KK * d->P;
+    if (j.full) {
+        j.nb = d->N;
+    } else {
+        size_t per = (size_t)j.cs * sizeof(float);
+        int64_t nb = per ? (int64_t)(col_cap / per) : d->N;
+        if (nb < 1) nb = 1;
+        j.nb = nb < d->N ? nb : d->N;
+    }
+    return j;
+}
+
+/* the samples of the chunk starting at n0 */
+static inline int64_t slc_conv_chunk(const slc_conv_job *j, int64_t n0)
+{
+    return j->d.N - n0 < j->nb ? j->d.N - n0 : j->nb;
+}
+
+/* column elements of one chunk's buffer (none when the columns are x) */
+static inline size_t slc_conv_col_elems(const slc_conv_job *j)
+{
+    return j->full ? 0 : (size_t)(j->nb * j->cs);
+}
+
+/* the weight gradient's cut for wn weights: 1 when it takes partial
+   products (j->nb of them at a time), 0 for one product per sample */
+static inline int slc_conv_wgrad_partials(slc_conv_job *j, int64_t wn, size_t part_cap)
+{
+    int64_t maxPart = (int64_t)(part_cap / ((size_t)wn * sizeof(float)));
+    int partials = j->d.N > 1 && maxPart >= 2;
+    if (partials && j->nb > maxPart) j->nb = maxPart;
+    if (!partials && j->full) j->nb = 1;
+    return partials;
 }
 
 /* element e of the columns of samples n0, n0 + 1, ... */

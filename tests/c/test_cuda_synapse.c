@@ -4,9 +4,10 @@
        padding, strides, padding and dilation;
      - the cuBLAS plans of conv, its input gradient and its weight gradient
        (per-sample partial products, or sample after sample), run by a plain
-       column-major product with im2col and col2im, against the CPU (within
-       float rounding: cuBLAS and OpenBLAS sum in their own orders), with
-       stride, padding, dilation, groups, and a kernel covering the input;
+       column-major product with im2col and col2im, chunk after chunk as the
+       GPU cuts the batch, against the CPU (within float rounding: cuBLAS and
+       OpenBLAS sum in their own orders), with stride, padding, dilation,
+       groups, and a kernel covering the input;
      - the sparse dense path's forward blocks (phase after phase, thread
        after thread) and weight gradient, bit for bit against the CPU's
        sparse path. */
@@ -122,53 +123,66 @@ static float *fabs_copy(const float *x, int64_t n)
     return y;
 }
 
-/* what synapse.cu computes on the device, with the host running the plans:
-   y, the input gradient gx and the weight gradient gw (through per-sample
-   partial products when `partials`, else sample after sample) */
-static void conv_by_plans(const slc_conv_dims *d, const float *x, const float *w, const float *g, float *y, float *gx,
-                          float *gw, int partials, int absolute)
+/* what synapse.cu computes on the device, chunk after chunk as its batch
+   is cut by col_cap and part_cap (its COL_CAP and PART_CAP), with the host
+   running the plans: y, the input gradient gx and the weight gradient gw */
+static void conv_by_plans(const slc_conv_dims *d, size_t col_cap, size_t part_cap, const float *x, const float *w,
+                          const float *g, float *y, float *gx, float *gw, int absolute)
 {
-    const int full = d->OH == 1 && d->OW == 1 && d->ph == 0 && d->pw == 0 && d->dh == 1 && d->dw == 1 &&
-                     d->H == d->kh && d->W == d->kw;
-    const int64_t xs = d->C * d->H * d->W * d->T, ys = d->O * d->P, cs = d->C * d->KK * d->P, N = d->N;
-    const int64_t wn = d->O * (d->C / d->G) * d->KK;
-    float *col = NULL, *dcol = NULL;
-    const float *src = x;
-    long long sSrc = xs;
-    if (!full) {
-        col = nan_buffer(N * cs);
-        dcol = nan_buffer(N * cs);
-        for (int64_t e = 0; e < N * cs; e++) col[e] = slc_im2col_value(x, d, 0, e);
-        src = col;
-        sSrc = cs;
-    }
-    for (int64_t g0 = 0; g0 < d->G; g0++) {
-        slc_gemm f = slc_gemm_forward(d, g0, src, sSrc, w, y, (int)N);
-        run_plan(&f, absolute);
-        slc_gemm b = slc_gemm_dgrad(d, g0, g, w, full ? gx : dcol, full ? xs : cs, (int)N);
-        run_plan(&b, absolute);
-    }
-    if (!full)
-        for (int64_t e = 0; e < N * xs; e++) gx[e] = slc_col2im_value(dcol, d, e);
-    for (int64_t i = 0; i < wn; i++) gw[i] = 0.0f;
-    if (partials) {
-        float *part = nan_buffer(N * wn);
+    const int64_t N = d->N, wn = d->O * (d->C / d->G) * d->KK;
+    /* forward, then the input gradient (col2im after each chunk) */
+    slc_conv_job j = slc_conv_job_of(d, col_cap);
+    float *col = nan_buffer((int64_t)slc_conv_col_elems(&j));
+    for (int64_t n0 = 0; n0 < N; n0 += j.nb) {
+        const int64_t m = slc_conv_chunk(&j, n0);
+        if (!j.full)
+            for (int64_t e = 0; e < m * j.cs; e++) col[e] = slc_im2col_value(x, d, n0, e);
         for (int64_t g0 = 0; g0 < d->G; g0++) {
-            slc_gemm q = slc_gemm_wgrad(d, g0, src, sSrc, g, part, wn, (int)N, 0.0f);
-            run_plan(&q, absolute);
+            slc_gemm f = slc_gemm_forward(d, g0, j.full ? x + n0 * j.xs : col, j.full ? j.xs : j.cs, w, y + n0 * j.ys,
+                                          (int)m);
+            run_plan(&f, absolute);
         }
-        for (int64_t i = 0; i < wn; i++)
-            for (int64_t s = 0; s < N; s++) gw[i] = gw[i] + part[s * wn + i]; /* sum_samples_kernel */
-        free(part);
-    } else {
-        for (int64_t s = 0; s < N; s++)
-            for (int64_t g0 = 0; g0 < d->G; g0++) {
-                slc_gemm q = slc_gemm_wgrad(d, g0, src + s * sSrc, 0, g + s * ys, gw, 0, 1, 1.0f);
-                run_plan(&q, absolute);
-            }
+    }
+    for (int64_t n0 = 0; n0 < N; n0 += j.nb) {
+        const int64_t m = slc_conv_chunk(&j, n0);
+        for (int64_t g0 = 0; g0 < d->G; g0++) {
+            slc_gemm b = slc_gemm_dgrad(d, g0, g + n0 * j.ys, w, j.full ? gx + n0 * j.xs : col, j.full ? j.xs : j.cs,
+                                        (int)m);
+            run_plan(&b, absolute);
+        }
+        if (!j.full)
+            for (int64_t e = 0; e < m * j.xs; e++) gx[n0 * j.xs + e] = slc_col2im_value(col, d, e); /* col2im_kernel */
     }
     free(col);
-    free(dcol);
+    /* the weight gradient, cut again for its partial products */
+    slc_conv_job jw = slc_conv_job_of(d, col_cap);
+    const int partials = slc_conv_wgrad_partials(&jw, wn, part_cap);
+    col = nan_buffer((int64_t)slc_conv_col_elems(&jw));
+    float *part = nan_buffer(partials ? jw.nb * wn : 0);
+    for (int64_t i = 0; i < wn; i++) gw[i] = 0.0f;
+    for (int64_t n0 = 0; n0 < N; n0 += jw.nb) {
+        const int64_t m = slc_conv_chunk(&jw, n0);
+        if (!jw.full)
+            for (int64_t e = 0; e < m * jw.cs; e++) col[e] = slc_im2col_value(x, d, n0, e);
+        const float *src = jw.full ? x + n0 * jw.xs : col, *g0 = g + n0 * jw.ys;
+        const long long sSrc = jw.full ? jw.xs : jw.cs;
+        if (partials) {
+            for (int64_t gg = 0; gg < d->G; gg++) {
+                slc_gemm q = slc_gemm_wgrad(d, gg, src, sSrc, g0, part, wn, (int)m, 0.0f);
+                run_plan(&q, absolute);
+            }
+            for (int64_t i = 0; i < wn; i++)
+                for (int64_t s = 0; s < m; s++) gw[i] = gw[i] + part[s * wn + i]; /* sum_samples_kernel */
+        } else {
+            for (int64_t s = 0; s < m; s++)
+                for (int64_t gg = 0; gg < d->G; gg++) {
+                    slc_gemm q = slc_gemm_wgrad(d, gg, src + s * sSrc, 0, g0 + s * jw.ys, gw, 0, 1, 1.0f);
+                    run_plan(&q, absolute);
+                }
+        }
+    }
+    free(col);
+    free(part);
 }
 
 TEST(conv_plans_with_im2col_and_col2im_give_the_cpu_conv_and_its_gradients)
@@ -178,7 +192,7 @@ TEST(conv_plans_with_im2col_and_col2im_give_the_cpu_conv_and_its_gradients)
     const int cases[][15] = {
         {2, 3, 7, 6, 5, 4, 3, 3, 1, 1, 1, 1, 1, 1, 1}, {2, 4, 9, 8, 3, 6, 3, 2, 2, 1, 1, 0, 1, 2, 2},
         {1, 2, 6, 7, 4, 5, 5, 3, 1, 2, 2, 1, 1, 1, 1}, {3, 2, 5, 5, 2, 3, 5, 5, 1, 1, 0, 0, 1, 1, 1},
-        {3, 3, 4, 5, 6, 7, 4, 5, 1, 1, 0, 0, 1, 1, 1},
+        {3, 3, 4, 5, 6, 7, 4, 5, 1, 1, 0, 0, 1, 1, 1}, {5, 3, 6, 6, 3, 4, 3, 3, 1, 1, 1, 1, 1, 1, 1},
     };
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         const int *k = cases[c];
@@ -198,17 +212,26 @@ TEST(conv_plans_with_im2col_and_col2im_give_the_cpu_conv_and_its_gradients)
         CHECK(sl_conv_backward_input(gx, g, w, &p) == 0);
         CHECK(sl_conv_backward_weight(gw, g, x, &p) == 0);
         float *ax = fabs_copy(x->data, x->numel), *aw = fabs_copy(w->data, w->numel), *ag = fabs_copy(g->data, g->numel);
-        for (int partials = 0; partials < 2; partials++) {
+        /* cuts of the batch: whole (partial products of all samples); one
+           sample a chunk; two a chunk, the last chunk short when N is odd
+           (partial products two at a time); no room for two partial
+           products (one product per sample) */
+        const size_t colBytes = (size_t)slc_conv_job_of(&d, 0).cs * sizeof(float);
+        const size_t wBytes = (size_t)w->numel * sizeof(float);
+        const size_t cuts[][2] = {{SIZE_MAX, SIZE_MAX}, {1, SIZE_MAX}, {2 * colBytes, 2 * wBytes}, {SIZE_MAX, wBytes}};
+        const slc_conv_job two = slc_conv_job_of(&d, 2 * colBytes);
+        CHECK(two.full ? two.nb == d.N : two.nb == (d.N < 2 ? d.N : 2));
+        for (size_t u = 0; u < sizeof cuts / sizeof cuts[0]; u++) {
             float *yh = nan_buffer(y->numel), *yb = nan_buffer(y->numel);
             float *gh = nan_buffer(x->numel), *gb = nan_buffer(x->numel);
             float *wh = nan_buffer(w->numel), *wb = nan_buffer(w->numel);
-            conv_by_plans(&d, x->data, w->data, g->data, yh, gh, wh, partials, 0);
-            conv_by_plans(&d, ax, aw, ag, yb, gb, wb, partials, 1);
+            conv_by_plans(&d, cuts[u][0], cuts[u][1], x->data, w->data, g->data, yh, gh, wh, 0);
+            conv_by_plans(&d, cuts[u][0], cuts[u][1], ax, aw, ag, yb, gb, wb, 1);
             int bf = not_close(yh, y->data, yb, y->numel), bi = not_close(gh, gx->data, gb, x->numel);
             int bw = not_close(wh, gw->data, wb, w->numel);
             if (bf || bi || bw)
-                fprintf(stderr, "  conv case %zu (partials %d): forward %d, input gradient %d, weight gradient %d off\n",
-                        c, partials, bf, bi, bw);
+                fprintf(stderr, "  conv case %zu (cut %zu): forward %d, input gradient %d, weight gradient %d off\n", c,
+                        u, bf, bi, bw);
             CHECK(bf == 0 && bi == 0 && bw == 0);
             free(yh), free(yb), free(gh), free(gb), free(wh), free(wb);
         }
