@@ -65,6 +65,14 @@ int64_t default_limit()
     return (int64_t)total;
 }
 
+/* give a block back to the driver.  Frees come between an op's launches
+   and its launch check (scratch blocks): the error state is cleared only
+   when cudaFree itself failed, so a pending launch error is still seen. */
+void release(void *p)
+{
+    if (cudaFree(p) != cudaSuccess) cudaGetLastError();
+}
+
 /* release cached blocks until at most `keep` bytes stay cached */
 void trim(int64_t keep)
 {
@@ -85,8 +93,7 @@ void trim(int64_t keep)
     }
     if (drop.empty()) return;
     cudaStreamSynchronize(slc::stream());
-    for (void *p : drop) cudaFree(p);
-    cudaGetLastError();
+    for (void *p : drop) release(p);
 }
 
 } /* namespace */
@@ -149,10 +156,7 @@ SL_CUDA_API void sl_cuda_free(void *p, size_t bytes)
             keep = true;
         }
     }
-    if (!keep) {
-        cudaFree(p); /* synchronises the device: only past the cache limit */
-        cudaGetLastError();
-    }
+    if (!keep) release(p); /* synchronises the device: only past the cache limit */
 }
 
 SL_CUDA_API void sl_cuda_mem_stats(sl_mem_stats *out)

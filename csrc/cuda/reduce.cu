@@ -52,6 +52,15 @@ static int check_dim_out(const char *op, const sl_tensor *out, const sl_tensor *
     return 0;
 }
 
+/* the launches' status, read before the scratch block they use is released
+   (a release may call the runtime, which must not see a launch error first) */
+static int launched_then_free(const char *op, void *scratch, size_t bytes)
+{
+    cudaError_t e = cudaGetLastError();
+    slc::scratch_free(scratch, bytes);
+    return e == cudaSuccess ? 0 : slc::cuda_fail(op, e);
+}
+
 /* ---- sum along a dim ----------------------------------------------------- */
 
 /* inner == 1, short rows: one thread per row, double accumulator (CPU order) */
@@ -164,9 +173,7 @@ SL_CUDA_API int sl_sum_dim_cuda(sl_tensor *out, const sl_tensor *a, int dim)
         dim3 grid((unsigned)nchunks, (unsigned)outer);
         sum_rows_chunks_kernel<<<grid, RBLOCK, 0, st>>>(part, a->data, n, chunk);
         sum_row_chunks_kernel<<<slc::grid_for(outer), slc::THREADS, 0, st>>>(out->data, part, outer, nchunks);
-        slc::scratch_free(part, bytes);
-        SLC_LAUNCHED("sum");
-        return 0;
+        return launched_then_free("sum", part, bytes);
     }
     if (inner == 1) {
         if (n <= 64 || outer >= 65536)
@@ -194,9 +201,7 @@ SL_CUDA_API int sl_sum_dim_cuda(sl_tensor *out, const sl_tensor *a, int dim)
     sum_inner_chunks_kernel<<<slc::grid_for(m * nchunks), slc::THREADS, 0, st>>>(part, a->data, outer, n, inner, chunk,
                                                                                   nchunks);
     sum_chunks_kernel<<<slc::grid_for(m), slc::THREADS, 0, st>>>(out->data, part, m, nchunks);
-    slc::scratch_free(part, bytes);
-    SLC_LAUNCHED("sum");
-    return 0;
+    return launched_then_free("sum", part, bytes);
 }
 
 /* ---- max along a dim ----------------------------------------------------- */
