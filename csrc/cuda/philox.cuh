@@ -1,7 +1,7 @@
 /*
  * philox.cuh -- Philox4x32-10 and the float mappings of csrc/ops/random.c,
  * usable on the host and the device, so both back ends draw the same numbers
- * (tests/cuda_spec.lua compares them; tests/c/test_cuda_host.cu checks this
+ * (tests/cuda_spec.lua compares them; tests/c/test_cuda_twin.c checks this
  * copy against the CPU generator without a GPU).
  *
  *   block j of stream `seed` = philox(seed, j), four 32-bit words;

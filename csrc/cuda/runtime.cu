@@ -20,8 +20,9 @@
  * loaders' events); a captured graph needs fixed addresses and no waits.
  * What a graph would save is the launch cost, a few microseconds per
  * kernel (bench/gpu.lua measures it): worth a dedicated memory pool and a
- * capture API only if the small-batch steps turn out launch-bound.  Copies and fills on the device handle any
- * strides:
+ * capture API only if the small-batch steps turn out launch-bound.
+ *
+ * Copies and fills on the device handle any strides:
  *     dst[idx] = src[idx]   over the coalesced index space of both views
  */
 #include "common.cuh"
@@ -154,9 +155,16 @@ SL_CUDA_API int sl_cuda_init(void)
         snprintf(S.init_error, sizeof S.init_error, "cuBLAS initialisation failed: %s", cublasGetStatusString(bs));
         return -1;
     }
-    cublasSetStream(S.blas, S.stream);
-    /* plain float32 arithmetic: no TF32, results within rounding of the CPU */
-    cublasSetMathMode(S.blas, CUBLAS_DEFAULT_MATH);
+    /* the compute stream (a handle left on the legacy default stream would
+       run the GEMMs out of order with the kernels), and plain float32
+       arithmetic: no TF32, results within rounding of the CPU */
+    if ((bs = cublasSetStream(S.blas, S.stream)) != CUBLAS_STATUS_SUCCESS ||
+        (bs = cublasSetMathMode(S.blas, CUBLAS_DEFAULT_MATH)) != CUBLAS_STATUS_SUCCESS) {
+        snprintf(S.init_error, sizeof S.init_error, "cuBLAS set-up failed: %s", cublasGetStatusString(bs));
+        cublasDestroy(S.blas);
+        S.blas = NULL;
+        return -1;
+    }
     S.device = dev;
     S.sms = prop.multiProcessorCount > 0 ? prop.multiProcessorCount : 1;
     snprintf(S.name, sizeof S.name, "%s", prop.name);
