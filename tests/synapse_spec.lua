@@ -388,6 +388,18 @@ describe('pool', function()
    end)
 end)
 
+describe('conv sizes past the BLAS limit', function()
+   it('raises an error naming the output when positions x time bins exceed 2^31 - 1', function()
+      local c = sl:conv(1, 2, 3, 1, 1)
+      c.sparse = false
+      -- an empty batch: nothing is allocated, the sizes are still checked
+      local ok, err = pcall(c, T.zeros({0, 1, 50000, 50000, 4}))
+      assert.is_false(ok)
+      assert.truthy(tostring(err):find('conv: output %[0, 2, 50000, 50000, 4%] has 10000000000 positions'), err)
+      assert.are.same({0, 2, 5, 5, 4}, c(T.zeros({0, 1, 5, 5, 4})):shape())
+   end)
+end)
+
 describe('convTranspose and unpool', function()
    it('convTranspose scatters each input through the kernel (test 013)', function()
       snn.manualSeed(4)

@@ -94,6 +94,7 @@ describe('tensor inspection', function()
       assert.truthy(big:find('100x100'))
       assert.truthy(#big < 2000)
       assert.truthy(tostring(T.zeros({2, 2, 2})):find('%(1,%.,%.%)') or tostring(T.zeros({2, 2, 2})):find('%(1,'))
+      assert.are.equal('[slayer.FloatTensor of size 0x3, empty]', tostring(T.zeros({0, 3})))
    end)
 end)
 

@@ -415,7 +415,7 @@ function Tensor:__tostring()
    for i = 0, nd - 1 do sizes[#sizes + 1] = c.shape[i] end
    local dev = self.device == 'cuda' and 'slayer.CudaTensor' or 'slayer.FloatTensor'
    local sizeStr = #sizes > 0 and table.concat(sizes, 'x') or 'scalar'
-   if t:numel() == 0 then return '[' .. dev .. ' with no dimension]' end
+   if t:numel() == 0 then return '[' .. dev .. ' of size ' .. sizeStr .. ', empty]' end
    local d = c.data
    if nd == 0 then
       lines[1] = string.format('%g', d[0])
