@@ -125,6 +125,22 @@ describe('psp', function()
       H.assertClose(sl:psp(x), sl:psp(dense), 1e-6, 1e-6)
    end)
 
+   it('filters and correlates dense rows right at every length around the kernel and block sizes', function()
+      -- the dense loops block outputs by 128/64/32/16 once every tap applies;
+      -- lengths below, at and past the kernel length (77) and the blocks
+      snn.manualSeed(4)
+      local sl = layerOf(NMNIST)
+      local h = sl.srmKernel:totable()
+      for _, Tn in ipairs({1, 15, 16, 17, 76, 77, 78, 93, 94, 140, 205, 300, 333}) do
+         local x = T.randn({1, 3, 1, 1, Tn}):requiresGrad(true)
+         local g = T.randn({1, 3, 1, 1, Tn})
+         local y = sl:psp(x)
+         y:backward(g)
+         H.assertClose(y, refConv(x:detach():totable(), h, 1, 3, Tn), 1e-5, 1e-5)
+         H.assertClose(x.grad, refCorr(g:totable(), h, 1, 3, Tn), 1e-5, 1e-5)
+      end
+   end)
+
    it('back-propagates with the correlation (its adjoint) and passes a gradient check', function()
       local sl = layerOf(SNNDATA)
       local x = T.randn({2, 2, 1, 2, 40}):requiresGrad(true)

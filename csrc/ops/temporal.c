@@ -15,8 +15,9 @@
  *
  * Like the reference's CUDA kernels (src/cuda/convKernels.h) each output is
  * accumulated in float32 over increasing i with fused multiply-adds and
- * multiplied by Ts once at the end.  The loops are interchanged (i outer, t
- * inner) so they vectorise, which keeps each output's summation order.  Rows
+ * multiplied by Ts once at the end.  Blocks of consecutive outputs are held
+ * in vector registers while the taps go by in increasing order (taps_blocks),
+ * which keeps each output's summation order.  Rows
  * with few non-zeros (spike trains) are processed event by event, visiting
  * the events in the order that again keeps each output's summation order;
  * skipped terms are exact zeros.  Rows are independent and split across
@@ -26,6 +27,33 @@
 
 #include <math.h>
 #include <string.h>
+
+/* The dense loops hold a block of W consecutive outputs in registers while
+   the taps go by, in increasing order: acc[t] += h[i] * x[t + dir * i] for
+   t in [t0, t0 + W).  W = 128 is eight AVX-512 vectors, enough independent
+   sums to hide the latency of the multiply-adds; narrower blocks finish the
+   range.  Returns where the blocks stopped (fewer than 16 outputs left). */
+#define TAPS_BLOCK(W)                                                                                                  \
+    for (; t0 + (W) <= end; t0 += (W)) {                                                                               \
+        float a[W];                                                                                                    \
+        for (int j = 0; j < (W); j++) a[j] = acc[t0 + j];                                                              \
+        for (int64_t i = 0; i < kmax; i++) {                                                                           \
+            float hi = h[i];                                                                                           \
+            const float *xs = x + t0 + dir * i;                                                                        \
+            for (int j = 0; j < (W); j++) a[j] = fmaf(xs[j], hi, a[j]);                                                \
+        }                                                                                                              \
+        for (int j = 0; j < (W); j++) acc[t0 + j] = a[j];                                                              \
+    }
+
+static inline __attribute__((always_inline)) int64_t taps_blocks(float *restrict acc, const float *restrict x, const float *restrict h,
+                                  int64_t kmax, int64_t t0, int64_t end, int64_t dir)
+{
+    TAPS_BLOCK(128)
+    TAPS_BLOCK(64)
+    TAPS_BLOCK(32)
+    TAPS_BLOCK(16)
+    return t0;
+}
 
 /* acc[t] += h[i] * x[t - i] for all i < K, in increasing i per output */
 SL_HOT
@@ -43,10 +71,16 @@ static void conv_row(float *restrict acc, const float *restrict x, const float *
         return;
     }
     int64_t kmax = K < T ? K : T;
+    /* outputs t >= kmax - 1 see every tap: blocks of TBLK outputs held in
+       registers while the taps go by; the first outputs and the tail, tap
+       by tap over memory */
+    int64_t lo = kmax - 1, t0 = lo;
+    t0 = taps_blocks(acc, x, h, kmax, t0, T, -1);
     for (int64_t i = 0; i < kmax; i++) {
         float hi = h[i];
         const float *xs = x - i;
-        for (int64_t t = i; t < T; t++) acc[t] = fmaf(xs[t], hi, acc[t]);
+        for (int64_t t = i; t < lo; t++) acc[t] = fmaf(xs[t], hi, acc[t]);
+        for (int64_t t = t0 > i ? t0 : i; t < T; t++) acc[t] = fmaf(xs[t], hi, acc[t]);
     }
 }
 
@@ -66,10 +100,13 @@ static void corr_row(float *restrict acc, const float *restrict g, const float *
         return;
     }
     int64_t kmax = K < T ? K : T;
+    /* outputs t <= T - kmax see every tap: blocked as in conv_row; the
+       last outputs tap by tap */
+    int64_t t0 = taps_blocks(acc, g, h, kmax, 0, T - kmax + 1, 1);
     for (int64_t i = 0; i < kmax; i++) {
         float hi = h[i];
         const float *gs = g + i;
-        for (int64_t t = 0; t < T - i; t++) acc[t] = fmaf(gs[t], hi, acc[t]);
+        for (int64_t t = t0; t < T - i; t++) acc[t] = fmaf(gs[t], hi, acc[t]);
     }
 }
 
