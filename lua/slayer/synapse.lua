@@ -107,43 +107,19 @@ local function convOp(x, w, p, outShape)
    return out
 end
 
--- dense with a sparse input (spike trains): scatter weight rows per spike
-local function denseSparseOp(x, w, csr, outShape)
+-- dense or conv with a sparse input (spike trains): scatter the weight rows
+-- (dense) or the kernel (conv) per spike; csr lists x's non-zeros
+local function sparseOp(fname, x, w, csr, p, outShape)
+   local conv = fname == 'conv'
    local O = w:size(1)
-   local I = w:numel() / O
-   local wT = T._contig(T._contig(w:detach()):view({O, I}):transpose(1, 2))
-   local out = T._emptyOf(outShape, 0, 'dense')
-   if C.sl_dense_sparse_forward(out._c, csr, wT._c) ~= 0 then cfail(3) end
+   local wT = T._contig(T._contig(w:detach()):view({O, w:numel() / O}):transpose(1, 2))
+   local out = T._emptyOf(outShape, 0, fname)
+   local xc = T._contig(x)
+   local rc = conv and C.sl_conv_sparse_forward(out._c, xc._c, csr, wT._c, p)
+      or C.sl_dense_sparse_forward(out._c, csr, wT._c)
+   if rc ~= 0 then cfail(3) end
    if not A.needed(x, w) then
       C.sl_sparse_rows_free(ffi.gc(csr, nil)) -- no backward will read it
-   else
-      local wd = T._contig(w:detach())
-      local inShape, wShape = x:shape(), w:shape()
-      local p = params(x:size(3), x:size(4), 1, 1, 0, 0, 1, 1, 1)
-      A.record(out, {x, w}, function(g)
-         g = T._contig(g)
-         local gx, gw
-         if x._rg then gx = rawConvInput(g, wd, p, inShape, 'cpu') end
-         if w._rg then
-            gw = T._emptyOf(wShape, 0, 'dense')
-            if C.sl_dense_sparse_weight_grad(gw._c, csr, g._c) ~= 0 then cfail(2) end
-         end
-         return gx, gw
-      end, 2)
-   end
-   return out
-end
-
--- conv with a sparse input (spike trains): scatter the kernel per spike
-local function convSparseOp(x, w, csr, p, outShape)
-   local O = w:size(1)
-   local K = w:numel() / O
-   local wT = T._contig(T._contig(w:detach()):view({O, K}):transpose(1, 2))
-   local out = T._emptyOf(outShape, 0, 'conv')
-   local xc = T._contig(x)
-   if C.sl_conv_sparse_forward(out._c, xc._c, csr, wT._c, p) ~= 0 then cfail(3) end
-   if not A.needed(x, w) then
-      C.sl_sparse_rows_free(ffi.gc(csr, nil))
    else
       local wd, xd = T._contig(w:detach()), xc:detach()
       local inShape, wShape = x:shape(), w:shape()
@@ -152,8 +128,10 @@ local function convSparseOp(x, w, csr, p, outShape)
          local gx, gw
          if x._rg then gx = rawConvInput(g, wd, p, inShape, 'cpu') end
          if w._rg then
-            gw = T._emptyOf(wShape, 0, 'conv')
-            if C.sl_conv_sparse_weight_grad(gw._c, xd._c, csr, g._c, p) ~= 0 then cfail(2) end
+            gw = T._emptyOf(wShape, 0, fname)
+            rc = conv and C.sl_conv_sparse_weight_grad(gw._c, xd._c, csr, g._c, p)
+               or C.sl_dense_sparse_weight_grad(gw._c, csr, g._c)
+            if rc ~= 0 then cfail(2) end
          end
          return gx, gw
       end, 2)
@@ -215,6 +193,7 @@ function Dense:forward(x)
    if x.device ~= w.device then fail(fname, 'input on ' .. x.device .. ', weight on ' .. w.device, 2) end
    local OH, OW = H - self.kh + 1, W - self.kw + 1
    local outShape = {N, self.outFeatures, OH, OW, Tn}
+   local p = params(self.kh, self.kw, 1, 1, 0, 0, 1, 1, 1)
    if OH == 1 and OW == 1 and x.device == 'cpu' and self.sparse ~= false
       and (self.sparse == true or self.outFeatures >= S.sparseMinOut) then
       local xc = T._contig(x)
@@ -222,10 +201,10 @@ function Dense:forward(x)
       if C.sl_sparse_rows_new(csrOut, xc._c, self.sparse == true and 2 or S.sparseThreshold) ~= 0 then cfail(2) end
       local csr = csrOut[0]
       if csr ~= nil then
-         return denseSparseOp(x, w, ffi.gc(csr, C.sl_sparse_rows_free), outShape)
+         return sparseOp(fname, x, w, ffi.gc(csr, C.sl_sparse_rows_free), p, outShape)
       end
    end
-   return convOp(x, w, params(self.kh, self.kw, 1, 1, 0, 0, 1, 1, 1), outShape)
+   return convOp(x, w, p, outShape)
 end
 
 function Dense:__tostring()
@@ -289,7 +268,7 @@ function Conv:forward(x)
       if C.sl_sparse_rows_new(csrOut, xc._c, self.sparse == true and 2 or S.convSparseThreshold) ~= 0 then cfail(2) end
       local csr = csrOut[0]
       if csr ~= nil then
-         return convSparseOp(x, w, ffi.gc(csr, C.sl_sparse_rows_free), self:_params(), outShape)
+         return sparseOp(fname, x, w, ffi.gc(csr, C.sl_sparse_rows_free), self:_params(), outShape)
       end
    end
    return convOp(x, w, self:_params(), outShape)
