@@ -295,6 +295,19 @@ describe('delayShift', function()
       assert(H.gradcheck(function(v) return sl:delayShift(v, d) end, {T.randn({2, 3, 1, 1, 20}):requiresGrad(true)}))
       assert.has_error(function() sl:delayShift(T.zeros({1, 3, 1, 1, 5}), T.zeros({2})) end)
    end)
+
+   it('leaves a row unshifted for a NaN delay (the reference\'s GPU conversion gives 0) and zeroes it past T', function()
+      local sl = layerOf(NMNIST)
+      local x = T.randn({1, 3, 1, 1, 8})
+      local d = T.fromtable({0 / 0, 1e30, -1e30}, {3, 1, 1})
+      local y = sl:delayShift(x, d):totable()
+      local xv = x:totable()
+      for t = 1, 8 do
+         assert.are.equal(xv[t], y[t])
+         assert.are.equal(0, y[8 + t])
+         assert.are.equal(0, y[16 + t])
+      end
+   end)
 end)
 
 describe('delay', function()

@@ -29,7 +29,7 @@ __global__ void shift_kernel(float *__restrict__ out, const float *__restrict__ 
         float d = delay ? __ldg(delay + r % R) : scalar;
         float q = __fdiv_rn(d, Ts);
         /* clamp before converting: a shift beyond the row only zeroes it */
-        int64_t k = q >= (float)T ? T : (q <= -(float)T ? -T : (int64_t)q);
+        int64_t k = q != q ? 0 : (q >= (float)T ? T : (q <= -(float)T ? -T : (int64_t)q));
         int64_t s = t - k;
         out[e] = s >= 0 && s < T ? in[r * T + s] : 0.0f;
     }

@@ -3,6 +3,9 @@
  *
  * shift: per neuron row r (rows repeat every R rows, one per sample),
  *   k = (int)(d_r / Ts)            float32 division, truncated toward zero
+ *                                  (a NaN delay gives k = 0, as the float
+ *                                  to int conversion of the reference's
+ *                                  CUDA kernel does)
  *   y[t] = x[t - k]  if 0 <= t - k < T, else 0
  * so a negative k advances the signal.  d is one scalar for every row, or
  * one value per neuron of a sample (R values).  The input gradient of a
@@ -45,7 +48,7 @@ int sl_shift(sl_tensor *out, const sl_tensor *in, const sl_tensor *delay, float 
         float d = delay ? delay->data[r % R] : scalar;
         float q = d / Ts;
         /* clamp before converting: a shift beyond the row only zeroes it */
-        int64_t k = q >= (float)T ? T : (q <= -(float)T ? -T : (int64_t)q);
+        int64_t k = q != q ? 0 : (q >= (float)T ? T : (q <= -(float)T ? -T : (int64_t)q));
         const float *x = in->data + r * T;
         float *y = out->data + r * T;
         for (int64_t t = 0; t < T; t++) {
