@@ -223,5 +223,14 @@ describe('memory', function()
       -- and new blocks of the same class are fresh mappings that read back what was written
       local a = T.full({8 * 1024 * 1024}, 3)
       assert.are.equal(3 * 8 * 1024 * 1024, a:sum():item())
+      -- past the cache limit a dropped large block goes straight back
+      local limit = snn.memoryStats().cacheLimit
+      snn.setCacheLimit(0)
+      a = nil
+      collectgarbage('collect')
+      local cachedAfter = snn.memoryStats().cachedBytes
+      snn.setCacheLimit(limit)
+      assert.are.equal(0, cachedAfter)
+      assert.is_true(H.rss() - rssBefore < 64 * 2 ^ 20, 'RSS after dropping past the limit')
    end)
 end)
