@@ -45,8 +45,9 @@
         for (int j = 0; j < (W); j++) acc[t0 + j] = a[j];                                                              \
     }
 
-static inline __attribute__((always_inline)) int64_t taps_blocks(float *restrict acc, const float *restrict x, const float *restrict h,
-                                  int64_t kmax, int64_t t0, int64_t end, int64_t dir)
+static inline __attribute__((always_inline)) int64_t taps_blocks(float *restrict acc, const float *restrict x,
+                                                                 const float *restrict h, int64_t kmax, int64_t t0,
+                                                                 int64_t end, int64_t dir)
 {
     TAPS_BLOCK(128)
     TAPS_BLOCK(64)
@@ -71,11 +72,10 @@ static void conv_row(float *restrict acc, const float *restrict x, const float *
         return;
     }
     int64_t kmax = K < T ? K : T;
-    /* outputs t >= kmax - 1 see every tap: blocks of TBLK outputs held in
-       registers while the taps go by; the first outputs and the tail, tap
-       by tap over memory */
-    int64_t lo = kmax - 1, t0 = lo;
-    t0 = taps_blocks(acc, x, h, kmax, t0, T, -1);
+    /* outputs t >= kmax - 1 see every tap: in register blocks; the first
+       outputs and the tail, tap by tap over memory */
+    int64_t lo = kmax - 1;
+    int64_t t0 = taps_blocks(acc, x, h, kmax, lo, T, -1);
     for (int64_t i = 0; i < kmax; i++) {
         float hi = h[i];
         const float *xs = x - i;
@@ -100,8 +100,8 @@ static void corr_row(float *restrict acc, const float *restrict g, const float *
         return;
     }
     int64_t kmax = K < T ? K : T;
-    /* outputs t <= T - kmax see every tap: blocked as in conv_row; the
-       last outputs tap by tap */
+    /* outputs t <= T - kmax see every tap: in register blocks as in
+       conv_row; the last outputs tap by tap */
     int64_t t0 = taps_blocks(acc, g, h, kmax, 0, T - kmax + 1, 1);
     for (int64_t i = 0; i < kmax; i++) {
         float hi = h[i];
