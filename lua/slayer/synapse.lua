@@ -121,7 +121,8 @@ local function sparseOp(fname, x, w, csr, p, outShape)
    if not A.needed(x, w) then
       C.sl_sparse_rows_free(ffi.gc(csr, nil)) -- no backward will read it
    else
-      local wd, xd = T._contig(w:detach()), xc:detach()
+      -- conv's weight gradient reads the dense input too; dense's only the list
+      local wd, xd = T._contig(w:detach()), conv and xc:detach() or nil
       local inShape, wShape = x:shape(), w:shape()
       A.record(out, {x, w}, function(g)
          g = T._contig(g)
