@@ -82,7 +82,11 @@ void trim(int64_t keep)
         std::lock_guard<std::mutex> g(P.lock);
         for (int i = N_CLASSES - 1; i >= 0 && P.cached > keep; i--) {
             while (!P.lists[i].empty() && P.cached > keep) {
-                drop.push_back(P.lists[i].back());
+                try {
+                    drop.push_back(P.lists[i].back());
+                } catch (...) { /* no host memory for the list: free it now (cudaFree waits itself) */
+                    release(P.lists[i].back());
+                }
                 P.lists[i].pop_back();
                 size_t r = i == 0 ? 512
                                   : ((size_t)1 << (9 + (i - 1) / 8)) +
@@ -151,9 +155,12 @@ SL_CUDA_API void sl_cuda_free(void *p, size_t bytes)
         P.live -= (int64_t)r;
         if (P.limit < 0) P.limit = default_limit();
         if (idx < N_CLASSES && P.cached + (int64_t)r <= P.limit) {
-            P.lists[idx].push_back(p);
-            P.cached += (int64_t)r;
-            keep = true;
+            try { /* an exception must not cross the C interface: without host memory, free the block */
+                P.lists[idx].push_back(p);
+                P.cached += (int64_t)r;
+                keep = true;
+            } catch (...) {
+            }
         }
     }
     if (!keep) release(p); /* synchronises the device: only past the cache limit */
