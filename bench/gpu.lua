@@ -26,8 +26,8 @@ Workloads (../shared/BENCHMARKS.md): W1 nmnist-mlp at batch 12 and 128, W2
 nmnist-cnn at batch 12 and 64, each a full training step (forward, loss,
 backward, Adam), and W4 (one dense n -> n spiking layer, batch 16, T = 500,
 forward + backward) at n = 512, 4096 and 16384, through bench/workloads.lua
-with --device cuda: median ms per step, the forward alone, and peak GPU memory (live tensors, and live +
-cached blocks; when workloads.lua runs variants of a workload in one call,
+with --device cuda: median ms per step, the forward alone, and peak GPU
+memory (live tensors, and live + cached blocks; when workloads.lua runs variants of a workload in one call,
 each row shows the peak over all of them).  A workload whose layers have no
 CUDA kernels yet is listed as pending with the missing function.
 ]]

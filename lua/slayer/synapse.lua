@@ -115,8 +115,9 @@ local function sparseOp(fname, x, w, csr, p, outShape)
    local wT = T._contig(T._contig(w:detach()):view({O, w:numel() / O}):transpose(1, 2))
    local out = T._emptyOf(outShape, 0, fname)
    local xc = T._contig(x)
-   local rc = conv and C.sl_conv_sparse_forward(out._c, xc._c, csr, wT._c, p)
-      or C.sl_dense_sparse_forward(out._c, csr, wT._c)
+   local rc
+   if conv then rc = C.sl_conv_sparse_forward(out._c, xc._c, csr, wT._c, p)
+   else rc = C.sl_dense_sparse_forward(out._c, csr, wT._c) end
    if rc ~= 0 then cfail(3) end
    if not A.needed(x, w) then
       C.sl_sparse_rows_free(ffi.gc(csr, nil)) -- no backward will read it
@@ -130,9 +131,10 @@ local function sparseOp(fname, x, w, csr, p, outShape)
          if x._rg then gx = rawConvInput(g, wd, p, inShape, 'cpu') end
          if w._rg then
             gw = T._emptyOf(wShape, 0, fname)
-            rc = conv and C.sl_conv_sparse_weight_grad(gw._c, xd._c, csr, g._c, p)
-               or C.sl_dense_sparse_weight_grad(gw._c, csr, g._c)
-            if rc ~= 0 then cfail(2) end
+            local grc
+            if conv then grc = C.sl_conv_sparse_weight_grad(gw._c, xd._c, csr, g._c, p)
+            else grc = C.sl_dense_sparse_weight_grad(gw._c, csr, g._c) end
+            if grc ~= 0 then cfail(2) end
          end
          return gx, gw
       end, 2)
