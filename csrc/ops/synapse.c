@@ -91,11 +91,14 @@ static int conv_dims_of(const char *op, const sl_tensor *x, const sl_tensor *w, 
         return sl_errorf("%s: input %s, weight %s and output %s do not fit (groups %d)", op,
                          sl_shape_str(x, b1, sizeof b1), sl_shape_str(w, b2, sizeof b2), sl_shape_str(y, b3, sizeof b3),
                          p->groups);
-    /* the GEMMs take int sizes: positions x time, the column rows, the outputs */
-    if (d->P > INT32_MAX || d->C * d->KK > INT32_MAX || d->O > INT32_MAX)
+    /* the GEMMs take int sizes: positions x time, and the column rows (the
+       outputs are a shape entry, an int32 already) */
+    if (d->P > INT32_MAX)
         return sl_errorf("%s: output %s has %lld positions x time bins per sample, more than BLAS's limit of %d", op,
-                         sl_shape_str(y, b3, sizeof b3), (long long)(d->P > d->C * d->KK ? d->P : d->C * d->KK),
-                         INT32_MAX);
+                         sl_shape_str(y, b3, sizeof b3), (long long)d->P, INT32_MAX);
+    if (d->C * d->KK > INT32_MAX)
+        return sl_errorf("%s: weight %s has %lld inputs per output, more than BLAS's limit of %d", op,
+                         sl_shape_str(w, b2, sizeof b2), (long long)(d->C * d->KK), INT32_MAX);
     return 0;
 }
 
