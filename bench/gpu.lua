@@ -20,8 +20,10 @@ snn.cuda.synchronize() calls:
 The SNN ops at the workloads' sizes, each alone (where a training step's
 time goes): psp and spike on W1's hidden layer at batch 128, W1's first
 dense layer on 1.5% spikes (the device's sparse path) and on 10% spikes
-(cuBLAS), forward and forward + backward, and W2's first conv and pool at
-batch 64.
+(cuBLAS), forward and forward + backward, the forward of a 10% input right
+after 1.5% ones (the path follows the shape's previous input, so the event
+list overflows and the kernel reads x itself), and W2's first conv and pool
+at batch 64.
 Workloads (../shared/BENCHMARKS.md): W1 nmnist-mlp at batch 12 and 128, W2
 nmnist-cnn at batch 12 and 64, each a full training step (forward, loss,
 backward, Adam), and W4 (one dense n -> n spiking layer, batch 16, T = 500,
@@ -148,10 +150,13 @@ if opts.ops and pcall(require, 'slayer.layer') then
    row(string.format('spike [%d,512,1,1,300] + a copy', B1), s * 1e3, 'ms')
    local fc1 = sl:dense({34, 34, 2}, 512)
    fc1:to(DEV)
+   local xs = {}
+   local function forward(x) return snn.noGrad(function() return fc1(x) end) end
    for _, density in ipairs({0.015, 0.1}) do
       local x = T.bernoulli({B1, 2, 34, 34, 300}, density, DEV)
+      xs[#xs + 1] = x
       local what = string.format('dense 2312->512 b%d %g%%', B1, density * 100)
-      s = time(function() return snn.noGrad(function() return fc1(x) end) end)
+      s = time(function() return forward(x) end)
       row(what .. ' forward', s * 1e3, 'ms', density < 0.05 and 'sparse path' or 'cuBLAS')
       s = time(function()
          fc1:zeroGrad()
@@ -159,6 +164,17 @@ if opts.ops and pcall(require, 'slayer.layer') then
       end)
       row(what .. ' fwd+bwd', s * 1e3, 'ms')
    end
+   -- the path follows the previous input of the shape: a 10% input right
+   -- after 1.5% ones overflows the event list, and the kernel reads x itself
+   local jumps = {}
+   for k = 1, opts.reps do
+      forward(xs[1]); sync()
+      local t0 = snn.utils.now()
+      forward(xs[2]); sync()
+      jumps[k] = snn.utils.now() - t0
+   end
+   row(string.format('dense b%d 10%% after 1.5%% forward', B1), snn.utils.median(jumps) * 1e3, 'ms',
+      'the list overflows: x read in place')
    local conv1, pool1 = sl:conv(2, 16, 5, 1, 1), sl:pool(2)
    conv1:to(DEV)
    pool1:to(DEV)

@@ -599,6 +599,15 @@ describe('synapses on the GPU: dense, conv, convTranspose, pool, unpool', functi
       -- 2% spikes: the sparse paths on both devices (the GPU's from 5% down)
       checkSynapse('dense 2312 -> 512, 2% spikes', function() return sl:dense({34, 34, 2}, 512, 1) end,
          {8, 2, 34, 34, 100}, {spikes = 0.02, exact = true})
+      -- the GPU picks its path from the previous input of the same shape (no
+      -- wait for the device): spikes (event list), then dense values (the
+      -- list overflows its 1%-sized capacity and the kernels read x), dense
+      -- again (cuBLAS), spikes again (cuBLAS from the hint, then the list)
+      local make = function() return sl:dense({34, 34, 2}, 512, 1) end
+      for k, density in ipairs({0.01, false, false, 0.01, 0.01}) do
+         checkSynapse(('dense 2312 -> 512, call %d, %s input'):format(k, density and '1% spikes' or 'dense'), make,
+            {3, 2, 34, 34, 40}, {spikes = density or nil})
+      end
       -- 8.6M weights: too many for two partial products, one GEMM per sample
       checkSynapse('dense 4096 -> 2100', function() return sl:dense(4096, 2100, 1) end, {2, 4096, 1, 1, 8})
    end)

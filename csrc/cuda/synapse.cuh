@@ -270,6 +270,25 @@ SLC_SHD float slc_unpool_value(const float *y, const float *w, const slc_fold *f
 #define SLC_SP_OB 128   /* outputs per block, one per thread */
 #define SLC_SP_TT 64    /* time bins per forward block */
 #define SLC_SP_ROWS 512 /* row starts staged at a time */
+#define SLC_SP_MAX_DENSITY 0.05 /* the event path's largest expected share of non-zeros */
+
+/* The path and the list's capacity for an input of elems values, chosen on
+   the host without waiting for the device: hint is the non-zero count of
+   the layer's last input (-1 when none is known yet).  0: the GEMM path;
+   otherwise the event path with room for that many non-zeros (twice the
+   hint, at least elems / 256, at most twice SLC_SP_MAX_DENSITY of elems).
+   The count is exact on the device: a list that would overflow is not
+   written, and the kernels read x itself instead (the *_scan twins), so
+   the hint decides the speed, never the result. */
+SLC_SHD int64_t slc_sp_capacity(int64_t elems, int64_t hint)
+{
+    const int64_t most = (int64_t)(2 * SLC_SP_MAX_DENSITY * (double)elems);
+    if (hint < 0) return most > 0 ? most : 1;
+    if ((double)hint > SLC_SP_MAX_DENSITY * (double)elems) return 0;
+    int64_t cap = 2 * hint + elems / 256;
+    cap = cap < most ? cap : most;
+    return cap > 0 ? cap : 1;
+}
 
 /* forward block (n, output block ob, tile of SLC_SP_TT bins from t0) */
 typedef struct {
@@ -315,6 +334,25 @@ SLC_SHD void slc_sp_forward_rows(float *acc, int accStride, const int64_t *st, c
     }
 }
 
+/* the same over rows i0 .. i0 + ni - 1 read from x [N, I, T] itself (the
+   list overflowed): the same non-zeros in the same order, so the same sums */
+SLC_SHD void slc_sp_forward_scan(float *acc, int accStride, const float *x, const float *wT, const slc_sp_block *k,
+                                 int64_t O, int64_t I, int64_t T, int64_t i0, int ni, int tid)
+{
+    const int64_t o = k->ob * SLC_SP_OB + tid;
+    for (int ii = 0; ii < ni; ii++) {
+        const float *row = x + (k->n * I + i0 + ii) * T;
+        const float w = o < O ? wT[(i0 + ii) * O + o] : 0.0f;
+        for (int64_t t = k->t0; t < k->t1; t++) {
+            const float v = row[t];
+            if (v != 0.0f) {
+                float *a = acc + (t - k->t0) * accStride;
+                *a = *a + v * w;
+            }
+        }
+    }
+}
+
 /* the block's outputs from acc [t][o] (stride accStride) to y [N, O, T],
    consecutive threads on consecutive bins */
 SLC_SHD void slc_sp_forward_store(float *y, const float *acc, int accStride, const slc_sp_block *k, int64_t O,
@@ -337,6 +375,22 @@ SLC_SHD float slc_sp_wgrad_value(const int64_t *start, const int32_t *tt, const 
         const int64_t j1 = start[n * I + i + 1];
         const float *g = gT + n * T * O + o;
         for (int64_t j = start[n * I + i]; j < j1; j++) a = a + vv[j] * g[(int64_t)tt[j] * O];
+    }
+    return a;
+}
+
+/* the same, reading row (n, i) of x [N, I, T] itself (the list overflowed) */
+SLC_SHD float slc_sp_wgrad_scan(const float *x, const float *gT, int64_t N, int64_t I, int64_t O, int64_t T, int64_t i,
+                                int64_t o)
+{
+    float a = 0.0f;
+    for (int64_t n = 0; n < N; n++) {
+        const float *row = x + (n * I + i) * T;
+        const float *g = gT + n * T * O + o;
+        for (int64_t t = 0; t < T; t++) {
+            const float v = row[t];
+            if (v != 0.0f) a = a + v * g[t * O];
+        }
     }
     return a;
 }

@@ -262,35 +262,54 @@ TEST(sparse_dense_blocks_match_the_cpu_sparse_path_bit_for_bit)
     }
     start[N * I] = nnz;
     CHECK(nnz == sl_sparse_rows_nnz(csr));
-    /* forward, block after block */
-    const int64_t oblocks = (O + SLC_SP_OB - 1) / SLC_SP_OB, tiles = (T + SLC_SP_TT - 1) / SLC_SP_TT;
-    float *yh = malloc(sizeof(float) * (size_t)y->numel), *acc = malloc(sizeof(float) * SLC_SP_TT * (SLC_SP_OB + 1));
-    int64_t st[SLC_SP_ROWS + 1];
-    for (int64_t b = 0; b < N * oblocks * tiles; b++) {
-        slc_sp_block k = slc_sp_forward_block(b, T, oblocks);
-        for (int i = 0; i < SLC_SP_TT * (SLC_SP_OB + 1); i++) acc[i] = 0.0f;
-        for (int64_t i0 = 0; i0 < I; i0 += SLC_SP_ROWS) {
-            const int ni = (int)(I - i0 < SLC_SP_ROWS ? I - i0 : SLC_SP_ROWS);
-            for (int tid = 0; tid < SLC_SP_OB; tid++) slc_sp_stage(st, start, &k, I, i0, ni, tid, SLC_SP_OB);
-            for (int tid = 0; tid < SLC_SP_OB; tid++)
-                slc_sp_forward_rows(acc + tid, SLC_SP_OB + 1, st, tt, vv, wT->data, &k, O, i0, ni, tid);
-        }
-        for (int tid = 0; tid < SLC_SP_OB; tid++) slc_sp_forward_store(yh, acc, SLC_SP_OB + 1, &k, O, T, tid, SLC_SP_OB);
-    }
-    int bf = bits_differ(yh, y->data, y->numel);
-    /* weight gradient from the time-major gradient gT [N, T, O] */
+    /* the time-major gradient gT [N, T, O] of the weight gradient */
     float *gT = malloc(sizeof(float) * (size_t)g->numel), *gwh = malloc(sizeof(float) * (size_t)gw->numel);
     for (int64_t n = 0; n < N; n++)
         for (int64_t o = 0; o < O; o++)
             for (int64_t t = 0; t < T; t++) gT[(n * T + t) * O + o] = g->data[(n * O + o) * T + t];
-    for (int64_t i = 0; i < I; i++)
-        for (int64_t o = 0; o < O; o++) gwh[o * I + i] = slc_sp_wgrad_value(start, tt, vv, gT, N, I, O, T, i, o);
-    int bw = bits_differ(gwh, gw->data, gw->numel);
-    if (bf || bw) fprintf(stderr, "  sparse dense: forward %d, weight gradient %d elements differ\n", bf, bw);
-    CHECK(bf == 0 && bw == 0);
+    const int64_t oblocks = (O + SLC_SP_OB - 1) / SLC_SP_OB, tiles = (T + SLC_SP_TT - 1) / SLC_SP_TT;
+    float *yh = malloc(sizeof(float) * (size_t)y->numel), *acc = malloc(sizeof(float) * SLC_SP_TT * (SLC_SP_OB + 1));
+    int64_t st[SLC_SP_ROWS + 1];
+    /* from the list, then from x itself (the kernels' path when the list overflowed its capacity) */
+    for (int listed = 1; listed >= 0; listed--) {
+        for (int64_t b = 0; b < N * oblocks * tiles; b++) {
+            slc_sp_block k = slc_sp_forward_block(b, T, oblocks);
+            for (int i = 0; i < SLC_SP_TT * (SLC_SP_OB + 1); i++) acc[i] = 0.0f;
+            for (int64_t i0 = 0; i0 < I; i0 += SLC_SP_ROWS) {
+                const int ni = (int)(I - i0 < SLC_SP_ROWS ? I - i0 : SLC_SP_ROWS);
+                for (int tid = 0; tid < SLC_SP_OB && listed; tid++) slc_sp_stage(st, start, &k, I, i0, ni, tid, SLC_SP_OB);
+                for (int tid = 0; tid < SLC_SP_OB; tid++)
+                    if (listed) slc_sp_forward_rows(acc + tid, SLC_SP_OB + 1, st, tt, vv, wT->data, &k, O, i0, ni, tid);
+                    else slc_sp_forward_scan(acc + tid, SLC_SP_OB + 1, x->data, wT->data, &k, O, I, T, i0, ni, tid);
+            }
+            for (int tid = 0; tid < SLC_SP_OB; tid++)
+                slc_sp_forward_store(yh, acc, SLC_SP_OB + 1, &k, O, T, tid, SLC_SP_OB);
+        }
+        for (int64_t i = 0; i < I; i++)
+            for (int64_t o = 0; o < O; o++)
+                gwh[o * I + i] = listed ? slc_sp_wgrad_value(start, tt, vv, gT, N, I, O, T, i, o)
+                                        : slc_sp_wgrad_scan(x->data, gT, N, I, O, T, i, o);
+        int bf = bits_differ(yh, y->data, y->numel), bw = bits_differ(gwh, gw->data, gw->numel);
+        if (bf || bw)
+            fprintf(stderr, "  sparse dense (%s): forward %d, weight gradient %d elements differ\n",
+                    listed ? "listed" : "read from x", bf, bw);
+        CHECK(bf == 0 && bw == 0);
+    }
     sl_sparse_rows_free(csr);
     free(start), free(tt), free(vv), free(yh), free(acc), free(gT), free(gwh);
     sl_tensor_free(x), sl_tensor_free(wT), sl_tensor_free(y), sl_tensor_free(g), sl_tensor_free(gw);
+}
+
+TEST(sparse_dense_capacity_follows_the_hint)
+{
+    const int64_t e = 1000000; /* elements of the input */
+    CHECK(slc_sp_capacity(e, -1) == (int64_t)(2 * SLC_SP_MAX_DENSITY * e)); /* unknown: the most */
+    CHECK(slc_sp_capacity(e, 0) == e / 256);                                 /* silent: the floor */
+    CHECK(slc_sp_capacity(e, 15000) == 30000 + e / 256);                     /* 1.5%: twice, plus the floor */
+    CHECK(slc_sp_capacity(e, (int64_t)(SLC_SP_MAX_DENSITY * e)) == (int64_t)(2 * SLC_SP_MAX_DENSITY * e));
+    CHECK(slc_sp_capacity(e, (int64_t)(SLC_SP_MAX_DENSITY * e) + 1) == 0);   /* denser: the GEMM path */
+    CHECK(slc_sp_capacity(e, e) == 0);
+    CHECK(slc_sp_capacity(1, -1) == 1 && slc_sp_capacity(1, 0) == 1);       /* never an empty list */
 }
 
 int main(void)
@@ -298,5 +317,6 @@ int main(void)
     RUN(pool_and_unpool_elements_match_the_cpu_bit_for_bit);
     RUN(conv_plans_with_im2col_and_col2im_give_the_cpu_conv_and_its_gradients);
     RUN(sparse_dense_blocks_match_the_cpu_sparse_path_bit_for_bit);
+    RUN(sparse_dense_capacity_follows_the_hint);
     return END();
 }
