@@ -207,6 +207,11 @@ int sl_spike_backward(sl_tensor *gin, const sl_tensor *gout, const sl_tensor *u,
 /* per-time-bin 2-D convolution geometry (dense: the kernel covers the input) */
 typedef struct sl_conv_params {
     int32_t kh, kw, sh, sw, ph, pw, dh, dw, groups;
+    /* the GPU's dense layers (the kernel covers the input; the CPU ignores
+       both): sparse 0 lets the input's density choose between the event
+       list and cuBLAS, 1 forces the events, -1 cuBLAS; layer names the layer
+       whose previous input's density is remembered (0: its shape names it) */
+    int32_t sparse, layer;
 } sl_conv_params;
 /* x [N, C, H, W, T], weight [O, C/groups, kh, kw, 1], out [N, O, OH, OW, T] */
 int sl_conv_forward(sl_tensor *out, const sl_tensor *in, const sl_tensor *weight, const sl_conv_params *p);

@@ -608,6 +608,12 @@ describe('synapses on the GPU: dense, conv, convTranspose, pool, unpool', functi
          checkSynapse(('dense 2312 -> 512, call %d, %s input'):format(k, density and '1% spikes' or 'dense'), make,
             {3, 2, 34, 34, 40}, {spikes = density or nil})
       end
+      -- the layer's sparse setting on the GPU: events forced on a small layer
+      -- with dense values (every value listed), cuBLAS forced on spikes
+      checkSynapse('dense {5, 4, 3} -> 7, events forced', function() return sl:dense({5, 4, 3}, 7, 1) end,
+         {4, 3, 4, 5, 11}, {sparse = true})
+      checkSynapse('dense 2312 -> 512, 1% spikes, cuBLAS forced', make, {3, 2, 34, 34, 40},
+         {spikes = 0.01, sparse = false})
       -- 8.6M weights: too many for two partial products, one GEMM per sample
       checkSynapse('dense 4096 -> 2100', function() return sl:dense(4096, 2100, 1) end, {2, 4096, 1, 1, 8})
    end)

@@ -25,15 +25,16 @@
  * Sparse input of dense layers (spike trains; csrc/ops/synapse.c takes the
  * same path on the CPU, chosen in Lua): when the kernel covers the input
  * (dense) and the layer is wide (at least SPARSE_MIN_OUT outputs,
- * SPARSE_MIN_IN inputs), the non-zeros of x are counted and listed on the
+ * SPARSE_MIN_IN inputs) or its sparse setting (sl_conv_params) forces it,
+ * the non-zeros of x are counted and listed on the
  * device (a CSR over the rows (n, i), in t order) and
  *   y[n, :, t] += v * W^T[i, :]        dW[:, i] += v * g[n, :, t]
  * for every non-zero x[n, i, t] = v, in the CPU's order (i, then t; n,
  * then t), with separately rounded products: bit-identical to the CPU's
  * sparse path, and about nnz / numel of the GEMM's work.  Nothing waits
  * for the device: the path is chosen from the count of the layer's previous
- * input (a hint per layer shape, copied asynchronously to pinned host
- * memory), cuBLAS when that was above SLC_SP_MAX_DENSITY, and the list gets
+ * input (a hint per layer, or per shape for unnamed ones, copied
+ * asynchronously to pinned host memory), cuBLAS when that was above SLC_SP_MAX_DENSITY, and the list gets
  * a capacity from it (synapse.cuh's slc_sp_capacity).  When this input has
  * more non-zeros than that, the list is not written and the kernels read x
  * itself in the same order: the same result, slower, for that call.  The
@@ -197,9 +198,10 @@ constexpr int SP_OB = SLC_SP_OB;     /* outputs per block (one per thread) */
 constexpr int SP_TT = SLC_SP_TT;     /* time bins per forward block */
 constexpr int SP_ROWS = SLC_SP_ROWS; /* row starts staged in shared memory at a time */
 
-bool sparse_eligible(const Dims &d, bool full)
+bool sparse_eligible(const Dims &d, bool full, const sl_conv_params *p)
 {
-    return full && d.G == 1 && d.O >= SPARSE_MIN_OUT && d.C * d.KK >= SPARSE_MIN_IN;
+    if (!full || d.G != 1 || p->sparse < 0) return false;
+    return p->sparse > 0 || (d.O >= SPARSE_MIN_OUT && d.C * d.KK >= SPARSE_MIN_IN);
 }
 
 /* the non-zeros of x [rows, T]: row r holds t[k], v[k] for start[r] <= k <
@@ -294,8 +296,9 @@ const int HINT_SLOTS = 64;
 volatile int64_t *hint_count = NULL; /* pinned; -1: not known (yet) */
 uint64_t hint_key[HINT_SLOTS];       /* the shape owning each slot, 0: none */
 
-/* the slot of the layer shape d (a colliding shape takes it over) */
-int hint_slot(const Dims &d, int *slot)
+/* the slot of the layer (by its name, else its shape; a colliding one takes
+   the slot over) */
+int hint_slot(const Dims &d, int32_t layer, int *slot)
 {
     if (!hint_count) {
         void *p = sl_cuda_host_alloc(HINT_SLOTS * sizeof(int64_t));
@@ -303,9 +306,9 @@ int hint_slot(const Dims &d, int *slot)
         hint_count = (volatile int64_t *)p;
         for (int k = 0; k < HINT_SLOTS; k++) hint_count[k] = -1;
     }
-    uint64_t key = 14695981039346656037ull; /* FNV-1a over the four sizes */
-    const int64_t sizes[4] = {d.N, d.C * d.KK, d.O, d.T};
-    for (int64_t v : sizes) key = (key ^ (uint64_t)v) * 1099511628211ull;
+    uint64_t key = 14695981039346656037ull; /* FNV-1a over the name and the four sizes */
+    const int64_t parts[5] = {layer, d.N, d.C * d.KK, d.O, d.T};
+    for (int64_t v : parts) key = (key ^ (uint64_t)v) * 1099511628211ull;
     key = key ? key : 1;
     *slot = (int)(key % HINT_SLOTS);
     if (hint_key[*slot] != key) {
@@ -318,16 +321,16 @@ int hint_slot(const Dims &d, int *slot)
 /* Count the non-zeros of the dense layer d's input x [rows, T] and list
    them, or leave *use false for the GEMM path (chosen from the hint; the
    count is copied to it for the next call without waiting). */
-int sparse_build(const char *op, Sparse *s, const float *x, const Dims &d, bool *use)
+int sparse_build(const char *op, Sparse *s, const float *x, const Dims &d, const sl_conv_params *p, bool *use)
 {
     *use = false;
     const int64_t rows = d.N * d.C * d.KK, T = d.T;
     if (rows + 1 > INT32_MAX || T > INT32_MAX) return 0;
     int slot;
-    int rc = hint_slot(d, &slot);
+    int rc = hint_slot(d, p->layer, &slot);
     if (rc) return rc;
     s->rows = rows;
-    s->cap = slc_sp_capacity(rows * T, hint_count[slot]);
+    s->cap = slc_sp_capacity(rows * T, hint_count[slot], p->sparse);
     Buf<int64_t> cnt(rows + 1);
     if (cnt.failed() || !s->start.alloc(rows + 1)) return SL_ENOMEM;
     SLC_CHECK(op, cudaMemsetAsync(cnt.p + rows, 0, sizeof(int64_t), slc::stream()));
@@ -467,10 +470,10 @@ SL_CUDA_API int sl_conv_forward_cuda(sl_tensor *out, const sl_tensor *in, const 
     int rc = conv_job(op, in, weight, out, p, &j);
     if (rc || out->numel == 0) return rc;
     const Dims &d = j.d;
-    if (sparse_eligible(d, j.full)) {
+    if (sparse_eligible(d, j.full, p)) {
         Sparse s;
         bool use = false;
-        if ((rc = sparse_build(op, &s, in->data, d, &use))) return rc;
+        if ((rc = sparse_build(op, &s, in->data, d, p, &use))) return rc;
         if (use) return sparse_forward(op, out->data, weight->data, in->data, d, s);
     }
     Scratch col(slc_conv_col_elems(&j));
@@ -525,10 +528,10 @@ SL_CUDA_API int sl_conv_backward_weight_cuda(sl_tensor *gweight, const sl_tensor
     int64_t wn = gweight->numel;
     if (wn == 0) return 0;
     const Dims &d = j.d;
-    if (gout->numel > 0 && sparse_eligible(d, j.full)) {
+    if (gout->numel > 0 && sparse_eligible(d, j.full, p)) {
         Sparse s;
         bool use = false;
-        if ((rc = sparse_build(op, &s, in->data, d, &use))) return rc;
+        if ((rc = sparse_build(op, &s, in->data, d, p, &use))) return rc;
         if (use) return sparse_wgrad(op, gweight->data, gout->data, in->data, d, s);
     }
     SLC_CHECK(op, cudaMemsetAsync(gweight->data, 0, (size_t)wn * sizeof(float), slc::stream()));

@@ -274,19 +274,24 @@ SLC_SHD float slc_unpool_value(const float *y, const float *w, const slc_fold *f
 
 /* The path and the list's capacity for an input of elems values, chosen on
    the host without waiting for the device: hint is the non-zero count of
-   the layer's last input (-1 when none is known yet).  0: the GEMM path;
-   otherwise the event path with room for that many non-zeros (twice the
-   hint, at least elems / 256, at most twice SLC_SP_MAX_DENSITY of elems).
+   the layer's last input (-1 when none is known yet), force the layer's
+   sparse setting (sl_conv_params).  0: the GEMM path (force -1, or a hint
+   above SLC_SP_MAX_DENSITY of elems unless force is 1); otherwise the event
+   path with room for that many non-zeros: twice the hint plus elems / 256,
+   at most twice SLC_SP_MAX_DENSITY of elems (all of them when forced).
    The count is exact on the device: a list that would overflow is not
    written, and the kernels read x itself instead (the *_scan twins), so
    the hint decides the speed, never the result. */
-SLC_SHD int64_t slc_sp_capacity(int64_t elems, int64_t hint)
+SLC_SHD int64_t slc_sp_capacity(int64_t elems, int64_t hint, int force)
 {
-    const int64_t most = (int64_t)(2 * SLC_SP_MAX_DENSITY * (double)elems);
-    if (hint < 0) return most > 0 ? most : 1;
-    if ((double)hint > SLC_SP_MAX_DENSITY * (double)elems) return 0;
-    int64_t cap = 2 * hint + elems / 256;
-    cap = cap < most ? cap : most;
+    if (force < 0) return 0;
+    const int64_t most = force > 0 ? elems : (int64_t)(2 * SLC_SP_MAX_DENSITY * (double)elems);
+    int64_t cap = most;
+    if (hint >= 0) {
+        if (!force && (double)hint > SLC_SP_MAX_DENSITY * (double)elems) return 0;
+        cap = 2 * hint + elems / 256;
+        cap = cap < most ? cap : most;
+    }
     return cap > 0 ? cap : 1;
 }
 

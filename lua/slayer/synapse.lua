@@ -64,9 +64,12 @@ local function hooked(self, fname)
    return w
 end
 
-local function params(kh, kw, sh, sw, ph, pw, dh, dw, groups)
-   return ffi.new('sl_conv_params', {kh, kw, sh, sw, ph, pw, dh, dw, groups})
+local function params(kh, kw, sh, sw, ph, pw, dh, dw, groups, sparse, layer)
+   return ffi.new('sl_conv_params', {kh, kw, sh, sw, ph, pw, dh, dw, groups, sparse or 0, layer or 0})
 end
+
+-- dense layers are numbered: the GPU remembers each one's input density
+local layers = 0
 
 local function outSize(n, k, s, p, d) return math.floor((n + 2 * p - d * (k - 1) - 1) / s) + 1 end
 
@@ -155,7 +158,10 @@ S.Dense = Dense
 -- input is non-zero (bench/synapse.lua --sweep: at 2312 -> 512 the sparse
 -- forward + weight gradient wins beyond 20 % density, at 64 outputs up to
 -- about 10 %; with few outputs the GEMM is cheap and the scan for non-zeros
--- does not pay).
+-- does not pay).  On the GPU the layer's previous input decides (at most
+-- 5 % non-zero, and at least 32 outputs and 512 inputs: events), so the
+-- choice never waits for the device; dense.sparse = true/false forces a
+-- path on both devices.
 S.sparseThreshold = 0.10
 S.sparseMinOut = 32
 --- Conv (groups 1) takes its sparse-spike path below this fraction of
@@ -182,6 +188,8 @@ function Dense:__init(inFeatures, outFeatures, weightScale, preHookFx)
    self.weight = initWeight({outFeatures, Cn, kh, kw, 1}, Cn * kh * kw, weightScale or 1, 'dense')
    self.preHookFx = preHookFx
    self.sparse = 'auto' -- true/false forces the sparse or the GEMM path
+   layers = layers + 1
+   self._layer = layers
 end
 
 function Dense:forward(x)
@@ -196,7 +204,8 @@ function Dense:forward(x)
    if x.device ~= w.device then fail(fname, 'input on ' .. x.device .. ', weight on ' .. w.device, 2) end
    local OH, OW = H - self.kh + 1, W - self.kw + 1
    local outShape = {N, self.outFeatures, OH, OW, Tn}
-   local p = params(self.kh, self.kw, 1, 1, 0, 0, 1, 1, 1)
+   local p = params(self.kh, self.kw, 1, 1, 0, 0, 1, 1, 1,
+      self.sparse == true and 1 or self.sparse == false and -1 or 0, self._layer)
    if OH == 1 and OW == 1 and x.device == 'cpu' and self.sparse ~= false
       and (self.sparse == true or self.outFeatures >= S.sparseMinOut) then
       local xc = T._contig(x)

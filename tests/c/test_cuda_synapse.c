@@ -302,14 +302,20 @@ TEST(sparse_dense_blocks_match_the_cpu_sparse_path_bit_for_bit)
 
 TEST(sparse_dense_capacity_follows_the_hint)
 {
-    const int64_t e = 1000000; /* elements of the input */
-    CHECK(slc_sp_capacity(e, -1) == (int64_t)(2 * SLC_SP_MAX_DENSITY * e)); /* unknown: the most */
-    CHECK(slc_sp_capacity(e, 0) == e / 256);                                 /* silent: the floor */
-    CHECK(slc_sp_capacity(e, 15000) == 30000 + e / 256);                     /* 1.5%: twice, plus the floor */
-    CHECK(slc_sp_capacity(e, (int64_t)(SLC_SP_MAX_DENSITY * e)) == (int64_t)(2 * SLC_SP_MAX_DENSITY * e));
-    CHECK(slc_sp_capacity(e, (int64_t)(SLC_SP_MAX_DENSITY * e) + 1) == 0);   /* denser: the GEMM path */
-    CHECK(slc_sp_capacity(e, e) == 0);
-    CHECK(slc_sp_capacity(1, -1) == 1 && slc_sp_capacity(1, 0) == 1);       /* never an empty list */
+    const int64_t e = 1000000, most = (int64_t)(2 * SLC_SP_MAX_DENSITY * e); /* elements of the input */
+    const int64_t edge = (int64_t)(SLC_SP_MAX_DENSITY * e);
+    CHECK(slc_sp_capacity(e, -1, 0) == most);                /* unknown: the most */
+    CHECK(slc_sp_capacity(e, 0, 0) == e / 256);              /* silent: the floor */
+    CHECK(slc_sp_capacity(e, 15000, 0) == 30000 + e / 256);  /* 1.5%: twice, plus the floor */
+    CHECK(slc_sp_capacity(e, edge, 0) == most);
+    CHECK(slc_sp_capacity(e, edge + 1, 0) == 0);             /* denser: the GEMM path */
+    CHECK(slc_sp_capacity(e, e, 0) == 0);
+    CHECK(slc_sp_capacity(1, -1, 0) == 1 && slc_sp_capacity(1, 0, 0) == 1); /* never an empty list */
+    /* forced: events at any density, room for all when the density is not known */
+    CHECK(slc_sp_capacity(e, -1, 1) == e && slc_sp_capacity(e, e, 1) == e);
+    CHECK(slc_sp_capacity(e, edge + 1, 1) == 2 * (edge + 1) + e / 256);
+    CHECK(slc_sp_capacity(e, 15000, 1) == 30000 + e / 256);
+    CHECK(slc_sp_capacity(e, -1, -1) == 0 && slc_sp_capacity(e, 10, -1) == 0); /* forced GEMM */
 }
 
 int main(void)
