@@ -119,6 +119,43 @@ numbers: [1.0e-8, 1.5e+20, -3, 0.1]
       assert.truthy(err:find('syntax error') and err:find('line %d+, column %d+'), err)
    end)
 
+   it('merges << keys (one mapping or a list, explicit keys and earlier mappings win), as PyYAML', function()
+      local t = snn.params.parseString('base: &b {x: 1, z: 3}\nm:\n  <<: *b\n  y: 2\n  z: 4\n')
+      assert.are.same({x = 1, y = 2, z = 4}, t.m)
+      assert.are.same({x = 1, z = 3}, t.base)
+      t = snn.params.parseString('a: &a {p: 1, s: 1}\nb: &b {q: 2, s: 2}\nm:\n  <<: [*a, *b]\n  r: 3\n')
+      assert.are.same({p = 1, q = 2, r = 3, s = 1}, t.m)
+      -- a quoted '<<' is an ordinary key
+      assert.are.equal(5, snn.params.parseString("'<<': 5\n")['<<'])
+   end)
+
+   it('refuses aliases that expand past maxNodes, aliases inside their own node, and NaN keys', function()
+      local bomb, prev = 'a: &a [x, x, x, x, x, x, x, x, x, x]\n', 'a'
+      for k = 1, 6 do -- 10^7 nodes in under 1 kB
+         local name = 'l' .. k
+         bomb = bomb .. name .. ': &' .. name .. ' [' .. string.rep('*' .. prev .. ', ', 9) .. '*' .. prev .. ']\n'
+         prev = name
+      end
+      local ok, err = pcall(snn.params.parseString, bomb)
+      assert.is_false(ok)
+      assert.truthy(err:find('more than 1000000 nodes once its aliases are expanded', 1, true), err)
+      -- the same document under a higher limit reads, sharing the aliased tables
+      local saved = snn.params.maxNodes
+      snn.params.maxNodes = 2e7
+      ok, err = pcall(snn.params.parseString, bomb)
+      snn.params.maxNodes = saved
+      assert.is_true(ok, err)
+      assert.are.equal(err.l5, err.l6[10])
+      for _, doc in ipairs({'a: &a {b: *a}\n', 'a: &a [1, [*a]]\n'}) do
+         ok, err = pcall(snn.params.parseString, doc)
+         assert.is_false(ok)
+         assert.truthy(err:find("alias '*a' refers to a node that contains it", 1, true), err)
+      end
+      ok, err = pcall(snn.params.parseString, '.nan: 1\n')
+      assert.is_false(ok)
+      assert.truthy(err:find('mapping key is NaN', 1, true), err)
+   end)
+
    it('names a missing required key when a layer is built from it', function()
       local p = snn.params(tmpfile('simulation: {Ts: 1, tSample: 300}\nneuron: {type: SRMALPHA, theta: 10}\n'))
       local ok, err = pcall(snn.layer, p.neuron, p.simulation)

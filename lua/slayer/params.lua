@@ -137,10 +137,15 @@ local TAGS = {
 -- building Lua tables from the event list
 ---------------------------------------------------------------------------
 
+-- the most nodes a document may stand for once its aliases are expanded
+-- (a few kB of nested aliases can otherwise stand for billions: writing such
+-- a tree back, or walking it, would never end)
+M.maxNodes = 1000000
+
 local function build(doc, source)
    local n = C.sl_yaml_count(doc)
-   local anchors = {}
-   local i = 0
+   local anchors, sizes, open = {}, {}, {}
+   local i, total = 0, 0
    local function str(p) return p ~= nil and ffi.string(p) or nil end
    local function perr(msg, line)
       error('params: ' .. msg .. ' in ' .. source .. ' at line ' .. line, 0)
@@ -157,28 +162,41 @@ local function build(doc, source)
       if C.sl_yaml_style(doc, k) == 1 then return resolvePlain(v) end
       return v
    end
+   -- counts the nodes an alias stands for, against M.maxNodes
+   local function grow(by, line)
+      total = total + by
+      if total > M.maxNodes then
+         perr('the document stands for more than ' .. M.maxNodes .. ' nodes once its aliases are expanded', line)
+      end
+   end
    node = function()
       local k = i
       i = i + 1
       if k >= n then perr('unexpected end of document', 0) end
       local t = C.sl_yaml_type(doc, k)
       local anchor = str(C.sl_yaml_anchor(doc, k))
+      local before = total
       local value
       if t == 5 then
          value = scalar(k)
+         grow(1, C.sl_yaml_line(doc, k))
       elseif t == 6 then
          local name = anchor
          if anchors[name] == nil then perr("unknown alias '*" .. name .. "'", C.sl_yaml_line(doc, k)) end
+         if open[name] then perr("alias '*" .. name .. "' refers to a node that contains it", C.sl_yaml_line(doc, k)) end
+         grow(sizes[name], C.sl_yaml_line(doc, k))
          return anchors[name]
       elseif t == 1 then
          value = {}
-         if anchor then anchors[anchor] = value end
+         if anchor then anchors[anchor], open[anchor] = value, true end
          local merges = {}
          while C.sl_yaml_type(doc, i) ~= 2 do
             local kt = C.sl_yaml_type(doc, i)
             if kt ~= 5 then perr('only scalar mapping keys are supported', C.sl_yaml_line(doc, i)) end
             local isMerge = ffi.string(C.sl_yaml_value(doc, i)) == '<<' and C.sl_yaml_style(doc, i) == 1
-            local key = isMerge and '<<' or node()
+            local key
+            if isMerge then i = i + 1 else key = node() end
+            if key ~= key then perr('a mapping key is NaN', C.sl_yaml_line(doc, i - 1)) end
             local v = node()
             if isMerge then merges[#merges + 1] = v
             elseif key ~= nil then value[key] = v end
@@ -191,21 +209,19 @@ local function build(doc, source)
                for mk, mv in pairs(src) do if value[mk] == nil then value[mk] = mv end end
             end
          end
-         return value
       elseif t == 3 then
          value = {}
-         if anchor then anchors[anchor] = value end
+         if anchor then anchors[anchor], open[anchor] = value, true end
          local idx = 0
          while C.sl_yaml_type(doc, i) ~= 4 do
             idx = idx + 1
             value[idx] = node()
          end
          i = i + 1
-         return value
       else
          perr('unexpected YAML event', C.sl_yaml_line(doc, k))
       end
-      if anchor then anchors[anchor] = value end
+      if anchor then anchors[anchor], open[anchor], sizes[anchor] = value, nil, total - before end
       return value
    end
    if n == 0 then return {} end
