@@ -92,6 +92,31 @@ describe('snn.layer kernels', function()
       sl.neuron.theta = 99
       assert.are.equal(before, NMNIST.neuron.theta)
    end)
+
+   it('rejects thresholds and time constants that are not positive and finite, and sizes past its limits', function()
+      local function with(k, v)
+         local t = {}
+         for a, b in pairs(NMNIST.neuron) do t[a] = b end
+         t[k] = v
+         return t
+      end
+      for _, case in ipairs({{'theta', 0}, {'theta', 0 / 0}, {'tauSr', -1}, {'tauSr', 0 / 0}, {'tauSr', 1 / 0},
+         {'tauRef', 0}, {'tauRho', -2}}) do
+         local ok, err = pcall(snn.layer, with(case[1], case[2]), NMNIST.simulation)
+         assert.is_false(ok)
+         assert.truthy(err:find('layer: neuron.' .. case[1] .. ' must be positive and finite', 1, true), err)
+      end
+      local ok, err = pcall(snn.layer, with('scaleRef', 1 / 0), NMNIST.simulation)
+      assert.truthy(not ok and err:find('neuron.scaleRef must be finite', 1, true), err)
+      assert.is_true((pcall(snn.layer, with('scaleRef', 0), NMNIST.simulation))) -- no refractory response
+      ok, err = pcall(snn.layer, NMNIST.neuron, {Ts = 1, tSample = 1 / 0})
+      assert.truthy(not ok and err:find('tSample must be positive and finite', 1, true), err)
+      ok, err = pcall(snn.layer, NMNIST.neuron, {Ts = 1e-9, tSample = 50})
+      assert.truthy(not ok and err:find('time bins, more than a tensor dimension holds', 1, true), err)
+      -- 10^8 bins fit, but the kernel would take ~7.6 10^8 taps: refused at maxKernelTaps, at once
+      ok, err = pcall(snn.layer, NMNIST.neuron, {Ts = 1e-7, tSample = 10})
+      assert.truthy(not ok and err:find('longer than 1000000 taps at Ts 1e-07', 1, true), err)
+   end)
 end)
 
 describe('psp', function()

@@ -147,6 +147,22 @@ describe('snn.loihi kernels (SPEC 15.3, 15.4)', function()
       assert.are.equal(183, #k3)
    end)
 
+   it('keeps only the first Ns taps of a refractory period longer than the sample, and refuses endless kernels', function()
+      local sl = snn.loihi(loihiNeuron{refDelay = 2 ^ 31 - 1}, SIM)
+      local k = sl.refKernel:totable()
+      assert.are.equal(sl.Ns, #k)
+      assert.are.same({0, -5120000, -5120000}, {unpack(k, 1, 3)})
+      assert.are.equal(-5120000, k[#k])
+      -- no decay: constant kernels as long as the sample, refused past maxKernelTaps
+      for _, c in ipairs({{'psp', {vDecay = 0, iDecay = 0}}, {'psp', {vDecay = 0}}, {'refractory', {refDelay = 2e6}}}) do
+         local ok, err = pcall(snn.loihi, loihiNeuron(c[2]), {Ts = 1, tSample = 3e6})
+         assert.is_false(ok)
+         assert.truthy(err:find('loihi: the ' .. c[1] .. ' kernel would be', 1, true), err)
+      end
+      local ok, err = pcall(snn.loihi, loihiNeuron{scaleRho = 0 / 0}, SIM)
+      assert.truthy(not ok and err:find('scaleRho must be finite', 1, true), err)
+   end)
+
    it('is the voltage response of the integer neuron to one input of weight 2, for every decay', function()
       for _, d in ipairs({{1024, 128}, {0, 128}, {1024, 0}, {0, 0}, {4096, 4096}, {1, 4095}, {4096, 0}}) do
          for _, e in ipairs({-3, 0, 2}) do

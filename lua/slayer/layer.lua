@@ -55,6 +55,10 @@ local function numBins(tSample, Ts)
 end
 Layer._numBins = numBins
 
+--- The longest temporal kernel accepted (taps): an alpha kernel falls
+-- below its cut-off after about 8 tau, so this is tau / Ts up to ~10^5.
+Layer.maxKernelTaps = 1000000
+
 --- The reference's _calculateAlphaKernel, in doubles.
 function Layer.alphaKernel(tau, mult, EPS, Ts, tSample)
    local vals = {}
@@ -63,6 +67,10 @@ function Layer.alphaKernel(tau, mult, EPS, Ts, tSample)
       local t = k * Ts
       local v = mult * t / tau * math.exp(1 - t / tau)
       if math.abs(v) < EPS and t > tau then break end
+      if k == Layer.maxKernelTaps then
+         fail('layer', string.format('the alpha kernel of tau %g would be longer than %d taps at Ts %g; '
+            .. 'use a larger Ts (or raise snn.layer.maxKernelTaps)', tau, Layer.maxKernelTaps, Ts), 5)
+      end
       vals[#vals + 1] = v
    end
    return vals
@@ -75,27 +83,40 @@ Layer._kernelTensor = kernelTensor
 
 --- Check and store the simulation descriptor (shared by subclasses).
 function Layer:_setSimulation(simulation, fname)
-   if type(simulation) ~= 'table' then fail(fname, 'expected a simulation descriptor table, got ' .. type(simulation), 3) end
+   if type(simulation) ~= 'table' then fail(fname, 'expected a simulation descriptor table, got ' .. type(simulation), 4) end
    self.simulation = copyTable(simulation)
    self.Ts = need(simulation, 'simulation', 'Ts', fname)
    self.tSample = need(simulation, 'simulation', 'tSample', fname)
-   if not (self.Ts > 0) then fail(fname, 'simulation.Ts must be positive, got ' .. self.Ts, 3) end
-   if not (self.tSample > 0) then fail(fname, 'simulation.tSample must be positive, got ' .. self.tSample, 3) end
+   if not (self.Ts > 0 and self.Ts < math.huge) then
+      fail(fname, 'simulation.Ts must be positive and finite, got ' .. self.Ts, 4)
+   end
+   if not (self.tSample > 0 and self.tSample < math.huge) then
+      fail(fname, 'simulation.tSample must be positive and finite, got ' .. self.tSample, 4)
+   end
    self.Ns = numBins(self.tSample, self.Ts)
+   if self.Ns > 2 ^ 31 - 1 then
+      fail(fname, string.format('simulation.tSample / Ts = %g time bins, more than a tensor dimension holds (2^31 - 1)',
+         self.Ns), 4)
+   end
 end
 
 function Layer:__init(neuron, simulation, fullRefKernel)
    nn.Module.__init(self)
    local fname = 'layer'
-   if type(neuron) ~= 'table' then fail(fname, 'expected a neuron descriptor table, got ' .. type(neuron), 2) end
+   if type(neuron) ~= 'table' then fail(fname, 'expected a neuron descriptor table, got ' .. type(neuron), 3) end
    local ntype = neuron.type
    if ntype ~= nil and ntype ~= 'SRMALPHA' then
-      fail(fname, "unknown neuron type '" .. tostring(ntype) .. "' (snn.layer implements SRMALPHA; use snn.loihi for LOIHI)", 2)
+      fail(fname, "unknown neuron type '" .. tostring(ntype) .. "' (snn.layer implements SRMALPHA; use snn.loihi for LOIHI)", 3)
    end
    self:_setSimulation(simulation, fname)
    self.neuron = copyTable(neuron)
    for _, k in ipairs({'theta', 'tauSr', 'tauRef', 'scaleRef', 'tauRho', 'scaleRho'}) do
-      need(neuron, 'neuron', k, fname)
+      local v = need(neuron, 'neuron', k, fname)
+      -- thresholds and time constants divide: they must be positive
+      local positive = k == 'theta' or k:sub(1, 3) == 'tau'
+      if not (v > -math.huge and v < math.huge) or (positive and not (v > 0)) then
+         fail(fname, 'neuron.' .. k .. ' must be ' .. (positive and 'positive and ' or '') .. 'finite, got ' .. v, 3)
+      end
    end
    self.fullRefKernel = fullRefKernel and true or false
    self.srmKernel = self:calculateSrmKernel()

@@ -80,7 +80,18 @@ function Loihi.checkNeuron(neuron, fname)
       if v == nil then fail(fname, "neuron descriptor has no '" .. k .. "'", 3) end
       if type(v) ~= 'number' then fail(fname, 'neuron.' .. k .. ' must be a number, got ' .. tostring(v), 3) end
    end
-   if not (neuron.tauRho > 0) then fail(fname, 'neuron.tauRho must be positive, got ' .. neuron.tauRho, 3) end
+   if not (neuron.tauRho > 0 and neuron.tauRho < math.huge) then
+      fail(fname, 'neuron.tauRho must be positive and finite, got ' .. neuron.tauRho, 3)
+   end
+   if not (neuron.scaleRho > -math.huge and neuron.scaleRho < math.huge) then
+      fail(fname, 'neuron.scaleRho must be finite, got ' .. neuron.scaleRho, 3)
+   end
+end
+
+-- a kernel that stays non-zero for n bins, past snn.layer.maxKernelTaps
+local function tooLong(what, n)
+   fail('loihi', string.format('the %s kernel would be %d taps long (more than snn.layer.maxKernelTaps = %d): '
+      .. 'use a shorter tSample, a non-zero decay or a shorter refDelay', what, n, Layer.maxKernelTaps), 6)
 end
 
 function Loihi:__init(neuron, simulation)
@@ -108,10 +119,12 @@ function Loihi.pspKernel(neuron, Ns)
    local u = 2 ^ (7 + neuron.wgtExp)
    local v = u
    local vals = {v / 2}
+   if keepI == 4096 and keepV == 4096 and Ns > Layer.maxKernelTaps then tooLong('psp', Ns) end
    while v > 0 do
       local un = math.floor(u * keepI / 4096)
       local vn = math.floor(v * keepV / 4096) + un
       if un == u and vn == v then -- constant from here on (a decay is 0)
+         if Ns > Layer.maxKernelTaps then tooLong('psp', Ns) end
          while #vals < Ns do vals[#vals + 1] = v / 2 end
          break
       end
@@ -126,13 +139,18 @@ end
 function Loihi.refKernelValues(neuron, Ns)
    local theta = neuron.vThMant * 64
    local vals = {}
-   for i = 1, neuron.refDelay do vals[i] = i == 1 and 0 or -1000 * theta end
+   -- only the first Ns taps are ever used
+   local delay = math.min(neuron.refDelay, Ns)
+   if delay > Layer.maxKernelTaps then tooLong('refractory', delay) end
+   for i = 1, delay do vals[i] = i == 1 and 0 or -1000 * theta end
+   if delay == Ns then return vals end
    local keepV = 4096 - neuron.vDecay
    local r = theta
    vals[#vals + 1] = -2 * r
    while r > 0 do
       local rn = math.floor(r * keepV / 4096)
       if rn == r then -- vDecay 0: constant from here on
+         if Ns > Layer.maxKernelTaps then tooLong('refractory', Ns) end
          while #vals < Ns do vals[#vals + 1] = -2 * r end
          break
       end
