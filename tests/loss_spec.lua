@@ -141,6 +141,17 @@ describe('numSpikes', function()
       ok, msg = pcall(err.numSpikes, err, T.zeros({2, 10, 1, 1, 300}), T.zeros({2, 9, 1, 1, 1}))
       assert.truthy(msg:find('desiredClass %[2, 10, 1, 1, 1%]'))
    end)
+
+   it('rejects a target region that is not finite (a NaN start, an end at infinity)', function()
+      for _, r in ipairs({{start = 0 / 0, stop = 300, bad = 'start'}, {start = 0, stop = 1 / 0, bad = 'stop'},
+         {start = -1 / 0, stop = 300, bad = 'start'}}) do
+         local err = snn.loss(netParams({type = 'NumSpikes', tgtSpikeRegion = {start = r.start, stop = r.stop},
+            tgtSpikeCount = {[true] = 60, [false] = 10}}))
+         local ok, msg = pcall(err.numSpikes, err, T.zeros({2, 10, 1, 1, 300}), T.zeros({2, 10, 1, 1, 1}))
+         assert.is_false(ok)
+         assert.truthy(msg:find('numSpikes: tgtSpikeRegion.' .. r.bad .. ' must be a finite time', 1, true), msg)
+      end
+   end)
 end)
 
 describe('predict.getClass', function()
@@ -151,6 +162,10 @@ describe('predict.getClass', function()
       s:select(1, 2):select(1, 4):narrow(3, 3, 2):fill(1)
       assert.are.same({3, 2, 1}, snn.predict.getClass(s):totable())
       assert.has_error(function() snn.predict.getClass(T.zeros({3, 4})) end)
+      -- an empty batch has no classes; no neurons is an error naming getClass
+      assert.are.same({0}, snn.predict.getClass(T.zeros({0, 10, 1, 1, 5})):shape())
+      local ok, msg = pcall(snn.predict.getClass, T.zeros({2, 0, 1, 1, 5}))
+      assert.truthy(not ok and msg:find('getClass: no output neurons', 1, true), msg)
    end)
 
    it('flattens C, H, W in row-major order', function()

@@ -106,6 +106,12 @@ function Loss:numSpikes(spikeOut, desiredClass, numSpikesScale)
    if type(region) ~= 'table' or type(region.start) ~= 'number' or type(region.stop) ~= 'number' then
       error(fname .. ': error descriptor needs tgtSpikeRegion {start, stop} in ms', 2)
    end
+   for _, k in ipairs({'start', 'stop'}) do
+      local v = region[k]
+      if not (v > -math.huge and v < math.huge) then
+         error(fname .. ': tgtSpikeRegion.' .. k .. ' must be a finite time in ms, got ' .. v, 2)
+      end
+   end
    if type(count) ~= 'table' or type(count[true]) ~= 'number' or type(count[false]) ~= 'number' then
       error(fname .. ': error descriptor needs tgtSpikeCount with boolean keys {true: n, false: m}', 2)
    end

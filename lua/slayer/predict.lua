@@ -17,9 +17,12 @@ function M.getClass(spike)
       error('getClass: expected a 5-D (N, C, H, W, T) spike tensor, got '
          .. (T.isTensor(spike) and T.shapeStr(spike) or type(spike)), 2)
    end
+   local N, neurons = spike:size(1), spike:size(2) * spike:size(3) * spike:size(4)
+   if neurons == 0 then error('getClass: no output neurons to choose from in ' .. T.shapeStr(spike), 2) end
+   if N == 0 then return T.zeros({0}, spike.device) end
    return A.noGrad(function()
-      local counts = spike:sum(5):reshape({spike:size(1), -1})
-      return counts:argmax(2):reshape({spike:size(1)})
+      local counts = spike:sum(5):reshape({N, neurons})
+      return counts:argmax(2):reshape({N})
    end)
 end
 
