@@ -314,6 +314,28 @@ describe('conv', function()
    end)
 end)
 
+describe('dense and conv on empty batches', function()
+   it('give empty outputs and zero weight gradients for N = 0 or T = 0, on both paths', function()
+      for _, sparse in ipairs({'auto', false}) do
+         for _, m in ipairs({sl:dense({5, 4, 3}, 40), sl:conv(3, 4, 3, 1, 1)}) do
+            m.sparse = sparse
+            for _, shape in ipairs({{0, 3, 4, 5, 7}, {2, 3, 4, 5, 0}}) do
+               local x = T.zeros(shape):requiresGrad(true)
+               local y = m(x)
+               assert.are.equal(0, y:numel())
+               assert.are.equal(shape[1], y:size(1))
+               assert.are.equal(shape[5], y:size(5))
+               m:zeroGrad()
+               y:sum():backward()
+               assert.are.same(m.weight:shape(), m.weight.grad:shape())
+               assert.are.equal(0, m.weight.grad:abs():sum():item())
+               assert.are.same(shape, x.grad:shape())
+            end
+         end
+      end
+   end)
+end)
+
 describe('pool', function()
    it('sums windows times 1.1 theta, per channel (test 007)', function()
       local pl = sl:pool(2)

@@ -206,7 +206,7 @@ function Dense:forward(x)
    local outShape = {N, self.outFeatures, OH, OW, Tn}
    local p = params(self.kh, self.kw, 1, 1, 0, 0, 1, 1, 1,
       self.sparse == true and 1 or self.sparse == false and -1 or 0, self._layer)
-   if OH == 1 and OW == 1 and x.device == 'cpu' and self.sparse ~= false
+   if OH == 1 and OW == 1 and x.device == 'cpu' and self.sparse ~= false and x:numel() > 0
       and (self.sparse == true or self.outFeatures >= S.sparseMinOut) then
       local xc = T._contig(x)
       -- the count of non-zeros decides, and the list is only built if sparse
@@ -275,7 +275,7 @@ function Conv:forward(x)
    local w = hooked(self, fname)
    if x.device ~= w.device then fail(fname, 'input on ' .. x.device .. ', weight on ' .. w.device, 2) end
    local outShape = {N, self.outChannels, OH, OW, Tn}
-   if x.device == 'cpu' and self.groups == 1 and self.sparse ~= false then
+   if x.device == 'cpu' and self.groups == 1 and self.sparse ~= false and x:numel() > 0 then
       local xc = T._contig(x)
       if C.sl_sparse_rows_new(csrOut, xc._c, self.sparse == true and 2 or S.convSparseThreshold) ~= 0 then cfail(2) end
       local csr = csrOut[0]
