@@ -535,6 +535,7 @@ describe('dropout', function()
       y:backward(T.ones(y:shape()))
       H.assertClose(x.grad, y, 1e-6)
       assert.has_error(function() sl:dropout(1.5) end)
+      assertFails(function() sl:dropout(0 / 0) end, 'dropout', 'expected p in [0, 1], got nan')
    end)
 
    it('keeps or drops each neuron for all time bins, afresh at every call; p = 0 and p = 1', function()

@@ -487,7 +487,7 @@ S.Dropout = Dropout
 function Dropout:__init(p, inplace)
    nn.Module.__init(self)
    p = p or 0.5
-   if type(p) ~= 'number' or p < 0 or p > 1 then fail('dropout', 'expected p in [0, 1], got ' .. tostring(p), 2) end
+   if type(p) ~= 'number' or not (p >= 0 and p <= 1) then fail('dropout', 'expected p in [0, 1], got ' .. tostring(p), 2) end
    self.p = p
    self.inplace = inplace and true or false
 end
