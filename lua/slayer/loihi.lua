@@ -358,42 +358,59 @@ local function mkdirs(dir)
    os.remove(dir .. '/.slayer-export-probe')
 end
 
--- write the chunks of lines from produce(emit) to path, atomically
-local function writeAtomic(path, produce)
-   local tmp = path .. '.tmp'
-   local f, err = io.open(tmp, 'w')
-   if not f then error('export: cannot write ' .. tmp .. ': ' .. tostring(err), 3) end
-   local ok, perr = pcall(produce, function(text) f:write(text) end)
-   f:close()
-   if not ok then
-      os.remove(tmp)
-      error(perr, 0)
+-- Write every file {path, produce} (produce(emit) hands over the text in
+-- chunks) under a temporary name, then rename them all: a failure anywhere
+-- leaves none of the new files behind.
+local function writeAll(files)
+   local written = {}
+   local function abort(msg)
+      for _, tmp in ipairs(written) do os.remove(tmp) end
+      error(msg, 0)
    end
-   local rok, rerr = os.rename(tmp, path)
-   if not rok then error('export: cannot rename ' .. tmp .. ' to ' .. path .. ': ' .. tostring(rerr), 3) end
+   for _, file in ipairs(files) do
+      local tmp = file.path .. '.tmp'
+      local f, err = io.open(tmp, 'w')
+      if not f then abort('export: cannot write ' .. tmp .. ': ' .. tostring(err)) end
+      written[#written + 1] = tmp
+      local ok, perr = pcall(file.produce, function(text)
+         local wok, werr = f:write(text)
+         if not wok then error('export: cannot write ' .. tmp .. ': ' .. tostring(werr), 0) end
+      end)
+      local cok, cerr = f:close()
+      if not ok then abort(perr) end
+      if not cok then abort('export: cannot write ' .. tmp .. ': ' .. tostring(cerr)) end
+   end
+   for i, file in ipairs(files) do
+      local ok, err = os.rename(written[i], file.path)
+      if not ok then abort('export: cannot rename ' .. written[i] .. ' to ' .. file.path .. ': ' .. tostring(err)) end
+   end
 end
 
--- one integer per line, row-major
-local function writeIntegers(path, t, what)
+-- the file of t's values, one integer per line, row-major; checked here,
+-- before anything is written (Loihi takes integers; the int32 range bounds them)
+local function integerFile(path, t, what)
    local x = T._contig(t:detach():cpu())
    local n = x:numel()
    local p = x:data()
-   writeAtomic(path, function(emit)
+   for i = 0, n - 1 do
+      local v = p[i]
+      if v % 1 ~= 0 or math.abs(v) >= 2 ^ 31 then
+         error(string.format('export: %s holds the value %.9g at element %d; Loihi needs integer weights within '
+            .. 'the int32 range (build the layer with quantize = true or quantise it before exporting)', what, v,
+            i + 1), 0)
+      end
+   end
+   return {path = path, produce = function(emit)
       local buf = {}
       for i = 0, n - 1 do
-         local v = p[i]
-         if v % 1 ~= 0 then
-            error(string.format('export: %s holds the non-integer value %.9g at element %d; Loihi needs integer '
-               .. 'weights (build the layer with quantize = true or quantise it before exporting)', what, v, i + 1), 0)
-         end
-         buf[#buf + 1] = string.format('%d', v)
+         buf[#buf + 1] = string.format('%d', p[i])
          if #buf == 65536 then
             emit(table.concat(buf, '\n') .. '\n')
             buf = {}
          end
       end
       if #buf > 0 then emit(table.concat(buf, '\n') .. '\n') end
-   end)
+   end}
 end
 
 local function ownerOf(root, name)
@@ -428,7 +445,9 @@ end
 -- Layers are listed in the module walk order (the order of
 -- net:parameters(): a Sequential's order, named fields sorted by name);
 -- opts.order = {'fc1', 'delay1', ...} lists them in another order.
--- Files are written to a temporary name and renamed.  Returns the summary.
+-- Every value is checked before any file is written; the files are written
+-- under temporary names and renamed together, so a failure leaves none of
+-- them.  Returns the summary.
 function Loihi.export(net, dir, opts)
    local fname = 'export'
    if not nn.isModule(net) then fail(fname, 'expected a network module, got ' .. type(net), 2) end
@@ -469,13 +488,14 @@ function Loihi.export(net, dir, opts)
    if #layers == 0 then fail(fname, 'the network has no synaptic layers or delays to export', 2) end
    mkdirs(dir)
    local summary = {format = 'slayer-lua loihi export 1', neurons = neurons, layers = jsonArray({})}
+   local files = {}
    for i, entry in ipairs(layers) do
       local m = entry.module
       local info = {name = entry.name, type = entry.type}
       if entry.type == 'delay' then
          info.file = entry.name .. '.txt'
          info.shape = m.delay:shape()
-         writeIntegers(dir .. '/' .. info.file, A.noGrad(function() return m.delay:detach():floor() end),
+         files[i] = integerFile(dir .. '/' .. info.file, A.noGrad(function() return m.delay:detach():floor() end),
             entry.name)
       else
          info.file = entry.name .. '.txt'
@@ -494,11 +514,12 @@ function Loihi.export(net, dir, opts)
             info.padding = {m.ph, m.pw}
             info.dilation = {m.dh, m.dw}
          end
-         writeIntegers(dir .. '/' .. info.file, w, entry.name .. '.weight')
+         files[i] = integerFile(dir .. '/' .. info.file, w, entry.name .. '.weight')
       end
       summary.layers[i] = info
    end
-   writeAtomic(dir .. '/network.json', function(emit) emit(jsonEncode(summary) .. '\n') end)
+   files[#files + 1] = {path = dir .. '/network.json', produce = function(emit) emit(jsonEncode(summary) .. '\n') end}
+   writeAll(files)
    return summary
 end
 
