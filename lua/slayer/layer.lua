@@ -434,7 +434,10 @@ end
 --- A learnable delay per neuron ({C, H, W}) or per channel (an integer C:
 -- {C, 1, 1}), initialised uniform on [0, 1) ms, applied in whole bins of the
 -- simulation's Ts.  Clamp it to >= 0 after each optimizer step if causality
--- matters: `d.delay:clamp_(0)`.
+-- matters: `d.delay:clamp_(0)`.  As in the reference, per-neuron delays meet
+-- the input's neurons in flattened (C, H, W) order, so any input with
+-- C*H*W neurons fits: delay(512) serves a [N, 512, 1, 1, T] input and a
+-- [N, 2, 16, 16, T] one alike.
 function Layer:delay(inputSize)
    return Delay(inputSize, self.Ts)
 end
