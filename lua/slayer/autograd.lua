@@ -11,8 +11,9 @@ outputs), walks it from the root back, sums the gradients arriving at each
 tensor, and adds the totals into the `.grad` of the leaves (tensors that
 require a gradient and were not produced by a recorded op).  Leaf gradients
 accumulate across calls until zeroGrad.  The graph is released afterwards:
-each visited result forgets its node, so the tensors its backward closed
-over can be collected.
+each visited result forgets its node (and is marked `_freed`, so a second
+backward says why it cannot run), so the tensors its backward closed over
+can be collected.
 ]]
 local M = {enabled = true}
 
@@ -81,6 +82,10 @@ end
 -- accumulate(leaf, g) adds g into leaf.grad; add(a, b) returns a + b.
 function M.run(root, grad, accumulate, add)
    if not root._rg then
+      if root._freed then
+         error('backward: the graph of this result was already freed by an earlier backward();'
+            .. ' run the forward pass again to back-propagate a second time', 3)
+      end
       error('backward: this tensor does not require a gradient (no input had requiresGrad(true))', 3)
    end
    local order = topo(root)
@@ -119,6 +124,7 @@ function M.run(root, grad, accumulate, add)
       if t._node then
          t._node = nil
          t._rg = false
+         t._freed = true
       end
    end
 end

@@ -115,10 +115,17 @@ local function loadShape(shape, fname, level)
    return n
 end
 
-local function newTensor(ndim, device)
+-- an allocation failed: the C message under the name of the user's call
+local function allocFail(fname, level)
+   local msg = lastError()
+   if fname then msg = fname .. ': ' .. (msg:gsub('^tensor: ', '')) end
+   error(msg, level + 1)
+end
+
+local function newTensor(ndim, device, fname)
    pressure(device == 0 and shapeNumel(ndim, shapebuf) or nil)
    local p = C.sl_tensor_new(ndim, shapebuf, device)
-   if p == nil then cfail(3) end
+   if p == nil then allocFail(fname, 3) end
    ffi.gc(p, C.sl_tensor_free)
    return setmetatable({_c = p, device = DEVNAME[device]}, Tensor)
 end
@@ -134,8 +141,9 @@ end
 T._emptyLike = emptyLike
 
 local function emptyOf(shape, device, fname)
-   local n = loadShape(shape, fname or 'empty', 3)
-   return newTensor(n, device or 0)
+   fname = fname or 'empty'
+   local n = loadShape(shape, fname, 3)
+   return newTensor(n, device or 0, fname)
 end
 T._emptyOf = emptyOf
 
@@ -197,7 +205,7 @@ function T.randn(...)
 end
 
 function T.bernoulli(shape, p, device)
-   if type(p) ~= 'number' or p < 0 or p > 1 then
+   if type(p) ~= 'number' or not (p >= 0 and p <= 1) then
       fail('bernoulli', 'expected a probability in [0, 1], got ' .. tostring(p))
    end
    local t = emptyOf(shape, deviceNum(device, 'bernoulli'), 'bernoulli')
@@ -246,6 +254,7 @@ end
 function T.fromtable(values, shape, device)
    if type(values) ~= 'table' then fail('fromtable', 'expected a table of numbers, got ' .. type(values)) end
    if type(shape) == 'string' then shape, device = nil, shape end
+   if shape ~= nil then loadShape(shape, 'fromtable') end -- checked before the sizes are multiplied
    local flat, nshape
    if type(values[1]) == 'table' then
       flat, nshape = flattenNested(values)
@@ -280,6 +289,9 @@ end
 
 --- Wrap n floats at a host pointer into a new tensor of the given shape (copy).
 function T.fromPointer(ptr, shape)
+   if type(ptr) ~= 'cdata' or ptr == nil then
+      fail('fromPointer', 'expected a non-NULL pointer (cdata), got ' .. (type(ptr) == 'cdata' and 'NULL' or type(ptr)))
+   end
    local t = emptyOf(shape, 0, 'fromPointer')
    ffi.copy(t._c.data, ptr, t:numel() * 4)
    return t
@@ -322,7 +334,14 @@ function Tensor:isContiguous() return C.sl_tensor_is_contiguous(self._c) ~= 0 en
 
 function Tensor:stride(d)
    local c = self._c
-   if d then return tonumber(c.stride[d - 1]) end
+   if d ~= nil then
+      if type(d) ~= 'number' or d % 1 ~= 0 then fail('stride', 'expected an integer dimension, got ' .. tostring(d)) end
+      if d < 0 then d = c.ndim + 1 + d end
+      if d < 1 or d > c.ndim then
+         fail('stride', 'dimension ' .. d .. ' out of range for a ' .. c.ndim .. '-D tensor ' .. shapeStr(self))
+      end
+      return tonumber(c.stride[d - 1])
+   end
    local s = {}
    for i = 1, c.ndim do s[i] = tonumber(c.stride[i - 1]) end
    return s
@@ -466,14 +485,29 @@ function Tensor:detach()
    return wrap(p, 'detach')
 end
 
+local function sameShape(a, b)
+   local ca, cb = a._c, b._c
+   if ca.ndim ~= cb.ndim then return false end
+   for i = 0, ca.ndim - 1 do if ca.shape[i] ~= cb.shape[i] then return false end end
+   return true
+end
+
+-- add g into leaf.grad, which keeps the leaf's shape (optimizers rely on it)
 local function accumulate(leaf, g)
+   if not sameShape(g, leaf) then
+      if g:numel() ~= leaf:numel() then
+         fail('backward', 'gradient ' .. shapeStr(g) .. ' does not fit leaf ' .. shapeStr(leaf), 4)
+      end
+      g = g:reshape(leaf:shape())
+   end
    if not g:isContiguous() then g = g:contiguous() end
    local grad = leaf.grad
    if grad == nil then
       leaf.grad = g:clone()
    else
-      if grad:numel() ~= g:numel() then
-         fail('backward', 'gradient ' .. shapeStr(g) .. ' does not fit leaf ' .. shapeStr(leaf), 4)
+      if not isTensor(grad) or grad:numel() ~= g:numel() then
+         fail('backward', 'leaf ' .. shapeStr(leaf) .. ' holds a grad of ' .. typeName(grad)
+            .. ', cannot add a gradient ' .. shapeStr(g), 4)
       end
       if C.sl_axpy(grad._c, 1, g._c) ~= 0 then cfail(4) end
    end
@@ -571,12 +605,16 @@ local function resolveShape(shape, n, fname)
    if type(shape) ~= 'table' or isTensor(shape) then
       fail(fname, 'expected a shape table, got ' .. typeName(shape), 4)
    end
+   local nd = #shape
+   -- before anything fills the 8-entry shape buffers
+   if nd > 8 then fail(fname, 'expected at most 8 dimensions, got ' .. nd, 4) end
    local out, prod, infer = {}, 1, nil
-   for i = 1, #shape do
+   for i = 1, nd do
       local s = shape[i]
       if s == -1 and not infer then infer = i
-      elseif type(s) ~= 'number' or s < 0 or s % 1 ~= 0 then
-         fail(fname, 'invalid size ' .. tostring(s) .. ' in dimension ' .. i, 4)
+      elseif type(s) ~= 'number' or s < 0 or s % 1 ~= 0 or s > 2147483647 then
+         fail(fname, 'invalid size ' .. tostring(s) .. ' in dimension ' .. i
+            .. ' (expected a non-negative integer, or -1 once)', 4)
       else prod = prod * s end
       out[i] = s
    end
@@ -702,8 +740,8 @@ function Tensor:permute(...)
    local seen, inv = {}, {}
    for i = 1, nd do
       local p = perm[i]
-      if type(p) ~= 'number' or p < 1 or p > nd or seen[p] then
-         fail('permute', 'expected a permutation of 1..' .. nd .. ', got {' .. table.concat(perm, ', ') .. '}')
+      if type(p) ~= 'number' or p % 1 ~= 0 or p < 1 or p > nd or seen[p] then
+         fail('permute', 'expected a permutation of 1..' .. nd .. ', got ' .. tableShapeStr(perm))
       end
       seen[p] = true
       inv[p] = i
@@ -727,6 +765,7 @@ end
 Tensor.t = Tensor.transpose
 
 function Tensor:unsqueeze(dim)
+   if self._c.ndim >= 8 then fail('unsqueeze', 'expected at most 8 dimensions, got ' .. (self._c.ndim + 1)) end
    dim = checkDim(self, dim, 'unsqueeze', 1)
    local s = self:shape()
    table.insert(s, dim, 1)
@@ -748,11 +787,19 @@ end
 --- View with size-1 dimensions repeated to shape (no copy; read-only use).
 function Tensor:expand(...)
    local shape = shapeFromArgs(...)
+   if type(shape) ~= 'table' or isTensor(shape) then
+      fail('expand', 'expected a shape table, got ' .. typeName(shape))
+   end
    local c = self._c
    local nd, off = #shape, #shape - c.ndim
+   -- before anything fills the 8-entry shape buffers
+   if nd > 8 then fail('expand', 'expected at most 8 dimensions, got ' .. nd) end
    if off < 0 then fail('expand', 'cannot expand ' .. shapeStr(self) .. ' to fewer dimensions ' .. tableShapeStr(shape)) end
    for i = 1, nd do
       local s = shape[i]
+      if type(s) ~= 'number' or s < 0 or s % 1 ~= 0 or s > 2147483647 then
+         fail('expand', 'invalid size ' .. tostring(s) .. ' in dimension ' .. i .. ' (expected a non-negative integer)')
+      end
       local j = i - off
       if j < 1 then
          shapebuf[i - 1] = s
@@ -897,12 +944,6 @@ local function broadcastShape(a, b, fname)
    return n
 end
 
-local function sameShape(a, b)
-   local ca, cb = a._c, b._c
-   if ca.ndim ~= cb.ndim then return false end
-   for i = 0, ca.ndim - 1 do if ca.shape[i] ~= cb.shape[i] then return false end end
-   return true
-end
 T._sameShape = sameShape
 
 --- Sum g down to the shape of t (undoing broadcasting).
@@ -916,7 +957,7 @@ local sumTo = T.sumTo
 
 local function rawBinary(op, a, b, fname)
    local n = broadcastShape(a, b, fname)
-   local out = newTensor(n, DEVNUM[a.device])
+   local out = newTensor(n, DEVNUM[a.device], fname)
    if C.sl_binary(op, out._c, contig(a)._c, contig(b)._c) ~= 0 then cfail(3) end
    return out
 end
@@ -1008,14 +1049,18 @@ Tensor.le = compare(LE, 'le')
 Tensor.eq = compare(EQ, 'eq')
 Tensor.ne = compare(NE, 'ne')
 
-function T.maximum(a, b)
-   if type(b) == 'number' then return rawScalar(C.SL_MAX, a, b) end
-   return rawBinary(C.SL_MAX, a, b, 'maximum')
+-- element-wise max/min (no autograd); a number on either side
+local function extremum(op, fname)
+   return function(a, b)
+      if type(a) == 'number' then a, b = b, a end
+      if not isTensor(a) then fail(fname, 'expected a tensor and a tensor or number, got ' .. typeName(a), 2) end
+      checkOperand(b, fname)
+      if type(b) == 'number' then return rawScalar(op, a, b) end
+      return rawBinary(op, a, b, fname)
+   end
 end
-function T.minimum(a, b)
-   if type(b) == 'number' then return rawScalar(C.SL_MIN, a, b) end
-   return rawBinary(C.SL_MIN, a, b, 'minimum')
-end
+T.maximum = extremum(C.SL_MAX, 'maximum')
+T.minimum = extremum(C.SL_MIN, 'minimum')
 
 Tensor.add, Tensor.sub, Tensor.mul, Tensor.div = T.add, T.sub, T.mul, T.div
 Tensor.__add, Tensor.__sub, Tensor.__mul, Tensor.__div = T.add, T.sub, T.mul, T.div
@@ -1100,6 +1145,9 @@ function Tensor:pow(p)
    return A.record(out, {a}, function(g) return g * a:detach():pow(p - 1) * p end, 1)
 end
 Tensor.__pow = function(a, b)
+   if not isTensor(a) and type(a) ~= 'number' then
+      fail('pow', 'expected a number or tensor base, got ' .. type(a))
+   end
    if type(a) == 'number' then
       local base = T.full(b:shape(), a, b.device)
       return base:pow(b)
@@ -1154,18 +1202,38 @@ function Tensor:mul_(s)
    return self
 end
 
+local function isFinite(x) return type(x) == 'number' and x == x and x ~= math.huge and x ~= -math.huge end
+
+--- In place: uniform numbers in [lo, hi) (default [0, 1)).
 function Tensor:uniform_(lo, hi)
-   if C.sl_rand_uniform(self._c, lo or 0, hi or 1) ~= 0 then cfail() end
+   lo, hi = lo or 0, hi or 1
+   if not isFinite(lo) or not isFinite(hi) or lo > hi then
+      fail('uniform_', 'expected finite numbers lo <= hi, got ' .. tostring(lo) .. ', ' .. tostring(hi))
+   end
+   if not self:isContiguous() then fail('uniform_', 'tensor ' .. shapeStr(self) .. ' must be contiguous') end
+   if C.sl_rand_uniform(self._c, lo, hi) ~= 0 then cfail() end
    return self
 end
 
+--- In place: normal numbers of the given mean and standard deviation (default 0, 1).
 function Tensor:normal_(mean, std)
-   if C.sl_rand_normal(self._c, mean or 0, std or 1) ~= 0 then cfail() end
+   mean, std = mean or 0, std or 1
+   if not isFinite(mean) or not isFinite(std) or std < 0 then
+      fail('normal_', 'expected a finite mean and a finite std >= 0, got ' .. tostring(mean) .. ', ' .. tostring(std))
+   end
+   if not self:isContiguous() then fail('normal_', 'tensor ' .. shapeStr(self) .. ' must be contiguous') end
+   if C.sl_rand_normal(self._c, mean, std) ~= 0 then cfail() end
    return self
 end
 
+--- In place: 1 with probability p (default 0.5), else 0.
 function Tensor:bernoulli_(p)
-   if C.sl_rand_bernoulli(self._c, p or 0.5) ~= 0 then cfail() end
+   p = p or 0.5
+   if type(p) ~= 'number' or not (p >= 0 and p <= 1) then
+      fail('bernoulli_', 'expected a probability in [0, 1], got ' .. tostring(p))
+   end
+   if not self:isContiguous() then fail('bernoulli_', 'tensor ' .. shapeStr(self) .. ' must be contiguous') end
+   if C.sl_rand_bernoulli(self._c, p) ~= 0 then cfail() end
    return self
 end
 
@@ -1319,6 +1387,9 @@ function Tensor:type() return self.device == 'cuda' and 'slayer.CudaTensor' or '
 
 --- Largest absolute difference between two tensors of equal size.
 function T.maxAbsDiff(a, b)
+   if not isTensor(a) or not isTensor(b) then
+      fail('maxAbsDiff', 'expected two tensors, got ' .. typeName(a) .. ' and ' .. typeName(b))
+   end
    local d = (a:detach() - b:detach()):abs()
    return (d:max())
 end
