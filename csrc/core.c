@@ -13,6 +13,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static _Thread_local char err_buf[2048];
 
@@ -62,9 +63,20 @@ static int num_threads = 0;
    a third of a training step). */
 __attribute__((constructor)) static void single_threaded_blas(void) { openblas_set_num_threads(1); }
 
+/* At most four threads per online CPU (and 1024 in all): beyond that they
+   only contend, and OpenMP fails to start very many (it then exits). */
+static int max_threads(void)
+{
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    if (cpus < 1) cpus = 1;
+    return cpus > 256 ? 1024 : (int)(4 * cpus);
+}
+
 void sl_set_num_threads(int n)
 {
     if (n < 1) n = 1;
+    int cap = max_threads();
+    if (n > cap) n = cap;
     num_threads = n;
 #ifdef _OPENMP
     omp_set_num_threads(n);

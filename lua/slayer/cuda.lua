@@ -127,8 +127,9 @@ end
 
 --- Bound the bytes the allocator keeps cached for reuse.
 function M.setCacheLimit(bytes)
-   if type(bytes) ~= 'number' or bytes < 0 then
-      error('cuda.setCacheLimit: expected a non-negative number of bytes, got ' .. tostring(bytes), 2)
+   if type(bytes) ~= 'number' or bytes < 0 or bytes % 1 ~= 0 or bytes > 2 ^ 62 then
+      error('cuda.setCacheLimit: expected a non-negative integer number of bytes (at most 2^62), got '
+         .. tostring(bytes), 2)
    end
    fn('sl_cuda_synchronize', 'setCacheLimit')
    C.sl_mem_set_cache_limit(1, bytes)

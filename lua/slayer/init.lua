@@ -52,31 +52,48 @@ setmetatable(snn, {__index = function(t, k)
    return nil
 end})
 
---- Seed the random generator of a device ('cpu' by default, or 'cuda');
--- with no device given both generators are seeded.
-function snn.manualSeed(seed, device)
-   if type(seed) ~= 'number' or seed < 0 or seed % 1 ~= 0 then
-      error('manualSeed: expected a non-negative integer seed, got ' .. tostring(seed), 2)
+-- device argument of the memory and seed functions: nil means default
+local DEVICES = {cpu = 0, cuda = 1}
+local function deviceArg(fname, device, default)
+   if device == nil then return default end
+   local d = DEVICES[device]
+   if d == nil then
+      error(fname .. ": expected device 'cpu' or 'cuda', got " .. tostring(device), 3)
    end
-   if device == nil or device == 'cpu' then C.sl_manual_seed(0, seed) end
-   if device == nil or device == 'cuda' then C.sl_manual_seed(1, seed) end
+   return d
 end
 
+--- Seed the random generator of a device ('cpu' by default, or 'cuda');
+-- with no device given both generators are seeded.  Seeds are integers in
+-- [0, 2^53], the range where every integer is a Lua number.
+function snn.manualSeed(seed, device)
+   if type(seed) ~= 'number' or seed < 0 or seed % 1 ~= 0 or seed > 2 ^ 53 then
+      error('manualSeed: expected an integer seed in [0, 2^53], got ' .. tostring(seed), 2)
+   end
+   local d = deviceArg('manualSeed', device, nil)
+   if d == nil or d == 0 then C.sl_manual_seed(0, seed) end
+   if d == nil or d == 1 then C.sl_manual_seed(1, seed) end
+end
+
+--- Threads of the CPU kernels.  Requests above four per online CPU (at most
+-- 1024) are clamped there: more threads would only contend, and very many
+-- make OpenMP fail to start them.  getNumThreads() gives the count in use.
 function snn.setNumThreads(n)
    if type(n) ~= 'number' or n < 1 or n % 1 ~= 0 then
       error('setNumThreads: expected a positive integer, got ' .. tostring(n), 2)
    end
-   C.sl_set_num_threads(n)
+   C.sl_set_num_threads(math.min(n, 2 ^ 31 - 1))
 end
 
 function snn.getNumThreads() return C.sl_get_num_threads() end
 
 snn.noGrad = A.noGrad
 
---- Allocator statistics of a device, in bytes.
+--- Allocator statistics of a device ('cpu' by default, or 'cuda'), in bytes.
 function snn.memoryStats(device)
+   local d = deviceArg('memoryStats', device, 0)
    local s = ffi.new('sl_mem_stats')
-   C.sl_mem_get_stats(device == 'cuda' and 1 or 0, s)
+   C.sl_mem_get_stats(d, s)
    return {
       liveBytes = tonumber(s.live_bytes), cachedBytes = tonumber(s.cached_bytes),
       peakLiveBytes = tonumber(s.peak_live_bytes), allocCalls = tonumber(s.alloc_calls),
@@ -84,14 +101,20 @@ function snn.memoryStats(device)
    }
 end
 
---- Bound the bytes the caching allocator keeps for reuse.
+--- Bound the bytes the caching allocator keeps for reuse (a non-negative
+-- integer; 0 keeps nothing).
 function snn.setCacheLimit(bytes, device)
-   C.sl_mem_set_cache_limit(device == 'cuda' and 1 or 0, bytes)
+   if type(bytes) ~= 'number' or bytes < 0 or bytes % 1 ~= 0 or bytes > 2 ^ 62 then
+      error('setCacheLimit: expected a non-negative integer number of bytes (at most 2^62), got '
+         .. tostring(bytes), 2)
+   end
+   C.sl_mem_set_cache_limit(deviceArg('setCacheLimit', device, 0), bytes)
 end
 
 function snn.emptyCache(device)
+   local d = deviceArg('emptyCache', device, 0)
    collectgarbage('collect')
-   C.sl_mem_empty_cache(device == 'cuda' and 1 or 0)
+   C.sl_mem_empty_cache(d)
 end
 
 return snn
