@@ -133,3 +133,57 @@ describe('optim.Adam and optim.Nadam', function()
       assert.has_error(function() snn.optim.Adam({p}, {eps = -1}) end)
    end)
 end)
+
+describe('optimizer steps check each gradient before it reaches C', function()
+   local function errorOf(f)
+      local ok, err = pcall(f)
+      assert(not ok, 'expected an error')
+      return tostring(err)
+   end
+
+   it('names the optimizer and the parameter for a grad that is not a tensor of its shape', function()
+      local makers = {
+         SGD = function(ps) return snn.optim.SGD(ps, {lr = 0.1, momentum = 0.9}) end,
+         Adam = function(ps) return snn.optim.Adam(ps) end,
+         Nadam = function(ps) return snn.optim.Nadam(ps, {amsgrad = true}) end,
+      }
+      for name, make in pairs(makers) do
+         for _, bad in ipairs({'x', {}, 5, T.ones({5}), T.ones({3, 1})}) do
+            local q = T.fromtable({7, 8}):requiresGrad(true)
+            q.grad = T.ones({2})
+            local p = T.ones({3}):requiresGrad(true)
+            p.grad = bad
+            local opt = make({q, p})
+            local err = errorOf(function() opt:step() end)
+            assert(err:find(name .. ':step: parameter 2 [3]', 1, true), err)
+            assert(err:find('expected nil or a tensor of the same shape', 1, true), err)
+            assert.are.same({1, 1, 1}, p:totable())
+         end
+      end
+   end)
+
+   it('refuses a non-contiguous parameter, a replaced parameter and a non-function closure', function()
+      local p = T.ones({3, 2}):t()
+      p:requiresGrad(true)
+      p.grad = T.ones({2, 3})
+      local err = errorOf(function() snn.optim.Adam({p}):step() end)
+      assert(err:find('Adam:step: parameter 1 [2, 3] or its grad is not contiguous', 1, true), err)
+      local list = {T.ones({3}):requiresGrad(true)}
+      list[1].grad = T.ones({3})
+      local opt = snn.optim.SGD(list, {momentum = 0.5})
+      opt:step()
+      list[1] = T.ones({5}):requiresGrad(true)
+      list[1].grad = T.ones({5})
+      err = errorOf(function() opt:step() end)
+      assert(err:find('SGD:step: parameter 1 is now [5], its optimizer state is [3]', 1, true), err)
+      err = errorOf(function() opt:step(5) end)
+      assert(err:find('SGD:step: expected a closure function', 1, true), err)
+   end)
+
+   it('rejects option tables of the wrong type, infinite settings and lists with holes', function()
+      local p = T.ones({3}):requiresGrad(true)
+      assert(errorOf(function() snn.optim.SGD({p}, 'x') end):find('SGD: expected an options table', 1, true))
+      assert(errorOf(function() snn.optim.Adam({p}, {lr = 1 / 0}) end):find('Adam: invalid lr inf', 1, true))
+      assert(errorOf(function() snn.optim.Adam({p, nil, p}) end):find('without holes', 1, true))
+   end)
+end)

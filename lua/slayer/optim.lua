@@ -7,7 +7,8 @@ slayer.optim -- SGD, Adam and the reference's Nadam.
 Each optimizer keeps per-parameter state tensors on the parameter's device
 (moved along when the parameter moves) and updates every parameter with one
 fused C pass (csrc/ops/optim.c gives the equations).  Parameters whose
-gradient is nil are skipped, as in PyTorch.
+gradient is nil are skipped, as in PyTorch; any other gradient must be a
+tensor of the parameter's shape on its device.
 ]]
 local L = require 'slayer.ffi'
 local T = require 'slayer.tensor'
@@ -16,26 +17,58 @@ local nn = require 'slayer.nn'
 local C = L.C
 local M = {}
 
-local function checkParams(name, params)
-   if type(params) ~= 'table' then error(name .. ': expected a list of parameter tensors, got ' .. type(params), 3) end
+local function checkParams(name, params, opts)
+   if type(params) ~= 'table' or T.isTensor(params) then
+      error(name .. ': expected a list of parameter tensors, got ' .. T.typeName(params), 3)
+   end
+   local n = 0
+   for _ in pairs(params) do n = n + 1 end
+   if n ~= #params then
+      error(name .. ': expected a list of parameter tensors without holes (' .. n .. ' entries, '
+         .. #params .. ' in sequence)', 3)
+   end
    for i, p in ipairs(params) do
       if not T.isTensor(p) then error(name .. ': parameter ' .. i .. ' is not a tensor', 3) end
    end
+   if opts ~= nil and type(opts) ~= 'table' then error(name .. ': expected an options table, got ' .. type(opts), 3) end
 end
 
 local function number(name, opts, key, default, lo, hiExcl)
    local v = opts[key]
    if v == nil then return default end
-   if type(v) ~= 'number' or v ~= v or (lo and v < lo) or (hiExcl and v >= hiExcl) then
+   if type(v) ~= 'number' or v ~= v or v == math.huge or v == -math.huge or (lo and v < lo) or (hiExcl and v >= hiExcl) then
       error(name .. ': invalid ' .. key .. ' ' .. tostring(v)
          .. (lo and (' (expected >= ' .. lo .. (hiExcl and (' and < ' .. hiExcl) or '') .. ')') or ''), 3)
    end
    return v
 end
 
+-- p.grad must be nil (the parameter is skipped) or a tensor of p's shape on
+-- p's device; anything else would reach C as a NULL or mismatched buffer
+local function checkGrad(name, i, p, level)
+   if not T.isTensor(p) then
+      error(name .. ':step: parameter ' .. i .. ' is not a tensor (got ' .. type(p) .. ')', level + 1)
+   end
+   local g = p.grad
+   if g == nil then return nil end
+   if not T.isTensor(g) or g.device ~= p.device or not T._sameShape(g, p) then
+      error(name .. ':step: parameter ' .. i .. ' ' .. T.shapeStr(p) .. ' on ' .. p.device .. ' has a grad of '
+         .. (T.isTensor(g) and (T.shapeStr(g) .. ' on ' .. g.device) or type(g))
+         .. '; expected nil or a tensor of the same shape on the same device', level + 1)
+   end
+   if not p:isContiguous() or not g:isContiguous() then
+      error(name .. ':step: parameter ' .. i .. ' ' .. T.shapeStr(p) .. ' or its grad is not contiguous', level + 1)
+   end
+   return g
+end
+
 -- a state tensor that follows its parameter's device and shape
-local function stateLike(p, t)
+local function stateLike(name, i, p, t)
    if t == nil then return T.zeros(p:shape(), p.device) end
+   if not T._sameShape(t, p) then
+      error(name .. ':step: parameter ' .. i .. ' is now ' .. T.shapeStr(p) .. ', its optimizer state is '
+         .. T.shapeStr(t) .. ' (was the parameter replaced?)', 3)
+   end
    if t.device ~= p.device then t:moveTo_(p.device) end
    return t
 end
@@ -49,7 +82,11 @@ end
 
 --- Run closure (if any) and return its value, as PyTorch's step(closure).
 function Optimizer:_closure(closure)
-   if closure then return closure() end
+   if closure == nil then return nil end
+   if type(closure) ~= 'function' then
+      error(tostring(self.__typename) .. ':step: expected a closure function or nothing, got ' .. type(closure), 3)
+   end
+   return closure()
 end
 
 ---------------------------------------------------------------------------
@@ -58,7 +95,7 @@ local SGD = nn.class('SGD', Optimizer)
 M.SGD = SGD
 
 function SGD:__init(params, opts)
-   checkParams('SGD', params)
+   checkParams('SGD', params, opts)
    opts = opts or {}
    self.params = params
    self.lr = number('SGD', opts, 'lr', 1e-3, 0)
@@ -75,7 +112,7 @@ end
 function SGD:step(closure)
    local ret = self:_closure(closure)
    for i, p in ipairs(self.params) do
-      local g = p.grad
+      local g = checkGrad('SGD', i, p, 2)
       if g then
          local st = self.state[i] or {}
          self.state[i] = st
@@ -83,7 +120,7 @@ function SGD:step(closure)
          local buf = nil
          if self.momentum ~= 0 then
             if st.buf == nil then first = 1 end
-            st.buf = stateLike(p, st.buf)
+            st.buf = stateLike('SGD', i, p, st.buf)
             buf = st.buf._c
          end
          if C.sl_sgd_step(p._c, g._c, buf, self.lr, self.momentum, self.dampening, self.weightDecay,
@@ -98,7 +135,7 @@ end
 ---------------------------------------------------------------------------
 
 local function adamInit(self, name, params, opts)
-   checkParams(name, params)
+   checkParams(name, params, opts)
    opts = opts or {}
    self.params = params
    self.lr = number(name, opts, 'lr', 1e-3, 0)
@@ -117,23 +154,24 @@ end
 local function adamStep(self, mode, closure)
    local ret = self:_closure(closure)
    local b1, b2 = self.betas[1], self.betas[2]
+   local name = mode == 1 and 'Nadam' or 'Adam'
    for i, p in ipairs(self.params) do
-      local g = p.grad
+      local g = checkGrad(name, i, p, 3)
       if g then
          local st = self.state[i]
          if not st then
             st = {step = 0}
             self.state[i] = st
          end
-         st.m = stateLike(p, st.m)
-         st.v = stateLike(p, st.v)
-         if self.amsgrad then st.vmax = stateLike(p, st.vmax) end
+         st.m = stateLike(name, i, p, st.m)
+         st.v = stateLike(name, i, p, st.v)
+         if self.amsgrad then st.vmax = stateLike(name, i, p, st.vmax) end
          st.step = st.step + 1
          local bias1 = 1 - b1 ^ st.step
          local bias2 = 1 - b2 ^ st.step
          if C.sl_adam_step(mode, p._c, g._c, st.m._c, st.v._c, st.vmax and st.vmax._c or nil, self.lr, b1, b2,
                self.eps, self.weightDecay, self.amsgrad and 1 or 0, bias1, bias2) ~= 0 then
-            error((mode == 1 and 'Nadam' or 'Adam') .. ':step: ' .. L.lastError(), 3)
+            error(name .. ':step: ' .. L.lastError(), 3)
          end
       end
    end
