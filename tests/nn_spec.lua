@@ -234,3 +234,71 @@ describe('memory', function()
       assert.is_true(H.rss() - rssBefore < 64 * 2 ^ 20, 'RSS after dropping past the limit')
    end)
 end)
+
+describe('saving names and paths', function()
+   local tmp = os.tmpname()
+   os.remove(tmp)
+   local function exists(path)
+      local f = io.open(path, 'rb')
+      if f then f:close() end
+      return f ~= nil
+   end
+   local function errorOf(f)
+      local ok, err = pcall(f)
+      assert(not ok, 'expected an error')
+      return tostring(err)
+   end
+
+   it('refuses names with NUL bytes, writing nothing', function()
+      local err = errorOf(function() snn.save(tmp, {['a\0b'] = T.ones({2}), ['a\0c'] = T.ones({3})}) end)
+      assert(err:find('save: the tensor name "a\\0b" contains a NUL byte', 1, true), err)
+      assert.is_false(exists(tmp))
+      assert.is_false(exists(tmp .. '.tmp'))
+   end)
+
+   it('refuses a module whose field paths collide, writing nothing', function()
+      local M = snn.class('Collide', snn.Module)
+      function M:__init()
+         snn.Module.__init(self)
+         self['a.b'] = T.ones({2})
+         self.a = {b = T.ones({3})}
+      end
+      local err = errorOf(function() M():save(tmp) end)
+      assert(err:find('would both be saved as "a.b"', 1, true), err)
+      assert.is_false(exists(tmp))
+      assert.is_false(exists(tmp .. '.tmp'))
+   end)
+
+   it('says a directory is a directory, with one function prefix', function()
+      local dir = os.tmpname()
+      os.remove(dir)
+      os.execute('mkdir ' .. dir)
+      local err = errorOf(function() snn.load(dir) end)
+      assert(err:find("load: '" .. dir .. "' is a directory", 1, true), err)
+      err = errorOf(function() snn.save(dir, {a = T.ones({1})}) end)
+      assert(err:find("save: '" .. dir .. "' is a directory", 1, true), err)
+      os.remove(dir)
+      err = errorOf(function() snn.load(dir) end)
+      assert(err:find('load: cannot open', 1, true), err)
+      assert.is_nil(err:find('load: load:', 1, true))
+   end)
+
+   it('refuses a file holding two entries of the same name', function()
+      local path = tmp .. '-dup'
+      snn.save(path, {aa = T.ones({2}), ab = T.ones({2})})
+      -- rename the second entry to the first (same length), then fix the checksum
+      local f = io.open(path, 'rb')
+      local bytes = f:read('*a')
+      f:close()
+      bytes = bytes:gsub('ab', 'aa')
+      local crc = require('slayer.ffi').C.sl_crc32(0, bytes, #bytes - 4)
+      bytes = bytes:sub(1, -5) .. string.char(crc % 256, math.floor(crc / 256) % 256,
+         math.floor(crc / 65536) % 256, math.floor(crc / 16777216) % 256)
+      f = io.open(path, 'wb')
+      f:write(bytes)
+      f:close()
+      local err = errorOf(function() snn.load(path) end)
+      os.remove(path)
+      assert(err:find('holds two entries named "aa"', 1, true), err)
+   end)
+end)

@@ -18,6 +18,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <zlib.h>
 
 #define MAGIC "SLAYERT1"
@@ -52,12 +53,16 @@ static void put_u32(writer *w, uint32_t v) { put(w, &v, 4); }
 
 int sl_save_tensors(const char *path, int n, const char **names, const sl_tensor **tensors)
 {
+    if (!path) return sl_errorf("save: expected a file path");
     if (n < 0) return sl_errorf("save: negative tensor count");
     for (int i = 0; i < n; i++) {
         if (!names[i] || !tensors[i]) return sl_errorf("save: entry %d is missing", i + 1);
         if (tensors[i]->device != SL_CPU || !sl_tensor_is_contiguous(tensors[i]))
             return sl_errorf("save: tensor '%s' must be a contiguous CPU tensor", names[i]);
     }
+    struct stat st;
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+        return sl_errorf_code(SL_EIO, "save: '%s' is a directory, not a file", path);
     size_t plen = strlen(path);
     char *tmp = malloc(plen + 16);
     if (!tmp) return sl_errorf_code(SL_ENOMEM, "save: out of memory");
@@ -125,9 +130,26 @@ void sl_tensor_file_close(sl_tensor_file *f)
 
 sl_tensor_file *sl_load_tensors(const char *path)
 {
+    if (!path) {
+        sl_errorf("load: expected a file path");
+        return NULL;
+    }
     FILE *fp = fopen(path, "rb");
     if (!fp) {
         sl_errorf_code(SL_EIO, "load: cannot open '%s'", path);
+        return NULL;
+    }
+    /* a directory opens for reading on Linux; its "size" is meaningless */
+    struct stat st;
+    if (fstat(fileno(fp), &st) != 0) {
+        fclose(fp);
+        sl_errorf_code(SL_EIO, "load: cannot stat '%s'", path);
+        return NULL;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        fclose(fp);
+        sl_errorf_code(SL_EIO, "load: '%s' is %s, not a regular file", path,
+                       S_ISDIR(st.st_mode) ? "a directory" : "a device, pipe or socket");
         return NULL;
     }
     if (fseek(fp, 0, SEEK_END) != 0) {

@@ -186,9 +186,34 @@ function Module:cpu() return self:to('cpu') end
 -- named-tensor files
 ---------------------------------------------------------------------------
 
+-- raise the C library's message under fname, without repeating the C
+-- function's own prefix (cname)
+local function cError(fname, cname)
+   local msg = L.lastError()
+   if msg:sub(1, #cname + 2) == cname .. ': ' then msg = msg:sub(#cname + 3) end
+   error(fname .. ': ' .. msg, 4)
+end
+
 local function saveNamed(fname, path, names, tensors)
-   if type(path) ~= 'string' then error(fname .. ': expected a file path, got ' .. type(path), 3) end
+   if type(path) ~= 'string' or path == '' then
+      error(fname .. ': expected a file path, got ' .. (path == '' and 'an empty string' or type(path)), 3)
+   end
+   if path:find('\0', 1, true) then error(fname .. ': the path ' .. string.format('%q', path) .. ' contains a NUL byte', 3) end
    local n = #names
+   -- the file stores C strings and its reader rejects repeated names: check
+   -- both here, before anything is written
+   local seen = {}
+   for i = 1, n do
+      local name = names[i]
+      if name:find('\0', 1, true) then
+         error(fname .. ': the tensor name ' .. string.format('%q', name) .. ' contains a NUL byte', 3)
+      end
+      if seen[name] then
+         error(fname .. ': tensors ' .. seen[name] .. ' and ' .. i .. ' would both be saved as '
+            .. string.format('%q', name) .. ' (two fields give the same name path); rename one', 3)
+      end
+      seen[name] = i
+   end
    local cnames = ffi.new('const char *[?]', math.max(n, 1))
    local ctens = ffi.new('const sl_tensor *[?]', math.max(n, 1))
    local keep = {}
@@ -199,16 +224,15 @@ local function saveNamed(fname, path, names, tensors)
       cnames[i - 1] = names[i]
       ctens[i - 1] = t._c
    end
-   if C.sl_save_tensors(path, n, cnames, ctens) ~= 0 then
-      error(fname .. ': ' .. L.lastError(), 3)
-   end
+   if C.sl_save_tensors(path, n, cnames, ctens) ~= 0 then cError(fname, 'save') end
 end
 
 -- read a file into {names = {...}, byName = {name = {shape=, ptr=}}, handle}
 local function readNamed(fname, path)
    if type(path) ~= 'string' then error(fname .. ': expected a file path, got ' .. type(path), 3) end
+   if path:find('\0', 1, true) then error(fname .. ': the path ' .. string.format('%q', path) .. ' contains a NUL byte', 3) end
    local f = C.sl_load_tensors(path)
-   if f == nil then error(fname .. ': ' .. L.lastError(), 3) end
+   if f == nil then cError(fname, 'load') end
    f = ffi.gc(f, C.sl_tensor_file_close)
    local entries, byName = {}, {}
    for i = 0, C.sl_tensor_file_count(f) - 1 do
@@ -218,6 +242,11 @@ local function readNamed(fname, path)
       local shape = {}
       for d = 1, nd do shape[d] = sp[d - 1] end
       local e = {name = name, shape = shape, ptr = C.sl_tensor_file_data(f, i)}
+      if byName[name] then
+         error(fname .. ': ' .. path .. ' holds two entries named ' .. string.format('%q', name)
+            .. ' (entries ' .. byName[name].index .. ' and ' .. (i + 1) .. ')', 3)
+      end
+      e.index = i + 1
       entries[#entries + 1] = e
       byName[name] = e
    end
