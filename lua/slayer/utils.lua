@@ -187,27 +187,68 @@ function M.json(v)
    return table.concat(out)
 end
 
-local function shq(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+pcall(ffi.cdef, [[
+int mkdir(const char *path, unsigned int mode);
+void *opendir(const char *name);
+int closedir(void *dir);
+char *strerror(int errnum);
+]])
 
---- Create a folder and its parents; error if that fails.
+local function isDir(path)
+   local d = ffi.C.opendir(path)
+   if d == nil then return false end
+   ffi.C.closedir(d)
+   return true
+end
+
+--- Create a folder and its parents (no shell involved); an existing folder
+-- is fine.  Errors name the part that could not be created, and why.
 function M.mkdir(path)
-   if not os.execute('mkdir -p ' .. shq(path)) then error('mkdir: cannot create ' .. path, 2) end
+   if type(path) ~= 'string' or path == '' then
+      error('mkdir: expected a folder path, got ' .. (path == '' and 'an empty string' or type(path)), 2)
+   end
+   local sofar = path:sub(1, 1) == '/' and '/' or ''
+   for part in path:gmatch('[^/]+') do
+      sofar = sofar .. part
+      if ffi.C.mkdir(sofar, 493) ~= 0 then -- 0755
+         local err = ffi.errno()
+         if not isDir(sofar) then
+            local why = M.exists(sofar) and 'it exists and is not a folder' or ffi.string(ffi.C.strerror(err))
+            error("mkdir: cannot create '" .. sofar .. "': " .. why, 2)
+         end
+      end
+      sofar = sofar .. '/'
+   end
    return path
 end
 
 function M.exists(path)
+   if type(path) ~= 'string' then error('exists: expected a file path, got ' .. type(path), 2) end
    local f = io.open(path, 'rb')
    if f then f:close() return true end
    return false
 end
 
---- Write text to path through a temporary file.
+--- Write text to path through a temporary file (path.tmp, renamed into
+-- place): a failure leaves neither a half-written path nor the temporary.
 function M.writeFile(path, text)
+   if type(path) ~= 'string' or path == '' then
+      error('writeFile: expected a file path, got ' .. (path == '' and 'an empty string' or type(path)), 2)
+   end
+   if type(text) ~= 'string' and type(text) ~= 'number' then
+      error('writeFile: expected the text to write (a string), got ' .. type(text), 2)
+   end
    local tmp = path .. '.tmp'
-   local f = assert(io.open(tmp, 'wb'))
-   f:write(text)
-   f:close()
-   assert(os.rename(tmp, path))
+   local f, err = io.open(tmp, 'wb')
+   if not f then error('writeFile: cannot open ' .. err, 2) end
+   local ok, werr = f:write(text)
+   local closed, cerr = f:close()
+   if ok then ok, werr = closed, cerr end
+   if ok then ok, werr = os.rename(tmp, path) end
+   if not ok then
+      os.remove(tmp)
+      error("writeFile: writing '" .. path .. "' failed: " .. tostring(werr), 2)
+   end
 end
 
 return M
