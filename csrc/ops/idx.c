@@ -6,21 +6,33 @@
  *   dimensions d; then d big-endian uint32 sizes; then the values,
  *   big-endian, row-major.
  * zlib's gzread reads both compressed and plain files.  Values come back as
- * float32.
+ * float32.  The header's sizes are trusted only as far as the data goes: the
+ * values are read before the tensor is allocated.
  */
 #include "../internal.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <zlib.h>
 
 static int read_exact(gzFile f, void *buf, unsigned n) { return gzread(f, buf, n) == (int)n; }
 
 sl_tensor *sl_idx_read(const char *path)
 {
+    struct stat st;
+    if (!path) {
+        sl_errorf("readIdx: expected a file path, got NULL");
+        return NULL;
+    }
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+        sl_errorf_code(SL_EIO, "readIdx: '%s' is a directory, not a file", path);
+        return NULL;
+    }
     gzFile f = gzopen(path, "rb");
     if (!f) {
-        sl_errorf_code(SL_EIO, "readIdx: cannot open '%s'", path);
+        sl_errorf_code(SL_EIO, "readIdx: cannot open '%s': %s", path, strerror(errno));
         return NULL;
     }
     unsigned char head[4];
@@ -56,53 +68,72 @@ sl_tensor *sl_idx_read(const char *path)
         }
         shape[d] = (int32_t)s;
     }
-    t = sl_tensor_new(nd, shape, SL_CPU);
-    if (!t) goto done;
-    size_t chunk = 1 << 20;
-    unsigned char *buf = malloc(chunk * (size_t)size);
-    if (!buf) {
-        sl_tensor_free(t);
-        t = NULL;
-        sl_errorf_code(SL_ENOMEM, "readIdx: out of memory");
-        goto done;
-    }
-    for (int64_t done_n = 0; done_n < t->numel;) {
-        int64_t m = t->numel - done_n < (int64_t)chunk ? t->numel - done_n : (int64_t)chunk;
-        if (!read_exact(f, buf, (unsigned)(m * size))) {
-            sl_errorf_code(SL_EFORMAT, "readIdx: '%s' is truncated: data ends before byte %lld", path,
-                           (long long)(4 + 4 * nd + (done_n + m) * size));
-            free(buf);
-            sl_tensor_free(t);
-            t = NULL;
+    /* the declared size is only believed as far as the data arrives: the
+       raw values are read into a buffer that grows with them (a 12-byte
+       header or a small gzip stream can declare gigabytes) */
+    int64_t numel = 1;
+    for (int d = 0; d < nd; d++) {
+        if (shape[d] && numel > INT64_MAX / 8 / shape[d]) {
+            sl_errorf_code(SL_EFORMAT, "readIdx: '%s' declares more values than can be held", path);
             goto done;
         }
-        float *o = t->data + done_n;
-        for (int64_t i = 0; i < m; i++) {
-            const unsigned char *b = buf + i * size;
-            switch (type) {
-            case 0x08: o[i] = b[0]; break;
-            case 0x09: o[i] = (signed char)b[0]; break;
-            case 0x0B: o[i] = (int16_t)((b[0] << 8) | b[1]); break;
-            case 0x0C: o[i] = (float)(int32_t)(((uint32_t)b[0] << 24) | ((uint32_t)b[1] << 16) | ((uint32_t)b[2] << 8) | b[3]); break;
-            case 0x0D: {
-                uint32_t u = ((uint32_t)b[0] << 24) | ((uint32_t)b[1] << 16) | ((uint32_t)b[2] << 8) | b[3];
-                float v;
-                memcpy(&v, &u, 4);
-                o[i] = v;
-                break;
-            }
-            default: {
-                uint64_t u = 0;
-                for (int k = 0; k < 8; k++) u = (u << 8) | b[k];
-                double v;
-                memcpy(&v, &u, 8);
-                o[i] = (float)v;
-            }
-            }
-        }
-        done_n += m;
+        numel *= shape[d];
     }
-    free(buf);
+    size_t need = (size_t)numel * (size_t)size, got = 0, cap = 0;
+    unsigned char *raw = NULL;
+    while (got < need) {
+        if (got == cap) {
+            size_t grow = cap < ((size_t)1 << 20) ? ((size_t)1 << 20) : cap;
+            cap = need - cap < grow ? need : cap + grow;
+            unsigned char *r = realloc(raw, cap);
+            if (!r) {
+                free(raw);
+                sl_errorf_code(SL_ENOMEM, "readIdx: out of memory reading '%s' (%zu bytes)", path, cap);
+                goto done;
+            }
+            raw = r;
+        }
+        size_t want = cap - got < ((size_t)1 << 30) ? cap - got : ((size_t)1 << 30);
+        int r = gzread(f, raw + got, (unsigned)want);
+        if (r <= 0) break;
+        got += (size_t)r;
+    }
+    if (got < need) {
+        free(raw);
+        sl_errorf_code(SL_EFORMAT, "readIdx: '%s' is truncated: data ends at byte %zu, its header declares %zu", path,
+                       (size_t)(4 + 4 * nd) + got, (size_t)(4 + 4 * nd) + need);
+        goto done;
+    }
+    t = sl_tensor_new(nd, shape, SL_CPU);
+    if (!t) {
+        free(raw);
+        goto done;
+    }
+    float *o = t->data;
+    for (int64_t i = 0; i < numel; i++) {
+        const unsigned char *b = raw + i * size;
+        switch (type) {
+        case 0x08: o[i] = b[0]; break;
+        case 0x09: o[i] = (signed char)b[0]; break;
+        case 0x0B: o[i] = (int16_t)((b[0] << 8) | b[1]); break;
+        case 0x0C: o[i] = (float)(int32_t)(((uint32_t)b[0] << 24) | ((uint32_t)b[1] << 16) | ((uint32_t)b[2] << 8) | b[3]); break;
+        case 0x0D: {
+            uint32_t u = ((uint32_t)b[0] << 24) | ((uint32_t)b[1] << 16) | ((uint32_t)b[2] << 8) | b[3];
+            float v;
+            memcpy(&v, &u, 4);
+            o[i] = v;
+            break;
+        }
+        default: {
+            uint64_t u = 0;
+            for (int k = 0; k < 8; k++) u = (u << 8) | b[k];
+            double v;
+            memcpy(&v, &u, 8);
+            o[i] = (float)v;
+        }
+        }
+    }
+    free(raw);
 done:
     gzclose(f);
     return t;

@@ -49,6 +49,10 @@ static void chunk(out_t *o, const char *type, const unsigned char *data, uint32_
 
 static FILE *open_tmp(const char *op, const char *path, char **tmp)
 {
+    if (!path) {
+        sl_errorf("%s: expected a file path, got NULL", op);
+        return NULL;
+    }
     size_t plen = strlen(path);
     *tmp = malloc(plen + 8);
     if (!*tmp) {
@@ -68,9 +72,10 @@ static int finish(const char *op, const char *path, out_t *o, char *tmp)
 {
     if (fclose(o->f) != 0) o->bad = 1;
     if (o->bad || rename(tmp, path) != 0) {
+        int e = errno;
         remove(tmp);
         free(tmp);
-        return sl_errorf_code(SL_EIO, "%s: writing '%s' failed", op, path);
+        return sl_errorf_code(SL_EIO, "%s: writing '%s' failed: %s", op, path, strerror(e));
     }
     free(tmp);
     return 0;

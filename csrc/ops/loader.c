@@ -197,6 +197,8 @@ void sl_loader_stop(sl_loader *L)
 int sl_loader_start(sl_loader *L, int nsamples, const char **paths, const int32_t *labels, int batch)
 {
     if (nsamples < 0 || batch < 1) return sl_errorf("Loader: invalid sample count or batch size");
+    for (int i = 0; i < nsamples; i++)
+        if (!paths[i]) return sl_errorf("Loader: sample %d of the epoch has no file path (NULL)", i + 1);
     sl_loader_stop(L);
     pthread_mutex_lock(&L->lock);
     L->paths = calloc((size_t)(nsamples + 1), sizeof(char *));

@@ -20,7 +20,9 @@
  */
 #include "../internal.h"
 
+#include <errno.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -67,27 +69,61 @@ void sl_events_free(sl_events *e)
     free(e);
 }
 
+/* the message of the calling thread's last error without its "op: " prefix */
+static const char *error_body(void)
+{
+    const char *m = sl_last_error(), *c = strstr(m, ": ");
+    return c && c - m < 32 ? c + 2 : m;
+}
+
 /* Convert n images (contiguous, ih x iw each) and write image i as a .bs2
-   file to paths[i], in parallel; seeds[i] seeds image i. */
+   file to paths[i], in parallel; seeds[i] seeds image i.  Every file is
+   written under a temporary name (path.part) and renamed once all of them
+   are complete, so a failure leaves none of the set behind. */
 int sl_saccade_files(const float *images, int n, int ih, int iw, const sl_saccade_opts *o, const uint64_t *seeds,
                      const char **paths)
 {
-    int failed = 0;
-    char err[512] = {0};
-    SL_FOR(i, n, n > 1, {
+    char **part = calloc((size_t)(n > 0 ? n : 1), sizeof(char *));
+    if (!part) return sl_errorf_code(SL_ENOMEM, "saccadeToFiles: out of memory");
+    int failed = 0, renamed = 0;
+    char err[768] = {0};
+    for (int i = 0; i < n && !failed; i++) {
+        size_t len = strlen(paths[i]) + 6;
+        part[i] = malloc(len);
+        if (!part[i]) {
+            failed = 1;
+            snprintf(err, sizeof err, "saccadeToFiles: out of memory");
+        } else {
+            snprintf(part[i], len, "%s.part", paths[i]);
+        }
+    }
+    SL_FOR(i, failed ? 0 : n, n > 1, {
         if (!failed) {
             sl_events *e = sl_saccade(images + (int64_t)i * ih * iw, ih, iw, o, seeds[i]);
-            int rc = e ? sl_spikefile_write(paths[i], 1, e->n, e->x, e->y, e->p, e->t, NULL) : SL_EINVAL;
+            int rc = e ? sl_spikefile_write(part[i], 1, e->n, e->x, e->y, e->p, e->t, NULL) : SL_EINVAL;
             if (rc) {
 #pragma omp critical(saccade_error)
                 if (!failed) {
                     failed = 1;
-                    snprintf(err, sizeof err, "%s", sl_last_error());
+                    snprintf(err, sizeof err, "saccadeToFiles: image %d ('%s'): %s", (int)i + 1, paths[i],
+                             error_body());
                 }
             }
             sl_events_free(e);
         }
     });
+    for (; !failed && renamed < n; renamed++)
+        if (rename(part[renamed], paths[renamed]) != 0) {
+            failed = 1;
+            snprintf(err, sizeof err, "saccadeToFiles: cannot rename '%s' to '%s': %s", part[renamed],
+                     paths[renamed], strerror(errno));
+            break;
+        }
+    for (int i = 0; i < n; i++) {
+        if (failed && part[i]) remove(i < renamed ? paths[i] : part[i]);
+        free(part[i]);
+    }
+    free(part);
     return failed ? sl_set_error(err) : 0;
 }
 
@@ -97,8 +133,15 @@ const int32_t *sl_events_y(const sl_events *e) { return e->y; }
 const int32_t *sl_events_p(const sl_events *e) { return e->p; }
 const double *sl_events_t(const sl_events *e) { return e->t; }
 
+/* bounds on the work and the output of one image (snn.io.saccade checks the
+   options against them first, with messages naming the option) */
+#define SACCADE_MAX_UPDATES 2.5e8      /* time steps x sensor pixels (about 8 s) */
+#define SACCADE_MAX_EVENTS (1 << 26)   /* 1.3 GB of events */
+
+/* 0, or -1 out of memory, or 1 at SACCADE_MAX_EVENTS */
 static int push(sl_events *e, int x, int y, int p, double t)
 {
+    if (e->n >= SACCADE_MAX_EVENTS) return 1;
     if (e->n == e->cap) {
         int64_t cap = e->cap ? e->cap * 2 : 4096;
         int32_t *nx = realloc(e->x, sizeof(int32_t) * (size_t)cap);
@@ -143,12 +186,21 @@ static int cmp_time(const void *a, const void *b)
 sl_events *sl_saccade(const float *image, int ih, int iw, const sl_saccade_opts *o, uint64_t seed)
 {
     if (ih < 1 || iw < 1 || o->width < 1 || o->height < 1 || !(o->dt > 0) || !(o->saccade > 0) ||
-        !(o->threshold > 0) || o->bg <= 0 || o->bg >= 1) {
+        !(o->threshold > 0) || !(o->bg > 0 && o->bg < 1)) {
         sl_errorf("saccade: invalid image size or options");
         return NULL;
     }
+    double nsteps = ceil(3 * o->saccade / o->dt);
+    if (!(nsteps * o->width * o->height <= SACCADE_MAX_UPDATES)) {
+        sl_errorf("saccade: %g time steps of %dx%d pixels exceed the limit of %g pixel updates", nsteps, o->width,
+                  o->height, SACCADE_MAX_UPDATES);
+        return NULL;
+    }
     sl_events *e = calloc(1, sizeof *e);
-    if (!e) return NULL;
+    if (!e) {
+        sl_errorf_code(SL_ENOMEM, "saccade: out of memory");
+        return NULL;
+    }
     int W = o->width, H = o->height;
     int64_t npx = (int64_t)W * H;
     double *lref = malloc(sizeof(double) * (size_t)npx);
@@ -173,7 +225,7 @@ sl_events *sl_saccade(const float *image, int ih, int iw, const sl_saccade_opts 
     const double A[3][2] = {{o->ax, o->ay}, {o->bx, o->by}, {o->cx, o->cy}};
     double offx = (W - iw) / 2.0 - o->amplitude / 2.0, offy = (H - ih) / 2.0 - o->amplitude / 2.0;
     double total = 3 * o->saccade;
-    int64_t steps = (int64_t)ceil(total / o->dt);
+    int64_t steps = (int64_t)nsteps;
     int failed = 0;
     for (int64_t s = 0; s <= steps && !failed; s++) {
         double t = s * o->dt;
@@ -185,7 +237,7 @@ sl_events *sl_saccade(const float *image, int ih, int iw, const sl_saccade_opts 
         double px = offx + o->amplitude * (P0[0] + f * (P1[0] - P0[0]));
         double py = offy + o->amplitude * (P0[1] + f * (P1[1] - P0[1]));
         for (int y = 0; y < H && !failed; y++)
-            for (int x = 0; x < W; x++) {
+            for (int x = 0; x < W && !failed; x++) {
                 int64_t k = (int64_t)y * W + x;
                 float v = (float)sample(image, ih, iw, x - px, y - py);
                 float L = logf((float)o->bg + (1.0f - (float)o->bg) * v);
@@ -207,7 +259,7 @@ sl_events *sl_saccade(const float *image, int ih, int iw, const sl_saccade_opts 
                 if (p >= 0) {
                     double te = t - o->dt * urand(&rng);
                     if (te < quiet[k] + o->refractory) te = quiet[k] + o->refractory;
-                    if (push(e, x, y, p, te)) failed = 1;
+                    failed = push(e, x, y, p, te);
                     quiet[k] = te;
                 }
             }
@@ -216,7 +268,7 @@ sl_events *sl_saccade(const float *image, int ih, int iw, const sl_saccade_opts 
             for (int64_t k = 0; k < npx && !failed; k++)
                 if (urand(&rng) < pr) {
                     double te = t - o->dt * urand(&rng);
-                    if (push(e, (int)(k % W), (int)(k / W), urand(&rng) < 0.5, te)) failed = 1;
+                    failed = push(e, (int)(k % W), (int)(k / W), urand(&rng) < 0.5, te);
                 }
         }
     }
@@ -225,7 +277,8 @@ sl_events *sl_saccade(const float *image, int ih, int iw, const sl_saccade_opts 
     free(quiet);
     if (failed) {
         sl_events_free(e);
-        sl_errorf_code(SL_ENOMEM, "saccade: out of memory");
+        if (failed > 0) sl_errorf("saccade: more than %d events (lower the noise)", SACCADE_MAX_EVENTS);
+        else sl_errorf_code(SL_ENOMEM, "saccade: out of memory");
         return NULL;
     }
     /* time order (ties by emission order) */

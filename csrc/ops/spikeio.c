@@ -25,56 +25,62 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 static const int RECORD[4] = {5, 5, 7, 10}; /* bs1, bs2, bs3, bsn */
 static const char *NAMES[4] = {"read1Dspikes", "read2Dspikes", "read3Dspikes", "read1DnumSpikes"};
 
+/* the size of a regular file, or an error naming op (a directory or a
+   device has no meaningful size) */
+static int file_size(const char *op, const char *path, size_t *size)
+{
+    struct stat st;
+    if (!path) return sl_errorf("%s: expected a file path, got NULL", op);
+    if (stat(path, &st) != 0) return sl_errorf_code(SL_EIO, "%s: cannot open '%s': %s", op, path, strerror(errno));
+    if (S_ISDIR(st.st_mode)) return sl_errorf_code(SL_EIO, "%s: '%s' is a directory, not a file", op, path);
+    if (!S_ISREG(st.st_mode)) return sl_errorf_code(SL_EIO, "%s: '%s' is not a regular file", op, path);
+    *size = (size_t)st.st_size;
+    return 0;
+}
+
 static unsigned char *slurp(const char *op, const char *path, size_t *size)
 {
+    size_t n;
+    if (file_size(op, path, &n)) return NULL;
     FILE *f = fopen(path, "rb");
     if (!f) {
         sl_errorf_code(SL_EIO, "%s: cannot open '%s': %s", op, path, strerror(errno));
         return NULL;
     }
-    if (fseek(f, 0, SEEK_END) != 0) {
-        fclose(f);
-        sl_errorf_code(SL_EIO, "%s: cannot seek in '%s'", op, path);
-        return NULL;
-    }
-    long n = ftell(f);
-    rewind(f);
-    unsigned char *buf = malloc(n > 0 ? (size_t)n : 1);
+    unsigned char *buf = malloc(n > 0 ? n : 1);
     if (!buf) {
         fclose(f);
-        sl_errorf_code(SL_ENOMEM, "%s: out of memory reading '%s'", op, path);
+        sl_errorf_code(SL_ENOMEM, "%s: out of memory reading '%s' (%zu bytes)", op, path, n);
         return NULL;
     }
-    size_t got = fread(buf, 1, (size_t)n, f);
+    size_t got = fread(buf, 1, n, f);
     fclose(f);
-    if (got != (size_t)n) {
+    if (got != n) {
         free(buf);
         sl_errorf_code(SL_EIO, "%s: read error in '%s' at byte %zu", op, path, got);
         return NULL;
     }
-    *size = (size_t)n;
+    *size = n;
     return buf;
 }
 
 int64_t sl_spikefile_count(const char *path, int format)
 {
     if (format < 0 || format > 3) return sl_errorf("spike file: unknown format %d", format);
-    FILE *f = fopen(path, "rb");
-    if (!f) return sl_errorf_code(SL_EIO, "%s: cannot open '%s': %s", NAMES[format], path, strerror(errno));
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fclose(f);
-    if (n < 0) return sl_errorf_code(SL_EIO, "%s: cannot size '%s'", NAMES[format], path);
-    if (n % RECORD[format] != 0)
+    size_t n;
+    int rc = file_size(NAMES[format], path, &n);
+    if (rc) return rc;
+    if (n % (size_t)RECORD[format] != 0)
         return sl_errorf_code(SL_EFORMAT,
-                              "%s: '%s' is truncated or malformed: %ld bytes is not a whole number of %d-byte "
-                              "records (partial record at byte %ld)",
-                              NAMES[format], path, n, RECORD[format], n - n % RECORD[format]);
-    return n / RECORD[format];
+                              "%s: '%s' is truncated or malformed: %zu bytes is not a whole number of %d-byte "
+                              "records (partial record at byte %zu)",
+                              NAMES[format], path, n, RECORD[format], n - n % (size_t)RECORD[format]);
+    return (int64_t)(n / (size_t)RECORD[format]);
 }
 
 /* decode a whole file (n records) into the arrays; y may be NULL for bs1,
@@ -145,6 +151,7 @@ static int field(const char *op, int64_t i, const char *name, double v, int64_t 
 
 static int write_atomic(const char *op, const char *path, const unsigned char *buf, size_t n)
 {
+    if (!path) return sl_errorf("%s: expected a file path, got NULL", op);
     size_t plen = strlen(path);
     char *tmp = malloc(plen + 8);
     if (!tmp) return sl_errorf_code(SL_ENOMEM, "%s: out of memory", op);
@@ -158,8 +165,9 @@ static int write_atomic(const char *op, const char *path, const unsigned char *b
     int bad = n && fwrite(buf, 1, n, f) != n;
     if (fclose(f) != 0) bad = 1;
     if (bad || rename(tmp, path) != 0) {
+        int e = errno;
         remove(tmp);
-        int rc = sl_errorf_code(SL_EIO, "%s: writing '%s' failed", op, path);
+        int rc = sl_errorf_code(SL_EIO, "%s: writing '%s' failed: %s", op, path, strerror(e));
         free(tmp);
         return rc;
     }
@@ -276,6 +284,31 @@ static const char *npy_key(const char *hdr, const char *key)
     return s ? s + 1 : NULL;
 }
 
+/* the dimensions of a header's shape tuple "(a, b, ...)" into dims (at most
+   2 kept); returns how many there are, or -1 if it is not a tuple of
+   non-negative integers that fit in int64 */
+static int npy_shape(const char *s, int64_t dims[2])
+{
+    while (*s == ' ') s++;
+    if (*s++ != '(') return -1;
+    int nd = 0;
+    for (;;) {
+        while (*s == ' ') s++;
+        if (*s == ')') return nd;
+        if (*s < '0' || *s > '9') return -1;
+        errno = 0;
+        char *end;
+        long long v = strtoll(s, &end, 10);
+        if (errno == ERANGE) return -1;
+        if (nd < 2) dims[nd] = v;
+        nd++;
+        s = end;
+        while (*s == ' ') s++;
+        if (*s == ',') s++;
+        else if (*s != ')') return -1;
+    }
+}
+
 int64_t sl_npy_read(const char *path, double **data, int64_t *rows, int64_t *cols)
 {
     const char *op = "readNpSpikes";
@@ -324,12 +357,15 @@ int64_t sl_npy_read(const char *path, double **data, int64_t *rows, int64_t *col
     }
     while (*fo == ' ') fo++;
     int fortran = strncmp(fo, "True", 4) == 0;
-    long long r0 = -1, c0 = -1;
-    while (*sh == ' ') sh++;
-    if (sscanf(sh, "(%lld, %lld)", &r0, &c0) != 2 || r0 < 0 || c0 < 1) {
-        rc = sl_errorf_code(SL_EFORMAT, "%s: '%s' must hold a 2-D events x fields array (shape %.40s)", op, path, sh);
+    int64_t dims[2];
+    int nd = npy_shape(sh, dims);
+    if (nd != 2) {
+        while (*sh == ' ') sh++;
+        rc = sl_errorf_code(SL_EFORMAT, "%s: '%s' must hold a 2-D nEvents x fields array, got shape %.*s", op, path,
+                            (int)(strcspn(sh, ")") < 60 ? strcspn(sh, ")") + 1 : 60), sh);
         goto done;
     }
+    int64_t r0 = dims[0], c0 = dims[1];
     int isz = 0, kind = 0; /* kind: 1 float, 2 signed int, 3 unsigned */
     if (!strcmp(descr, "<f8")) { isz = 8; kind = 1; }
     else if (!strcmp(descr, "<f4")) { isz = 4; kind = 1; }
@@ -343,10 +379,15 @@ int64_t sl_npy_read(const char *path, double **data, int64_t *rows, int64_t *col
                             path, descr);
         goto done;
     }
-    size_t dstart = hstart + hlen, need = (size_t)r0 * (size_t)c0 * (size_t)isz;
-    if (size - dstart < need) {
-        rc = sl_errorf_code(SL_EFORMAT, "%s: '%s' is truncated: data ends at byte %zu, expected %zu", op, path, size,
-                            dstart + need);
+    /* the data must be in the file: checked in values, which cannot wrap
+       (the declared sizes can be anything up to INT64_MAX) */
+    size_t dstart = hstart + hlen;
+    uint64_t have = (uint64_t)((size - dstart) / (size_t)isz);
+    if (c0 > 0 && (uint64_t)r0 > have / (uint64_t)c0) {
+        rc = sl_errorf_code(SL_EFORMAT,
+                            "%s: '%s' is truncated: shape (%lld, %lld) of %d-byte values does not fit in the %zu "
+                            "bytes after the header (data ends at byte %zu)",
+                            op, path, (long long)r0, (long long)c0, isz, size - dstart, size);
         goto done;
     }
     double *out = malloc(sizeof(double) * (size_t)(r0 * c0 + 1));
@@ -355,8 +396,8 @@ int64_t sl_npy_read(const char *path, double **data, int64_t *rows, int64_t *col
         goto done;
     }
     const unsigned char *src = buf + dstart;
-    for (long long i = 0; i < r0; i++)
-        for (long long j = 0; j < c0; j++) {
+    for (int64_t i = 0; i < r0; i++)
+        for (int64_t j = 0; j < c0; j++) {
             size_t k = fortran ? (size_t)(j * r0 + i) : (size_t)(i * c0 + j);
             const unsigned char *e = src + k * (size_t)isz;
             double v;
