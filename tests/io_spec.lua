@@ -78,6 +78,32 @@ describe('events', function()
       local b = ev:toSpikeTensor(T.zeros({2, 34, 34, 350}), 1, true)
       assert.are.equal(0, T.maxAbsDiff(a, b))
    end)
+
+   it('refuses coordinates no int32 holds, non-finite times and a bad count n, naming the value', function()
+      local function err(...)
+         local ok, e = pcall(sio.event, ...)
+         assert.is_false(ok, 'expected an error')
+         assert.truthy(e:find('event: ', 1, true), e)
+         return e
+      end
+      -- these used to become -2147483648 silently
+      assert.truthy(err({0 / 0}, {1}, {0}, {1}):find('x[1] = nan', 1, true))
+      assert.truthy(err({1}, {1 / 0}, {0}, {1}):find('y[1] = inf', 1, true))
+      assert.truthy(err({1, 1e10}, nil, {0, 1}, {1, 2}):find('x[2] = 10000000000', 1, true))
+      assert.truthy(err({1}, {1}, {0}, {0 / 0}):find('t[1] = nan', 1, true))
+      for _, n in ipairs({-5, 0 / 0, 1.5, 0}) do
+         assert.truthy(err({1, 2}, {1, 2}, {0, 1}, {1, 2}, n):find('n must be a positive whole number', 1, true))
+      end
+      -- FFI arrays shorter than n (this read past their end)
+      local a, d = ffi.new('int32_t[1]', {1}), ffi.new('double[1]', {1})
+      assert.truthy(err(a, a, a, d, 1000000):find('n = 1000000 but x holds 1 values', 1, true))
+      local b = ffi.new('int32_t[?]', 3, {1, 2, 3})
+      assert.truthy(err(b, b, b, ffi.new('double[?]', 2), 3):find('t holds 2 values', 1, true))
+      -- arrays long enough, and a pointer (whose length the caller vouches for), are fine
+      local ev = sio.event(b, b, b, ffi.new('double[3]', {1, 2, 3}), 3)
+      assert.are.same({3, 2}, {ev.n, ev.p[2]})
+      assert.are.equal(2, sio.event(ffi.cast('int32_t *', b), nil, b, ffi.new('double[3]'), 2).n)
+   end)
 end)
 
 describe('spike files', function()
@@ -190,6 +216,89 @@ describe('spike files', function()
       assert.truthy(err:find('truncated'))
       os.remove(out)
    end)
+
+   -- a version 1.0 .npy file: header dict padded to 64 bytes, then data
+   local function npy(path, descr, shape, data)
+      local hdr = "{'descr': '" .. descr .. "', 'fortran_order': False, 'shape': " .. shape .. ', }'
+      hdr = hdr .. string.rep(' ', (64 - (10 + #hdr + 1) % 64) % 64) .. '\n'
+      local f = assert(io.open(path, 'wb'))
+      f:write('\147NUMPY\1\0', string.char(#hdr % 256, math.floor(#hdr / 256)), hdr, data or '')
+      f:close()
+   end
+   local function f8(...)
+      local v = {...}
+      return ffi.string(ffi.new('double[?]', #v, v), 8 * #v)
+   end
+
+   it('refuses .npy headers whose shape overflows, is not 2-D, or needs more data than the file has', function()
+      local path = tmp('.npy')
+      -- 2^62 x 4 float64: the size in bytes wraps to 0 (this crashed)
+      for _, c in ipairs({{'<f8', '(4611686018427387904, 4)'}, {'<f8', '(2305843009213693952, 4)'},
+                          {'|u1', '(4611686018427387904, 4)'}, {'<f8', '(99999999999999999999, 4)'}}) do
+         npy(path, c[1], c[2], f8(1, 2, 3, 4, 5, 6, 7, 8))
+         local ok, err = pcall(sio.readNpSpikes, path)
+         assert.is_false(ok)
+         assert.truthy(err:find('readNpSpikes: ', 1, true) and (err:find('truncated') or err:find('2-D')), err)
+      end
+      -- rank 3 used to be read as its first two dimensions
+      npy(path, '<f8', '(2, 3, 4)', f8(unpack({1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20,
+         21, 22, 23, 24})))
+      local ok, err = pcall(sio.readNpSpikes, path)
+      assert.is_false(ok)
+      assert.truthy(err:find('2-D') and err:find('(2, 3, 4)', 1, true), err)
+      npy(path, '<f8', '(2, 4)', f8(1, 2, 1, 10, 3, 4, 0, 20))
+      local ev = sio.readNpSpikes(path)
+      assert.are.same({2, 3, 4, 0, 20}, {ev.n, ev.x[1], ev.y[1], ev.p[1], ev.t[1]})
+      os.remove(path)
+   end)
+
+   it('refuses NaN, inf and out-of-range event values in a .npy file, naming the event', function()
+      local path = tmp('.npy')
+      for _, c in ipairs({{f8(1, 2, 1, 10, 0 / 0, 4, 0, 20), 'event 2 (row 1) has x = nan'},
+                          {f8(1, 1 / 0, 1, 10), 'event 1 (row 0) has y = inf'},
+                          {f8(1, 2, -3e9, 10), 'event 1 (row 0) has p = -3000000000'},
+                          {f8(1, 2, 1, 0 / 0), 'event 1 (row 0) has t = nan'}}) do
+         npy(path, '<f8', '(' .. (#c[1] / 32) .. ', 4)', c[1])
+         local ok, err = pcall(sio.readNpSpikes, path)
+         assert.is_false(ok)
+         assert.truthy(err:find('readNpSpikes: ', 1, true) and err:find(c[2], 1, true), err)
+      end
+      os.remove(path)
+   end)
+
+   it('names the function and the problem for a missing path, a directory or a bad timeUnit', function()
+      local function err(f, ...)
+         local ok, e = pcall(f, ...)
+         assert.is_false(ok)
+         return e
+      end
+      assert.truthy(err(sio.readNpSpikes, nil):find('readNpSpikes: expected a file path, got nil', 1, true))
+      assert.truthy(err(sio.readNpSpikes, '/tmp'):find("readNpSpikes: '/tmp' is a directory", 1, true))
+      assert.truthy(err(sio.read3Dspikes, '/tmp'):find("read3Dspikes: '/tmp' is a directory", 1, true))
+      assert.truthy(err(sio.readIdx, '/tmp'):find("readIdx: '/tmp' is a directory", 1, true))
+      assert.truthy(err(sio.readNpSpikes, SIO .. 'NMNIST_1.bs2', 'xypt', 'x'):find('timeUnit', 1, true))
+   end)
+
+   it('checks the output path of every encoder before writing (nil used to crash)', function()
+      local e1, e2 = sio.event({1, 2}, nil, {0, 1}, {1, 20}), sio.event({1, 2}, {1, 2}, {0, 1}, {1, 20})
+      local calls = {
+         {'encode1Dspikes', function(p) sio.encode1Dspikes(p, e1) end},
+         {'encode2Dspikes', function(p) sio.encode2Dspikes(p, e2) end},
+         {'encode3Dspikes', function(p) sio.encode3Dspikes(p, e2) end},
+         {'encodeNpSpikes', function(p) sio.encodeNpSpikes(p, e2) end},
+         {'encode1DnumSpikes', function(p) sio.encode1DnumSpikes(p, {1}, {1}, {2}, {3}) end},
+      }
+      for _, c in ipairs(calls) do
+         for _, bad in ipairs({false, 5, ''}) do
+            local ok, err = pcall(c[2], bad or nil)
+            assert.is_false(ok)
+            assert.truthy(err:find(c[1] .. ': expected a file path', 1, true), err)
+         end
+      end
+      local ok, err = pcall(sio.encode1DnumSpikes, tmp('.bsn'), {1, 2}, {1, 2}, {2, 3}, {3, 4}, 5)
+      assert.is_false(ok)
+      assert.truthy(err:find('n = 5 but nID holds 2 values', 1, true), err)
+   end)
 end)
 
 describe('readIdx', function()
@@ -221,6 +330,34 @@ describe('readIdx', function()
       assert.truthy(err:find('truncated'))
       os.remove(path)
       os.remove(path .. '.gz')
+   end)
+
+   it('believes a declared size only as far as the data goes (plain and gzip)', function()
+      local path = tmp('.idx')
+      local function peakGrowth(f)
+         local before = snn.memoryStats().peakLiveBytes
+         local ok, err = pcall(f)
+         return snn.memoryStats().peakLiveBytes - before, ok, err
+      end
+      -- a 12-byte header declaring 50000 x 50000 bytes (10 GB as float32)
+      writeIdx(path, {50000, 50000}, {})
+      local grew, ok, err = peakGrowth(function() return sio.readIdx(path) end)
+      assert.is_false(ok)
+      assert.truthy(err:find('readIdx: ', 1, true) and err:find('truncated') and err:find('byte 12'), err)
+      assert.is_true(grew < 2 ^ 26, 'allocated ' .. grew .. ' bytes for a 12-byte file')
+      -- a small gzip stream declaring 30000 x 30000 bytes with 100 KB of them
+      local values = {}
+      for i = 1, 100000 do values[i] = i % 7 end
+      writeIdx(path, {30000, 30000}, values)
+      assert.are.equal(0, os.execute('gzip -f ' .. path) and 0 or 1)
+      grew, ok, err = peakGrowth(function() return sio.readIdx(path .. '.gz') end)
+      assert.is_false(ok)
+      assert.truthy(err:find('truncated') and err:find('byte 100012', 1, true), err)
+      assert.is_true(grew < 2 ^ 26, 'allocated ' .. grew .. ' bytes before finding the stream short')
+      os.remove(path .. '.gz')
+      local e
+      ok, e = pcall(sio.readIdx, nil)
+      assert.truthy(not ok and e:find('readIdx: expected a file path', 1, true), e)
    end)
 
    it('reads the Fashion-MNIST files when installed', function()
@@ -277,6 +414,59 @@ describe('saccade', function()
       assert.is_true(a.n ~= c.n or a.t[10] ~= c.t[10])
       assert.are.equal(0, sio.saccade(T.zeros({28, 28})).n)
       assert.has_error(function() sio.saccade(T.zeros({28, 28}), {bogus = 1}) end)
+   end)
+
+   it('bounds its options: a tiny dt or a huge saccade is an error, not hours of work', function()
+      local img = strokeImage()
+      local function err(opts, want)
+         local t0 = os.clock()
+         local ok, e = pcall(sio.saccade, img, opts)
+         assert.is_false(ok)
+         assert.truthy(e:find('saccade: ', 1, true) and e:find(want, 1, true), e)
+         assert.is_true(os.clock() - t0 < 1)
+      end
+      err({dt = 1e-6}, 'exceed the limit of 2.5e+08 pixel updates')
+      err({saccade = 1e9}, 'exceed the limit')
+      err({noise = 1e9}, 'above the limit of 67108864')
+      err({width = 'x'}, "option 'width' must be a whole number")
+      err({width = 1e10}, "option 'width'")
+      err({dt = 0 / 0}, "option 'dt'")
+      err({bg = 1}, "option 'bg'")
+      err({seed = 'x'}, "option 'seed'")
+      err({path = {{0, 0}}}, "option 'path'")
+      err('fast', 'expected an options table')
+      -- a finer step than the default still runs (34 x 34 pixels, 3000 steps)
+      assert.is_true(sio.saccade(img, {dt = 0.1, seed = 1}).n > 0)
+   end)
+
+   it('writes a set of files all or nothing, checking every path first', function()
+      local imgs = T.zeros({3, 28, 28})
+      imgs:narrow(1, 1, 1):narrow(2, 5, 10):fill(255)
+      local dir = os.tmpname()
+      os.remove(dir)
+      snn.utils.mkdir(dir)
+      local a, c = dir .. '/a.bs2', dir .. '/c.bs2'
+      -- a hole in the list used to crash
+      local ok, err = pcall(sio.saccadeToFiles, imgs, {a, nil, c})
+      assert.is_false(ok)
+      assert.truthy(err:find('saccadeToFiles: paths[2] must be a file path, got nil', 1, true), err)
+      ok, err = pcall(sio.saccadeToFiles, imgs, {a, a, c})
+      assert.truthy(not ok and err:find('paths[1] and paths[2]', 1, true), err)
+      -- one unwritable path: the error names saccadeToFiles and the image; no file of the set is left
+      ok, err = pcall(sio.saccadeToFiles, imgs, {a, dir .. '/missing/b.bs2', c})
+      assert.is_false(ok)
+      assert.truthy(err:find('^saccadeToFiles: image 2') and err:find('cannot open'), err)
+      for _, name in ipairs({'a.bs2', 'c.bs2', 'a.bs2.part', 'c.bs2.part', 'a.bs2.part.tmp'}) do
+         assert.is_nil(io.open(dir .. '/' .. name, 'rb'), name .. ' was left behind')
+      end
+      -- and when all are writable, all are written, as encode2Dspikes would
+      sio.saccadeToFiles(imgs, {a, dir .. '/b.bs2', c}, {seed = 4})
+      local want = tmp('.bs2')
+      sio.encode2Dspikes(want, sio.saccade(imgs:select(1, 1), {seed = 5}))
+      assert.is_true(bytes(a) == bytes(want))
+      for _, name in ipairs({'a.bs2', 'b.bs2', 'c.bs2'}) do os.remove(dir .. '/' .. name) end
+      os.remove(want)
+      os.remove(dir)
    end)
 end)
 
@@ -336,6 +526,76 @@ describe('pictures', function()
       sio.raster(sio.read2Dspikes(SIO .. 'NMNIST_1.bs2'), path)
       local w3, h3 = decodePng(path)
       assert.is_true(w3 > 300 and h3 > 100)
+      os.remove(path)
+   end)
+
+   it('skips events at negative coordinates or times instead of drawing outside the image', function()
+      local path = tmp('.png')
+      -- y = -300000 used to write far outside the buffer; only the second event is drawn
+      sio.raster(sio.event({1, 1}, {-300000, 1}, {0, 1}, {1, 2}), path, {minHeight = 1})
+      local w, h, px = decodePng(path)
+      -- rows: p 0..1 x y 0..1 x x 0..1 = 8; bins: t 0..2 = 3
+      assert.are.same({3 + 8, 8 + 8}, {w, h})
+      local dark = 0
+      for y = 0, h - 1 do
+         for x = 0, w - 1 do if px(x, y) == 0 then dark = dark + 1 end end
+      end
+      assert.are.equal(1, dark)
+      assert.are.same({0, 0, 0}, {px(4 + 2, 4 + 7)}) -- row (p 1, y 1, x 1) = 7, bin 2
+      for _, ev in ipairs({sio.event({-5, 1}, {0, 1}, {0, 1}, {1, 2}), sio.event({-100000, 2}, nil, {0, 1}, {1, 2}),
+                           sio.event({1, 2}, {1, 2}, {0, 1}, {-100, -20}), sio.event({1, 2}, {1, 2}, {0, 1}, {1, 1e9})}) do
+         assert.are.equal(path, sio.raster(ev, path))
+         decodePng(path)
+      end
+      os.remove(path)
+   end)
+
+   it('names raster and imageToPng (not the PNG writer) in errors, and checks options', function()
+      local ev = sio.event({1, 2}, {1, 2}, {0, 1}, {1, 20})
+      local function err(f, ...)
+         local ok, e = pcall(f, ...)
+         assert.is_false(ok)
+         return e
+      end
+      local e = err(sio.raster, ev, '/nonexistent-dir/r.png')
+      assert.truthy(e:find('^raster: cannot open'), e)
+      e = err(sio.imageToPng, T.rand({4, 4}), '/nonexistent-dir/i.png')
+      assert.truthy(e:find('^imageToPng: cannot open'), e)
+      assert.truthy(err(sio.raster, ev, nil):find('raster: expected a file path', 1, true))
+      assert.truthy(err(sio.raster, ev, tmp('.png'), {samplingTime = 0}):find('raster: samplingTime', 1, true))
+      assert.truthy(err(sio.raster, ev, tmp('.png'), {maxWidth = 'x'}):find('raster: maxWidth', 1, true))
+      assert.truthy(err(sio.raster, T.ones({3, 0}), tmp('.png')):find('raster: expected a non-empty tensor', 1, true))
+   end)
+
+   it('writes {H, W} and {1, H, W} images as grey and {3, H, W} as RGB, and refuses other shapes', function()
+      local path = tmp('.png')
+      local g = T.fromtable({{0, 1, 0.5}, {0.2, 0, 1}})
+      sio.imageToPng(g, path)
+      local w, h, px = decodePng(path)
+      assert.are.same({3, 2}, {w, h})
+      assert.are.same({255, 255, 255}, {px(1, 0)})
+      assert.are.same({51, 51, 51}, {px(0, 1)})
+      local grey = bytes(path)
+      sio.imageToPng(g:view({1, 2, 3}), path)
+      assert.is_true(bytes(path) == grey)
+      local rgb = T.zeros({3, 2, 3})
+      rgb:select(1, 1):fill(1)
+      rgb:select(1, 3):narrow(2, 3, 1):fill(1)
+      sio.imageToPng(rgb, path)
+      _, _, px = decodePng(path)
+      assert.are.same({255, 0, 0}, {px(0, 0)})
+      assert.are.same({255, 0, 255}, {px(2, 1)})
+      -- {2, H, W} read past the end, {1, 3000, 3000} crashed; a nil path crashed
+      for _, shape in ipairs({{2, 4, 4}, {4, 4, 4}, {1, 1, 4, 4}, {5}}) do
+         local ok, e = pcall(sio.imageToPng, T.rand(shape), path)
+         assert.is_false(ok)
+         assert.truthy(e:find('imageToPng: expected a {H, W} or {1, H, W} grey or {3, H, W} RGB image tensor, got '
+            .. T.shapeStr(T.rand(shape)), 1, true), e)
+      end
+      local ok, e = pcall(sio.imageToPng, T.rand({4, 4}), nil)
+      assert.truthy(not ok and e:find('imageToPng: expected a file path, got nil', 1, true), e)
+      ok, e = pcall(sio.imageToPng, T.rand({0, 4}), path)
+      assert.truthy(not ok and e:find('imageToPng: the image is empty', 1, true), e)
       os.remove(path)
    end)
 
@@ -423,6 +683,32 @@ describe('pictures', function()
          for _, v in ipairs(f) do seen[v] = true end
       end
       assert.is_true(seen[0] and seen[1] and seen[2])
+      os.remove(path)
+   end)
+
+   it('leaves out events at negative coordinates (1-D: negative times) and bounds the GIF size', function()
+      local path = tmp('.gif')
+      -- x = -50 used to write before the frame buffer
+      sio.animTD(sio.event({-50, 1}, {0, 1}, {0, 1}, {1, 2}), path, {scale = 1})
+      local W, Hh, frames = decodeGif(bytes(path))
+      assert.are.same({2, 2, 1}, {W, Hh, #frames})
+      assert.are.same({0, 0, 0, 2}, frames[1]) -- only (1, 1), ON
+      for _, ev in ipairs({sio.event({1, 1}, {-100000, 1}, {0, 1}, {1, 2}), sio.event({1, 2}, nil, {0, 1}, {-100000, 2}),
+                           sio.event({-100000, 2}, nil, {0, 1}, {1, 2})}) do
+         sio.animTD(ev, path, {scale = 1})
+         decodeGif(bytes(path))
+      end
+      local function err(ev, opts, want)
+         local ok, e = pcall(sio.animTD, ev, path, opts)
+         assert.is_false(ok)
+         assert.truthy(e:find('animTD: ', 1, true) and e:find(want, 1, true), e)
+      end
+      local ev = sio.event({1, 2}, {1, 2}, {0, 1}, {1, 1e9})
+      err(ev, nil, 'exceed the limit of 2^30 bytes')                   -- was 'size of C type is unknown or too large'
+      err(sio.event({1, 2}, {1, 2}, {0, 1}, {1, 2}), {frameRate = 1e9}, 'exceed the limit')
+      err(sio.event({1, 70000}, {1, 2}, {0, 1}, {1, 2}), {scale = 1}, 'at most 65535 pixels a side')
+      err(ev, {frameRate = 0}, 'frameRate')
+      err(ev, {scale = 1.5}, 'scale must be a positive whole number')
       os.remove(path)
    end)
 end)

@@ -27,6 +27,21 @@ local M = {}
 
 local function fail(fname, msg, level) error(fname .. ': ' .. msg, (level or 2) + 1) end
 local function cfail(level) error(L.lastError(), (level or 2) + 1) end
+-- the C error under the name of the function the user called (the PNG
+-- writer, shared by raster and imageToPng, reports as 'png')
+local function cfailAs(fname, level)
+   local msg = L.lastError():gsub('^[%w_]+: ', '', 1)
+   error(fname .. ': ' .. msg, (level or 2) + 1)
+end
+
+local function checkPath(fname, path, level)
+   if type(path) ~= 'string' or path == '' then
+      fail(fname, 'expected a file path, got ' .. (path == '' and 'an empty string' or type(path)), (level or 2) + 1)
+   end
+end
+
+local function isFinite(v) return type(v) == 'number' and v == v and v ~= math.huge and v ~= -math.huge end
+local function isWhole(v, lo, hi) return isFinite(v) and v % 1 == 0 and v >= lo and v <= hi end
 
 local int32arr, doublearr = ffi.typeof('int32_t[?]'), ffi.typeof('double[?]')
 
@@ -40,35 +55,59 @@ M.Event = Event
 
 local function isArrayLike(v) return type(v) == 'table' or type(v) == 'cdata' end
 
--- copy n values of v (Lua table, 1-based, or FFI array, 0-based) into a new array
+-- the element count of an FFI array, or nil for a pointer (whose length is
+-- unknown: the caller vouches for n values behind it)
+local function ffiLength(v)
+   if not tostring(ffi.typeof(v)):find('%]>$') then return nil end
+   local elem = tonumber(ffi.cast('const char *', v + 1) - ffi.cast('const char *', v))
+   return ffi.sizeof(v) / elem
+end
+
+local INT32_MIN, INT32_MAX = -2 ^ 31, 2 ^ 31 - 1
+
+-- copy n values of v (Lua table, 1-based, or FFI array, 0-based) into a new
+-- array, truncated toward zero as numpy's astype(int); a value no int32
+-- holds (NaN, inf, beyond +-2^31) is an error naming it
 local function copyInts(v, n, fname, name)
    local out = int32arr(math.max(n, 1))
-   if type(v) == 'table' then
-      for i = 1, n do
-         local x = v[i]
-         if type(x) ~= 'number' then fail(fname, name .. '[' .. i .. '] is not a number', 4) end
-         out[i - 1] = x >= 0 and math.floor(x) or math.ceil(x) -- numpy astype(int) truncates
+   local base = type(v) == 'table' and 1 or 0
+   for i = base, n - 1 + base do
+      local x = v[i]
+      if type(x) == 'cdata' then x = tonumber(x) end
+      if type(x) ~= 'number' then fail(fname, name .. '[' .. i .. '] is not a number (got ' .. type(x) .. ')', 4) end
+      local r = x >= 0 and math.floor(x) or math.ceil(x)
+      if not (r >= INT32_MIN and r <= INT32_MAX) then
+         fail(fname, name .. '[' .. i .. '] = ' .. tostring(x) .. ' is not a finite value that fits in int32', 4)
       end
-   else
-      for i = 0, n - 1 do
-         local x = tonumber(v[i])
-         out[i] = x >= 0 and math.floor(x) or math.ceil(x)
-      end
+      out[i - base] = r
    end
    return out
 end
 
+-- the same for times: any finite number
 local function copyDoubles(v, n, fname, name)
    local out = doublearr(math.max(n, 1))
-   if type(v) == 'table' then
-      for i = 1, n do
-         if type(v[i]) ~= 'number' then fail(fname, name .. '[' .. i .. '] is not a number', 4) end
-         out[i - 1] = v[i]
-      end
-   else
-      for i = 0, n - 1 do out[i] = tonumber(v[i]) end
+   local base = type(v) == 'table' and 1 or 0
+   for i = base, n - 1 + base do
+      local x = v[i]
+      if type(x) == 'cdata' then x = tonumber(x) end
+      if type(x) ~= 'number' then fail(fname, name .. '[' .. i .. '] is not a number (got ' .. type(x) .. ')', 4) end
+      if not isFinite(x) then fail(fname, name .. '[' .. i .. '] = ' .. tostring(x) .. ' is not a finite time', 4) end
+      out[i - base] = x
    end
    return out
+end
+
+-- n given with arrays: a whole number of values, no more than an FFI array
+-- or a table holds
+local function checkCount(fname, n, arrays)
+   if not isWhole(n, 1, INT32_MAX) then
+      fail(fname, 'n must be a positive whole number of values, got ' .. tostring(n), 3)
+   end
+   for _, a in ipairs(arrays) do
+      local len = type(a[2]) == 'table' and #a[2] or ffiLength(a[2])
+      if len and len < n then fail(fname, 'n = ' .. n .. ' but ' .. a[1] .. ' holds ' .. len .. ' values', 3) end
+   end
 end
 
 local function newEvent(n, x, y, p, t)
@@ -83,11 +122,21 @@ end
 M._newEvent = newEvent
 
 --- event(x, y, p, t[, n]): x, y, p, t as Lua tables (1-based) or FFI arrays
--- (0-based, n required); y nil for 1-D events; t in ms.
+-- (0-based, n required); y nil for 1-D events; t in ms.  x, y and p are
+-- truncated to int32 and t must be finite: NaN, inf or a coordinate beyond
+-- +-2^31 is an error.  n is checked against the length of Lua tables and
+-- of FFI arrays (int32_t[?] etc.); behind a plain pointer the caller must
+-- provide n values.
 function M.event(x, y, p, t, n)
    local fname = 'event'
    if not isArrayLike(x) or not isArrayLike(p) or not isArrayLike(t) or (y ~= nil and not isArrayLike(y)) then
       fail(fname, 'expected x, y (or nil), p and t as Lua tables or FFI arrays', 2)
+   end
+   local arrays = {{'x', x}, {'p', p}, {'t', t}, y and {'y', y} or nil}
+   for _, a in ipairs(arrays) do
+      if type(a[2]) == 'cdata' and not tostring(ffi.typeof(a[2])):find('[%]%*]>$') then
+         fail(fname, a[1] .. ' is an FFI ' .. tostring(ffi.typeof(a[2])) .. ', expected an array or a pointer', 2)
+      end
    end
    if n == nil then
       if type(x) ~= 'table' then fail(fname, 'pass the event count n with FFI arrays', 2) end
@@ -96,8 +145,9 @@ function M.event(x, y, p, t, n)
          fail(fname, 'x, y, p and t must have the same length (x has ' .. n .. ', p ' .. #p .. ', t ' .. #t
             .. (y and (', y ' .. #y) or '') .. ')', 2)
       end
+      if n == 0 then fail(fname, 'an event list cannot be empty (as the reference)', 2) end
    end
-   if n == 0 then fail(fname, 'an event list cannot be empty (as the reference)', 2) end
+   checkCount(fname, n, arrays)
    return newEvent(n, copyInts(x, n, fname, 'x'), y and copyInts(y, n, fname, 'y') or nil,
       copyInts(p, n, fname, 'p'), copyDoubles(t, n, fname, 't'))
 end
@@ -156,7 +206,20 @@ end
 --- A new tensor with the events binned (OR), sized from the events unless
 -- dim is given: 1-D (P, X, T), 2-D (P, H, W, T).
 function Event:toSpikeArray(samplingTime, dim)
+   local fname = 'toSpikeArray'
    samplingTime = samplingTime or 1
+   if not isFinite(samplingTime) or not (samplingTime > 0) then
+      fail(fname, 'samplingTime must be a positive number of ms, got ' .. tostring(samplingTime), 2)
+   end
+   local rank = self.dim == 1 and 3 or 4
+   if dim ~= nil then
+      local ok = type(dim) == 'table' and #dim == rank
+      for i = 1, rank do ok = ok and isWhole(dim[i], 0, INT32_MAX) end
+      if not ok then
+         fail(fname, 'dim must be ' .. (rank == 3 and '{P, X, T}' or '{P, Y, X, T}') .. ' as whole numbers for '
+            .. self.dim .. '-D events', 2)
+      end
+   end
    local function r(v) return math.floor(v + 0.5) end
    if dim == nil then
       local _, pmax = range(self.p, self.n)
@@ -185,6 +248,9 @@ end
 -- in row-major order, with t = bin * samplingTime.
 function M.spikeArrayToEvent(spikeMat, samplingTime)
    samplingTime = samplingTime or 1
+   if not isFinite(samplingTime) or not (samplingTime > 0) then
+      fail('spikeArrayToEvent', 'samplingTime must be a positive number of ms, got ' .. tostring(samplingTime), 2)
+   end
    if not T.isTensor(spikeMat) or (spikeMat:dim() ~= 3 and spikeMat:dim() ~= 4) then
       fail('spikeArrayToEvent', 'expected a 3-D (P, X, T) or 4-D (P, Y, X, T) tensor, got '
          .. (T.isTensor(spikeMat) and T.shapeStr(spikeMat) or type(spikeMat)), 2)
@@ -259,22 +325,26 @@ end
 
 local function checkEvent(fname, ev, dim)
    if getmetatable(ev) ~= Event then fail(fname, 'expected an snn.io event, got ' .. type(ev), 3) end
+   if not isWhole(ev.n, 0, INT32_MAX) then fail(fname, 'the event count n = ' .. tostring(ev.n) .. ' is not valid', 3) end
    if dim and ev.dim ~= dim then
       fail(fname, 'expected ' .. dim .. '-D events, got ' .. ev.dim .. '-D', 3)
    end
 end
 
 function M.encode1Dspikes(path, ev)
+   checkPath('encode1Dspikes', path)
    checkEvent('encode1Dspikes', ev, 1)
    if C.sl_spikefile_write(path, 0, ev.n, ev.x, nil, ev.p, ev.t, nil) ~= 0 then cfail(2) end
 end
 
 function M.encode2Dspikes(path, ev)
+   checkPath('encode2Dspikes', path)
    checkEvent('encode2Dspikes', ev, 2)
    if C.sl_spikefile_write(path, 1, ev.n, ev.x, ev.y, ev.p, ev.t, nil) ~= 0 then cfail(2) end
 end
 
 function M.encode3Dspikes(path, ev)
+   checkPath('encode3Dspikes', path)
    checkEvent('encode3Dspikes', ev, 2)
    if C.sl_spikefile_write(path, 2, ev.n, ev.x, ev.y, ev.p, ev.t, nil) ~= 0 then cfail(2) end
 end
@@ -283,10 +353,15 @@ end
 -- arrays (then n is required); times in ms.
 function M.encode1DnumSpikes(path, nID, tSt, tEn, nSp, n)
    local fname = 'encode1DnumSpikes'
+   checkPath(fname, path)
+   for _, a in ipairs({{'nID', nID}, {'tSt', tSt}, {'tEn', tEn}, {'nSp', nSp}}) do
+      if not isArrayLike(a[2]) then fail(fname, a[1] .. ' must be a Lua table or an FFI array, got ' .. type(a[2]), 2) end
+   end
    if n == nil then
       if type(nID) ~= 'table' then fail(fname, 'pass the record count n with FFI arrays', 2) end
       n = #nID
    end
+   checkCount(fname, n, {{'nID', nID}, {'tSt', tSt}, {'tEn', tEn}, {'nSp', nSp}})
    local id = copyInts(nID, n, fname, 'nID')
    local cnt = copyInts(nSp, n, fname, 'nSp')
    local ts, te = copyDoubles(tSt, n, fname, 'tSt'), copyDoubles(tEn, n, fname, 'tEn')
@@ -294,11 +369,17 @@ function M.encode1DnumSpikes(path, nID, tSt, tEn, nSp, n)
 end
 
 --- readNpSpikes(path, fmt, timeUnit): 'xypt' arrays of N x 3 (x, p, t) or
--- N x 4 (x, y, p, t); t is scaled by timeUnit * 1000 to ms.
+-- N x 4 (x, y, p, t); t is scaled by timeUnit * 1000 to ms.  A coordinate
+-- that no int32 holds (NaN, inf, beyond +-2^31) or a non-finite time is an
+-- error naming the event.
 function M.readNpSpikes(path, fmt, timeUnit)
    local fname = 'readNpSpikes'
    fmt, timeUnit = fmt or 'xypt', timeUnit or 1e-3
+   checkPath(fname, path)
    if fmt ~= 'xypt' then fail(fname, "fmt='" .. tostring(fmt) .. "' not implemented", 2) end
+   if not isFinite(timeUnit) or not (timeUnit > 0) then
+      fail(fname, 'timeUnit must be a positive number of seconds, got ' .. tostring(timeUnit), 2)
+   end
    local data, rows, cols = ffi.new('double*[1]'), ffi.new('int64_t[1]'), ffi.new('int64_t[1]')
    if C.sl_npy_read(path, data, rows, cols) ~= 0 then cfail(2) end
    local d = ffi.gc(data[0], C.sl_npy_free)
@@ -307,16 +388,23 @@ function M.readNpSpikes(path, fmt, timeUnit)
       fail(fname, "'" .. path .. "' holds " .. w .. ' columns; expected nEvents x 3 (x, p, t) or x 4 (x, y, p, t)', 2)
    end
    if n == 0 then fail(fname, "'" .. path .. "' holds no events", 2) end
+   if n > INT32_MAX then fail(fname, "'" .. path .. "' holds " .. n .. ' events, more than 2^31 - 1', 2) end
    local x, y, p, t = int32arr(n), w == 4 and int32arr(n) or nil, int32arr(n), doublearr(n)
+   local names = w == 4 and {'x', 'y', 'p', 't'} or {'x', 'p', 't'}
+   local function bad(i, c, v, what)
+      fail(fname, string.format("'%s' event %d (row %d) has %s = %s; %s", path, i + 1, i, names[c + 1], tostring(v),
+         what), 3)
+   end
    local function trunc(v) return v >= 0 and math.floor(v) or math.ceil(v) end
    for i = 0, n - 1 do
       local row = d + i * w
-      x[i] = trunc(row[0])
-      if w == 4 then
-         y[i], p[i], t[i] = trunc(row[1]), trunc(row[2]), row[3] * timeUnit * 1e3
-      else
-         p[i], t[i] = trunc(row[1]), row[2] * timeUnit * 1e3
+      for c = 0, w - 2 do
+         local r = trunc(row[c])
+         if not (r >= INT32_MIN and r <= INT32_MAX) then bad(i, c, row[c], 'coordinates must be finite and fit in int32') end
       end
+      if not isFinite(row[w - 1]) then bad(i, w - 1, row[w - 1], 'times must be finite') end
+      x[i], p[i], t[i] = trunc(row[0]), trunc(row[w - 2]), row[w - 1] * timeUnit * 1e3
+      if w == 4 then y[i] = trunc(row[1]) end
    end
    return newEvent(n, x, y, p, t)
 end
@@ -324,6 +412,7 @@ end
 --- encodeNpSpikes(path, ev): float64 N x 3 (x, p, t) or N x 4 (x, y, p, t)
 -- with t in ms, as the reference writes (timeUnit is ignored there too).
 function M.encodeNpSpikes(path, ev, fmt, timeUnit)
+   checkPath('encodeNpSpikes', path)
    checkEvent('encodeNpSpikes', ev)
    if (fmt or 'xypt') ~= 'xypt' then fail('encodeNpSpikes', "fmt='" .. tostring(fmt) .. "' not implemented", 2) end
    local w = ev.dim == 1 and 3 or 4
@@ -364,7 +453,11 @@ M.saccadeDefaults = {
    seed = 0,
 }
 
+-- bounds on one image's work and output (csrc/ops/saccade.c holds the same)
+local SACCADE_MAX_UPDATES, SACCADE_MAX_EVENTS = 2.5e8, 2 ^ 26
+
 local function saccadeOptions(fname, opts)
+   if opts ~= nil and type(opts) ~= 'table' then fail(fname, 'expected an options table, got ' .. type(opts), 3) end
    opts = opts or {}
    local o = {}
    for k, v in pairs(M.saccadeDefaults) do o[k] = v end
@@ -372,20 +465,66 @@ local function saccadeOptions(fname, opts)
       if o[k] == nil and k ~= 'scale' then fail(fname, "unknown option '" .. tostring(k) .. "'", 3) end
       o[k] = v
    end
+   local function check(k, ok, what)
+      if not isFinite(o[k]) or not ok(o[k]) then
+         fail(fname, "option '" .. k .. "' must be " .. what .. ', got ' .. tostring(o[k]), 4)
+      end
+   end
+   local function positive(v) return v > 0 end
+   local function nonNegative(v) return v >= 0 end
+   local function any() return true end
+   check('width', function(v) return isWhole(v, 1, 4096) end, 'a whole number of pixels from 1 to 4096')
+   check('height', function(v) return isWhole(v, 1, 4096) end, 'a whole number of pixels from 1 to 4096')
+   check('dt', positive, 'a positive number of ms')
+   check('saccade', positive, 'a positive number of ms')
+   check('threshold', positive, 'positive')
+   check('mismatch', nonNegative, 'non-negative')
+   check('refractory', nonNegative, 'a non-negative number of ms')
+   check('bg', function(v) return v > 0 and v < 1 end, 'between 0 and 1 (exclusive)')
+   check('noise', nonNegative, 'a non-negative rate (Hz)')
+   check('amplitude', any, 'a finite number of pixels')
+   check('seed', function(v) return isWhole(v, 0, 2 ^ 53) end, 'a whole number from 0 to 2^53')
+   o.scale = opts.scale or 255
+   check('scale', positive, 'positive (the intensity of white)')
+   local path = o.path
+   if type(path) ~= 'table' or #path ~= 3 then
+      fail(fname, "option 'path' must hold three {x, y} vertices, got " .. (type(path) == 'table' and #path or type(path)), 3)
+   end
+   for i = 1, 3 do
+      local v = path[i]
+      if type(v) ~= 'table' or not isFinite(v[1]) or not isFinite(v[2]) then
+         fail(fname, "option 'path': vertex " .. i .. ' must be {x, y} with finite numbers', 3)
+      end
+   end
+   local steps = math.ceil(3 * o.saccade / o.dt)
+   if steps * o.width * o.height > SACCADE_MAX_UPDATES then
+      fail(fname, string.format('3 * saccade / dt = %.4g time steps of %dx%d pixels exceed the limit of %.4g pixel '
+         .. 'updates (use a larger dt, a shorter saccade or a smaller sensor)', steps, o.width, o.height,
+         SACCADE_MAX_UPDATES), 3)
+   end
+   local noiseEvents = o.noise * 1e-3 * 3 * o.saccade * o.width * o.height
+   if noiseEvents > SACCADE_MAX_EVENTS then
+      fail(fname, string.format('noise = %g Hz would make about %.4g events, above the limit of %d', o.noise,
+         noiseEvents, SACCADE_MAX_EVENTS), 3)
+   end
    local c = ffi.new('sl_saccade_opts')
    c.width, c.height, c.dt, c.saccade, c.threshold = o.width, o.height, o.dt, o.saccade, o.threshold
    c.mismatch, c.refractory, c.bg, c.noise, c.amplitude = o.mismatch, o.refractory, o.bg, o.noise, o.amplitude
-   c.ax, c.ay, c.bx, c.by, c.cx, c.cy = o.path[1][1], o.path[1][2], o.path[2][1], o.path[2][2], o.path[3][1], o.path[3][2]
-   return c, o, opts.scale or 255
+   c.ax, c.ay, c.bx, c.by, c.cx, c.cy = path[1][1], path[1][2], path[2][1], path[2][2], path[3][1], path[3][2]
+   return c, o, o.scale
 end
 
 --- Convert a 2-D intensity image (tensor {H, W}, values 0..255 or 0..1 when
 -- opts.scale = 1) to an ON/OFF event stream recorded by a moving DVS sensor
 -- (see csrc/ops/saccade.c for the model).  Deterministic for opts.seed.
+-- Options are range-checked (width and height 1..4096); one image may take
+-- at most 2.5e8 pixel updates (3 * saccade / dt time steps times width *
+-- height: about 8 s) and make at most 2^26 events.
 function M.saccade(image, opts)
    local fname = 'saccade'
-   if not T.isTensor(image) or image:dim() ~= 2 then
-      fail(fname, 'expected a 2-D {H, W} image tensor, got ' .. (T.isTensor(image) and T.shapeStr(image) or type(image)), 2)
+   if not T.isTensor(image) or image:dim() ~= 2 or image:numel() == 0 then
+      fail(fname, 'expected a non-empty 2-D {H, W} image tensor, got '
+         .. (T.isTensor(image) and T.shapeStr(image) or type(image)), 2)
    end
    local c, o, scale = saccadeOptions(fname, opts)
    local img = T._contig((image:cpu() / scale):clamp(0, 1))
@@ -406,21 +545,42 @@ end
 --- Convert images {N, H, W} and write image i to paths[i] as a .bs2 file,
 -- in parallel C threads; image i uses seed seeds[i] (default opts.seed + i).
 -- The same events as encode2Dspikes(paths[i], saccade(images[i], ...)).
+-- All or nothing: the files are renamed into place only once every one is
+-- written, so a failure (an unwritable path, events out of the .bs2 range)
+-- leaves none of them.
 function M.saccadeToFiles(images, paths, opts, seeds)
    local fname = 'saccadeToFiles'
    if not T.isTensor(images) or images:dim() ~= 3 then
       fail(fname, 'expected a 3-D {N, H, W} image tensor, got ' .. (T.isTensor(images) and T.shapeStr(images) or type(images)), 2)
    end
    local n = images:size(1)
-   if type(paths) ~= 'table' or #paths ~= n then fail(fname, 'expected one output path per image (' .. n .. ')', 2) end
+   if n > 0 and (images:size(2) == 0 or images:size(3) == 0) then
+      fail(fname, 'expected non-empty images, got ' .. T.shapeStr(images), 2)
+   end
+   if type(paths) ~= 'table' then fail(fname, 'expected a table of output paths, got ' .. type(paths), 2) end
+   local seen = {}
+   for i = 1, n do
+      local path = paths[i]
+      if type(path) ~= 'string' or path == '' then
+         fail(fname, 'paths[' .. i .. '] must be a file path, got ' .. (path == '' and 'an empty string' or type(path)), 2)
+      end
+      if seen[path] then fail(fname, "paths[" .. seen[path] .. '] and paths[' .. i .. "] are both '" .. path .. "'", 2) end
+      seen[path] = i
+   end
+   if #paths ~= n then fail(fname, 'expected one output path per image (' .. n .. '), got ' .. #paths, 2) end
+   if seeds ~= nil and type(seeds) ~= 'table' then fail(fname, 'seeds must be a table, got ' .. type(seeds), 2) end
    local c, o, scale = saccadeOptions(fname, opts)
-   local img = T._contig((images:cpu() / scale):clamp(0, 1))
    local cpaths = ffi.new('const char *[?]', math.max(n, 1))
    local cseeds = ffi.new('uint64_t[?]', math.max(n, 1))
    for i = 1, n do
+      local seed = seeds and seeds[i] or (o.seed + i)
+      if not isWhole(seed, 0, 2 ^ 53) then
+         fail(fname, 'seeds[' .. i .. '] must be a whole number from 0 to 2^53, got ' .. tostring(seed), 2)
+      end
       cpaths[i - 1] = paths[i]
-      cseeds[i - 1] = seeds and seeds[i] or (o.seed + i)
+      cseeds[i - 1] = seed
    end
+   local img = T._contig((images:cpu() / scale):clamp(0, 1))
    if C.sl_saccade_files(img:data(), n, images:size(2), images:size(3), c, cseeds, cpaths) ~= 0 then cfail(2) end
    return paths
 end
@@ -429,37 +589,52 @@ end
 -- pictures
 ---------------------------------------------------------------------------
 
-local function writePng(path, w, h, rgb)
-   if C.sl_png_write(path, w, h, rgb) ~= 0 then cfail(3) end
+-- pictures larger than this many pixels are refused (an RGB PNG of 2^28
+-- pixels is 768 MB in memory); a GIF has at most 65535 pixels a side and
+-- its frames at most 2^30 bytes
+local MAX_PIXELS, MAX_GIF_BYTES = 2 ^ 28, 2 ^ 30
+
+local function writePng(fname, path, w, h, rgb)
+   if C.sl_png_write(path, w, h, rgb) ~= 0 then cfailAs(fname, 3) end
 end
 
--- rows x bins occupancy of one spike source, as a Lua array of sets
+-- rows x bins occupancy of one spike source: rows, bins and the (row, bin)
+-- of every spike.  Events with a negative coordinate or a time outside
+-- [0, bins) are not drawn, as toSpikeTensor drops them.
 local function rasterOf(src, samplingTime, fname)
    if getmetatable(src) == Event then
-      local _, tmax = range(src.t, src.n)
+      if not isWhole(src.n, 1, INT32_MAX) then fail(fname, 'the event count n = ' .. tostring(src.n) .. ' is not valid', 3) end
+      local tmin, tmax = range(src.t, src.n)
+      if not (tmin > -math.huge and tmax < math.huge) then fail(fname, 'event times must be finite', 3) end
       local _, pmax = range(src.p, src.n)
       local _, xmax = range(src.x, src.n)
       local ymax = 0
       if src.y then _, ymax = range(src.y, src.n) end
-      local X, Y = xmax + 1, ymax + 1
-      local rows, bins = (pmax + 1) * X * Y, math.floor(tmax / samplingTime) + 1
-      local hits = {}
+      local X, Y = math.max(xmax, 0) + 1, math.max(ymax, 0) + 1
+      local rows, bins = (math.max(pmax, 0) + 1) * X * Y, math.floor(math.max(tmax, 0) / samplingTime) + 1
+      local hr, hb = {}, {}
       for i = 0, src.n - 1 do
-         local r = (src.p[i] * Y + (src.y and src.y[i] or 0)) * X + src.x[i]
+         local x, y, p = src.x[i], src.y and src.y[i] or 0, src.p[i]
          local b = math.floor(src.t[i] / samplingTime + 0.5)
-         if b >= 0 and b < bins then hits[#hits + 1] = r * bins + b end
+         if x >= 0 and y >= 0 and p >= 0 and b >= 0 and b < bins then
+            hr[#hr + 1], hb[#hb + 1] = (p * Y + y) * X + x, b
+         end
       end
-      return rows, bins, hits
+      return rows, bins, hr, hb
    elseif T.isTensor(src) then
-      if src:dim() < 2 then fail(fname, 'expected a tensor with a time dimension, got ' .. T.shapeStr(src), 4) end
+      if src:dim() < 2 or src:numel() == 0 then
+         fail(fname, 'expected a non-empty tensor with a time dimension, got ' .. T.shapeStr(src), 3)
+      end
       local s = T._contig(src:detach():cpu())
       local bins = s:size(-1)
       local rows = s:numel() / bins
-      local d, hits = s:data(), {}
-      for i = 0, s:numel() - 1 do if d[i] ~= 0 then hits[#hits + 1] = i end end
-      return rows, bins, hits
+      local d, hr, hb = s:data(), {}, {}
+      for i = 0, s:numel() - 1 do
+         if d[i] ~= 0 then hr[#hr + 1], hb[#hb + 1] = math.floor(i / bins), i % bins end
+      end
+      return rows, bins, hr, hb
    end
-   fail(fname, 'expected a spike tensor or an snn.io event, got ' .. type(src), 4)
+   fail(fname, 'expected a spike tensor or an snn.io event, got ' .. type(src), 3)
 end
 
 local PANEL_COLOURS = {{0, 0, 0}, {200, 30, 30}, {30, 60, 200}, {20, 140, 40}}
@@ -470,22 +645,32 @@ local PANEL_COLOURS = {{0, 0, 0}, {200, 30, 30}, {30, 60, 200}, {20, 140, 40}}
 -- opts: samplingTime (events, ms; default 1), maxWidth (default 1600),
 -- maxHeight (default 1000) -- larger rasters merge bins or neurons;
 -- minHeight (default 200) -- rasters of few neurons draw each on several
--- pixel rows.
+-- pixel rows.  Events with a negative x, y or p, or outside the time range,
+-- are not drawn (as toSpikeTensor drops them).
 function M.raster(src, path, opts)
    local fname = 'raster'
+   if opts ~= nil and type(opts) ~= 'table' then fail(fname, 'expected an options table, got ' .. type(opts), 2) end
    opts = opts or {}
-   if type(path) ~= 'string' then fail(fname, 'expected an output path, got ' .. type(path), 2) end
+   checkPath(fname, path)
+   local samplingTime = opts.samplingTime or 1
+   if not isFinite(samplingTime) or not (samplingTime > 0) then
+      fail(fname, 'samplingTime must be a positive number of ms, got ' .. tostring(samplingTime), 2)
+   end
+   local maxW, maxH, minH = opts.maxWidth or 1600, opts.maxHeight or 1000, opts.minHeight or 200
+   for name, v in pairs({maxWidth = maxW, maxHeight = maxH, minHeight = minH}) do
+      if not isWhole(v, 1, 2 ^ 31 - 1) then fail(fname, name .. ' must be a positive whole number of pixels, got ' .. tostring(v), 2) end
+   end
+   if src == nil then fail(fname, 'expected a spike tensor, an snn.io event or a list of them, got nil', 2) end
    local list = (type(src) == 'table' and not T.isTensor(src) and getmetatable(src) ~= Event) and src or {src}
    if #list == 0 then fail(fname, 'nothing to draw', 2) end
    local panels = {}
-   local maxW, maxH = opts.maxWidth or 1600, opts.maxHeight or 1000
    for i, s in ipairs(list) do
-      local rows, bins, hits = rasterOf(s, opts.samplingTime or 1, fname)
+      local rows, bins, hr, hb = rasterOf(s, samplingTime, fname)
       local bx = math.max(1, math.ceil(bins / math.max(1, math.floor(maxW / #list))))
       local ry = math.max(1, math.ceil(rows / maxH))
       -- few neurons: several pixel rows each, so small rasters stay readable
-      local sy = ry == 1 and math.max(1, math.min(8, math.floor((opts.minHeight or 200) / rows))) or 1
-      panels[i] = {rows = rows, bins = bins, hits = hits, w = math.ceil(bins / bx), h = math.ceil(rows / ry) * sy,
+      local sy = ry == 1 and math.max(1, math.min(8, math.floor(minH / rows))) or 1
+      panels[i] = {rows = rows, bins = bins, hr = hr, hb = hb, w = math.ceil(bins / bx), h = math.ceil(rows / ry) * sy,
          bx = bx, ry = ry, sy = sy}
    end
    local gap, margin = 8, 4
@@ -496,32 +681,34 @@ function M.raster(src, path, opts)
    end
    W = W - gap + margin
    Hh = Hh + 2 * margin
+   if W * Hh > MAX_PIXELS then
+      fail(fname, string.format('a %dx%d-pixel image is too large (at most 2^28 pixels); lower maxWidth or maxHeight', W, Hh), 2)
+   end
    local rgb = ffi.new('unsigned char[?]', W * Hh * 3)
    ffi.fill(rgb, W * Hh * 3, 255)
+   local function paint(xx, yy, col)
+      if yy >= 0 and yy < Hh and xx >= 0 and xx < W then
+         local o = (yy * W + xx) * 3
+         rgb[o], rgb[o + 1], rgb[o + 2] = col[1], col[2], col[3]
+      end
+   end
+   local frame = {190, 190, 190}
    local x0 = margin
    for i, p in ipairs(panels) do
       local col = PANEL_COLOURS[(i - 1) % #PANEL_COLOURS + 1]
       -- light frame around the panel
       for yy = margin - 1, margin + p.h do
-         for _, xx in ipairs({x0 - 1, x0 + p.w}) do
-            if yy >= 0 and yy < Hh and xx >= 0 and xx < W then
-               local o = (yy * W + xx) * 3
-               rgb[o], rgb[o + 1], rgb[o + 2] = 190, 190, 190
-            end
-         end
+         paint(x0 - 1, yy, frame)
+         paint(x0 + p.w, yy, frame)
       end
-      for _, h in ipairs(p.hits) do
-         local r, b = math.floor(h / p.bins), h % p.bins
-         local xx = x0 + math.floor(b / p.bx)
-         for k = 0, math.max(p.sy - 2, 0) do -- leave a gap between neurons when scaled
-            local yy = margin + math.floor(r / p.ry) * p.sy + k
-            local o = (yy * W + xx) * 3
-            rgb[o], rgb[o + 1], rgb[o + 2] = col[1], col[2], col[3]
-         end
+      for k = 1, #p.hr do
+         local xx = x0 + math.floor(p.hb[k] / p.bx)
+         local top = margin + math.floor(p.hr[k] / p.ry) * p.sy
+         for dy = 0, math.max(p.sy - 2, 0) do paint(xx, top + dy, col) end -- a gap between neurons when scaled
       end
       x0 = x0 + p.w + gap
    end
-   writePng(path, W, Hh, rgb)
+   writePng(fname, path, W, Hh, rgb)
    return path
 end
 
@@ -530,29 +717,45 @@ end
 -- OFF (p = 0) blue, other polarities green, on black.  1-D events: a
 -- raster (time across, neuron down) that grows frame by frame.
 -- opts: frameRate (24), scale (pixels per sensor pixel; default 4).
+-- Events at a negative x or y (1-D: a negative time) are not drawn.  The
+-- GIF may have at most 65535 pixels a side and 2^30 bytes of frames.
 function M.animTD(ev, path, opts)
    local fname = 'animTD'
+   if opts ~= nil and type(opts) ~= 'table' then fail(fname, 'expected an options table, got ' .. type(opts), 2) end
    opts = opts or {}
    checkEvent(fname, ev)
-   if type(path) ~= 'string' then fail(fname, 'expected an output path, got ' .. type(path), 2) end
+   checkPath(fname, path)
+   if ev.n < 1 then fail(fname, 'the event stream is empty', 2) end
    local frameRate = opts.frameRate or 24
-   if type(frameRate) ~= 'number' or not (frameRate > 0) then fail(fname, 'frameRate must be positive', 2) end
+   if not isFinite(frameRate) or not (frameRate > 0) then
+      fail(fname, 'frameRate must be a positive number, got ' .. tostring(frameRate), 2)
+   end
    local interval = 1000 / frameRate
    local tmin, tmax = range(ev.t, ev.n)
+   if not (tmin > -math.huge and tmax < math.huge) then fail(fname, 'event times must be finite', 2) end
    local minFrame = math.floor(tmin / interval)
-   local nFrames = math.ceil(tmax / interval) - minFrame
-   if nFrames < 1 then nFrames = 1 end
+   local nFrames = math.max(1, math.ceil(tmax / interval) - minFrame)
    local palette = ffi.new('unsigned char[15]', {0, 0, 0, 60, 90, 255, 255, 60, 60, 60, 220, 60, 255, 255, 255})
    local _, xmax = range(ev.x, ev.n)
+   xmax = math.max(xmax, 0)
    local W0, H0
    if ev.dim == 2 then
       local _, ymax = range(ev.y, ev.n)
-      W0, H0 = xmax + 1, ymax + 1
+      W0, H0 = xmax + 1, math.max(ymax, 0) + 1
    else
-      W0, H0 = math.min(400, math.ceil(tmax) + 1), xmax + 1
+      W0, H0 = math.min(400, math.ceil(math.max(tmax, 0)) + 1), xmax + 1
    end
    local scale = opts.scale or math.max(1, math.floor(256 / math.max(W0, H0)))
+   if not isWhole(scale, 1, 65535) then fail(fname, 'scale must be a positive whole number, got ' .. tostring(scale), 2) end
    local W, Hh = W0 * scale, H0 * scale
+   if W > 65535 or Hh > 65535 then
+      fail(fname, string.format('a %dx%d-pixel GIF is too large (at most 65535 pixels a side; %s)', W, Hh,
+         ev.dim == 2 and 'events reach x = ' .. xmax .. ', y = ' .. (H0 - 1) or 'events reach x = ' .. xmax), 2)
+   end
+   if W * Hh * nFrames > MAX_GIF_BYTES then
+      fail(fname, string.format('%d frames of %dx%d pixels exceed the limit of 2^30 bytes (events span %g to %g ms); '
+         .. 'lower frameRate or scale', nFrames, W, Hh, tmin, tmax), 2)
+   end
    local frames = ffi.new('unsigned char[?]', W * Hh * nFrames)
    local function plot(f, px, py, colour)
       for dy = 0, scale - 1 do
@@ -560,39 +763,59 @@ function M.animTD(ev, path, opts)
          for dx = 0, scale - 1 do frames[base + dx] = colour end
       end
    end
+   local firstIn = {} -- 1-D: the events that first appear in frame g
    for i = 0, ev.n - 1 do
       local colour = ev.p[i] == 1 and 2 or (ev.p[i] == 0 and 1 or 3)
       local f = math.floor(ev.t[i] / interval) - minFrame
       if ev.dim == 2 then
-         if f >= 0 and f < nFrames then plot(f, ev.x[i], ev.y[i], colour) end
-      else
-         local px = math.floor(ev.t[i] / math.max(tmax, 1) * (W0 - 1))
-         for g = math.max(f, 0), nFrames - 1 do plot(g, px, ev.x[i], colour) end
+         if f >= 0 and f < nFrames and ev.x[i] >= 0 and ev.y[i] >= 0 then plot(f, ev.x[i], ev.y[i], colour) end
+      elseif ev.x[i] >= 0 and ev.t[i] >= 0 and f < nFrames then
+         local g = math.max(f, 0)
+         firstIn[g] = firstIn[g] or {}
+         table.insert(firstIn[g], i)
       end
    end
-   local delay = math.max(1, math.floor(100 / frameRate + 0.5))
+   if ev.dim == 1 then
+      -- the raster grows: each frame is the previous one plus its new events
+      local size = W * Hh
+      for g = 0, nFrames - 1 do
+         if g > 0 then ffi.copy(frames + g * size, frames + (g - 1) * size, size) end
+         for _, i in ipairs(firstIn[g] or {}) do
+            local px = math.floor(ev.t[i] / math.max(tmax, 1) * (W0 - 1))
+            plot(g, px, ev.x[i], ev.p[i] == 1 and 2 or (ev.p[i] == 0 and 1 or 3))
+         end
+      end
+   end
+   local delay = math.min(65535, math.max(1, math.floor(100 / frameRate + 0.5)))
    if C.sl_gif_write(path, W, Hh, nFrames, frames, palette, 5, delay) ~= 0 then cfail(2) end
    return path
 end
 
---- Write an RGB image (a {3, H, W} or {H, W} tensor with values 0..1) as PNG.
+--- Write an image as an RGB PNG: a {H, W} or {1, H, W} grey image or a
+-- {3, H, W} RGB one, values 0..1 (clamped; NaN is black).
 function M.imageToPng(img, path)
-   if not T.isTensor(img) or (img:dim() ~= 2 and img:dim() ~= 3) then
-      fail('imageToPng', 'expected a {H, W} or {3, H, W} tensor', 2)
+   local fname = 'imageToPng'
+   if not T.isTensor(img) or not (img:dim() == 2 or (img:dim() == 3 and (img:size(1) == 1 or img:size(1) == 3))) then
+      fail(fname, 'expected a {H, W} or {1, H, W} grey or {3, H, W} RGB image tensor, got '
+         .. (T.isTensor(img) and T.shapeStr(img) or type(img)), 2)
    end
+   checkPath(fname, path)
+   local H, W = img:size(-2), img:size(-1)
+   if H * W == 0 then fail(fname, 'the image is empty: ' .. T.shapeStr(img), 2) end
+   if H * W > MAX_PIXELS then fail(fname, string.format('a %dx%d-pixel image is too large (at most 2^28 pixels)', W, H), 2) end
    local s = T._contig(img:detach():cpu():clamp(0, 1))
-   local H, W = s:size(-2), s:size(-1)
+   local rgbIn = img:dim() == 3 and img:size(1) == 3
    local d = s:data()
    local rgb = ffi.new('unsigned char[?]', W * H * 3)
    for y = 0, H - 1 do
       for x = 0, W - 1 do
          for c = 0, 2 do
-            local v = s:dim() == 3 and d[(c * H + y) * W + x] or d[y * W + x]
-            rgb[(y * W + x) * 3 + c] = math.floor(v * 255 + 0.5)
+            local v = d[((rgbIn and c or 0) * H + y) * W + x]
+            rgb[(y * W + x) * 3 + c] = v == v and math.floor(v * 255 + 0.5) or 0
          end
       end
    end
-   writePng(path, W, H, rgb)
+   writePng(fname, path, W, H, rgb)
    return path
 end
 
