@@ -43,6 +43,23 @@ describe('SpikeFiles', function()
       assert.truthy(err:find('line 2'))
       os.remove(path)
    end)
+
+   it('names SpikeFiles and the option for options of the wrong type or range', function()
+      local function err(o, want)
+         o.root, o.list = NM, 'test100.txt'
+         local ok, e = pcall(snn.data.SpikeFiles, o)
+         assert.is_false(ok)
+         assert.truthy(e:find('SpikeFiles: ' .. want, 1, true), e)
+      end
+      err({Ts = 'x'}, 'Ts must be a positive number of ms, got x')
+      err({tSample = 0 / 0}, 'tSample must be a positive number')
+      err({tSample = 0.5}, 'tSample / Ts = 0.5 must give 1 to')
+      err({classes = 'x'}, 'classes must be a positive whole number, got x')
+      err({classes = 2.5}, 'classes must be a positive whole number')
+      err({limit = 'x'}, 'limit must be a whole number of samples')
+      err({binningMode = 5}, "binningMode must be 'OR', 'SUM' or 'COUNT', got 5")
+      err({shape = {2, 'a', 34}}, 'shape must be {C, H, W} as positive whole numbers')
+   end)
 end)
 
 describe('Loader', function()
@@ -126,6 +143,51 @@ describe('Loader', function()
       os.execute('rm -rf ' .. dir)
    end)
 
+   it('reports a sample whose path or label was removed, with and without workers (this crashed)', function()
+      for _, w in ipairs({0, 2}) do
+         local ds = nmnist()
+         ds.paths[2] = nil
+         local ok, err = pcall(function()
+            for _ in snn.data.Loader(ds, {batchSize = 2, workers = w}):iter() do end
+         end)
+         assert.is_false(ok)
+         assert.truthy(err:find('Loader: sample 2 has no file path (paths[2] is nil)', 1, true), err)
+         ds = nmnist()
+         ds.labels[3] = 0 / 0
+         ok, err = pcall(function()
+            for _ in snn.data.Loader(ds, {batchSize = 2, workers = w}):iter() do end
+         end)
+         assert.truthy(not ok and err:find('Loader: sample 3 has no whole-number label', 1, true), err)
+      end
+      local ds = nmnist()
+      ds.paths[1] = nil
+      local ok, err = pcall(ds.get, ds, 1)
+      assert.truthy(not ok and err:find('get: sample 1 has no file path', 1, true), err)
+   end)
+
+   it('checks its options and the dataset size up front (a size of 1e12 used to hang)', function()
+      local ds = nmnist()
+      local function err(d, o, want)
+         local t0 = os.clock()
+         local ok, e = pcall(snn.data.Loader, d, o)
+         assert.is_false(ok)
+         assert.truthy(e:find('Loader: ' .. want, 1, true), e)
+         assert.is_true(os.clock() - t0 < 1)
+      end
+      err(ds, {workers = 'x'}, 'workers must be a whole number of threads from 0 to 1024, got x')
+      err(ds, {workers = 1.5}, 'workers must be')
+      err(ds, {workers = 2, depth = 'x'}, 'depth must be a whole number of batches from 1 to 1024, got x')
+      err(ds, {depth = 0}, 'depth must be')
+      err(ds, {seed = 'x'}, 'seed must be a whole number from 0 to 2^53, got x')
+      err(ds, {batchSize = 1e300}, 'batchSize must be a positive whole number')
+      err(ds, 'big', 'expected an options table')
+      local function custom(n) return {get = function() return T.zeros({1}), T.zeros({1}), 1 end, size = function() return n end} end
+      err(custom(1e12), {batchSize = 1}, 'the dataset size must be a whole number from 0 to 2^27, got 1000000000000')
+      err(custom(-3), {}, 'the dataset size must be')
+      err(custom(0 / 0), {}, 'the dataset size must be')
+      assert.are.equal(3, #snn.data.Loader(custom(5), {batchSize = 2}))
+   end)
+
    it('loads a generic Lua dataset in the calling thread', function()
       local ds = {n = 5}
       for i = 1, 5 do ds[i] = i end
@@ -164,6 +226,20 @@ describe('SaccadeImages', function()
       end
       assert.are.equal(2, batches)
       os.execute('rm -rf ' .. dir)
+   end)
+
+   it('refuses labels outside 0..classes-1 and a cache folder it cannot create', function()
+      local img = T.zeros({2, 28, 28})
+      local dir = os.tmpname()
+      os.remove(dir)
+      local ok, err = pcall(snn.data.SaccadeImages, {images = img, labels = {99, 1}, cache = dir})
+      assert.truthy(not ok and err:find('SaccadeImages: label 1 is 99, expected 0..9', 1, true), err)
+      ok, err = pcall(snn.data.SaccadeImages, {images = img, labels = {1, -5}, cache = dir})
+      assert.truthy(not ok and err:find('label 2 is -5', 1, true), err)
+      local file = os.tmpname() -- a file where a folder is needed
+      ok, err = pcall(snn.data.SaccadeImages, {images = img, labels = {1, 2}, cache = file .. '/cache'})
+      assert.truthy(not ok and err:find("SaccadeImages: cache: cannot create '" .. file .. "'", 1, true), err)
+      os.remove(file)
    end)
 end)
 

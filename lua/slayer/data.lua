@@ -38,6 +38,14 @@ local M = {}
 local function fail(fname, msg, level) error(fname .. ': ' .. msg, (level or 2) + 1) end
 local function cfail(level) error(L.lastError(), (level or 2) + 1) end
 
+local function isWhole(v, lo, hi)
+   return type(v) == 'number' and v == v and v % 1 == 0 and v >= lo and v <= hi
+end
+
+-- the most samples a dataset may have for the loaders: an epoch's order is
+-- a Lua table of that many numbers
+local MAX_SAMPLES = 2 ^ 27
+
 local FORMATS = {bs1 = 0, bs2 = 1, bs3 = 2}
 local MODES = {OR = 0, SUM = 1, COUNT = 2}
 
@@ -71,24 +79,53 @@ function Dataset:_loadFile(path, label)
    return input, target, label
 end
 
+-- sample i's file path and label, checked (the tables can be edited after
+-- the dataset was made)
+local function sampleAt(ds, i, fname, level)
+   local path, label = ds.paths[i], ds.labels[i]
+   if type(path) ~= 'string' then
+      fail(fname, 'sample ' .. i .. ' has no file path (paths[' .. i .. '] is ' .. type(path) .. ')', level + 1)
+   end
+   if not isWhole(label, -2 ^ 31, 2 ^ 31 - 1) then
+      fail(fname, 'sample ' .. i .. ' has no whole-number label (labels[' .. i .. '] is ' .. tostring(label) .. ')', level + 1)
+   end
+   return path, label
+end
+
 function Dataset:get(i)
    if type(i) ~= 'number' or i < 1 or i > self:size() or i % 1 ~= 0 then
       fail('get', 'index ' .. tostring(i) .. ' out of range 1..' .. self:size(), 2)
    end
-   return self:_loadFile(self.paths[i], self.labels[i])
+   return self:_loadFile(sampleAt(self, i, 'get', 2))
 end
 
 local function sampleOpts(self, o, fname)
    self.shape = o.shape or {2, 34, 34}
-   if type(self.shape) ~= 'table' or #self.shape ~= 3 then fail(fname, 'shape must be {C, H, W}', 3) end
+   local sh = self.shape
+   if type(sh) ~= 'table' or #sh ~= 3 or not (isWhole(sh[1], 1, 2 ^ 31 - 1) and isWhole(sh[2], 1, 2 ^ 31 - 1)
+      and isWhole(sh[3], 1, 2 ^ 31 - 1)) then
+      fail(fname, 'shape must be {C, H, W} as positive whole numbers', 3)
+   end
    self.tSample = o.tSample or 300
    self.Ts = o.Ts or 1
-   if not (self.Ts > 0) or not (self.tSample > 0) then fail(fname, 'tSample and Ts must be positive', 3) end
+   for _, k in ipairs({'tSample', 'Ts'}) do
+      local v = self[k]
+      if type(v) ~= 'number' or not (v > 0 and v < math.huge) then
+         fail(fname, k .. ' must be a positive number of ms, got ' .. tostring(v), 3)
+      end
+   end
    local q = self.tSample / self.Ts
-   self.nBins = q >= 0 and math.floor(q) or math.ceil(q)
+   self.nBins = math.floor(q)
+   if not isWhole(self.nBins, 1, 2 ^ 31 - 1) then
+      fail(fname, 'tSample / Ts = ' .. q .. ' must give 1 to 2^31 - 1 time bins', 3)
+   end
    self.classes = o.classes or 10
-   self.mode = MODES[(o.binningMode or 'OR'):upper()]
-   if not self.mode then fail(fname, "binningMode must be 'OR', 'SUM' or 'COUNT'", 3) end
+   if not isWhole(self.classes, 1, 2 ^ 31 - 1) then
+      fail(fname, 'classes must be a positive whole number, got ' .. tostring(self.classes), 3)
+   end
+   local mode = o.binningMode or 'OR'
+   self.mode = type(mode) == 'string' and MODES[mode:upper()]
+   if not self.mode then fail(fname, "binningMode must be 'OR', 'SUM' or 'COUNT', got " .. tostring(mode), 3) end
 end
 
 local SpikeFiles = nn.class('snn.data.SpikeFiles', Dataset)
@@ -107,6 +144,9 @@ function SpikeFiles:__init(o)
    sampleOpts(self, o, fname)
    self.root = o.root
    self.ext = o.ext or 'bs2'
+   if o.limit ~= nil and not isWhole(o.limit, -math.huge, math.huge) then
+      fail(fname, 'limit must be a whole number of samples (0 for all), got ' .. tostring(o.limit), 2)
+   end
    self.format = FORMATS[self.ext]
    if not self.format then fail(fname, "ext must be 'bs1', 'bs2' or 'bs3', got '" .. tostring(self.ext) .. "'", 2) end
    local listPath = o.list:sub(1, 1) == '/' and o.list or (o.root .. '/' .. o.list)
@@ -171,7 +211,13 @@ function SaccadeImages:__init(o)
    local n = o.images:size(1)
    local labs = T.isTensor(o.labels) and o.labels:totable() or o.labels
    if type(labs) ~= 'table' or #labs ~= n then fail(fname, 'labels must hold one label per image (' .. n .. ')', 2) end
-   os.execute('mkdir -p ' .. "'" .. o.cache:gsub("'", "'\\''") .. "'")
+   for i = 1, n do
+      if not isWhole(labs[i], 0, self.classes - 1) then
+         fail(fname, 'label ' .. i .. ' is ' .. tostring(labs[i]) .. ', expected 0..' .. (self.classes - 1), 2)
+      end
+   end
+   local ok, err = pcall(require('slayer.utils').mkdir, o.cache)
+   if not ok then fail(fname, 'cache: ' .. tostring(err):gsub('^.-mkdir: ', ''), 2) end
    self.paths, self.labels = {}, {}
    for i = 1, n do
       self.paths[i] = o.cache .. '/' .. i .. '.bs2'
@@ -230,7 +276,7 @@ function SaccadeImages:get(i)
       fail('get', 'index ' .. tostring(i) .. ' out of range 1..' .. self:size(), 2)
    end
    self:convert(i)
-   return self:_loadFile(self.paths[i], self.labels[i])
+   return self:_loadFile(sampleAt(self, i, 'get', 2))
 end
 
 ---------------------------------------------------------------------------
@@ -261,22 +307,35 @@ local function permutation(n, seed, epoch)
 end
 M._permutation = permutation
 
+--- Loader(ds, opts): ds has ds:size() (else #ds) of at most 2^27 samples;
+-- opts batchSize (1), shuffle, seed (0..2^53), dropLast, workers (0..1024
+-- threads), depth (batches ahead, 1..1024; default 2 * workers), device.
 function Loader:__init(ds, o)
    local fname = 'Loader'
    o = o or {}
    if type(ds) ~= 'table' or type(ds.get) ~= 'function' then
       fail(fname, 'expected a dataset with #ds and ds:get(i)', 2)
    end
+   if type(o) ~= 'table' then fail(fname, 'expected an options table, got ' .. type(o), 2) end
    self.dataset = ds
    self.batchSize = o.batchSize or 1
-   if type(self.batchSize) ~= 'number' or self.batchSize < 1 or self.batchSize % 1 ~= 0 then
-      fail(fname, 'batchSize must be a positive integer', 2)
+   if not isWhole(self.batchSize, 1, 2 ^ 31 - 1) then
+      fail(fname, 'batchSize must be a positive whole number, got ' .. tostring(self.batchSize), 2)
    end
    self.shuffle = o.shuffle and true or false
    self.seed = o.seed or 0
+   if not isWhole(self.seed, 0, 2 ^ 53) then
+      fail(fname, 'seed must be a whole number from 0 to 2^53, got ' .. tostring(self.seed), 2)
+   end
    self.dropLast = o.dropLast and true or false
    self.workers = o.workers or 0
-   self.depth = o.depth or math.max(2, 2 * self.workers)
+   if not isWhole(self.workers, 0, 1024) then
+      fail(fname, 'workers must be a whole number of threads from 0 to 1024, got ' .. tostring(self.workers), 2)
+   end
+   self.depth = o.depth or math.min(1024, math.max(2, 2 * self.workers))
+   if not isWhole(self.depth, 1, 1024) then
+      fail(fname, 'depth must be a whole number of batches from 1 to 1024, got ' .. tostring(self.depth), 2)
+   end
    self.device = o.device or 'cpu'
    if self.device ~= 'cpu' and self.device ~= 'cuda' then
       fail(fname, "device must be 'cpu' or 'cuda', got " .. tostring(self.device), 2)
@@ -285,7 +344,12 @@ function Loader:__init(ds, o)
       fail(fname, "device 'cuda': " .. tostring(require('slayer.cuda').unavailableReason()), 2)
    end
    self.epoch = 0
-   self.n = ds.size and ds:size() or #ds
+   local n
+   if type(ds.size) == 'function' then n = ds:size() else n = #ds end
+   if not isWhole(n, 0, MAX_SAMPLES) then
+      fail(fname, 'the dataset size must be a whole number from 0 to 2^27, got ' .. tostring(n), 2)
+   end
+   self.n = n
    -- loader[b] = size of batch b, so that #loader is the number of batches
    for b = 1, self:numBatches() do
       self[b] = math.min(self.batchSize, self.n - (b - 1) * self.batchSize)
@@ -369,11 +433,11 @@ local function lazyIter(self, order)
          end
          for k = lo, hi do
             local i = order[k]
+            local path, lab = sampleAt(ds, i, 'Loader', 2)
             if ds.convert then ds:convert(i) end
-            if C.sl_sample_load(ds.paths[i], ds.format, c, h, w, ds.nBins, ds.Ts, ds.mode, xin + (k - lo) * per) ~= 0 then
+            if C.sl_sample_load(path, ds.format, c, h, w, ds.nBins, ds.Ts, ds.mode, xin + (k - lo) * per) ~= 0 then
                cfail(2)
             end
-            local lab = ds.labels[i]
             labels[#labels + 1] = lab
             if lab >= 1 and lab <= ds.classes then tin[(k - lo) * ds.classes + lab - 1] = 1 end
          end
@@ -398,6 +462,16 @@ end
 local function workerIter(self, order)
    local ds, B = self.dataset, self.batchSize
    local c, h, w = ds.shape[1], ds.shape[2], ds.shape[3]
+   local n = #order
+   local paths = ffi.new('const char *[?]', math.max(n, 1))
+   local labels = ffi.new('int32_t[?]', math.max(n, 1))
+   local keep = {}
+   for k = 1, n do
+      local path, lab = sampleAt(ds, order[k], 'Loader', 3)
+      keep[k] = path
+      paths[k - 1] = path
+      labels[k - 1] = lab - 1
+   end
    if not self._cl then
       local cl = C.sl_loader_new(self.workers, self.depth, ds.format, c, h, w, ds.nBins, ds.Ts, ds.mode, ds.classes)
       if cl == nil then cfail(3) end
@@ -438,15 +512,6 @@ local function workerIter(self, order)
          require('slayer.cuda').waitEvent(p.event)
          provide(p.slot)
       end
-   end
-   local n = #order
-   local paths = ffi.new('const char *[?]', math.max(n, 1))
-   local labels = ffi.new('int32_t[?]', math.max(n, 1))
-   local keep = {}
-   for k = 1, n do
-      keep[k] = ds.paths[order[k]]
-      paths[k - 1] = keep[k]
-      labels[k - 1] = ds.labels[order[k]] - 1
    end
    if C.sl_loader_start(cl, n, paths, labels, B) ~= 0 then cfail(3) end
    for s = 0, self.depth - 1 do
