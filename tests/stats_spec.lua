@@ -88,6 +88,23 @@ describe('learning statistics', function()
       os.remove(prefix .. 'accuracy.txt')
    end)
 
+   it('writes loss.txt and accuracy.txt both or neither', function()
+      local st = snn.stats()
+      fill(st.training, 10, 5, 7); fill(st.testing, 10, 6, 5)
+      st:update()
+      local prefix = os.tmpname() .. '-'
+      -- a folder where accuracy.txt's temporary goes: the save fails and loss.txt is not written
+      snn.utils.mkdir(prefix .. 'accuracy.txt.tmp')
+      local ok, err = pcall(st.save, st, prefix)
+      assert.is_false(ok)
+      assert.truthy(tostring(err):find('stats:save: cannot open', 1, true), err)
+      assert.is_false(snn.utils.exists(prefix .. 'loss.txt'))
+      assert.is_false(snn.utils.exists(prefix .. 'loss.txt.tmp'))
+      os.remove(prefix .. 'accuracy.txt.tmp')
+      ok, err = pcall(st.save, st, 5)
+      assert.truthy(not ok and tostring(err):find('stats:save: expected a path prefix', 1, true), err)
+   end)
+
    it('plots loss and accuracy curves as PNG and SVG files', function()
       local st = snn.stats()
       for e = 1, 5 do

@@ -73,4 +73,43 @@ describe('writeFile', function()
       os.execute("rm -rf '" .. dir .. "'")
       os.remove(path)
    end)
+
+   it('correct counts matches against labels given as a list or a tensor, and checks the count', function()
+      local T = snn.tensor
+      local out = T.zeros({3, 4, 1, 1, 5})
+      out:narrow(2, 2, 1):fill(1) -- every sample predicts class 2
+      assert.are.equal(2, U.correct(out, {2, 2, 1}))
+      assert.are.equal(2, U.correct(out, T.fromtable({2, 2, 1}, {3})))
+      local ok, err = pcall(U.correct, out, {2})
+      assert.truthy(not ok and err:find('correct: 1 labels for a batch of 3 outputs', 1, true), err)
+      ok, err = pcall(U.correct, out, 2)
+      assert.truthy(not ok and err:find('correct: expected labels as a list or a tensor', 1, true), err)
+   end)
+
+   it('writeFiles writes every file or none, from strings or chunk producers', function()
+      local dir = tmpdir()
+      U.mkdir(dir)
+      local function read(p)
+         local f = io.open(p, 'rb')
+         if not f then return nil end
+         local s = f:read('*a')
+         f:close()
+         return s
+      end
+      U.writeFiles({{dir .. '/a.txt', 'A'}, {dir .. '/b.txt', function(emit) emit('B1'); emit('B2') end}})
+      assert.are.equal('A', read(dir .. '/a.txt'))
+      assert.are.equal('B1B2', read(dir .. '/b.txt'))
+      -- the second file's producer fails: neither file changes, no temporary stays
+      local ok, err = pcall(U.writeFiles, {{dir .. '/a.txt', 'new A'},
+         {dir .. '/b.txt', function(emit) emit('x'); error('no more data', 0) end}}, 'demo')
+      assert.is_false(ok)
+      assert.truthy(err:find("demo: writing '" .. dir .. "/b.txt' failed: no more data", 1, true), err)
+      assert.are.equal('A', read(dir .. '/a.txt'))
+      assert.are.equal('B1B2', read(dir .. '/b.txt'))
+      assert.is_nil(read(dir .. '/a.txt.tmp'))
+      assert.is_nil(read(dir .. '/b.txt.tmp'))
+      ok, err = pcall(U.writeFiles, {{dir .. '/c.txt', true}})
+      assert.truthy(not ok and err:find('writeFiles: file 1 has text of type boolean', 1, true), err)
+      os.execute("rm -rf '" .. dir .. "'")
+   end)
 end)

@@ -35,6 +35,7 @@ local T = require 'slayer.tensor'
 local A = require 'slayer.autograd'
 local nn = require 'slayer.nn'
 local Layer = require 'slayer.layer'
+local utils = require 'slayer.utils'
 
 local C = L.C
 
@@ -343,49 +344,6 @@ local function jsonEncode(v, indent)
 end
 Loihi._jsonEncode = jsonEncode
 
-pcall(ffi.cdef, 'int mkdir(const char *path, unsigned int mode);')
-
-local function mkdirs(dir)
-   local path = dir:sub(1, 1) == '/' and '/' or ''
-   for part in dir:gmatch('[^/]+') do
-      path = path .. part
-      ffi.C.mkdir(path, 493) -- 0755; an existing directory is fine
-      path = path .. '/'
-   end
-   local f = io.open(dir .. '/.slayer-export-probe', 'w')
-   if not f then error('export: cannot create or write to directory ' .. dir, 3) end
-   f:close()
-   os.remove(dir .. '/.slayer-export-probe')
-end
-
--- Write every file {path, produce} (produce(emit) hands over the text in
--- chunks) under a temporary name, then rename them all: a failure anywhere
--- leaves none of the new files behind.
-local function writeAll(files)
-   local written = {}
-   local function abort(msg)
-      for _, tmp in ipairs(written) do os.remove(tmp) end
-      error(msg, 0)
-   end
-   for _, file in ipairs(files) do
-      local tmp = file.path .. '.tmp'
-      local f, err = io.open(tmp, 'w')
-      if not f then abort('export: cannot write ' .. tmp .. ': ' .. tostring(err)) end
-      written[#written + 1] = tmp
-      local ok, perr = pcall(file.produce, function(text)
-         local wok, werr = f:write(text)
-         if not wok then error('export: cannot write ' .. tmp .. ': ' .. tostring(werr), 0) end
-      end)
-      local cok, cerr = f:close()
-      if not ok then abort(perr) end
-      if not cok then abort('export: cannot write ' .. tmp .. ': ' .. tostring(cerr)) end
-   end
-   for i, file in ipairs(files) do
-      local ok, err = os.rename(written[i], file.path)
-      if not ok then abort('export: cannot rename ' .. written[i] .. ' to ' .. file.path .. ': ' .. tostring(err)) end
-   end
-end
-
 -- the file of t's values, one integer per line, row-major; checked here,
 -- before anything is written (Loihi takes integers; the int32 range bounds them)
 local function integerFile(path, t, what)
@@ -400,7 +358,7 @@ local function integerFile(path, t, what)
             i + 1), 0)
       end
    end
-   return {path = path, produce = function(emit)
+   return {path, function(emit)
       local buf = {}
       for i = 0, n - 1 do
          buf[#buf + 1] = string.format('%d', p[i])
@@ -486,7 +444,8 @@ function Loihi.export(net, dir, opts)
       layers = ordered
    end
    if #layers == 0 then fail(fname, 'the network has no synaptic layers or delays to export', 2) end
-   mkdirs(dir)
+   local mok, merr = pcall(utils.mkdir, dir)
+   if not mok then fail(fname, tostring(merr), 2) end
    local summary = {format = 'slayer-lua loihi export 1', neurons = neurons, layers = jsonArray({})}
    local files = {}
    for i, entry in ipairs(layers) do
@@ -518,8 +477,8 @@ function Loihi.export(net, dir, opts)
       end
       summary.layers[i] = info
    end
-   files[#files + 1] = {path = dir .. '/network.json', produce = function(emit) emit(jsonEncode(summary) .. '\n') end}
-   writeAll(files)
+   files[#files + 1] = {dir .. '/network.json', jsonEncode(summary) .. '\n'}
+   utils.writeFiles(files, 'export')
    return summary
 end
 

@@ -22,6 +22,7 @@ of the phase in progress.
 ]]
 local ffi = require 'ffi'
 local nn = require 'slayer.nn'
+local utils = require 'slayer.utils'
 
 ffi.cdef [[ int isatty(int fd); ]]
 
@@ -173,27 +174,12 @@ end
 
 local function fmt(v) return string.format('%12.6g', v) end
 
-local function writeAtomic(path, text)
-   local tmp = path .. '.tmp'
-   local f, err = io.open(tmp, 'wb')
-   if not f then error('stats:save: cannot open ' .. tmp .. ' (' .. tostring(err) .. ')', 3) end
-   local ok = f:write(text)
-   if not f:close() or not ok then
-      os.remove(tmp)
-      error('stats:save: writing ' .. path .. ' failed', 3)
-   end
-   local rok, rerr = os.rename(tmp, path)
-   if not rok then
-      os.remove(tmp)
-      error('stats:save: cannot rename ' .. tmp .. ' to ' .. path .. ' (' .. tostring(rerr) .. ')', 3)
-   end
-end
-
 --- Write prefix..'loss.txt' and prefix..'accuracy.txt' in the reference's
 -- layout (CRLF line ends, '%12.6g %12.6g ' rows, missing testing accuracy
 -- written as 0, accuracy rows only when some training accuracy exists).
 function Stats:save(prefix)
    prefix = prefix or ''
+   if type(prefix) ~= 'string' then error('stats:save: expected a path prefix (a string), got ' .. type(prefix), 2) end
    local tr, te = self.training, self.testing
    if #te.lossLog ~= #tr.lossLog then
       error('stats:save: training has ' .. #tr.lossLog .. ' epochs of loss, testing ' .. #te.lossLog, 2)
@@ -207,7 +193,7 @@ function Stats:save(prefix)
       end
       rows[#rows + 1] = fmt(a) .. ' ' .. fmt(b) .. ' \r\n'
    end
-   writeAtomic(prefix .. 'loss.txt', table.concat(rows))
+   local loss = table.concat(rows)
    rows = {header}
    local any = false
    for _, v in ipairs(tr.accuracyLog) do if v ~= false then any = true end end
@@ -217,7 +203,8 @@ function Stats:save(prefix)
          rows[#rows + 1] = fmt(a or 0) .. ' ' .. fmt(b or 0) .. ' \r\n'
       end
    end
-   writeAtomic(prefix .. 'accuracy.txt', table.concat(rows))
+   -- both or neither, so the two files never disagree on the epochs
+   utils.writeFiles({{prefix .. 'loss.txt', loss}, {prefix .. 'accuracy.txt', table.concat(rows)}}, 'stats:save')
 end
 
 local function readTable(path)

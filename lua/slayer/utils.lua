@@ -49,9 +49,16 @@ function M.timeit(fn, reps, warmup)
 end
 
 --- How many samples of a batch the network classified right: the class
--- with most output spikes (snn.predict.getClass) against 1-based labels.
+-- with most output spikes (snn.predict.getClass) against 1-based labels
+-- (a Lua list, or a tensor of N values).
 function M.correct(output, labels)
+   local T = require('slayer.tensor')
+   if T.isTensor(labels) then labels = labels:detach():cpu():contiguous():view({labels:numel()}):totable() end
+   if type(labels) ~= 'table' then error('correct: expected labels as a list or a tensor, got ' .. type(labels), 2) end
    local pred, n = require('slayer.predict').getClass(output):totable(), 0
+   if #labels ~= #pred then
+      error('correct: ' .. #labels .. ' labels for a batch of ' .. #pred .. ' outputs', 2)
+   end
    for i, l in ipairs(labels) do if pred[i] == l then n = n + 1 end end
    return n
 end
@@ -229,26 +236,73 @@ function M.exists(path)
    return false
 end
 
+-- each {path, text} to path.tmp, then every temporary renamed into place;
+-- text is a string, or a function(emit) that hands it over in chunks
+local function writeAll(files, fname, level)
+   local tmps = {}
+   local function abort(msg)
+      for _, tmp in ipairs(tmps) do os.remove(tmp) end
+      error(fname .. ': ' .. msg, level + 2)
+   end
+   for _, file in ipairs(files) do
+      local path, text = file[1], file[2]
+      local tmp = path .. '.tmp'
+      local f, err = io.open(tmp, 'wb')
+      if not f then abort('cannot open ' .. err) end
+      tmps[#tmps + 1] = tmp
+      local ok, werr
+      if type(text) == 'function' then
+         ok, werr = pcall(text, function(chunk)
+            local wok, e = f:write(chunk)
+            if not wok then error(e, 0) end
+         end)
+      else
+         ok, werr = f:write(text)
+      end
+      local closed, cerr = f:close()
+      if ok then ok, werr = closed, cerr end
+      if not ok then abort("writing '" .. path .. "' failed: " .. tostring(werr)) end
+   end
+   for i, file in ipairs(files) do
+      local ok, err = os.rename(tmps[i], file[1])
+      if not ok then abort("writing '" .. file[1] .. "' failed: " .. tostring(err)) end
+   end
+end
+
+local function checkPath(path, fname, what)
+   if type(path) ~= 'string' or path == '' then
+      error(fname .. ': expected ' .. what .. ', got ' .. (path == '' and 'an empty string' or type(path)), 3)
+   end
+end
+
 --- Write text to path through a temporary file (path.tmp, renamed into
 -- place): a failure leaves neither a half-written path nor the temporary.
 function M.writeFile(path, text)
-   if type(path) ~= 'string' or path == '' then
-      error('writeFile: expected a file path, got ' .. (path == '' and 'an empty string' or type(path)), 2)
-   end
+   checkPath(path, 'writeFile', 'a file path')
    if type(text) ~= 'string' and type(text) ~= 'number' then
       error('writeFile: expected the text to write (a string), got ' .. type(text), 2)
    end
-   local tmp = path .. '.tmp'
-   local f, err = io.open(tmp, 'wb')
-   if not f then error('writeFile: cannot open ' .. err, 2) end
-   local ok, werr = f:write(text)
-   local closed, cerr = f:close()
-   if ok then ok, werr = closed, cerr end
-   if ok then ok, werr = os.rename(tmp, path) end
-   if not ok then
-      os.remove(tmp)
-      error("writeFile: writing '" .. path .. "' failed: " .. tostring(werr), 2)
+   writeAll({{path, text}}, 'writeFile', 1)
+end
+
+--- Write several files, all or none: files = {{path, text}, ...}, where
+-- text is a string or a function(emit) that hands the text over in chunks.
+-- Every file goes to path.tmp first; the temporaries are renamed into place
+-- once all are written, and removed on any failure, which raises an error
+-- naming fname (default 'writeFiles').  Only a failing rename (a folder in
+-- the way) can leave the files renamed before it.
+function M.writeFiles(files, fname)
+   fname = fname or 'writeFiles'
+   if type(files) ~= 'table' then error(fname .. ': expected a list of {path, text}, got ' .. type(files), 2) end
+   for i, file in ipairs(files) do
+      if type(file) ~= 'table' then error(fname .. ': file ' .. i .. ' is a ' .. type(file) .. ', not {path, text}', 2) end
+      checkPath(file[1], fname, 'a file path for file ' .. i)
+      local tt = type(file[2])
+      if tt ~= 'string' and tt ~= 'number' and tt ~= 'function' then
+         error(fname .. ': file ' .. i .. ' has text of type ' .. tt, 2)
+      end
    end
+   writeAll(files, fname, 1)
 end
 
 return M
