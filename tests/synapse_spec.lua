@@ -601,3 +601,20 @@ describe('module descriptions', function()
       assert.truthy(tostring(sl:dropout(0.1)):find('dropout(p = 0.1)', 1, true))
    end)
 end)
+
+describe('error positions', function()
+   it('point at the caller\'s line, past the package\'s own frames (constructors, wrappers, methods)', function()
+      local cases = {
+         {'dense: expected inFeatures', function() local m = sl:dense('x', 3); return m end},
+         {'view: shape [4] holds 4 elements', function() local t = T.zeros({2, 3}):view({4}); return t end},
+         {'Adam: expected an options table', function() local o = snn.optim.Adam({}, 5); return o end},
+         {'psp: expected a 5-D', function() local y = sl:psp(T.zeros({2, 3})); return y end},
+      }
+      for _, c in ipairs(cases) do
+         local line = debug.getinfo(c[2], 'S').linedefined
+         local ok, err = pcall(c[2])
+         assert.is_false(ok)
+         assert.truthy(tostring(err):find('synapse_spec.lua:' .. line .. ': ' .. c[1], 1, true), err)
+      end
+   end)
+end)

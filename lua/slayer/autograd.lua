@@ -15,6 +15,7 @@ each visited result forgets its node (and is marked `_freed`, so a second
 backward says why it cannot run), so the tensors its backward closed over
 can be collected.
 ]]
+local L = require 'slayer.ffi'
 local M = {enabled = true}
 
 --- Record out = f(inputs) when any input requires a gradient.
@@ -83,10 +84,10 @@ end
 function M.run(root, grad, accumulate, add)
    if not root._rg then
       if root._freed then
-         error('backward: the graph of this result was already freed by an earlier backward();'
-            .. ' run the forward pass again to back-propagate a second time', 3)
+         L.raise('backward: the graph of this result was already freed by an earlier backward();'
+            .. ' run the forward pass again to back-propagate a second time')
       end
-      error('backward: this tensor does not require a gradient (no input had requiresGrad(true))', 3)
+      L.raise('backward: this tensor does not require a gradient (no input had requiresGrad(true))')
    end
    local order = topo(root)
    local grads = {[root] = grad}

@@ -52,7 +52,7 @@ local function fn(name, caller)
    local f = resolved[name]
    if f then return f end
    local p = C.sl_cuda_symbol(name)
-   if p == nil then error('cuda.' .. caller .. ': ' .. L.lastError(), 3) end
+   if p == nil then L.raise('cuda.' .. caller .. ': ' .. L.lastError()) end
    f = ffi.cast(SIGNATURES[name], p)
    resolved[name] = f
    return f
@@ -73,7 +73,7 @@ end
 --- Wait until all queued GPU work has finished; raises the first error a
 -- kernel reported since the last wait.
 function M.synchronize()
-   if fn('sl_cuda_synchronize', 'synchronize')() ~= 0 then error('cuda.synchronize: ' .. L.lastError(), 2) end
+   if fn('sl_cuda_synchronize', 'synchronize')() ~= 0 then L.raise('cuda.synchronize: ' .. L.lastError()) end
 end
 
 function M.deviceName()
@@ -100,7 +100,7 @@ function M.memoryStats()
    fn('sl_cuda_synchronize', 'memoryStats') -- raises when unavailable
    C.sl_mem_get_stats(1, s)
    local free, total = ffi.new('int64_t[1]'), ffi.new('int64_t[1]')
-   if fn('sl_cuda_mem_info', 'memoryStats')(free, total) ~= 0 then error('cuda.memoryStats: ' .. L.lastError(), 2) end
+   if fn('sl_cuda_mem_info', 'memoryStats')(free, total) ~= 0 then L.raise('cuda.memoryStats: ' .. L.lastError()) end
    return {
       liveBytes = tonumber(s.live_bytes), cachedBytes = tonumber(s.cached_bytes),
       reservedBytes = tonumber(s.live_bytes + s.cached_bytes),
@@ -128,8 +128,8 @@ end
 --- Bound the bytes the allocator keeps cached for reuse.
 function M.setCacheLimit(bytes)
    if type(bytes) ~= 'number' or bytes < 0 or bytes % 1 ~= 0 or bytes > 2 ^ 62 then
-      error('cuda.setCacheLimit: expected a non-negative integer number of bytes (at most 2^62), got '
-         .. tostring(bytes), 2)
+      L.raise('cuda.setCacheLimit: expected a non-negative integer number of bytes (at most 2^62), got '
+         .. tostring(bytes))
    end
    fn('sl_cuda_synchronize', 'setCacheLimit')
    C.sl_mem_set_cache_limit(1, bytes)
@@ -140,7 +140,7 @@ end
 -- queued work (the data loaders stage batches in it).
 function M.pinnedBuffer(n)
    local p = fn('sl_cuda_host_alloc', 'pinnedBuffer')(n * 4)
-   if p == nil then error('cuda.pinnedBuffer: ' .. L.lastError(), 2) end
+   if p == nil then L.raise('cuda.pinnedBuffer: ' .. L.lastError()) end
    return ffi.gc(ffi.cast('float *', p), fn('sl_cuda_host_free', 'pinnedBuffer'))
 end
 
@@ -148,12 +148,12 @@ end
 -- host until that work has finished.
 function M.recordEvent()
    local ev = fn('sl_cuda_event_record', 'recordEvent')()
-   if ev == nil then error('cuda.recordEvent: ' .. L.lastError(), 2) end
+   if ev == nil then L.raise('cuda.recordEvent: ' .. L.lastError()) end
    return ffi.gc(ev, fn('sl_cuda_event_free', 'recordEvent'))
 end
 
 function M.waitEvent(ev)
-   if fn('sl_cuda_event_wait', 'waitEvent')(ev) ~= 0 then error('cuda.waitEvent: ' .. L.lastError(), 2) end
+   if fn('sl_cuda_event_wait', 'waitEvent')(ev) ~= 0 then L.raise('cuda.waitEvent: ' .. L.lastError()) end
 end
 
 return M

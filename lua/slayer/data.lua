@@ -35,8 +35,8 @@ local nn = require 'slayer.nn'
 local C = L.C
 local M = {}
 
-local function fail(fname, msg, level) error(fname .. ': ' .. msg, (level or 2) + 1) end
-local function cfail(level) error(L.lastError(), (level or 2) + 1) end
+local function fail(fname, msg) L.raise(fname .. ': ' .. msg) end
+local function cfail() L.raise(L.lastError()) end
 
 local function isWhole(v, lo, hi)
    return type(v) == 'number' and v == v and v % 1 == 0 and v >= lo and v <= hi
@@ -523,7 +523,7 @@ local function workerIter(self, order)
    return function()
       local _ = keep -- the file names stay alive for the epoch
       if onDevice and self.depth == 1 then release() end -- the next batch needs that same slot
-      if C.sl_loader_next(cl, slotOut, count) ~= 0 then error('Loader: ' .. L.lastError(), 2) end
+      if C.sl_loader_next(cl, slotOut, count) ~= 0 then L.raise('Loader: ' .. L.lastError()) end
       local slot = slotOut[0]
       if slot < 0 then return nil end
       local m = count[0]

@@ -77,4 +77,19 @@ function M.lastError()
    return ffi.string(lib.sl_last_error())
 end
 
+-- the package's own folder: errors point past it, at the user's line
+local pkgSource = debug.getinfo(1, 'S').source:match('^@(.*/)[^/]*$')
+
+--- Raise msg at the first caller outside the package (the line of the
+-- user's call), or without a position when that caller is C (pcall).
+function M.raise(msg)
+   local level = 2
+   while pkgSource do
+      local src = (debug.getinfo(level, 'S') or {}).source
+      if not src or src:sub(2, #pkgSource + 1) ~= pkgSource or src:sub(1, 1) ~= '@' then break end
+      level = level + 1
+   end
+   error(msg, level)
+end
+
 return M

@@ -25,13 +25,13 @@ local T = require 'slayer.tensor'
 local C = L.C
 local M = {}
 
-local function fail(fname, msg, level) error(fname .. ': ' .. msg, (level or 2) + 1) end
-local function cfail(level) error(L.lastError(), (level or 2) + 1) end
+local function fail(fname, msg) L.raise(fname .. ': ' .. msg) end
+local function cfail() L.raise(L.lastError()) end
 -- the C error under the name of the function the user called (the PNG
 -- writer, shared by raster and imageToPng, reports as 'png')
-local function cfailAs(fname, level)
+local function cfailAs(fname)
    local msg = L.lastError():gsub('^[%w_]+: ', '', 1)
-   error(fname .. ': ' .. msg, (level or 2) + 1)
+   L.raise(fname .. ': ' .. msg)
 end
 
 local function checkPath(fname, path, level)

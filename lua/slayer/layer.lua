@@ -26,9 +26,9 @@ local C = L.C
 
 local Layer = nn.class('snn.layer', nn.Module)
 
-local function fail(fname, msg, level) error(fname .. ': ' .. msg, (level or 2) + 1) end
+local function fail(fname, msg) L.raise(fname .. ': ' .. msg) end
 
-local function cfail(level) error(L.lastError(), (level or 2) + 1) end
+local function cfail() L.raise(L.lastError()) end
 
 -- copy a descriptor table (params sections may carry metatables)
 local function copyTable(t)
@@ -332,7 +332,7 @@ local function shiftRaw(x, delay, Ts, fname)
    else
       rc = C.sl_shift(out._c, T._contig(x)._c, T._contig(delay)._c, 0, Ts)
    end
-   if rc ~= 0 then error(fname .. ': ' .. L.lastError(), 4) end
+   if rc ~= 0 then L.raise(fname .. ': ' .. L.lastError()) end
    return out
 end
 

@@ -41,8 +41,8 @@ local C = L.C
 
 local Loihi = nn.class('snn.loihi', Layer)
 
-local function fail(fname, msg, level) error(fname .. ': ' .. msg, (level or 2) + 1) end
-local function cfail(level) error(L.lastError(), (level or 2) + 1) end
+local function fail(fname, msg) L.raise(fname .. ': ' .. msg) end
+local function cfail() L.raise(L.lastError()) end
 
 ---------------------------------------------------------------------------
 -- descriptor
@@ -340,7 +340,7 @@ local function jsonEncode(v, indent)
       if #parts == 0 then return '{}' end
       return '{\n' .. table.concat(parts, ',\n') .. '\n' .. indent .. '}'
    end
-   error('export: cannot encode a ' .. tv .. ' in JSON', 2)
+   L.raise('export: cannot encode a ' .. tv .. ' in JSON')
 end
 Loihi._jsonEncode = jsonEncode
 

@@ -19,13 +19,14 @@ and uses its psp kernel.  Both losses return a one-element tensor:
 Sums run over the whole batch (no averaging), as the reference.  The
 gradient to out is corr(Ts*e, psp kernel, Ts) over all bins.
 ]]
+local L = require 'slayer.ffi'
 local T = require 'slayer.tensor'
 local A = require 'slayer.autograd'
 local nn = require 'slayer.nn'
 
 local Loss = nn.class('snn.loss', nn.Module)
 
-local function fail(msg, level) error('loss: ' .. msg, (level or 2) + 1) end
+local function fail(msg) L.raise('loss: ' .. msg) end
 
 local function isLayerClass(x)
    return type(x) == 'table' and getmetatable(x) ~= nil and rawget(x, '__typename') ~= nil and x.psp ~= nil
@@ -55,14 +56,14 @@ end
 local function checkType(self, want, fname)
    local t = self.errorDescriptor.type
    if t ~= want then
-      error(fname .. ": error type is '" .. tostring(t) .. "', expected '" .. want .. "'", 3)
+      L.raise(fname .. ": error type is '" .. tostring(t) .. "', expected '" .. want .. "'")
    end
 end
 
 local function check5D(x, fname, what)
    if not T.isTensor(x) or x:dim() ~= 5 then
-      error(fname .. ': expected ' .. what .. ' as a 5-D (N, C, H, W, T) tensor, got '
-         .. (T.isTensor(x) and T.shapeStr(x) or type(x)), 3)
+      L.raise(fname .. ': expected ' .. what .. ' as a 5-D (N, C, H, W, T) tensor, got '
+         .. (T.isTensor(x) and T.shapeStr(x) or type(x)))
    end
 end
 
@@ -82,8 +83,8 @@ function Loss:spikeTime(spikeOut, spikeDesired)
    check5D(spikeOut, fname, 'spikeOut')
    check5D(spikeDesired, fname, 'spikeDesired')
    if T.shapeStr(spikeOut) ~= T.shapeStr(spikeDesired) then
-      error(fname .. ': spikeOut ' .. T.shapeStr(spikeOut) .. ' and spikeDesired ' .. T.shapeStr(spikeDesired)
-         .. ' differ', 2)
+      L.raise(fname .. ': spikeOut ' .. T.shapeStr(spikeOut) .. ' and spikeDesired ' .. T.shapeStr(spikeDesired)
+         .. ' differ')
    end
    local e = self.slayer:psp(spikeOut - spikeDesired)
    return (e:square():sum() * 0.5) * self.Ts
@@ -98,26 +99,26 @@ function Loss:numSpikes(spikeOut, desiredClass, numSpikesScale)
    local N, Cn, H, W, Tn = unpack(spikeOut:shape())
    local dc = desiredClass:shape()
    if dc[1] ~= N or dc[2] ~= Cn or dc[3] ~= H or dc[4] ~= W or dc[5] ~= 1 then
-      error(fname .. ': expected desiredClass [' .. N .. ', ' .. Cn .. ', ' .. H .. ', ' .. W .. ', 1] for spikeOut '
-         .. T.shapeStr(spikeOut) .. ', got ' .. T.shapeStr(desiredClass), 2)
+      L.raise(fname .. ': expected desiredClass [' .. N .. ', ' .. Cn .. ', ' .. H .. ', ' .. W .. ', 1] for spikeOut '
+         .. T.shapeStr(spikeOut) .. ', got ' .. T.shapeStr(desiredClass))
    end
    local ed = self.errorDescriptor
    local region, count = ed.tgtSpikeRegion, ed.tgtSpikeCount
    if type(region) ~= 'table' or type(region.start) ~= 'number' or type(region.stop) ~= 'number' then
-      error(fname .. ': error descriptor needs tgtSpikeRegion {start, stop} in ms', 2)
+      L.raise(fname .. ': error descriptor needs tgtSpikeRegion {start, stop} in ms')
    end
    for _, k in ipairs({'start', 'stop'}) do
       local v = region[k]
       if not (v > -math.huge and v < math.huge) then
-         error(fname .. ': tgtSpikeRegion.' .. k .. ' must be a finite time in ms, got ' .. v, 2)
+         L.raise(fname .. ': tgtSpikeRegion.' .. k .. ' must be a finite time in ms, got ' .. v)
       end
    end
    if type(count) ~= 'table' or type(count[true]) ~= 'number' or type(count[false]) ~= 'number' then
-      error(fname .. ': error descriptor needs tgtSpikeCount with boolean keys {true: n, false: m}', 2)
+      L.raise(fname .. ': error descriptor needs tgtSpikeCount with boolean keys {true: n, false: m}')
    end
    local Ts = self.Ts
    local start, stop = rint(region.start / Ts), rint(region.stop / Ts)
-   if stop <= start then error(fname .. ': empty target region [' .. start .. ', ' .. stop .. ') bins', 2) end
+   if stop <= start then L.raise(fname .. ': empty target region [' .. start .. ', ' .. stop .. ') bins') end
    -- bins of the window that exist (Python slicing clamps to the sample)
    local lo, hi = math.max(start, 0), math.min(stop, Tn)
    local dev = spikeOut.device

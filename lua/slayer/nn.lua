@@ -29,9 +29,9 @@ local metamethods = {'__call', '__tostring', '__add', '__sub', '__mul', '__div',
 --- Create a class. Calling the class constructs an instance and runs its
 -- __init(...) (inherited from the parent when not defined).
 function M.class(name, parent)
-   if type(name) ~= 'string' then error('class: expected a class name string, got ' .. type(name), 2) end
+   if type(name) ~= 'string' then L.raise('class: expected a class name string, got ' .. type(name)) end
    if parent ~= nil and type(parent) ~= 'table' then
-      error('class: expected a parent class table, got ' .. type(parent), 2)
+      L.raise('class: expected a parent class table, got ' .. type(parent))
    end
    local cls = {__typename = name}
    cls.__index = cls
@@ -73,7 +73,7 @@ function Module:__init()
 end
 
 function Module:forward()
-   error(tostring(self.__typename) .. ':forward is not implemented', 2)
+   L.raise(tostring(self.__typename) .. ':forward is not implemented')
 end
 
 function Module:__call(...)
@@ -191,14 +191,14 @@ function Module:cpu() return self:to('cpu') end
 local function cError(fname, cname)
    local msg = L.lastError()
    if msg:sub(1, #cname + 2) == cname .. ': ' then msg = msg:sub(#cname + 3) end
-   error(fname .. ': ' .. msg, 4)
+   L.raise(fname .. ': ' .. msg)
 end
 
 local function saveNamed(fname, path, names, tensors)
    if type(path) ~= 'string' or path == '' then
-      error(fname .. ': expected a file path, got ' .. (path == '' and 'an empty string' or type(path)), 3)
+      L.raise(fname .. ': expected a file path, got ' .. (path == '' and 'an empty string' or type(path)))
    end
-   if path:find('\0', 1, true) then error(fname .. ': the path ' .. string.format('%q', path) .. ' contains a NUL byte', 3) end
+   if path:find('\0', 1, true) then L.raise(fname .. ': the path ' .. string.format('%q', path) .. ' contains a NUL byte') end
    local n = #names
    -- the file stores C strings and its reader rejects repeated names: check
    -- both here, before anything is written
@@ -206,11 +206,11 @@ local function saveNamed(fname, path, names, tensors)
    for i = 1, n do
       local name = names[i]
       if name:find('\0', 1, true) then
-         error(fname .. ': the tensor name ' .. string.format('%q', name) .. ' contains a NUL byte', 3)
+         L.raise(fname .. ': the tensor name ' .. string.format('%q', name) .. ' contains a NUL byte')
       end
       if seen[name] then
-         error(fname .. ': tensors ' .. seen[name] .. ' and ' .. i .. ' would both be saved as '
-            .. string.format('%q', name) .. ' (two fields give the same name path); rename one', 3)
+         L.raise(fname .. ': tensors ' .. seen[name] .. ' and ' .. i .. ' would both be saved as '
+            .. string.format('%q', name) .. ' (two fields give the same name path); rename one')
       end
       seen[name] = i
    end
@@ -229,8 +229,8 @@ end
 
 -- read a file into {names = {...}, byName = {name = {shape=, ptr=}}, handle}
 local function readNamed(fname, path)
-   if type(path) ~= 'string' then error(fname .. ': expected a file path, got ' .. type(path), 3) end
-   if path:find('\0', 1, true) then error(fname .. ': the path ' .. string.format('%q', path) .. ' contains a NUL byte', 3) end
+   if type(path) ~= 'string' then L.raise(fname .. ': expected a file path, got ' .. type(path)) end
+   if path:find('\0', 1, true) then L.raise(fname .. ': the path ' .. string.format('%q', path) .. ' contains a NUL byte') end
    local f = C.sl_load_tensors(path)
    if f == nil then cError(fname, 'load') end
    f = ffi.gc(f, C.sl_tensor_file_close)
@@ -243,8 +243,8 @@ local function readNamed(fname, path)
       for d = 1, nd do shape[d] = sp[d - 1] end
       local e = {name = name, shape = shape, ptr = C.sl_tensor_file_data(f, i)}
       if byName[name] then
-         error(fname .. ': ' .. path .. ' holds two entries named ' .. string.format('%q', name)
-            .. ' (entries ' .. byName[name].index .. ' and ' .. (i + 1) .. ')', 3)
+         L.raise(fname .. ': ' .. path .. ' holds two entries named ' .. string.format('%q', name)
+            .. ' (entries ' .. byName[name].index .. ' and ' .. (i + 1) .. ')')
       end
       e.index = i + 1
       entries[#entries + 1] = e
@@ -259,11 +259,11 @@ end
 
 --- Save a table {name = tensor, ...} (names sorted) to path.
 function M.save(path, tbl)
-   if type(tbl) ~= 'table' then error('save: expected a table of named tensors, got ' .. type(tbl), 2) end
+   if type(tbl) ~= 'table' then L.raise('save: expected a table of named tensors, got ' .. type(tbl)) end
    local names, tensors = {}, {}
    for k in pairs(tbl) do
-      if type(k) ~= 'string' then error('save: table keys must be strings, got ' .. type(k), 2) end
-      if not isTensor(tbl[k]) then error('save: entry ' .. k .. ' is not a tensor', 2) end
+      if type(k) ~= 'string' then L.raise('save: table keys must be strings, got ' .. type(k)) end
+      if not isTensor(tbl[k]) then L.raise('save: entry ' .. k .. ' is not a tensor') end
       names[#names + 1] = k
    end
    table.sort(names)
@@ -300,18 +300,18 @@ function Module:load(path)
    local seen = {}
    for _, e in ipairs(list) do
       local f = file.byName[e.name]
-      if not f then error('load: ' .. path .. ' has no tensor named ' .. e.name, 2) end
+      if not f then L.raise('load: ' .. path .. ' has no tensor named ' .. e.name) end
       local shape = e.tensor:shape()
       local same = #shape == #f.shape
       for d = 1, #shape do if shape[d] ~= f.shape[d] then same = false end end
       if not same then
-         error('load: ' .. e.name .. ' has shape ' .. shapeText(f.shape) .. ' in ' .. path .. ', the module expects '
-            .. shapeText(shape), 2)
+         L.raise('load: ' .. e.name .. ' has shape ' .. shapeText(f.shape) .. ' in ' .. path .. ', the module expects '
+            .. shapeText(shape))
       end
       seen[e.name] = true
    end
    for _, f in ipairs(file.entries) do
-      if not seen[f.name] then error('load: ' .. path .. ' holds ' .. f.name .. ', which the module does not have', 2) end
+      if not seen[f.name] then L.raise('load: ' .. path .. ' holds ' .. f.name .. ', which the module does not have') end
    end
    for _, e in ipairs(list) do
       local src = T.fromPointer(file.byName[e.name].ptr, file.byName[e.name].shape)
@@ -335,7 +335,7 @@ end
 
 function Sequential:add(m)
    if type(m) ~= 'function' and not (type(m) == 'table' and getmetatable(m) and getmetatable(m).__call) then
-      error('Sequential:add: expected a module or a function, got ' .. type(m), 2)
+      L.raise('Sequential:add: expected a module or a function, got ' .. type(m))
    end
    self.modules[#self.modules + 1] = m
    return self

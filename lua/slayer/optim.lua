@@ -19,26 +19,26 @@ local M = {}
 
 local function checkParams(name, params, opts)
    if type(params) ~= 'table' or T.isTensor(params) then
-      error(name .. ': expected a list of parameter tensors, got ' .. T.typeName(params), 3)
+      L.raise(name .. ': expected a list of parameter tensors, got ' .. T.typeName(params))
    end
    local n = 0
    for _ in pairs(params) do n = n + 1 end
    if n ~= #params then
-      error(name .. ': expected a list of parameter tensors without holes (' .. n .. ' entries, '
-         .. #params .. ' in sequence)', 3)
+      L.raise(name .. ': expected a list of parameter tensors without holes (' .. n .. ' entries, '
+         .. #params .. ' in sequence)')
    end
    for i, p in ipairs(params) do
-      if not T.isTensor(p) then error(name .. ': parameter ' .. i .. ' is not a tensor', 3) end
+      if not T.isTensor(p) then L.raise(name .. ': parameter ' .. i .. ' is not a tensor') end
    end
-   if opts ~= nil and type(opts) ~= 'table' then error(name .. ': expected an options table, got ' .. type(opts), 3) end
+   if opts ~= nil and type(opts) ~= 'table' then L.raise(name .. ': expected an options table, got ' .. type(opts)) end
 end
 
 local function number(name, opts, key, default, lo, hiExcl)
    local v = opts[key]
    if v == nil then return default end
    if type(v) ~= 'number' or v ~= v or v == math.huge or v == -math.huge or (lo and v < lo) or (hiExcl and v >= hiExcl) then
-      error(name .. ': invalid ' .. key .. ' ' .. tostring(v)
-         .. (lo and (' (expected >= ' .. lo .. (hiExcl and (' and < ' .. hiExcl) or '') .. ')') or ''), 3)
+      L.raise(name .. ': invalid ' .. key .. ' ' .. tostring(v)
+         .. (lo and (' (expected >= ' .. lo .. (hiExcl and (' and < ' .. hiExcl) or '') .. ')') or ''))
    end
    return v
 end
@@ -47,17 +47,17 @@ end
 -- p's device; anything else would reach C as a NULL or mismatched buffer
 local function checkGrad(name, i, p, level)
    if not T.isTensor(p) then
-      error(name .. ':step: parameter ' .. i .. ' is not a tensor (got ' .. type(p) .. ')', level + 1)
+      L.raise(name .. ':step: parameter ' .. i .. ' is not a tensor (got ' .. type(p) .. ')')
    end
    local g = p.grad
    if g == nil then return nil end
    if not T.isTensor(g) or g.device ~= p.device or not T._sameShape(g, p) then
-      error(name .. ':step: parameter ' .. i .. ' ' .. T.shapeStr(p) .. ' on ' .. p.device .. ' has a grad of '
+      L.raise(name .. ':step: parameter ' .. i .. ' ' .. T.shapeStr(p) .. ' on ' .. p.device .. ' has a grad of '
          .. (T.isTensor(g) and (T.shapeStr(g) .. ' on ' .. g.device) or type(g))
-         .. '; expected nil or a tensor of the same shape on the same device', level + 1)
+         .. '; expected nil or a tensor of the same shape on the same device')
    end
    if not p:isContiguous() or not g:isContiguous() then
-      error(name .. ':step: parameter ' .. i .. ' ' .. T.shapeStr(p) .. ' or its grad is not contiguous', level + 1)
+      L.raise(name .. ':step: parameter ' .. i .. ' ' .. T.shapeStr(p) .. ' or its grad is not contiguous')
    end
    return g
 end
@@ -66,8 +66,8 @@ end
 local function stateLike(name, i, p, t)
    if t == nil then return T.zeros(p:shape(), p.device) end
    if not T._sameShape(t, p) then
-      error(name .. ':step: parameter ' .. i .. ' is now ' .. T.shapeStr(p) .. ', its optimizer state is '
-         .. T.shapeStr(t) .. ' (was the parameter replaced?)', 3)
+      L.raise(name .. ':step: parameter ' .. i .. ' is now ' .. T.shapeStr(p) .. ', its optimizer state is '
+         .. T.shapeStr(t) .. ' (was the parameter replaced?)')
    end
    if t.device ~= p.device then t:moveTo_(p.device) end
    return t
@@ -84,7 +84,7 @@ end
 function Optimizer:_closure(closure)
    if closure == nil then return nil end
    if type(closure) ~= 'function' then
-      error(tostring(self.__typename) .. ':step: expected a closure function or nothing, got ' .. type(closure), 3)
+      L.raise(tostring(self.__typename) .. ':step: expected a closure function or nothing, got ' .. type(closure))
    end
    return closure()
 end
@@ -104,7 +104,7 @@ function SGD:__init(params, opts)
    self.weightDecay = number('SGD', opts, 'weightDecay', 0, 0)
    self.nesterov = opts.nesterov == true
    if self.nesterov and (self.momentum <= 0 or self.dampening ~= 0) then
-      error('SGD: nesterov needs momentum > 0 and dampening 0', 2)
+      L.raise('SGD: nesterov needs momentum > 0 and dampening 0')
    end
    self.state = {}
 end
@@ -125,7 +125,7 @@ function SGD:step(closure)
          end
          if C.sl_sgd_step(p._c, g._c, buf, self.lr, self.momentum, self.dampening, self.weightDecay,
                self.nesterov and 1 or 0, first) ~= 0 then
-            error('SGD:step: ' .. L.lastError(), 2)
+            L.raise('SGD:step: ' .. L.lastError())
          end
       end
    end
@@ -142,7 +142,7 @@ local function adamInit(self, name, params, opts)
    local betas = opts.betas or {0.9, 0.999}
    if type(betas) ~= 'table' or type(betas[1]) ~= 'number' or type(betas[2]) ~= 'number'
       or betas[1] < 0 or betas[1] >= 1 or betas[2] < 0 or betas[2] >= 1 then
-      error(name .. ': betas must be two numbers in [0, 1), got ' .. tostring(betas[1]) .. ', ' .. tostring(betas[2]), 3)
+      L.raise(name .. ': betas must be two numbers in [0, 1), got ' .. tostring(betas[1]) .. ', ' .. tostring(betas[2]))
    end
    self.betas = {betas[1], betas[2]}
    self.eps = number(name, opts, 'eps', 1e-8, 0)
@@ -171,7 +171,7 @@ local function adamStep(self, mode, closure)
          local bias2 = 1 - b2 ^ st.step
          if C.sl_adam_step(mode, p._c, g._c, st.m._c, st.v._c, st.vmax and st.vmax._c or nil, self.lr, b1, b2,
                self.eps, self.weightDecay, self.amsgrad and 1 or 0, bias1, bias2) ~= 0 then
-            error(name .. ':step: ' .. L.lastError(), 3)
+            L.raise(name .. ':step: ' .. L.lastError())
          end
       end
    end

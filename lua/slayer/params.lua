@@ -362,23 +362,23 @@ end
 
 --- Write the tree as YAML to path (through path.tmp, renamed at the end).
 function Params:save(path)
-   if type(path) ~= 'string' then error('params:save: expected a file path, got ' .. type(path), 2) end
+   if type(path) ~= 'string' then L.raise('params:save: expected a file path, got ' .. type(path)) end
    local plain = {}
    for k, v in pairs(self) do plain[k] = v end
    local text = M.dump(plain)
    local tmp = path .. '.tmp'
    local f, err = io.open(tmp, 'wb')
-   if not f then error('params:save: cannot open ' .. tmp .. ' for writing (' .. tostring(err) .. ')', 2) end
+   if not f then L.raise('params:save: cannot open ' .. tmp .. ' for writing (' .. tostring(err) .. ')') end
    local ok = f:write(text)
    local closed = f:close()
    if not ok or not closed then
       os.remove(tmp)
-      error('params:save: writing ' .. path .. ' failed', 2)
+      L.raise('params:save: writing ' .. path .. ' failed')
    end
    local rok, rerr = os.rename(tmp, path)
    if not rok then
       os.remove(tmp)
-      error('params:save: cannot rename ' .. tmp .. ' to ' .. path .. ' (' .. tostring(rerr) .. ')', 2)
+      L.raise('params:save: cannot rename ' .. tmp .. ' to ' .. path .. ' (' .. tostring(rerr) .. ')')
    end
    return self
 end
@@ -425,7 +425,7 @@ function Params:print(key, out)
    local lines = {}
    if key ~= nil then
       local v = self[key]
-      if v == nil then error("params:print: no section '" .. tostring(key) .. "'", 2) end
+      if v == nil then L.raise("params:print: no section '" .. tostring(key) .. "'") end
       if type(v) == 'table' then
          lines[1] = tostring(key) .. ':'
          printTree(v, 4, lines)
@@ -450,7 +450,7 @@ function Params:require(...)
       local k = select(i, ...)
       path[#path + 1] = tostring(k)
       if type(v) ~= 'table' or v[k] == nil then
-         error("params: missing required key '" .. table.concat(path, '.') .. "'", 2)
+         L.raise("params: missing required key '" .. table.concat(path, '.') .. "'")
       end
       v = v[k]
    end
@@ -461,5 +461,5 @@ return setmetatable(M, {__call = function(_, pathOrTable, dict)
    if type(pathOrTable) == 'string' then return new(loadFile(pathOrTable)) end
    if type(pathOrTable) == 'table' then return new(pathOrTable) end
    if pathOrTable == nil and type(dict) == 'table' then return new(dict) end
-   error('params: expected a YAML file path or a table, got ' .. type(pathOrTable), 2)
+   L.raise('params: expected a YAML file path or a table, got ' .. type(pathOrTable))
 end})

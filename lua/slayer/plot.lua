@@ -6,6 +6,7 @@ Each plot writes its data to a temporary file and a gnuplot script, runs
 clear error naming the package to install.  PNG through the pngcairo
 terminal, SVG through svg.
 ]]
+local L = require 'slayer.ffi'
 local M = {}
 
 local function shellQuote(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
@@ -20,7 +21,7 @@ end
 --- Run a gnuplot script; raise with gnuplot's own message on failure.
 function M.run(script, outputs)
    if not gnuplotAvailable() then
-      error('plot: gnuplot not found; install it (Debian: apt-get install gnuplot-nox)', 3)
+      L.raise('plot: gnuplot not found; install it (Debian: apt-get install gnuplot-nox)')
    end
    local path = os.tmpname()
    local f = assert(io.open(path, 'w'))
@@ -32,10 +33,10 @@ function M.run(script, outputs)
    os.remove(path)
    for _, o in ipairs(outputs or {}) do
       local g = io.open(o, 'rb')
-      if not g then error('plot: gnuplot did not write ' .. o .. (msg ~= '' and (': ' .. msg) or ''), 3) end
+      if not g then L.raise('plot: gnuplot did not write ' .. o .. (msg ~= '' and (': ' .. msg) or '')) end
       g:close()
    end
-   if ok == false and msg ~= '' then error('plot: gnuplot failed: ' .. msg, 3) end
+   if ok == false and msg ~= '' then L.raise('plot: gnuplot failed: ' .. msg) end
    return outputs
 end
 
@@ -89,7 +90,7 @@ function M.lines(series, opts)
    }, '\n') .. '\n'
    local ok, err = pcall(M.run, script, outputs)
    os.remove(data)
-   if not ok then error(err, 2) end
+   if not ok then L.raise(err) end
    return outputs
 end
 

@@ -13,9 +13,9 @@ local C = L.C
 
 local function quantize(weights, step)
    step = step or 1
-   if not T.isTensor(weights) then error('quantize: expected a weight tensor, got ' .. type(weights), 2) end
+   if not T.isTensor(weights) then L.raise('quantize: expected a weight tensor, got ' .. type(weights)) end
    if type(step) ~= 'number' or not (step > 0) then
-      error('quantize: expected a positive step, got ' .. tostring(step), 2)
+      L.raise('quantize: expected a positive step, got ' .. tostring(step))
    end
    local q = T._rawScalar(C.SL_DIV, weights, step)
    q = T._rawUnary(C.SL_ROUND, q)

@@ -20,6 +20,7 @@ Progress: set `stats.epochSamples = {train = n, test = m}` (or call
 stats:setEpochSamples(n, m)) and print shows a bar, samples/s and the ETA
 of the phase in progress.
 ]]
+local L = require 'slayer.ffi'
 local ffi = require 'ffi'
 local nn = require 'slayer.nn'
 local utils = require 'slayer.utils'
@@ -179,17 +180,17 @@ local function fmt(v) return string.format('%12.6g', v) end
 -- written as 0, accuracy rows only when some training accuracy exists).
 function Stats:save(prefix)
    prefix = prefix or ''
-   if type(prefix) ~= 'string' then error('stats:save: expected a path prefix (a string), got ' .. type(prefix), 2) end
+   if type(prefix) ~= 'string' then L.raise('stats:save: expected a path prefix (a string), got ' .. type(prefix)) end
    local tr, te = self.training, self.testing
    if #te.lossLog ~= #tr.lossLog then
-      error('stats:save: training has ' .. #tr.lossLog .. ' epochs of loss, testing ' .. #te.lossLog, 2)
+      L.raise('stats:save: training has ' .. #tr.lossLog .. ' epochs of loss, testing ' .. #te.lossLog)
    end
    local header = string.format('#%11s %11s\r\n', 'Train', 'Test')
    local rows = {header}
    for i = 1, #tr.lossLog do
       local a, b = tr.lossLog[i], te.lossLog[i]
       if a == false or b == false then
-         error('stats:save: epoch ' .. i .. ' has no loss (' .. (a == false and 'training' or 'testing') .. ')', 2)
+         L.raise('stats:save: epoch ' .. i .. ' has no loss (' .. (a == false and 'training' or 'testing') .. ')')
       end
       rows[#rows + 1] = fmt(a) .. ' ' .. fmt(b) .. ' \r\n'
    end
@@ -209,7 +210,7 @@ end
 
 local function readTable(path)
    local f, err = io.open(path, 'rb')
-   if not f then error('stats:load: cannot open ' .. path .. ' (' .. tostring(err) .. ')', 3) end
+   if not f then L.raise('stats:load: cannot open ' .. path .. ' (' .. tostring(err) .. ')') end
    local rows = {}
    local lineNo = 0
    for line in f:lines() do
@@ -220,7 +221,7 @@ local function readTable(path)
          a, b = tonumber(a), tonumber(b)
          if not a or not b then
             f:close()
-            error('stats:load: ' .. path .. ' line ' .. lineNo .. ' is not two numbers', 3)
+            L.raise('stats:load: ' .. path .. ' line ' .. lineNo .. ' is not two numbers')
          end
          rows[#rows + 1] = {a, b}
       end

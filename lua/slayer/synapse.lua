@@ -24,8 +24,8 @@ local nn = require 'slayer.nn'
 local C = L.C
 local S = {}
 
-local function fail(fname, msg, level) error(fname .. ': ' .. msg, (level or 2) + 1) end
-local function cfail(level) error(L.lastError(), (level or 2) + 1) end
+local function fail(fname, msg) L.raise(fname .. ': ' .. msg) end
+local function cfail() L.raise(L.lastError()) end
 
 local function isInt(v, lo) return type(v) == 'number' and v % 1 == 0 and v >= (lo or 1) end
 

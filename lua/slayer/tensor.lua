@@ -34,13 +34,9 @@ local floatp = ffi.typeof('float *')
 local function isTensor(x) return getmetatable(x) == Tensor end
 T.isTensor = isTensor
 
-local function fail(fname, msg, level)
-   error(fname .. ': ' .. msg, (level or 2) + 1)
-end
+local function fail(fname, msg) L.raise(fname .. ': ' .. msg) end
 
-local function cfail(level)
-   error(lastError(), (level or 2) + 1)
-end
+local function cfail() L.raise(lastError()) end
 
 local function shapeStr(t)
    local c = t._c
@@ -83,7 +79,7 @@ local function shapeNumel(ndim, shape)
 end
 
 local function wrap(ptr, fname)
-   if ptr == nil then error((fname and (fname .. ': ') or '') .. lastError(), 3) end
+   if ptr == nil then L.raise((fname and (fname .. ': ') or '') .. lastError()) end
    ffi.gc(ptr, C.sl_tensor_free)
    return setmetatable({_c = ptr, device = DEVNAME[ptr.device]}, Tensor)
 end
@@ -116,16 +112,16 @@ local function loadShape(shape, fname, level)
 end
 
 -- an allocation failed: the C message under the name of the user's call
-local function allocFail(fname, level)
+local function allocFail(fname)
    local msg = lastError()
    if fname then msg = fname .. ': ' .. (msg:gsub('^tensor: ', '')) end
-   error(msg, level + 1)
+   L.raise(msg)
 end
 
 local function newTensor(ndim, device, fname)
    pressure(device == 0 and shapeNumel(ndim, shapebuf) or nil)
    local p = C.sl_tensor_new(ndim, shapebuf, device)
-   if p == nil then allocFail(fname, 3) end
+   if p == nil then allocFail(fname) end
    ffi.gc(p, C.sl_tensor_free)
    return setmetatable({_c = p, device = DEVNAME[device]}, Tensor)
 end

@@ -9,6 +9,7 @@ classifications.
        full   = {false, 'train on the whole set'},
     }, 'luajit examples/nmnist-mlp/train.lua [options]')
 ]]
+local L = require 'slayer.ffi'
 local ffi = require 'ffi'
 
 local M = {}
@@ -54,10 +55,10 @@ end
 function M.correct(output, labels)
    local T = require('slayer.tensor')
    if T.isTensor(labels) then labels = labels:detach():cpu():contiguous():view({labels:numel()}):totable() end
-   if type(labels) ~= 'table' then error('correct: expected labels as a list or a tensor, got ' .. type(labels), 2) end
+   if type(labels) ~= 'table' then L.raise('correct: expected labels as a list or a tensor, got ' .. type(labels)) end
    local pred, n = require('slayer.predict').getClass(output):totable(), 0
    if #labels ~= #pred then
-      error('correct: ' .. #labels .. ' labels for a batch of ' .. #pred .. ' outputs', 2)
+      L.raise('correct: ' .. #labels .. ' labels for a batch of ' .. #pred .. ' outputs')
    end
    for i, l in ipairs(labels) do if pred[i] == l then n = n + 1 end end
    return n
@@ -183,7 +184,7 @@ local function encode(v, out)
          out[#out + 1] = '}'
       end
    else
-      error('json: cannot encode a ' .. t, 3)
+      L.raise('json: cannot encode a ' .. t)
    end
 end
 
@@ -212,7 +213,7 @@ end
 -- is fine.  Errors name the part that could not be created, and why.
 function M.mkdir(path)
    if type(path) ~= 'string' or path == '' then
-      error('mkdir: expected a folder path, got ' .. (path == '' and 'an empty string' or type(path)), 2)
+      L.raise('mkdir: expected a folder path, got ' .. (path == '' and 'an empty string' or type(path)))
    end
    local sofar = path:sub(1, 1) == '/' and '/' or ''
    for part in path:gmatch('[^/]+') do
@@ -221,7 +222,7 @@ function M.mkdir(path)
          local err = ffi.errno()
          if not isDir(sofar) then
             local why = M.exists(sofar) and 'it exists and is not a folder' or ffi.string(ffi.C.strerror(err))
-            error("mkdir: cannot create '" .. sofar .. "': " .. why, 2)
+            L.raise("mkdir: cannot create '" .. sofar .. "': " .. why)
          end
       end
       sofar = sofar .. '/'
@@ -230,7 +231,7 @@ function M.mkdir(path)
 end
 
 function M.exists(path)
-   if type(path) ~= 'string' then error('exists: expected a file path, got ' .. type(path), 2) end
+   if type(path) ~= 'string' then L.raise('exists: expected a file path, got ' .. type(path)) end
    local f = io.open(path, 'rb')
    if f then f:close() return true end
    return false
@@ -242,7 +243,7 @@ local function writeAll(files, fname, level)
    local tmps = {}
    local function abort(msg)
       for _, tmp in ipairs(tmps) do os.remove(tmp) end
-      error(fname .. ': ' .. msg, level + 2)
+      L.raise(fname .. ': ' .. msg)
    end
    for _, file in ipairs(files) do
       local path, text = file[1], file[2]
@@ -271,7 +272,7 @@ end
 
 local function checkPath(path, fname, what)
    if type(path) ~= 'string' or path == '' then
-      error(fname .. ': expected ' .. what .. ', got ' .. (path == '' and 'an empty string' or type(path)), 3)
+      L.raise(fname .. ': expected ' .. what .. ', got ' .. (path == '' and 'an empty string' or type(path)))
    end
 end
 
@@ -280,7 +281,7 @@ end
 function M.writeFile(path, text)
    checkPath(path, 'writeFile', 'a file path')
    if type(text) ~= 'string' and type(text) ~= 'number' then
-      error('writeFile: expected the text to write (a string), got ' .. type(text), 2)
+      L.raise('writeFile: expected the text to write (a string), got ' .. type(text))
    end
    writeAll({{path, text}}, 'writeFile', 1)
 end
@@ -293,13 +294,13 @@ end
 -- the way) can leave the files renamed before it.
 function M.writeFiles(files, fname)
    fname = fname or 'writeFiles'
-   if type(files) ~= 'table' then error(fname .. ': expected a list of {path, text}, got ' .. type(files), 2) end
+   if type(files) ~= 'table' then L.raise(fname .. ': expected a list of {path, text}, got ' .. type(files)) end
    for i, file in ipairs(files) do
-      if type(file) ~= 'table' then error(fname .. ': file ' .. i .. ' is a ' .. type(file) .. ', not {path, text}', 2) end
+      if type(file) ~= 'table' then L.raise(fname .. ': file ' .. i .. ' is a ' .. type(file) .. ', not {path, text}') end
       checkPath(file[1], fname, 'a file path for file ' .. i)
       local tt = type(file[2])
       if tt ~= 'string' and tt ~= 'number' and tt ~= 'function' then
-         error(fname .. ': file ' .. i .. ' has text of type ' .. tt, 2)
+         L.raise(fname .. ': file ' .. i .. ' has text of type ' .. tt)
       end
    end
    writeAll(files, fname, 1)
