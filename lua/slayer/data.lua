@@ -73,7 +73,7 @@ end
 function Dataset:_loadFile(path, label)
    local c, h, w = self.shape[1], self.shape[2], self.shape[3]
    local input = T.zeros({c, h, w, self.nBins})
-   if C.sl_sample_load(path, self.format, c, h, w, self.nBins, self.Ts, self.mode, input:data()) ~= 0 then cfail(3) end
+   if C.sl_sample_load(path, self.format, c, h, w, self.nBins, self.Ts, self.mode, input:data()) ~= 0 then cfail() end
    local target = T.zeros({self.classes, 1, 1, 1})
    if label >= 1 and label <= self.classes then target:data()[label - 1] = 1 end
    return input, target, label
@@ -81,22 +81,22 @@ end
 
 -- sample i's file path and label, checked (the tables can be edited after
 -- the dataset was made)
-local function sampleAt(ds, i, fname, level)
+local function sampleAt(ds, i, fname)
    local path, label = ds.paths[i], ds.labels[i]
    if type(path) ~= 'string' then
-      fail(fname, 'sample ' .. i .. ' has no file path (paths[' .. i .. '] is ' .. type(path) .. ')', level + 1)
+      fail(fname, 'sample ' .. i .. ' has no file path (paths[' .. i .. '] is ' .. type(path) .. ')')
    end
    if not isWhole(label, -2 ^ 31, 2 ^ 31 - 1) then
-      fail(fname, 'sample ' .. i .. ' has no whole-number label (labels[' .. i .. '] is ' .. tostring(label) .. ')', level + 1)
+      fail(fname, 'sample ' .. i .. ' has no whole-number label (labels[' .. i .. '] is ' .. tostring(label) .. ')')
    end
    return path, label
 end
 
 function Dataset:get(i)
    if type(i) ~= 'number' or i < 1 or i > self:size() or i % 1 ~= 0 then
-      fail('get', 'index ' .. tostring(i) .. ' out of range 1..' .. self:size(), 2)
+      fail('get', 'index ' .. tostring(i) .. ' out of range 1..' .. self:size())
    end
-   return self:_loadFile(sampleAt(self, i, 'get', 2))
+   return self:_loadFile(sampleAt(self, i, 'get'))
 end
 
 local function sampleOpts(self, o, fname)
@@ -104,28 +104,28 @@ local function sampleOpts(self, o, fname)
    local sh = self.shape
    if type(sh) ~= 'table' or #sh ~= 3 or not (isWhole(sh[1], 1, 2 ^ 31 - 1) and isWhole(sh[2], 1, 2 ^ 31 - 1)
       and isWhole(sh[3], 1, 2 ^ 31 - 1)) then
-      fail(fname, 'shape must be {C, H, W} as positive whole numbers', 3)
+      fail(fname, 'shape must be {C, H, W} as positive whole numbers')
    end
    self.tSample = o.tSample or 300
    self.Ts = o.Ts or 1
    for _, k in ipairs({'tSample', 'Ts'}) do
       local v = self[k]
       if type(v) ~= 'number' or not (v > 0 and v < math.huge) then
-         fail(fname, k .. ' must be a positive number of ms, got ' .. tostring(v), 3)
+         fail(fname, k .. ' must be a positive number of ms, got ' .. tostring(v))
       end
    end
    local q = self.tSample / self.Ts
    self.nBins = math.floor(q)
    if not isWhole(self.nBins, 1, 2 ^ 31 - 1) then
-      fail(fname, 'tSample / Ts = ' .. q .. ' must give 1 to 2^31 - 1 time bins', 3)
+      fail(fname, 'tSample / Ts = ' .. q .. ' must give 1 to 2^31 - 1 time bins')
    end
    self.classes = o.classes or 10
    if not isWhole(self.classes, 1, 2 ^ 31 - 1) then
-      fail(fname, 'classes must be a positive whole number, got ' .. tostring(self.classes), 3)
+      fail(fname, 'classes must be a positive whole number, got ' .. tostring(self.classes))
    end
    local mode = o.binningMode or 'OR'
    self.mode = type(mode) == 'string' and MODES[mode:upper()]
-   if not self.mode then fail(fname, "binningMode must be 'OR', 'SUM' or 'COUNT', got " .. tostring(mode), 3) end
+   if not self.mode then fail(fname, "binningMode must be 'OR', 'SUM' or 'COUNT', got " .. tostring(mode)) end
 end
 
 local SpikeFiles = nn.class('snn.data.SpikeFiles', Dataset)
@@ -138,22 +138,22 @@ M.SpikeFiles = SpikeFiles
 -- limit (keep only the first `limit` samples).
 function SpikeFiles:__init(o)
    local fname = 'SpikeFiles'
-   if type(o) ~= 'table' then fail(fname, 'expected an options table {root=, list=, ...}', 2) end
-   if type(o.root) ~= 'string' then fail(fname, 'root (the sample folder) is required', 2) end
-   if type(o.list) ~= 'string' then fail(fname, 'list (the list file) is required', 2) end
+   if type(o) ~= 'table' then fail(fname, 'expected an options table {root=, list=, ...}') end
+   if type(o.root) ~= 'string' then fail(fname, 'root (the sample folder) is required') end
+   if type(o.list) ~= 'string' then fail(fname, 'list (the list file) is required') end
    sampleOpts(self, o, fname)
    self.root = o.root
    self.ext = o.ext or 'bs2'
    if o.limit ~= nil and not isWhole(o.limit, -math.huge, math.huge) then
-      fail(fname, 'limit must be a whole number of samples (0 for all), got ' .. tostring(o.limit), 2)
+      fail(fname, 'limit must be a whole number of samples (0 for all), got ' .. tostring(o.limit))
    end
    self.format = FORMATS[self.ext]
-   if not self.format then fail(fname, "ext must be 'bs1', 'bs2' or 'bs3', got '" .. tostring(self.ext) .. "'", 2) end
+   if not self.format then fail(fname, "ext must be 'bs1', 'bs2' or 'bs3', got '" .. tostring(self.ext) .. "'") end
    local listPath = o.list:sub(1, 1) == '/' and o.list or (o.root .. '/' .. o.list)
    local f = io.open(listPath, 'rb')
    if not f then
       fail(fname, 'cannot open the list file ' .. listPath .. ' (N-MNIST-style data: a folder of <index>.bs2 files '
-         .. 'with train/test list files, e.g. ../shared/data/nmnist-small)', 2)
+         .. 'with train/test list files, e.g. ../shared/data/nmnist-small)')
    end
    self.paths, self.labels, self.indices = {}, {}, {}
    local lineNo = 0
@@ -164,12 +164,12 @@ function SpikeFiles:__init(o)
          local idx, lab = line:match('^%s*(%S+)%s+(%-?%d+)%s*$')
          if not idx then
             f:close()
-            fail(fname, listPath .. ' line ' .. lineNo .. ': expected "index<TAB>label", got "' .. line .. '"', 2)
+            fail(fname, listPath .. ' line ' .. lineNo .. ': expected "index<TAB>label", got "' .. line .. '"')
          end
          lab = tonumber(lab) + 1
          if lab < 1 or lab > self.classes then
             f:close()
-            fail(fname, listPath .. ' line ' .. lineNo .. ': label ' .. (lab - 1) .. ' outside 0..' .. (self.classes - 1), 2)
+            fail(fname, listPath .. ' line ' .. lineNo .. ': label ' .. (lab - 1) .. ' outside 0..' .. (self.classes - 1))
          end
          self.indices[#self.indices + 1] = idx
          self.paths[#self.paths + 1] = o.root .. '/' .. idx .. '.' .. self.ext
@@ -177,7 +177,7 @@ function SpikeFiles:__init(o)
       end
    end
    f:close()
-   if #self.paths == 0 then fail(fname, listPath .. ' lists no samples', 2) end
+   if #self.paths == 0 then fail(fname, listPath .. ' lists no samples') end
    if o.limit and o.limit > 0 then
       for i = #self.paths, o.limit + 1, -1 do self.paths[i], self.labels[i], self.indices[i] = nil, nil, nil end
    end
@@ -198,11 +198,11 @@ M.SaccadeImages = SaccadeImages
 -- (default {2, 34, 34}), tSample, Ts, classes as SpikeFiles.
 function SaccadeImages:__init(o)
    local fname = 'SaccadeImages'
-   if type(o) ~= 'table' then fail(fname, 'expected an options table {images=, labels=, cache=, ...}', 2) end
+   if type(o) ~= 'table' then fail(fname, 'expected an options table {images=, labels=, cache=, ...}') end
    if not T.isTensor(o.images) or o.images:dim() ~= 3 then
-      fail(fname, 'images must be a {N, H, W} tensor', 2)
+      fail(fname, 'images must be a {N, H, W} tensor')
    end
-   if type(o.cache) ~= 'string' then fail(fname, 'cache (a folder for converted samples) is required', 2) end
+   if type(o.cache) ~= 'string' then fail(fname, 'cache (a folder for converted samples) is required') end
    sampleOpts(self, o, fname)
    self.format = 1
    self.images = o.images
@@ -210,14 +210,14 @@ function SaccadeImages:__init(o)
    self.saccadeOpts = o.saccade or {}
    local n = o.images:size(1)
    local labs = T.isTensor(o.labels) and o.labels:totable() or o.labels
-   if type(labs) ~= 'table' or #labs ~= n then fail(fname, 'labels must hold one label per image (' .. n .. ')', 2) end
+   if type(labs) ~= 'table' or #labs ~= n then fail(fname, 'labels must hold one label per image (' .. n .. ')') end
    for i = 1, n do
       if not isWhole(labs[i], 0, self.classes - 1) then
-         fail(fname, 'label ' .. i .. ' is ' .. tostring(labs[i]) .. ', expected 0..' .. (self.classes - 1), 2)
+         fail(fname, 'label ' .. i .. ' is ' .. tostring(labs[i]) .. ', expected 0..' .. (self.classes - 1))
       end
    end
    local ok, err = pcall(require('slayer.utils').mkdir, o.cache)
-   if not ok then fail(fname, 'cache: ' .. tostring(err):gsub('^.-mkdir: ', ''), 2) end
+   if not ok then fail(fname, 'cache: ' .. tostring(err):gsub('^.-mkdir: ', '')) end
    self.paths, self.labels = {}, {}
    for i = 1, n do
       self.paths[i] = o.cache .. '/' .. i .. '.bs2'
@@ -273,10 +273,10 @@ end
 
 function SaccadeImages:get(i)
    if type(i) ~= 'number' or i < 1 or i > self:size() or i % 1 ~= 0 then
-      fail('get', 'index ' .. tostring(i) .. ' out of range 1..' .. self:size(), 2)
+      fail('get', 'index ' .. tostring(i) .. ' out of range 1..' .. self:size())
    end
    self:convert(i)
-   return self:_loadFile(sampleAt(self, i, 'get', 2))
+   return self:_loadFile(sampleAt(self, i, 'get'))
 end
 
 ---------------------------------------------------------------------------
@@ -314,40 +314,40 @@ function Loader:__init(ds, o)
    local fname = 'Loader'
    o = o or {}
    if type(ds) ~= 'table' or type(ds.get) ~= 'function' then
-      fail(fname, 'expected a dataset with #ds and ds:get(i)', 2)
+      fail(fname, 'expected a dataset with #ds and ds:get(i)')
    end
-   if type(o) ~= 'table' then fail(fname, 'expected an options table, got ' .. type(o), 2) end
+   if type(o) ~= 'table' then fail(fname, 'expected an options table, got ' .. type(o)) end
    self.dataset = ds
    self.batchSize = o.batchSize or 1
    if not isWhole(self.batchSize, 1, 2 ^ 31 - 1) then
-      fail(fname, 'batchSize must be a positive whole number, got ' .. tostring(self.batchSize), 2)
+      fail(fname, 'batchSize must be a positive whole number, got ' .. tostring(self.batchSize))
    end
    self.shuffle = o.shuffle and true or false
    self.seed = o.seed or 0
    if not isWhole(self.seed, 0, 2 ^ 53) then
-      fail(fname, 'seed must be a whole number from 0 to 2^53, got ' .. tostring(self.seed), 2)
+      fail(fname, 'seed must be a whole number from 0 to 2^53, got ' .. tostring(self.seed))
    end
    self.dropLast = o.dropLast and true or false
    self.workers = o.workers or 0
    if not isWhole(self.workers, 0, 1024) then
-      fail(fname, 'workers must be a whole number of threads from 0 to 1024, got ' .. tostring(self.workers), 2)
+      fail(fname, 'workers must be a whole number of threads from 0 to 1024, got ' .. tostring(self.workers))
    end
    self.depth = o.depth or math.min(1024, math.max(2, 2 * self.workers))
    if not isWhole(self.depth, 1, 1024) then
-      fail(fname, 'depth must be a whole number of batches from 1 to 1024, got ' .. tostring(self.depth), 2)
+      fail(fname, 'depth must be a whole number of batches from 1 to 1024, got ' .. tostring(self.depth))
    end
    self.device = o.device or 'cpu'
    if self.device ~= 'cpu' and self.device ~= 'cuda' then
-      fail(fname, "device must be 'cpu' or 'cuda', got " .. tostring(self.device), 2)
+      fail(fname, "device must be 'cpu' or 'cuda', got " .. tostring(self.device))
    end
    if self.device == 'cuda' and not require('slayer.cuda').isAvailable() then
-      fail(fname, "device 'cuda': " .. tostring(require('slayer.cuda').unavailableReason()), 2)
+      fail(fname, "device 'cuda': " .. tostring(require('slayer.cuda').unavailableReason()))
    end
    self.epoch = 0
    local n
    if type(ds.size) == 'function' then n = ds:size() else n = #ds end
    if not isWhole(n, 0, MAX_SAMPLES) then
-      fail(fname, 'the dataset size must be a whole number from 0 to 2^27, got ' .. tostring(n), 2)
+      fail(fname, 'the dataset size must be a whole number from 0 to 2^27, got ' .. tostring(n))
    end
    self.n = n
    -- loader[b] = size of batch b, so that #loader is the number of batches
@@ -385,8 +385,8 @@ end
 -- (asynchronous: the source stays untouched until the copy has finished)
 local function toDevice(self, xin, tin, inShape, tShape)
    local input, target = T.empty(inShape, self.device), T.empty(tShape, self.device)
-   if C.sl_copy_from_host(input._c, xin, input:numel()) ~= 0 then cfail(3) end
-   if C.sl_copy_from_host(target._c, tin, target:numel()) ~= 0 then cfail(3) end
+   if C.sl_copy_from_host(input._c, xin, input:numel()) ~= 0 then cfail() end
+   if C.sl_copy_from_host(target._c, tin, target:numel()) ~= 0 then cfail() end
    return input, target
 end
 
@@ -433,10 +433,10 @@ local function lazyIter(self, order)
          end
          for k = lo, hi do
             local i = order[k]
-            local path, lab = sampleAt(ds, i, 'Loader', 2)
+            local path, lab = sampleAt(ds, i, 'Loader')
             if ds.convert then ds:convert(i) end
             if C.sl_sample_load(path, ds.format, c, h, w, ds.nBins, ds.Ts, ds.mode, xin + (k - lo) * per) ~= 0 then
-               cfail(2)
+               cfail()
             end
             labels[#labels + 1] = lab
             if lab >= 1 and lab <= ds.classes then tin[(k - lo) * ds.classes + lab - 1] = 1 end
@@ -467,14 +467,14 @@ local function workerIter(self, order)
    local labels = ffi.new('int32_t[?]', math.max(n, 1))
    local keep = {}
    for k = 1, n do
-      local path, lab = sampleAt(ds, order[k], 'Loader', 3)
+      local path, lab = sampleAt(ds, order[k], 'Loader')
       keep[k] = path
       paths[k - 1] = path
       labels[k - 1] = lab - 1
    end
    if not self._cl then
       local cl = C.sl_loader_new(self.workers, self.depth, ds.format, c, h, w, ds.nBins, ds.Ts, ds.mode, ds.classes)
-      if cl == nil then cfail(3) end
+      if cl == nil then cfail() end
       -- the slots' buffers outlive the worker threads that write into them
       local slots = {}
       self._cl = ffi.gc(cl, function(p)
@@ -495,13 +495,13 @@ local function workerIter(self, order)
             pin = {cuda.pinnedBuffer(B * c * h * w * ds.nBins), cuda.pinnedBuffer(B * ds.classes)}
             self._slots[slot] = pin
          end
-         if C.sl_loader_provide(cl, slot, pin[1], pin[2]) ~= 0 then cfail(4) end
+         if C.sl_loader_provide(cl, slot, pin[1], pin[2]) ~= 0 then cfail() end
          return
       end
       local input = T.empty({B, c, h, w, ds.nBins})
       local target = T.empty({B, ds.classes, 1, 1, 1})
       self._slots[slot] = {input, target}
-      if C.sl_loader_provide(cl, slot, input:data(), target:data()) ~= 0 then cfail(4) end
+      if C.sl_loader_provide(cl, slot, input:data(), target:data()) ~= 0 then cfail() end
    end
    -- the slot of the last device batch goes back to the workers once its
    -- copy has finished (checked when the next batch is taken)
@@ -513,7 +513,7 @@ local function workerIter(self, order)
          provide(p.slot)
       end
    end
-   if C.sl_loader_start(cl, n, paths, labels, B) ~= 0 then cfail(3) end
+   if C.sl_loader_start(cl, n, paths, labels, B) ~= 0 then cfail() end
    for s = 0, self.depth - 1 do
       if not self._slots[s] then provide(s) end
    end
@@ -562,10 +562,10 @@ end
 -- in), drawn from snn's seeded generator.  Returns a new tensor.
 function M.jitter(input, pixels)
    if not T.isTensor(input) or input:dim() ~= 5 then
-      fail('jitter', 'expected a 5-D (N, C, H, W, T) batch, got ' .. (T.isTensor(input) and T.shapeStr(input) or type(input)), 2)
+      fail('jitter', 'expected a 5-D (N, C, H, W, T) batch, got ' .. (T.isTensor(input) and T.shapeStr(input) or type(input)))
    end
    if type(pixels) ~= 'number' or pixels < 0 or pixels % 1 ~= 0 then
-      fail('jitter', 'expected a non-negative whole number of pixels, got ' .. tostring(pixels), 2)
+      fail('jitter', 'expected a non-negative whole number of pixels, got ' .. tostring(pixels))
    end
    if pixels == 0 then return input end
    local out = T.zeros(input:shape(), input.device)

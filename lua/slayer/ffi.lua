@@ -64,14 +64,6 @@ ffi.cdef(ffi.string(lib.sl_cdef()))
 
 M.C = lib
 
---- Raise a Lua error carrying the C library's message for a failed call.
--- level defaults to the caller of the function that called check.
-function M.check(rc, level)
-   if rc ~= 0 then
-      error(ffi.string(lib.sl_last_error()), (level or 2) + 1)
-   end
-   return rc
-end
 
 function M.lastError()
    return ffi.string(lib.sl_last_error())

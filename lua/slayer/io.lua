@@ -34,9 +34,9 @@ local function cfailAs(fname)
    L.raise(fname .. ': ' .. msg)
 end
 
-local function checkPath(fname, path, level)
+local function checkPath(fname, path)
    if type(path) ~= 'string' or path == '' then
-      fail(fname, 'expected a file path, got ' .. (path == '' and 'an empty string' or type(path)), (level or 2) + 1)
+      fail(fname, 'expected a file path, got ' .. (path == '' and 'an empty string' or type(path)))
    end
 end
 
@@ -74,10 +74,10 @@ local function copyInts(v, n, fname, name)
    for i = base, n - 1 + base do
       local x = v[i]
       if type(x) == 'cdata' then x = tonumber(x) end
-      if type(x) ~= 'number' then fail(fname, name .. '[' .. i .. '] is not a number (got ' .. type(x) .. ')', 4) end
+      if type(x) ~= 'number' then fail(fname, name .. '[' .. i .. '] is not a number (got ' .. type(x) .. ')') end
       local r = x >= 0 and math.floor(x) or math.ceil(x)
       if not (r >= INT32_MIN and r <= INT32_MAX) then
-         fail(fname, name .. '[' .. i .. '] = ' .. tostring(x) .. ' is not a finite value that fits in int32', 4)
+         fail(fname, name .. '[' .. i .. '] = ' .. tostring(x) .. ' is not a finite value that fits in int32')
       end
       out[i - base] = r
    end
@@ -91,8 +91,8 @@ local function copyDoubles(v, n, fname, name)
    for i = base, n - 1 + base do
       local x = v[i]
       if type(x) == 'cdata' then x = tonumber(x) end
-      if type(x) ~= 'number' then fail(fname, name .. '[' .. i .. '] is not a number (got ' .. type(x) .. ')', 4) end
-      if not isFinite(x) then fail(fname, name .. '[' .. i .. '] = ' .. tostring(x) .. ' is not a finite time', 4) end
+      if type(x) ~= 'number' then fail(fname, name .. '[' .. i .. '] is not a number (got ' .. type(x) .. ')') end
+      if not isFinite(x) then fail(fname, name .. '[' .. i .. '] = ' .. tostring(x) .. ' is not a finite time') end
       out[i - base] = x
    end
    return out
@@ -102,11 +102,11 @@ end
 -- or a table holds
 local function checkCount(fname, n, arrays)
    if not isWhole(n, 1, INT32_MAX) then
-      fail(fname, 'n must be a positive whole number of values, got ' .. tostring(n), 3)
+      fail(fname, 'n must be a positive whole number of values, got ' .. tostring(n))
    end
    for _, a in ipairs(arrays) do
       local len = type(a[2]) == 'table' and #a[2] or ffiLength(a[2])
-      if len and len < n then fail(fname, 'n = ' .. n .. ' but ' .. a[1] .. ' holds ' .. len .. ' values', 3) end
+      if len and len < n then fail(fname, 'n = ' .. n .. ' but ' .. a[1] .. ' holds ' .. len .. ' values') end
    end
 end
 
@@ -130,22 +130,22 @@ M._newEvent = newEvent
 function M.event(x, y, p, t, n)
    local fname = 'event'
    if not isArrayLike(x) or not isArrayLike(p) or not isArrayLike(t) or (y ~= nil and not isArrayLike(y)) then
-      fail(fname, 'expected x, y (or nil), p and t as Lua tables or FFI arrays', 2)
+      fail(fname, 'expected x, y (or nil), p and t as Lua tables or FFI arrays')
    end
    local arrays = {{'x', x}, {'p', p}, {'t', t}, y and {'y', y} or nil}
    for _, a in ipairs(arrays) do
       if type(a[2]) == 'cdata' and not tostring(ffi.typeof(a[2])):find('[%]%*]>$') then
-         fail(fname, a[1] .. ' is an FFI ' .. tostring(ffi.typeof(a[2])) .. ', expected an array or a pointer', 2)
+         fail(fname, a[1] .. ' is an FFI ' .. tostring(ffi.typeof(a[2])) .. ', expected an array or a pointer')
       end
    end
    if n == nil then
-      if type(x) ~= 'table' then fail(fname, 'pass the event count n with FFI arrays', 2) end
+      if type(x) ~= 'table' then fail(fname, 'pass the event count n with FFI arrays') end
       n = #x
       if #p ~= n or #t ~= n or (y and #y ~= n) then
          fail(fname, 'x, y, p and t must have the same length (x has ' .. n .. ', p ' .. #p .. ', t ' .. #t
-            .. (y and (', y ' .. #y) or '') .. ')', 2)
+            .. (y and (', y ' .. #y) or '') .. ')')
       end
-      if n == 0 then fail(fname, 'an event list cannot be empty (as the reference)', 2) end
+      if n == 0 then fail(fname, 'an event list cannot be empty (as the reference)') end
    end
    checkCount(fname, n, arrays)
    return newEvent(n, copyInts(x, n, fname, 'x'), y and copyInts(y, n, fname, 'y') or nil,
@@ -173,20 +173,20 @@ function Event:toSpikeTensor(tensor, samplingTime, randomShift, binningMode)
    local fname = 'toSpikeTensor'
    samplingTime = samplingTime or 1
    binningMode = binningMode or 'OR'
-   if not T.isTensor(tensor) then fail(fname, 'expected a tensor to fill, got ' .. type(tensor), 2) end
+   if not T.isTensor(tensor) then fail(fname, 'expected a tensor to fill, got ' .. type(tensor)) end
    local target = tensor
    if tensor:dim() == 5 and tensor:size(1) == 1 then target = tensor:view({tensor:size(2), tensor:size(3), tensor:size(4), tensor:size(5)}) end
    if target:dim() ~= 4 then
-      fail(fname, 'expected a (P, H, W, T) tensor (P, 1, X, T for 1-D events), got ' .. T.shapeStr(tensor), 2)
+      fail(fname, 'expected a (P, H, W, T) tensor (P, 1, X, T for 1-D events), got ' .. T.shapeStr(tensor))
    end
    if self.dim == 1 and target:size(2) ~= 1 then
-      fail(fname, '1-D events need a (P, 1, X, T) tensor, got ' .. T.shapeStr(tensor), 2)
+      fail(fname, '1-D events need a (P, 1, X, T) tensor, got ' .. T.shapeStr(tensor))
    end
-   if target.device ~= 'cpu' or not target:isContiguous() then fail(fname, 'expected a contiguous CPU tensor', 2) end
+   if target.device ~= 'cpu' or not target:isContiguous() then fail(fname, 'expected a contiguous CPU tensor') end
    local mode = MODES[tostring(binningMode):upper()]
-   if not mode then fail(fname, "unsupported binningMode '" .. tostring(binningMode) .. "' (OR, SUM or COUNT)", 2) end
+   if not mode then fail(fname, "unsupported binningMode '" .. tostring(binningMode) .. "' (OR, SUM or COUNT)") end
    if type(samplingTime) ~= 'number' or not (samplingTime > 0) then
-      fail(fname, 'samplingTime must be positive, got ' .. tostring(samplingTime), 2)
+      fail(fname, 'samplingTime must be positive, got ' .. tostring(samplingTime))
    end
    local tSt = 0
    if randomShift then
@@ -198,7 +198,7 @@ function Event:toSpikeTensor(tensor, samplingTime, randomShift, binningMode)
       if tSt >= bound then tSt = bound - 1 end
    end
    if C.sl_events_to_tensor(target._c, self.n, self.x, self.y, self.p, self.t, samplingTime, tSt, mode) ~= 0 then
-      cfail(2)
+      cfail()
    end
    return tensor
 end
@@ -209,7 +209,7 @@ function Event:toSpikeArray(samplingTime, dim)
    local fname = 'toSpikeArray'
    samplingTime = samplingTime or 1
    if not isFinite(samplingTime) or not (samplingTime > 0) then
-      fail(fname, 'samplingTime must be a positive number of ms, got ' .. tostring(samplingTime), 2)
+      fail(fname, 'samplingTime must be a positive number of ms, got ' .. tostring(samplingTime))
    end
    local rank = self.dim == 1 and 3 or 4
    if dim ~= nil then
@@ -217,7 +217,7 @@ function Event:toSpikeArray(samplingTime, dim)
       for i = 1, rank do ok = ok and isWhole(dim[i], 0, INT32_MAX) end
       if not ok then
          fail(fname, 'dim must be ' .. (rank == 3 and '{P, X, T}' or '{P, Y, X, T}') .. ' as whole numbers for '
-            .. self.dim .. '-D events', 2)
+            .. self.dim .. '-D events')
       end
    end
    local function r(v) return math.floor(v + 0.5) end
@@ -249,17 +249,17 @@ end
 function M.spikeArrayToEvent(spikeMat, samplingTime)
    samplingTime = samplingTime or 1
    if not isFinite(samplingTime) or not (samplingTime > 0) then
-      fail('spikeArrayToEvent', 'samplingTime must be a positive number of ms, got ' .. tostring(samplingTime), 2)
+      fail('spikeArrayToEvent', 'samplingTime must be a positive number of ms, got ' .. tostring(samplingTime))
    end
    if not T.isTensor(spikeMat) or (spikeMat:dim() ~= 3 and spikeMat:dim() ~= 4) then
       fail('spikeArrayToEvent', 'expected a 3-D (P, X, T) or 4-D (P, Y, X, T) tensor, got '
-         .. (T.isTensor(spikeMat) and T.shapeStr(spikeMat) or type(spikeMat)), 2)
+         .. (T.isTensor(spikeMat) and T.shapeStr(spikeMat) or type(spikeMat)))
    end
    local s = T._contig(spikeMat:cpu())
    local shape, d = s:shape(), s:data()
    local n = 0
    for i = 0, s:numel() - 1 do if d[i] > 0 then n = n + 1 end end
-   if n == 0 then fail('spikeArrayToEvent', 'the tensor holds no spikes', 2) end
+   if n == 0 then fail('spikeArrayToEvent', 'the tensor holds no spikes') end
    local x, p, t = int32arr(n), int32arr(n), doublearr(n)
    local y = #shape == 4 and int32arr(n) or nil
    local k = 0
@@ -288,31 +288,31 @@ end
 ---------------------------------------------------------------------------
 
 local function readFile(fname, path, format)
-   if type(path) ~= 'string' then fail(fname, 'expected a file path, got ' .. type(path), 3) end
+   if type(path) ~= 'string' then fail(fname, 'expected a file path, got ' .. type(path)) end
    local n = tonumber(C.sl_spikefile_count(path, format))
-   if n < 0 then cfail(3) end
+   if n < 0 then cfail() end
    local m = math.max(n, 1)
    local x, y, p, t = int32arr(m), int32arr(m), int32arr(m), doublearr(m)
    local t2 = format == 3 and doublearr(m) or nil
-   if C.sl_spikefile_read(path, format, n, x, y, p, t, t2) ~= 0 then cfail(3) end
+   if C.sl_spikefile_read(path, format, n, x, y, p, t, t2) ~= 0 then cfail() end
    return n, x, y, p, t, t2
 end
 
 function M.read1Dspikes(path)
    local n, x, _, p, t = readFile('read1Dspikes', path, 0)
-   if n == 0 then fail('read1Dspikes', "'" .. path .. "' holds no events", 2) end
+   if n == 0 then fail('read1Dspikes', "'" .. path .. "' holds no events") end
    return newEvent(n, x, nil, p, t)
 end
 
 function M.read2Dspikes(path)
    local n, x, y, p, t = readFile('read2Dspikes', path, 1)
-   if n == 0 then fail('read2Dspikes', "'" .. path .. "' holds no events", 2) end
+   if n == 0 then fail('read2Dspikes', "'" .. path .. "' holds no events") end
    return newEvent(n, x, y, p, t)
 end
 
 function M.read3Dspikes(path)
    local n, x, y, p, t = readFile('read3Dspikes', path, 2)
-   if n == 0 then fail('read3Dspikes', "'" .. path .. "' holds no events", 2) end
+   if n == 0 then fail('read3Dspikes', "'" .. path .. "' holds no events") end
    return newEvent(n, x, y, p, t)
 end
 
@@ -324,29 +324,29 @@ function M.read1DnumSpikes(path)
 end
 
 local function checkEvent(fname, ev, dim)
-   if getmetatable(ev) ~= Event then fail(fname, 'expected an snn.io event, got ' .. type(ev), 3) end
-   if not isWhole(ev.n, 0, INT32_MAX) then fail(fname, 'the event count n = ' .. tostring(ev.n) .. ' is not valid', 3) end
+   if getmetatable(ev) ~= Event then fail(fname, 'expected an snn.io event, got ' .. type(ev)) end
+   if not isWhole(ev.n, 0, INT32_MAX) then fail(fname, 'the event count n = ' .. tostring(ev.n) .. ' is not valid') end
    if dim and ev.dim ~= dim then
-      fail(fname, 'expected ' .. dim .. '-D events, got ' .. ev.dim .. '-D', 3)
+      fail(fname, 'expected ' .. dim .. '-D events, got ' .. ev.dim .. '-D')
    end
 end
 
 function M.encode1Dspikes(path, ev)
    checkPath('encode1Dspikes', path)
    checkEvent('encode1Dspikes', ev, 1)
-   if C.sl_spikefile_write(path, 0, ev.n, ev.x, nil, ev.p, ev.t, nil) ~= 0 then cfail(2) end
+   if C.sl_spikefile_write(path, 0, ev.n, ev.x, nil, ev.p, ev.t, nil) ~= 0 then cfail() end
 end
 
 function M.encode2Dspikes(path, ev)
    checkPath('encode2Dspikes', path)
    checkEvent('encode2Dspikes', ev, 2)
-   if C.sl_spikefile_write(path, 1, ev.n, ev.x, ev.y, ev.p, ev.t, nil) ~= 0 then cfail(2) end
+   if C.sl_spikefile_write(path, 1, ev.n, ev.x, ev.y, ev.p, ev.t, nil) ~= 0 then cfail() end
 end
 
 function M.encode3Dspikes(path, ev)
    checkPath('encode3Dspikes', path)
    checkEvent('encode3Dspikes', ev, 2)
-   if C.sl_spikefile_write(path, 2, ev.n, ev.x, ev.y, ev.p, ev.t, nil) ~= 0 then cfail(2) end
+   if C.sl_spikefile_write(path, 2, ev.n, ev.x, ev.y, ev.p, ev.t, nil) ~= 0 then cfail() end
 end
 
 --- encode1DnumSpikes(path, nID, tSt, tEn, nSp[, n]): Lua tables or FFI
@@ -355,17 +355,17 @@ function M.encode1DnumSpikes(path, nID, tSt, tEn, nSp, n)
    local fname = 'encode1DnumSpikes'
    checkPath(fname, path)
    for _, a in ipairs({{'nID', nID}, {'tSt', tSt}, {'tEn', tEn}, {'nSp', nSp}}) do
-      if not isArrayLike(a[2]) then fail(fname, a[1] .. ' must be a Lua table or an FFI array, got ' .. type(a[2]), 2) end
+      if not isArrayLike(a[2]) then fail(fname, a[1] .. ' must be a Lua table or an FFI array, got ' .. type(a[2])) end
    end
    if n == nil then
-      if type(nID) ~= 'table' then fail(fname, 'pass the record count n with FFI arrays', 2) end
+      if type(nID) ~= 'table' then fail(fname, 'pass the record count n with FFI arrays') end
       n = #nID
    end
    checkCount(fname, n, {{'nID', nID}, {'tSt', tSt}, {'tEn', tEn}, {'nSp', nSp}})
    local id = copyInts(nID, n, fname, 'nID')
    local cnt = copyInts(nSp, n, fname, 'nSp')
    local ts, te = copyDoubles(tSt, n, fname, 'tSt'), copyDoubles(tEn, n, fname, 'tEn')
-   if C.sl_spikefile_write(path, 3, n, id, cnt, nil, ts, te) ~= 0 then cfail(2) end
+   if C.sl_spikefile_write(path, 3, n, id, cnt, nil, ts, te) ~= 0 then cfail() end
 end
 
 --- readNpSpikes(path, fmt, timeUnit): 'xypt' arrays of N x 3 (x, p, t) or
@@ -376,24 +376,24 @@ function M.readNpSpikes(path, fmt, timeUnit)
    local fname = 'readNpSpikes'
    fmt, timeUnit = fmt or 'xypt', timeUnit or 1e-3
    checkPath(fname, path)
-   if fmt ~= 'xypt' then fail(fname, "fmt='" .. tostring(fmt) .. "' not implemented", 2) end
+   if fmt ~= 'xypt' then fail(fname, "fmt='" .. tostring(fmt) .. "' not implemented") end
    if not isFinite(timeUnit) or not (timeUnit > 0) then
-      fail(fname, 'timeUnit must be a positive number of seconds, got ' .. tostring(timeUnit), 2)
+      fail(fname, 'timeUnit must be a positive number of seconds, got ' .. tostring(timeUnit))
    end
    local data, rows, cols = ffi.new('double*[1]'), ffi.new('int64_t[1]'), ffi.new('int64_t[1]')
-   if C.sl_npy_read(path, data, rows, cols) ~= 0 then cfail(2) end
+   if C.sl_npy_read(path, data, rows, cols) ~= 0 then cfail() end
    local d = ffi.gc(data[0], C.sl_npy_free)
    local n, w = tonumber(rows[0]), tonumber(cols[0])
    if w ~= 3 and w ~= 4 then
-      fail(fname, "'" .. path .. "' holds " .. w .. ' columns; expected nEvents x 3 (x, p, t) or x 4 (x, y, p, t)', 2)
+      fail(fname, "'" .. path .. "' holds " .. w .. ' columns; expected nEvents x 3 (x, p, t) or x 4 (x, y, p, t)')
    end
-   if n == 0 then fail(fname, "'" .. path .. "' holds no events", 2) end
-   if n > INT32_MAX then fail(fname, "'" .. path .. "' holds " .. n .. ' events, more than 2^31 - 1', 2) end
+   if n == 0 then fail(fname, "'" .. path .. "' holds no events") end
+   if n > INT32_MAX then fail(fname, "'" .. path .. "' holds " .. n .. ' events, more than 2^31 - 1') end
    local x, y, p, t = int32arr(n), w == 4 and int32arr(n) or nil, int32arr(n), doublearr(n)
    local names = w == 4 and {'x', 'y', 'p', 't'} or {'x', 'p', 't'}
    local function bad(i, c, v, what)
       fail(fname, string.format("'%s' event %d (row %d) has %s = %s; %s", path, i + 1, i, names[c + 1], tostring(v),
-         what), 3)
+         what))
    end
    local function trunc(v) return v >= 0 and math.floor(v) or math.ceil(v) end
    for i = 0, n - 1 do
@@ -414,7 +414,7 @@ end
 function M.encodeNpSpikes(path, ev, fmt, timeUnit)
    checkPath('encodeNpSpikes', path)
    checkEvent('encodeNpSpikes', ev)
-   if (fmt or 'xypt') ~= 'xypt' then fail('encodeNpSpikes', "fmt='" .. tostring(fmt) .. "' not implemented", 2) end
+   if (fmt or 'xypt') ~= 'xypt' then fail('encodeNpSpikes', "fmt='" .. tostring(fmt) .. "' not implemented") end
    local w = ev.dim == 1 and 3 or 4
    local buf = doublearr(math.max(ev.n * w, 1))
    for i = 0, ev.n - 1 do
@@ -423,7 +423,7 @@ function M.encodeNpSpikes(path, ev, fmt, timeUnit)
       if w == 4 then row[1], row[2], row[3] = ev.y[i], ev.p[i], ev.t[i]
       else row[1], row[2] = ev.p[i], ev.t[i] end
    end
-   if C.sl_npy_write(path, buf, ev.n, w) ~= 0 then cfail(2) end
+   if C.sl_npy_write(path, buf, ev.n, w) ~= 0 then cfail() end
 end
 
 ---------------------------------------------------------------------------
@@ -433,9 +433,9 @@ end
 --- MNIST/Fashion-MNIST IDX file (gzip'd or plain) as a float32 tensor:
 -- images {N, 28, 28} with values 0..255, labels {N}.
 function M.readIdx(path)
-   if type(path) ~= 'string' then fail('readIdx', 'expected a file path, got ' .. type(path), 2) end
+   if type(path) ~= 'string' then fail('readIdx', 'expected a file path, got ' .. type(path)) end
    local p = C.sl_idx_read(path)
-   if p == nil then cfail(2) end
+   if p == nil then cfail() end
    return T._wrap(p, 'readIdx')
 end
 
@@ -457,17 +457,17 @@ M.saccadeDefaults = {
 local SACCADE_MAX_UPDATES, SACCADE_MAX_EVENTS = 2.5e8, 2 ^ 26
 
 local function saccadeOptions(fname, opts)
-   if opts ~= nil and type(opts) ~= 'table' then fail(fname, 'expected an options table, got ' .. type(opts), 3) end
+   if opts ~= nil and type(opts) ~= 'table' then fail(fname, 'expected an options table, got ' .. type(opts)) end
    opts = opts or {}
    local o = {}
    for k, v in pairs(M.saccadeDefaults) do o[k] = v end
    for k, v in pairs(opts) do
-      if o[k] == nil and k ~= 'scale' then fail(fname, "unknown option '" .. tostring(k) .. "'", 3) end
+      if o[k] == nil and k ~= 'scale' then fail(fname, "unknown option '" .. tostring(k) .. "'") end
       o[k] = v
    end
    local function check(k, ok, what)
       if not isFinite(o[k]) or not ok(o[k]) then
-         fail(fname, "option '" .. k .. "' must be " .. what .. ', got ' .. tostring(o[k]), 4)
+         fail(fname, "option '" .. k .. "' must be " .. what .. ', got ' .. tostring(o[k]))
       end
    end
    local function positive(v) return v > 0 end
@@ -488,24 +488,24 @@ local function saccadeOptions(fname, opts)
    check('scale', positive, 'positive (the intensity of white)')
    local path = o.path
    if type(path) ~= 'table' or #path ~= 3 then
-      fail(fname, "option 'path' must hold three {x, y} vertices, got " .. (type(path) == 'table' and #path or type(path)), 3)
+      fail(fname, "option 'path' must hold three {x, y} vertices, got " .. (type(path) == 'table' and #path or type(path)))
    end
    for i = 1, 3 do
       local v = path[i]
       if type(v) ~= 'table' or not isFinite(v[1]) or not isFinite(v[2]) then
-         fail(fname, "option 'path': vertex " .. i .. ' must be {x, y} with finite numbers', 3)
+         fail(fname, "option 'path': vertex " .. i .. ' must be {x, y} with finite numbers')
       end
    end
    local steps = math.ceil(3 * o.saccade / o.dt)
    if steps * o.width * o.height > SACCADE_MAX_UPDATES then
       fail(fname, string.format('3 * saccade / dt = %.4g time steps of %dx%d pixels exceed the limit of %.4g pixel '
          .. 'updates (use a larger dt, a shorter saccade or a smaller sensor)', steps, o.width, o.height,
-         SACCADE_MAX_UPDATES), 3)
+         SACCADE_MAX_UPDATES))
    end
    local noiseEvents = o.noise * 1e-3 * 3 * o.saccade * o.width * o.height
    if noiseEvents > SACCADE_MAX_EVENTS then
       fail(fname, string.format('noise = %g Hz would make about %.4g events, above the limit of %d', o.noise,
-         noiseEvents, SACCADE_MAX_EVENTS), 3)
+         noiseEvents, SACCADE_MAX_EVENTS))
    end
    local c = ffi.new('sl_saccade_opts')
    c.width, c.height, c.dt, c.saccade, c.threshold = o.width, o.height, o.dt, o.saccade, o.threshold
@@ -524,12 +524,12 @@ function M.saccade(image, opts)
    local fname = 'saccade'
    if not T.isTensor(image) or image:dim() ~= 2 or image:numel() == 0 then
       fail(fname, 'expected a non-empty 2-D {H, W} image tensor, got '
-         .. (T.isTensor(image) and T.shapeStr(image) or type(image)), 2)
+         .. (T.isTensor(image) and T.shapeStr(image) or type(image)))
    end
    local c, o, scale = saccadeOptions(fname, opts)
    local img = T._contig((image:cpu() / scale):clamp(0, 1))
    local ev = C.sl_saccade(img:data(), image:size(1), image:size(2), c, o.seed)
-   if ev == nil then cfail(2) end
+   if ev == nil then cfail() end
    ev = ffi.gc(ev, C.sl_events_free)
    local n = tonumber(C.sl_events_count(ev))
    local m = math.max(n, 1)
@@ -551,37 +551,37 @@ end
 function M.saccadeToFiles(images, paths, opts, seeds)
    local fname = 'saccadeToFiles'
    if not T.isTensor(images) or images:dim() ~= 3 then
-      fail(fname, 'expected a 3-D {N, H, W} image tensor, got ' .. (T.isTensor(images) and T.shapeStr(images) or type(images)), 2)
+      fail(fname, 'expected a 3-D {N, H, W} image tensor, got ' .. (T.isTensor(images) and T.shapeStr(images) or type(images)))
    end
    local n = images:size(1)
    if n > 0 and (images:size(2) == 0 or images:size(3) == 0) then
-      fail(fname, 'expected non-empty images, got ' .. T.shapeStr(images), 2)
+      fail(fname, 'expected non-empty images, got ' .. T.shapeStr(images))
    end
-   if type(paths) ~= 'table' then fail(fname, 'expected a table of output paths, got ' .. type(paths), 2) end
+   if type(paths) ~= 'table' then fail(fname, 'expected a table of output paths, got ' .. type(paths)) end
    local seen = {}
    for i = 1, n do
       local path = paths[i]
       if type(path) ~= 'string' or path == '' then
-         fail(fname, 'paths[' .. i .. '] must be a file path, got ' .. (path == '' and 'an empty string' or type(path)), 2)
+         fail(fname, 'paths[' .. i .. '] must be a file path, got ' .. (path == '' and 'an empty string' or type(path)))
       end
-      if seen[path] then fail(fname, "paths[" .. seen[path] .. '] and paths[' .. i .. "] are both '" .. path .. "'", 2) end
+      if seen[path] then fail(fname, "paths[" .. seen[path] .. '] and paths[' .. i .. "] are both '" .. path .. "'") end
       seen[path] = i
    end
-   if #paths ~= n then fail(fname, 'expected one output path per image (' .. n .. '), got ' .. #paths, 2) end
-   if seeds ~= nil and type(seeds) ~= 'table' then fail(fname, 'seeds must be a table, got ' .. type(seeds), 2) end
+   if #paths ~= n then fail(fname, 'expected one output path per image (' .. n .. '), got ' .. #paths) end
+   if seeds ~= nil and type(seeds) ~= 'table' then fail(fname, 'seeds must be a table, got ' .. type(seeds)) end
    local c, o, scale = saccadeOptions(fname, opts)
    local cpaths = ffi.new('const char *[?]', math.max(n, 1))
    local cseeds = ffi.new('uint64_t[?]', math.max(n, 1))
    for i = 1, n do
       local seed = seeds and seeds[i] or (o.seed + i)
       if not isWhole(seed, 0, 2 ^ 53) then
-         fail(fname, 'seeds[' .. i .. '] must be a whole number from 0 to 2^53, got ' .. tostring(seed), 2)
+         fail(fname, 'seeds[' .. i .. '] must be a whole number from 0 to 2^53, got ' .. tostring(seed))
       end
       cpaths[i - 1] = paths[i]
       cseeds[i - 1] = seed
    end
    local img = T._contig((images:cpu() / scale):clamp(0, 1))
-   if C.sl_saccade_files(img:data(), n, images:size(2), images:size(3), c, cseeds, cpaths) ~= 0 then cfail(2) end
+   if C.sl_saccade_files(img:data(), n, images:size(2), images:size(3), c, cseeds, cpaths) ~= 0 then cfail() end
    return paths
 end
 
@@ -595,7 +595,7 @@ end
 local MAX_PIXELS, MAX_GIF_BYTES = 2 ^ 28, 2 ^ 30
 
 local function writePng(fname, path, w, h, rgb)
-   if C.sl_png_write(path, w, h, rgb) ~= 0 then cfailAs(fname, 3) end
+   if C.sl_png_write(path, w, h, rgb) ~= 0 then cfailAs(fname) end
 end
 
 -- rows x bins occupancy of one spike source: rows, bins and the (row, bin)
@@ -603,9 +603,9 @@ end
 -- [0, bins) are not drawn, as toSpikeTensor drops them.
 local function rasterOf(src, samplingTime, fname)
    if getmetatable(src) == Event then
-      if not isWhole(src.n, 1, INT32_MAX) then fail(fname, 'the event count n = ' .. tostring(src.n) .. ' is not valid', 3) end
+      if not isWhole(src.n, 1, INT32_MAX) then fail(fname, 'the event count n = ' .. tostring(src.n) .. ' is not valid') end
       local tmin, tmax = range(src.t, src.n)
-      if not (tmin > -math.huge and tmax < math.huge) then fail(fname, 'event times must be finite', 3) end
+      if not (tmin > -math.huge and tmax < math.huge) then fail(fname, 'event times must be finite') end
       local _, pmax = range(src.p, src.n)
       local _, xmax = range(src.x, src.n)
       local ymax = 0
@@ -623,7 +623,7 @@ local function rasterOf(src, samplingTime, fname)
       return rows, bins, hr, hb
    elseif T.isTensor(src) then
       if src:dim() < 2 or src:numel() == 0 then
-         fail(fname, 'expected a non-empty tensor with a time dimension, got ' .. T.shapeStr(src), 3)
+         fail(fname, 'expected a non-empty tensor with a time dimension, got ' .. T.shapeStr(src))
       end
       local s = T._contig(src:detach():cpu())
       local bins = s:size(-1)
@@ -634,7 +634,7 @@ local function rasterOf(src, samplingTime, fname)
       end
       return rows, bins, hr, hb
    end
-   fail(fname, 'expected a spike tensor or an snn.io event, got ' .. type(src), 3)
+   fail(fname, 'expected a spike tensor or an snn.io event, got ' .. type(src))
 end
 
 local PANEL_COLOURS = {{0, 0, 0}, {200, 30, 30}, {30, 60, 200}, {20, 140, 40}}
@@ -649,20 +649,20 @@ local PANEL_COLOURS = {{0, 0, 0}, {200, 30, 30}, {30, 60, 200}, {20, 140, 40}}
 -- are not drawn (as toSpikeTensor drops them).
 function M.raster(src, path, opts)
    local fname = 'raster'
-   if opts ~= nil and type(opts) ~= 'table' then fail(fname, 'expected an options table, got ' .. type(opts), 2) end
+   if opts ~= nil and type(opts) ~= 'table' then fail(fname, 'expected an options table, got ' .. type(opts)) end
    opts = opts or {}
    checkPath(fname, path)
    local samplingTime = opts.samplingTime or 1
    if not isFinite(samplingTime) or not (samplingTime > 0) then
-      fail(fname, 'samplingTime must be a positive number of ms, got ' .. tostring(samplingTime), 2)
+      fail(fname, 'samplingTime must be a positive number of ms, got ' .. tostring(samplingTime))
    end
    local maxW, maxH, minH = opts.maxWidth or 1600, opts.maxHeight or 1000, opts.minHeight or 200
    for name, v in pairs({maxWidth = maxW, maxHeight = maxH, minHeight = minH}) do
-      if not isWhole(v, 1, 2 ^ 31 - 1) then fail(fname, name .. ' must be a positive whole number of pixels, got ' .. tostring(v), 2) end
+      if not isWhole(v, 1, 2 ^ 31 - 1) then fail(fname, name .. ' must be a positive whole number of pixels, got ' .. tostring(v)) end
    end
-   if src == nil then fail(fname, 'expected a spike tensor, an snn.io event or a list of them, got nil', 2) end
+   if src == nil then fail(fname, 'expected a spike tensor, an snn.io event or a list of them, got nil') end
    local list = (type(src) == 'table' and not T.isTensor(src) and getmetatable(src) ~= Event) and src or {src}
-   if #list == 0 then fail(fname, 'nothing to draw', 2) end
+   if #list == 0 then fail(fname, 'nothing to draw') end
    local panels = {}
    for i, s in ipairs(list) do
       local rows, bins, hr, hb = rasterOf(s, samplingTime, fname)
@@ -682,7 +682,7 @@ function M.raster(src, path, opts)
    W = W - gap + margin
    Hh = Hh + 2 * margin
    if W * Hh > MAX_PIXELS then
-      fail(fname, string.format('a %dx%d-pixel image is too large (at most 2^28 pixels); lower maxWidth or maxHeight', W, Hh), 2)
+      fail(fname, string.format('a %dx%d-pixel image is too large (at most 2^28 pixels); lower maxWidth or maxHeight', W, Hh))
    end
    local rgb = ffi.new('unsigned char[?]', W * Hh * 3)
    ffi.fill(rgb, W * Hh * 3, 255)
@@ -721,18 +721,18 @@ end
 -- GIF may have at most 65535 pixels a side and 2^30 bytes of frames.
 function M.animTD(ev, path, opts)
    local fname = 'animTD'
-   if opts ~= nil and type(opts) ~= 'table' then fail(fname, 'expected an options table, got ' .. type(opts), 2) end
+   if opts ~= nil and type(opts) ~= 'table' then fail(fname, 'expected an options table, got ' .. type(opts)) end
    opts = opts or {}
    checkEvent(fname, ev)
    checkPath(fname, path)
-   if ev.n < 1 then fail(fname, 'the event stream is empty', 2) end
+   if ev.n < 1 then fail(fname, 'the event stream is empty') end
    local frameRate = opts.frameRate or 24
    if not isFinite(frameRate) or not (frameRate > 0) then
-      fail(fname, 'frameRate must be a positive number, got ' .. tostring(frameRate), 2)
+      fail(fname, 'frameRate must be a positive number, got ' .. tostring(frameRate))
    end
    local interval = 1000 / frameRate
    local tmin, tmax = range(ev.t, ev.n)
-   if not (tmin > -math.huge and tmax < math.huge) then fail(fname, 'event times must be finite', 2) end
+   if not (tmin > -math.huge and tmax < math.huge) then fail(fname, 'event times must be finite') end
    local minFrame = math.floor(tmin / interval)
    local nFrames = math.max(1, math.ceil(tmax / interval) - minFrame)
    local palette = ffi.new('unsigned char[15]', {0, 0, 0, 60, 90, 255, 255, 60, 60, 60, 220, 60, 255, 255, 255})
@@ -746,15 +746,15 @@ function M.animTD(ev, path, opts)
       W0, H0 = math.min(400, math.ceil(math.max(tmax, 0)) + 1), xmax + 1
    end
    local scale = opts.scale or math.max(1, math.floor(256 / math.max(W0, H0)))
-   if not isWhole(scale, 1, 65535) then fail(fname, 'scale must be a positive whole number, got ' .. tostring(scale), 2) end
+   if not isWhole(scale, 1, 65535) then fail(fname, 'scale must be a positive whole number, got ' .. tostring(scale)) end
    local W, Hh = W0 * scale, H0 * scale
    if W > 65535 or Hh > 65535 then
       fail(fname, string.format('a %dx%d-pixel GIF is too large (at most 65535 pixels a side; %s)', W, Hh,
-         ev.dim == 2 and 'events reach x = ' .. xmax .. ', y = ' .. (H0 - 1) or 'events reach x = ' .. xmax), 2)
+         ev.dim == 2 and 'events reach x = ' .. xmax .. ', y = ' .. (H0 - 1) or 'events reach x = ' .. xmax))
    end
    if W * Hh * nFrames > MAX_GIF_BYTES then
       fail(fname, string.format('%d frames of %dx%d pixels exceed the limit of 2^30 bytes (events span %g to %g ms); '
-         .. 'lower frameRate or scale', nFrames, W, Hh, tmin, tmax), 2)
+         .. 'lower frameRate or scale', nFrames, W, Hh, tmin, tmax))
    end
    local frames = ffi.new('unsigned char[?]', W * Hh * nFrames)
    local function plot(f, px, py, colour)
@@ -787,7 +787,7 @@ function M.animTD(ev, path, opts)
       end
    end
    local delay = math.min(65535, math.max(1, math.floor(100 / frameRate + 0.5)))
-   if C.sl_gif_write(path, W, Hh, nFrames, frames, palette, 5, delay) ~= 0 then cfail(2) end
+   if C.sl_gif_write(path, W, Hh, nFrames, frames, palette, 5, delay) ~= 0 then cfail() end
    return path
 end
 
@@ -797,12 +797,12 @@ function M.imageToPng(img, path)
    local fname = 'imageToPng'
    if not T.isTensor(img) or not (img:dim() == 2 or (img:dim() == 3 and (img:size(1) == 1 or img:size(1) == 3))) then
       fail(fname, 'expected a {H, W} or {1, H, W} grey or {3, H, W} RGB image tensor, got '
-         .. (T.isTensor(img) and T.shapeStr(img) or type(img)), 2)
+         .. (T.isTensor(img) and T.shapeStr(img) or type(img)))
    end
    checkPath(fname, path)
    local H, W = img:size(-2), img:size(-1)
-   if H * W == 0 then fail(fname, 'the image is empty: ' .. T.shapeStr(img), 2) end
-   if H * W > MAX_PIXELS then fail(fname, string.format('a %dx%d-pixel image is too large (at most 2^28 pixels)', W, H), 2) end
+   if H * W == 0 then fail(fname, 'the image is empty: ' .. T.shapeStr(img)) end
+   if H * W > MAX_PIXELS then fail(fname, string.format('a %dx%d-pixel image is too large (at most 2^28 pixels)', W, H)) end
    local s = T._contig(img:detach():cpu():clamp(0, 1))
    local rgbIn = img:dim() == 3 and img:size(1) == 3
    local d = s:data()

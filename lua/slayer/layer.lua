@@ -40,9 +40,9 @@ Layer._copyTable = copyTable
 
 local function need(desc, section, key, fname)
    local v = desc[key]
-   if v == nil then fail(fname, section .. " descriptor has no '" .. key .. "'", 4) end
+   if v == nil then fail(fname, section .. " descriptor has no '" .. key .. "'") end
    if type(v) ~= 'number' then
-      fail(fname, section .. "." .. key .. ' must be a number, got ' .. type(v) .. ' (' .. tostring(v) .. ')', 4)
+      fail(fname, section .. "." .. key .. ' must be a number, got ' .. type(v) .. ' (' .. tostring(v) .. ')')
    end
    return v
 end
@@ -69,7 +69,7 @@ function Layer.alphaKernel(tau, mult, EPS, Ts, tSample)
       if math.abs(v) < EPS and t > tau then break end
       if k == Layer.maxKernelTaps then
          fail('layer', string.format('the alpha kernel of tau %g would be longer than %d taps at Ts %g; '
-            .. 'use a larger Ts (or raise snn.layer.maxKernelTaps)', tau, Layer.maxKernelTaps, Ts), 5)
+            .. 'use a larger Ts (or raise snn.layer.maxKernelTaps)', tau, Layer.maxKernelTaps, Ts))
       end
       vals[#vals + 1] = v
    end
@@ -83,30 +83,30 @@ Layer._kernelTensor = kernelTensor
 
 --- Check and store the simulation descriptor (shared by subclasses).
 function Layer:_setSimulation(simulation, fname)
-   if type(simulation) ~= 'table' then fail(fname, 'expected a simulation descriptor table, got ' .. type(simulation), 4) end
+   if type(simulation) ~= 'table' then fail(fname, 'expected a simulation descriptor table, got ' .. type(simulation)) end
    self.simulation = copyTable(simulation)
    self.Ts = need(simulation, 'simulation', 'Ts', fname)
    self.tSample = need(simulation, 'simulation', 'tSample', fname)
    if not (self.Ts > 0 and self.Ts < math.huge) then
-      fail(fname, 'simulation.Ts must be positive and finite, got ' .. self.Ts, 4)
+      fail(fname, 'simulation.Ts must be positive and finite, got ' .. self.Ts)
    end
    if not (self.tSample > 0 and self.tSample < math.huge) then
-      fail(fname, 'simulation.tSample must be positive and finite, got ' .. self.tSample, 4)
+      fail(fname, 'simulation.tSample must be positive and finite, got ' .. self.tSample)
    end
    self.Ns = numBins(self.tSample, self.Ts)
    if self.Ns > 2 ^ 31 - 1 then
       fail(fname, string.format('simulation.tSample / Ts = %g time bins, more than a tensor dimension holds (2^31 - 1)',
-         self.Ns), 4)
+         self.Ns))
    end
 end
 
 function Layer:__init(neuron, simulation, fullRefKernel)
    nn.Module.__init(self)
    local fname = 'layer'
-   if type(neuron) ~= 'table' then fail(fname, 'expected a neuron descriptor table, got ' .. type(neuron), 3) end
+   if type(neuron) ~= 'table' then fail(fname, 'expected a neuron descriptor table, got ' .. type(neuron)) end
    local ntype = neuron.type
    if ntype ~= nil and ntype ~= 'SRMALPHA' then
-      fail(fname, "unknown neuron type '" .. tostring(ntype) .. "' (snn.layer implements SRMALPHA; use snn.loihi for LOIHI)", 3)
+      fail(fname, "unknown neuron type '" .. tostring(ntype) .. "' (snn.layer implements SRMALPHA; use snn.loihi for LOIHI)")
    end
    self:_setSimulation(simulation, fname)
    self.neuron = copyTable(neuron)
@@ -115,7 +115,7 @@ function Layer:__init(neuron, simulation, fullRefKernel)
       -- thresholds and time constants divide: they must be positive
       local positive = k == 'theta' or k:sub(1, 3) == 'tau'
       if not (v > -math.huge and v < math.huge) or (positive and not (v > 0)) then
-         fail(fname, 'neuron.' .. k .. ' must be ' .. (positive and 'positive and ' or '') .. 'finite, got ' .. v, 3)
+         fail(fname, 'neuron.' .. k .. ' must be ' .. (positive and 'positive and ' or '') .. 'finite, got ' .. v)
       end
    end
    self.fullRefKernel = fullRefKernel and true or false
@@ -144,16 +144,16 @@ end
 ---------------------------------------------------------------------------
 
 local function check5D(x, fname)
-   if not T.isTensor(x) then fail(fname, 'expected a 5-D (N, C, H, W, T) tensor, got ' .. type(x), 3) end
+   if not T.isTensor(x) then fail(fname, 'expected a 5-D (N, C, H, W, T) tensor, got ' .. type(x)) end
    if x:dim() ~= 5 then
-      fail(fname, 'expected a 5-D (N, C, H, W, T) tensor, got ' .. T.shapeStr(x), 3)
+      fail(fname, 'expected a 5-D (N, C, H, W, T) tensor, got ' .. T.shapeStr(x))
    end
 end
 Layer._check5D = check5D
 
 local function sameDevice(fname, a, b)
    if a.device ~= b.device then
-      fail(fname, 'tensors on different devices (' .. a.device .. ' and ' .. b.device .. ')', 3)
+      fail(fname, 'tensors on different devices (' .. a.device .. ' and ' .. b.device .. ')')
    end
 end
 
@@ -166,19 +166,19 @@ local function tconv(x, filters, Ts, F)
    local s = x:shape()
    s[2] = s[2] * F
    local out = T._emptyOf(s, T._deviceNum(x.device), 'psp')
-   if C.sl_temporal_conv(out._c, T._contig(x)._c, filters._c, Ts) ~= 0 then cfail(3) end
+   if C.sl_temporal_conv(out._c, T._contig(x)._c, filters._c, Ts) ~= 0 then cfail() end
    return out
 end
 
 local function tcorr(g, filters, Ts, inShape, device)
    local out = T._emptyOf(inShape, T._deviceNum(device), 'psp')
-   if C.sl_temporal_corr(out._c, T._contig(g)._c, filters._c, Ts) ~= 0 then cfail(3) end
+   if C.sl_temporal_corr(out._c, T._contig(g)._c, filters._c, Ts) ~= 0 then cfail() end
    return out
 end
 
 local function tflip(w)
    local out = T._emptyLike(w)
-   if C.sl_temporal_flip(out._c, T._contig(w)._c) ~= 0 then cfail(3) end
+   if C.sl_temporal_flip(out._c, T._contig(w)._c) ~= 0 then cfail() end
    return out
 end
 
@@ -219,7 +219,7 @@ local function filterBank(x, weight, Ts, fname)
          if x._rg then gx = tcorr(g, filt, Ts, inShape, dev) end
          if weight._rg then
             local gf = T._emptyOf({F, K}, T._deviceNum(dev), fname)
-            if C.sl_temporal_filter_grad(gf._c, g._c, xd._c, Ts) ~= 0 then cfail(2) end
+            if C.sl_temporal_filter_grad(gf._c, g._c, xd._c, Ts) ~= 0 then cfail() end
             gw = tflip(gf):view(weight:shape())
          end
          return gx, gw
@@ -278,7 +278,7 @@ end
 function Layer:pspFilter(nFilter, filterLength, filterScale)
    local function posInt(v, name)
       if type(v) ~= 'number' or v < 1 or v % 1 ~= 0 then
-         fail('pspFilter', 'expected a positive integer ' .. name .. ', got ' .. tostring(v), 3)
+         fail('pspFilter', 'expected a positive integer ' .. name .. ', got ' .. tostring(v))
       end
    end
    posInt(nFilter, 'nFilter')
@@ -305,7 +305,7 @@ function Layer.spikeFunction(u, refKernel, neuron, Ts, fname)
    local theta, tauRho, scaleRho = neuron.theta, neuron.tauRho, neuron.scaleRho
    local work = T._contig(u)
    local spikes = T._emptyLike(work)
-   if C.sl_spike_forward(spikes._c, work._c, refKernel._c, theta, Ts) ~= 0 then cfail(3) end
+   if C.sl_spike_forward(spikes._c, work._c, refKernel._c, theta, Ts) ~= 0 then cfail() end
    if A.needed(u) then
       -- the reference saves the tensor it was given: the modified one when it
       -- was contiguous, the untouched original otherwise
@@ -313,7 +313,7 @@ function Layer.spikeFunction(u, refKernel, neuron, Ts, fname)
       local tau = tauRho * theta
       A.record(spikes, {u}, function(g)
          local gin = T._emptyLike(saved)
-         if C.sl_spike_backward(gin._c, T._contig(g)._c, saved._c, theta, tau, scaleRho) ~= 0 then cfail(2) end
+         if C.sl_spike_backward(gin._c, T._contig(g)._c, saved._c, theta, tau, scaleRho) ~= 0 then cfail() end
          return gin
       end, 1)
    end
@@ -352,7 +352,7 @@ function Layer.delayShiftFunction(input, delay, Ts)
    local fname = 'delayShift'
    check5D(input, fname)
    Ts = Ts or 1
-   if type(Ts) ~= 'number' or not (Ts > 0) then fail(fname, 'expected a positive Ts, got ' .. tostring(Ts), 2) end
+   if type(Ts) ~= 'number' or not (Ts > 0) then fail(fname, 'expected a positive Ts, got ' .. tostring(Ts)) end
    if T.isTensor(delay) then
       if delay:numel() == 1 then
          delay = delay:item()
@@ -360,13 +360,13 @@ function Layer.delayShiftFunction(input, delay, Ts)
          local R = input:size(2) * input:size(3) * input:size(4)
          if delay:numel() ~= R then
             fail(fname, 'expected a scalar delay or one per neuron (' .. R .. ' values for input '
-               .. T.shapeStr(input) .. '), got ' .. T.shapeStr(delay), 2)
+               .. T.shapeStr(input) .. '), got ' .. T.shapeStr(delay))
          end
          sameDevice(fname, input, delay)
          delay = delay:detach()
       end
    elseif type(delay) ~= 'number' then
-      fail(fname, 'expected a number or tensor delay, got ' .. type(delay), 2)
+      fail(fname, 'expected a number or tensor delay, got ' .. type(delay))
    end
    local out = shiftRaw(input, delay, Ts, fname)
    return A.record(out, {input}, function(g) return shiftRaw(g, negated(delay), Ts, fname) end, 1)
@@ -383,11 +383,11 @@ function Delay:__init(inputSize, Ts)
    elseif type(inputSize) == 'table' and #inputSize == 3 then
       shape = {inputSize[1], inputSize[2], inputSize[3]}
    else
-      fail('delay', 'expected inputSize as an integer or {C, H, W}, got ' .. tostring(inputSize), 3)
+      fail('delay', 'expected inputSize as an integer or {C, H, W}, got ' .. tostring(inputSize))
    end
    for i = 1, 3 do
       if type(shape[i]) ~= 'number' or shape[i] < 1 or shape[i] % 1 ~= 0 then
-         fail('delay', 'expected positive integer sizes, got ' .. tostring(shape[i]), 3)
+         fail('delay', 'expected positive integer sizes, got ' .. tostring(shape[i]))
       end
    end
    self.Ts = Ts
@@ -410,7 +410,7 @@ function Delay:forward(input)
       -- one delay per channel, tiled over H and W (the reference's repeat)
       if d:size(1) ~= Cn or d:size(2) ~= 1 or d:size(3) ~= 1 then
          fail(fname, 'delay of shape ' .. T.shapeStr(d) .. ' fits neither input ' .. T.shapeStr(input)
-            .. ' per neuron nor per channel ({' .. Cn .. ', 1, 1})', 2)
+            .. ' per neuron nor per channel ({' .. Cn .. ', 1, 1})')
       end
       full = T._contig(d:detach():expand({Cn, H, W}))
    else
@@ -424,7 +424,7 @@ function Delay:forward(input)
       if input._rg then gin = shiftRaw(g, -full, Ts, fname) end
       if d._rg then
          local per = T._emptyOf({Cn, H, W}, T._deviceNum(out.device), fname)
-         if C.sl_delay_grad(per._c, g._c, out._c, Ts) ~= 0 then cfail(2) end
+         if C.sl_delay_grad(per._c, g._c, out._c, Ts) ~= 0 then cfail() end
          gd = perChannel and per:view({Cn, H * W}):sum(2):view({Cn, 1, 1}) or per
       end
       return gin, gd

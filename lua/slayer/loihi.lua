@@ -61,38 +61,38 @@ local INT_FIELDS = {
 -- naming the field and its value.
 function Loihi.checkNeuron(neuron, fname)
    fname = fname or 'loihi'
-   if type(neuron) ~= 'table' then fail(fname, 'expected a neuron descriptor table, got ' .. type(neuron), 3) end
+   if type(neuron) ~= 'table' then fail(fname, 'expected a neuron descriptor table, got ' .. type(neuron)) end
    if neuron.type ~= nil and neuron.type ~= 'LOIHI' then
-      fail(fname, "neuron.type must be 'LOIHI', got '" .. tostring(neuron.type) .. "'", 3)
+      fail(fname, "neuron.type must be 'LOIHI', got '" .. tostring(neuron.type) .. "'")
    end
    for _, f in ipairs(INT_FIELDS) do
       local k, lo, hi, why = f[1], f[2], f[3], f[4]
       local v = neuron[k]
-      if v == nil then fail(fname, "neuron descriptor has no '" .. k .. "'", 3) end
+      if v == nil then fail(fname, "neuron descriptor has no '" .. k .. "'") end
       if type(v) ~= 'number' or v % 1 ~= 0 then
-         fail(fname, 'neuron.' .. k .. ' must be an integer, got ' .. tostring(v), 3)
+         fail(fname, 'neuron.' .. k .. ' must be an integer, got ' .. tostring(v))
       end
       if v < lo or v > hi then
-         fail(fname, string.format('neuron.%s must lie in [%d, %d] (%s), got %d', k, lo, hi, why, v), 3)
+         fail(fname, string.format('neuron.%s must lie in [%d, %d] (%s), got %d', k, lo, hi, why, v))
       end
    end
    for _, k in ipairs({'tauRho', 'scaleRho'}) do
       local v = neuron[k]
-      if v == nil then fail(fname, "neuron descriptor has no '" .. k .. "'", 3) end
-      if type(v) ~= 'number' then fail(fname, 'neuron.' .. k .. ' must be a number, got ' .. tostring(v), 3) end
+      if v == nil then fail(fname, "neuron descriptor has no '" .. k .. "'") end
+      if type(v) ~= 'number' then fail(fname, 'neuron.' .. k .. ' must be a number, got ' .. tostring(v)) end
    end
    if not (neuron.tauRho > 0 and neuron.tauRho < math.huge) then
-      fail(fname, 'neuron.tauRho must be positive and finite, got ' .. neuron.tauRho, 3)
+      fail(fname, 'neuron.tauRho must be positive and finite, got ' .. neuron.tauRho)
    end
    if not (neuron.scaleRho > -math.huge and neuron.scaleRho < math.huge) then
-      fail(fname, 'neuron.scaleRho must be finite, got ' .. neuron.scaleRho, 3)
+      fail(fname, 'neuron.scaleRho must be finite, got ' .. neuron.scaleRho)
    end
 end
 
 -- a kernel that stays non-zero for n bins, past snn.layer.maxKernelTaps
 local function tooLong(what, n)
    fail('loihi', string.format('the %s kernel would be %d taps long (more than snn.layer.maxKernelTaps = %d): '
-      .. 'use a shorter tSample, a non-zero decay or a shorter refDelay', what, n, Layer.maxKernelTaps), 6)
+      .. 'use a shorter tSample, a non-zero decay or a shorter refDelay', what, n, Layer.maxKernelTaps))
 end
 
 function Loihi:__init(neuron, simulation)
@@ -189,7 +189,7 @@ local function run(self, x, withV, withU, fname)
    local V = withV and T._emptyLike(x) or nil
    local U = withU and T._emptyLike(x) or nil
    if C.sl_loihi_forward(s._c, V and V._c or nil, U and U._c or nil, x._c, self._cNeuron, self.Ts) ~= 0 then
-      cfail(3)
+      cfail()
    end
    return s, V, U
 end
@@ -209,9 +209,9 @@ function Loihi:spikeLoihi(weightedSpikes)
       local psp, Ts = self.srmKernel, self.Ts
       A.record(s, {weightedSpikes}, function(g)
          local gr = T._emptyLike(V)
-         if C.sl_spike_backward(gr._c, T._contig(g)._c, V._c, theta, tau, scale) ~= 0 then cfail(2) end
+         if C.sl_spike_backward(gr._c, T._contig(g)._c, V._c, theta, tau, scale) ~= 0 then cfail() end
          local gin = T._emptyLike(V)
-         if C.sl_temporal_corr(gin._c, gr._c, psp._c, Ts) ~= 0 then cfail(2) end
+         if C.sl_temporal_corr(gin._c, gr._c, psp._c, Ts) ~= 0 then cfail() end
          return gin
       end, 1)
    end
@@ -232,7 +232,7 @@ end
 function Loihi:getVoltage(membranePotential)
    local fname = 'getVoltage'
    if not T.isTensor(membranePotential) or membranePotential:numel() % self.Ns ~= 0 then
-      fail(fname, 'expected a tensor with a multiple of Ns = ' .. self.Ns .. ' elements', 2)
+      fail(fname, 'expected a tensor with a multiple of Ns = ' .. self.Ns .. ' elements')
    end
    local theta = self.neuron.theta
    return A.noGrad(function()
@@ -257,7 +257,7 @@ local function hookOf(quantize, fname)
    if quantize == nil or quantize == true then return step2 end
    if quantize == false then return nil end
    if type(quantize) == 'function' then return quantize end
-   fail(fname, 'expected quantize as a boolean or a preHookFx function, got ' .. type(quantize), 3)
+   fail(fname, 'expected quantize as a boolean or a preHookFx function, got ' .. type(quantize))
 end
 
 --- The pool/unpool weight: 1.1 * theta / maxPsp (float32), quantised in
@@ -408,8 +408,8 @@ end
 -- them.  Returns the summary.
 function Loihi.export(net, dir, opts)
    local fname = 'export'
-   if not nn.isModule(net) then fail(fname, 'expected a network module, got ' .. type(net), 2) end
-   if type(dir) ~= 'string' or dir == '' then fail(fname, 'expected a directory path, got ' .. tostring(dir), 2) end
+   if not nn.isModule(net) then fail(fname, 'expected a network module, got ' .. type(net)) end
+   if type(dir) ~= 'string' or dir == '' then fail(fname, 'expected a directory path, got ' .. tostring(dir)) end
    opts = opts or {}
    local Sy = S()
    local kinds = {
@@ -439,13 +439,13 @@ function Loihi.export(net, dir, opts)
       local ordered = {}
       for i, name in ipairs(opts.order) do
          ordered[i] = byName[name] or fail(fname, "opts.order names '" .. tostring(name) .. "', which is not a "
-            .. 'synaptic layer or delay of the network', 2)
+            .. 'synaptic layer or delay of the network')
       end
       layers = ordered
    end
-   if #layers == 0 then fail(fname, 'the network has no synaptic layers or delays to export', 2) end
+   if #layers == 0 then fail(fname, 'the network has no synaptic layers or delays to export') end
    local mok, merr = pcall(utils.mkdir, dir)
-   if not mok then fail(fname, tostring(merr), 2) end
+   if not mok then fail(fname, tostring(merr)) end
    local summary = {format = 'slayer-lua loihi export 1', neurons = neurons, layers = jsonArray({})}
    local files = {}
    for i, entry in ipairs(layers) do

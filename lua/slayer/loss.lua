@@ -35,18 +35,18 @@ end
 function Loss:__init(a, b, c, d)
    nn.Module.__init(self)
    local errorDesc, neuron, simulation, slayerClass
-   if type(a) ~= 'table' then fail('expected a network descriptor or an error descriptor table, got ' .. type(a), 3) end
+   if type(a) ~= 'table' then fail('expected a network descriptor or an error descriptor table, got ' .. type(a)) end
    if b ~= nil and not isLayerClass(b) then
       errorDesc, neuron, simulation, slayerClass = a, b, c, d
    else
       slayerClass = b
       neuron, simulation = a.neuron, a.simulation
       errorDesc = a.training and a.training.error
-      if neuron == nil then fail("network descriptor has no 'neuron' section", 3) end
-      if simulation == nil then fail("network descriptor has no 'simulation' section", 3) end
-      if errorDesc == nil then fail("network descriptor has no 'training.error' section", 3) end
+      if neuron == nil then fail("network descriptor has no 'neuron' section") end
+      if simulation == nil then fail("network descriptor has no 'simulation' section") end
+      if errorDesc == nil then fail("network descriptor has no 'training.error' section") end
    end
-   if type(errorDesc) ~= 'table' then fail('expected an error descriptor table, got ' .. type(errorDesc), 3) end
+   if type(errorDesc) ~= 'table' then fail('expected an error descriptor table, got ' .. type(errorDesc)) end
    slayerClass = slayerClass or require('slayer.layer')
    self.errorDescriptor = require('slayer.layer')._copyTable(errorDesc)
    self.slayer = slayerClass(neuron, simulation)

@@ -45,7 +45,7 @@ end
 
 -- p.grad must be nil (the parameter is skipped) or a tensor of p's shape on
 -- p's device; anything else would reach C as a NULL or mismatched buffer
-local function checkGrad(name, i, p, level)
+local function checkGrad(name, i, p)
    if not T.isTensor(p) then
       L.raise(name .. ':step: parameter ' .. i .. ' is not a tensor (got ' .. type(p) .. ')')
    end
@@ -112,7 +112,7 @@ end
 function SGD:step(closure)
    local ret = self:_closure(closure)
    for i, p in ipairs(self.params) do
-      local g = checkGrad('SGD', i, p, 2)
+      local g = checkGrad('SGD', i, p)
       if g then
          local st = self.state[i] or {}
          self.state[i] = st
@@ -156,7 +156,7 @@ local function adamStep(self, mode, closure)
    local b1, b2 = self.betas[1], self.betas[2]
    local name = mode == 1 and 'Nadam' or 'Adam'
    for i, p in ipairs(self.params) do
-      local g = checkGrad(name, i, p, 3)
+      local g = checkGrad(name, i, p)
       if g then
          local st = self.state[i]
          if not st then

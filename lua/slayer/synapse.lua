@@ -34,12 +34,12 @@ local function pair(v, name, fname, lo)
    if isInt(v, lo) then return v, v end
    if type(v) == 'table' and #v == 2 and isInt(v[1], lo) and isInt(v[2], lo) then return v[1], v[2] end
    fail(fname, 'expected ' .. name .. ' as an integer or {h, w}' .. (lo == 0 and ' (>= 0)' or ' (>= 1)')
-      .. ', got ' .. (type(v) == 'table' and ('{' .. table.concat(v, ', ') .. '}') or tostring(v)), 4)
+      .. ', got ' .. (type(v) == 'table' and ('{' .. table.concat(v, ', ') .. '}') or tostring(v)))
 end
 
 local function initWeight(shape, fanIn, weightScale, fname)
    if type(weightScale) ~= 'number' then
-      fail(fname, 'expected weightScale as a number, got ' .. tostring(weightScale), 3)
+      fail(fname, 'expected weightScale as a number, got ' .. tostring(weightScale))
    end
    local bound = 1 / math.sqrt(fanIn)
    local w = T.rand(shape) * (2 * bound) - bound
@@ -49,7 +49,7 @@ end
 
 local function check5D(x, fname)
    if not T.isTensor(x) or x:dim() ~= 5 then
-      fail(fname, 'expected a 5-D (N, C, H, W, T) tensor, got ' .. (T.isTensor(x) and T.shapeStr(x) or type(x)), 3)
+      fail(fname, 'expected a 5-D (N, C, H, W, T) tensor, got ' .. (T.isTensor(x) and T.shapeStr(x) or type(x)))
    end
 end
 
@@ -58,7 +58,7 @@ local function hooked(self, fname)
    if self.preHookFx then
       w = self.preHookFx(w)
       if not T.isTensor(w) or T.shapeStr(w) ~= T.shapeStr(self.weight) then
-         fail(fname, 'preHookFx must return a tensor of the weight shape ' .. T.shapeStr(self.weight), 3)
+         fail(fname, 'preHookFx must return a tensor of the weight shape ' .. T.shapeStr(self.weight))
       end
    end
    return w
@@ -79,19 +79,19 @@ local function outSize(n, k, s, p, d) return math.floor((n + 2 * p - d * (k - 1)
 
 local function rawConv(x, w, p, outShape)
    local out = T._emptyOf(outShape, T._deviceNum(x.device), 'conv')
-   if C.sl_conv_forward(out._c, x._c, w._c, p) ~= 0 then cfail(3) end
+   if C.sl_conv_forward(out._c, x._c, w._c, p) ~= 0 then cfail() end
    return out
 end
 
 local function rawConvInput(g, w, p, inShape, dev)
    local gin = T._emptyOf(inShape, T._deviceNum(dev), 'conv')
-   if C.sl_conv_backward_input(gin._c, T._contig(g)._c, w._c, p) ~= 0 then cfail(3) end
+   if C.sl_conv_backward_input(gin._c, T._contig(g)._c, w._c, p) ~= 0 then cfail() end
    return gin
 end
 
 local function rawConvWeight(g, x, p, wShape, dev)
    local gw = T._emptyOf(wShape, T._deviceNum(dev), 'conv')
-   if C.sl_conv_backward_weight(gw._c, T._contig(g)._c, x._c, p) ~= 0 then cfail(3) end
+   if C.sl_conv_backward_weight(gw._c, T._contig(g)._c, x._c, p) ~= 0 then cfail() end
    return gw
 end
 
@@ -121,7 +121,7 @@ local function sparseOp(fname, x, w, csr, p, outShape)
    local rc
    if conv then rc = C.sl_conv_sparse_forward(out._c, xc._c, csr, wT._c, p)
    else rc = C.sl_dense_sparse_forward(out._c, csr, wT._c) end
-   if rc ~= 0 then cfail(3) end
+   if rc ~= 0 then cfail() end
    if not A.needed(x, w) then
       C.sl_sparse_rows_free(ffi.gc(csr, nil)) -- no backward will read it
    else
@@ -137,7 +137,7 @@ local function sparseOp(fname, x, w, csr, p, outShape)
             local grc
             if conv then grc = C.sl_conv_sparse_weight_grad(gw._c, xd._c, csr, g._c, p)
             else grc = C.sl_dense_sparse_weight_grad(gw._c, csr, g._c) end
-            if grc ~= 0 then cfail(2) end
+            if grc ~= 0 then cfail() end
          end
          return gx, gw
       end, 2)
@@ -176,14 +176,14 @@ function Dense:__init(inFeatures, outFeatures, weightScale, preHookFx)
       Cn, kh, kw = inFeatures, 1, 1
    elseif type(inFeatures) == 'table' and (#inFeatures == 2 or #inFeatures == 3) then
       for i = 1, #inFeatures do
-         if not isInt(inFeatures[i]) then fail(fname, 'inFeatures entries must be positive integers', 2) end
+         if not isInt(inFeatures[i]) then fail(fname, 'inFeatures entries must be positive integers') end
       end
       kw, kh, Cn = inFeatures[1], inFeatures[2], inFeatures[3] or 1
    else
-      fail(fname, 'expected inFeatures as an integer, {W, H} or {W, H, C}, got ' .. tostring(inFeatures), 2)
+      fail(fname, 'expected inFeatures as an integer, {W, H} or {W, H, C}, got ' .. tostring(inFeatures))
    end
-   if not isInt(outFeatures) then fail(fname, 'expected outFeatures as a positive integer, got ' .. tostring(outFeatures), 2) end
-   if preHookFx ~= nil and type(preHookFx) ~= 'function' then fail(fname, 'preHookFx must be a function', 2) end
+   if not isInt(outFeatures) then fail(fname, 'expected outFeatures as a positive integer, got ' .. tostring(outFeatures)) end
+   if preHookFx ~= nil and type(preHookFx) ~= 'function' then fail(fname, 'preHookFx must be a function') end
    self.inChannels, self.kh, self.kw, self.outFeatures = Cn, kh, kw, outFeatures
    self.weight = initWeight({outFeatures, Cn, kh, kw, 1}, Cn * kh * kw, weightScale or 1, 'dense')
    self.preHookFx = preHookFx
@@ -198,10 +198,10 @@ function Dense:forward(x)
    local N, Cn, H, W, Tn = unpack(x:shape())
    if Cn ~= self.inChannels or H < self.kh or W < self.kw then
       fail(fname, 'expected input [N, ' .. self.inChannels .. ', ' .. self.kh .. ', ' .. self.kw .. ', T], got '
-         .. T.shapeStr(x), 2)
+         .. T.shapeStr(x))
    end
    local w = hooked(self, fname)
-   if x.device ~= w.device then fail(fname, 'input on ' .. x.device .. ', weight on ' .. w.device, 2) end
+   if x.device ~= w.device then fail(fname, 'input on ' .. x.device .. ', weight on ' .. w.device) end
    local OH, OW = H - self.kh + 1, W - self.kw + 1
    local outShape = {N, self.outFeatures, OH, OW, Tn}
    local p = params(self.kh, self.kw, 1, 1, 0, 0, 1, 1, 1,
@@ -210,7 +210,7 @@ function Dense:forward(x)
       and (self.sparse == true or self.outFeatures >= S.sparseMinOut) then
       local xc = T._contig(x)
       -- the count of non-zeros decides, and the list is only built if sparse
-      if C.sl_sparse_rows_new(csrOut, xc._c, self.sparse == true and 2 or S.sparseThreshold) ~= 0 then cfail(2) end
+      if C.sl_sparse_rows_new(csrOut, xc._c, self.sparse == true and 2 or S.sparseThreshold) ~= 0 then cfail() end
       local csr = csrOut[0]
       if csr ~= nil then
          return sparseOp(fname, x, w, ffi.gc(csr, C.sl_sparse_rows_free), p, outShape)
@@ -231,12 +231,12 @@ local Conv = nn.class('snn.conv', nn.Module)
 S.Conv = Conv
 
 local function convInit(self, fname, inChannels, outChannels, kernelSize, stride, padding, dilation, groups)
-   if not isInt(inChannels) then fail(fname, 'expected inChannels as a positive integer, got ' .. tostring(inChannels), 3) end
-   if not isInt(outChannels) then fail(fname, 'expected outChannels as a positive integer, got ' .. tostring(outChannels), 3) end
+   if not isInt(inChannels) then fail(fname, 'expected inChannels as a positive integer, got ' .. tostring(inChannels)) end
+   if not isInt(outChannels) then fail(fname, 'expected outChannels as a positive integer, got ' .. tostring(outChannels)) end
    groups = groups or 1
    if not isInt(groups) or inChannels % groups ~= 0 or outChannels % groups ~= 0 then
       fail(fname, 'groups ' .. tostring(groups) .. ' must divide inChannels ' .. inChannels .. ' and outChannels '
-         .. outChannels, 3)
+         .. outChannels)
    end
    self.inChannels, self.outChannels, self.groups = inChannels, outChannels, groups
    self.kh, self.kw = pair(kernelSize, 'kernelSize', fname, 1)
@@ -248,7 +248,7 @@ end
 function Conv:__init(inChannels, outChannels, kernelSize, stride, padding, dilation, groups, weightScale, preHookFx)
    nn.Module.__init(self)
    convInit(self, 'conv', inChannels, outChannels, kernelSize, stride, padding, dilation, groups)
-   if preHookFx ~= nil and type(preHookFx) ~= 'function' then fail('conv', 'preHookFx must be a function', 2) end
+   if preHookFx ~= nil and type(preHookFx) ~= 'function' then fail('conv', 'preHookFx must be a function') end
    local cin = inChannels / self.groups
    self.weight = initWeight({outChannels, cin, self.kh, self.kw, 1}, cin * self.kh * self.kw, weightScale or 1,
       'conv')
@@ -264,20 +264,20 @@ function Conv:forward(x)
    check5D(x, fname)
    local N, Cn, H, W, Tn = unpack(x:shape())
    if Cn ~= self.inChannels then
-      fail(fname, 'expected ' .. self.inChannels .. ' input channels, got ' .. T.shapeStr(x), 2)
+      fail(fname, 'expected ' .. self.inChannels .. ' input channels, got ' .. T.shapeStr(x))
    end
    local OH = outSize(H, self.kh, self.sh, self.ph, self.dh)
    local OW = outSize(W, self.kw, self.sw, self.pw, self.dw)
    if OH < 1 or OW < 1 then
       fail(fname, string.format('kernel %dx%d (dilation %dx%d) is larger than the padded input %dx%d of %s',
-         self.kh, self.kw, self.dh, self.dw, H + 2 * self.ph, W + 2 * self.pw, T.shapeStr(x)), 2)
+         self.kh, self.kw, self.dh, self.dw, H + 2 * self.ph, W + 2 * self.pw, T.shapeStr(x)))
    end
    local w = hooked(self, fname)
-   if x.device ~= w.device then fail(fname, 'input on ' .. x.device .. ', weight on ' .. w.device, 2) end
+   if x.device ~= w.device then fail(fname, 'input on ' .. x.device .. ', weight on ' .. w.device) end
    local outShape = {N, self.outChannels, OH, OW, Tn}
    if x.device == 'cpu' and self.groups == 1 and self.sparse ~= false and x:numel() > 0 then
       local xc = T._contig(x)
-      if C.sl_sparse_rows_new(csrOut, xc._c, self.sparse == true and 2 or S.convSparseThreshold) ~= 0 then cfail(2) end
+      if C.sl_sparse_rows_new(csrOut, xc._c, self.sparse == true and 2 or S.convSparseThreshold) ~= 0 then cfail() end
       local csr = csrOut[0]
       if csr ~= nil then
          return sparseOp(fname, x, w, ffi.gc(csr, C.sl_sparse_rows_free), self:_params(), outShape)
@@ -303,7 +303,7 @@ function ConvTranspose:__init(inChannels, outChannels, kernelSize, stride, paddi
                               preHookFx)
    nn.Module.__init(self)
    convInit(self, 'convTranspose', inChannels, outChannels, kernelSize, stride, padding, dilation, groups)
-   if preHookFx ~= nil and type(preHookFx) ~= 'function' then fail('convTranspose', 'preHookFx must be a function', 2) end
+   if preHookFx ~= nil and type(preHookFx) ~= 'function' then fail('convTranspose', 'preHookFx must be a function') end
    local cout = outChannels / self.groups
    -- PyTorch's fan-in for ConvTranspose weights is taken from dimension 1
    self.weight = initWeight({inChannels, cout, self.kh, self.kw, 1}, cout * self.kh * self.kw, weightScale or 1,
@@ -318,12 +318,12 @@ function ConvTranspose:forward(x)
    check5D(x, fname)
    local N, Cn, H, W, Tn = unpack(x:shape())
    if Cn ~= self.inChannels then
-      fail(fname, 'expected ' .. self.inChannels .. ' input channels, got ' .. T.shapeStr(x), 2)
+      fail(fname, 'expected ' .. self.inChannels .. ' input channels, got ' .. T.shapeStr(x))
    end
    local OH = (H - 1) * self.sh - 2 * self.ph + self.dh * (self.kh - 1) + 1
    local OW = (W - 1) * self.sw - 2 * self.pw + self.dw * (self.kw - 1) + 1
    if OH < 1 or OW < 1 then
-      fail(fname, 'padding ' .. self.ph .. 'x' .. self.pw .. ' leaves no output for input ' .. T.shapeStr(x), 2)
+      fail(fname, 'padding ' .. self.ph .. 'x' .. self.pw .. ' leaves no output for input ' .. T.shapeStr(x))
    end
    local w = T._contig(hooked(self, fname))
    local p = self:_params()
@@ -363,14 +363,14 @@ local function checkFold(fname, Cn, Hp, Rf, kh, sh, ph, dh, shapeText)
    if Rf < 1 or Rf % Cn ~= 0 then
       fail(fname, string.format('kernel %d, stride %d, padding %d, dilation %d on the %d folded rows of %s give %d '
          .. 'output rows, not a multiple of the %d channels (the reference cannot reshape this)', kh, sh, ph, dh,
-         Cn * Hp, shapeText, Rf, Cn), 3)
+         Cn * Hp, shapeText, Rf, Cn))
    end
    if Cn == 1 then return end
    local per = Rf / Cn
    if ph ~= 0 or per * sh ~= Hp or (per - 1) * sh + dh * (kh - 1) >= Hp then
       fail(fname, string.format('kernel %d, stride %d, padding %d, dilation %d on %d rows per channel with %d '
          .. 'channels would mix or shift channels (the reference folds channels into the height); use a kernel '
-         .. 'and stride that divide the padded height, without padding', kh, sh, ph, dh, Hp, Cn), 3)
+         .. 'and stride that divide the padded height, without padding', kh, sh, ph, dh, Hp, Cn))
    end
 end
 
@@ -380,8 +380,8 @@ local function poolArgs(self, fname, kernelSize, stride, padding, dilation, pool
    else self.sh, self.sw = pair(stride, 'stride', fname, 1) end
    self.ph, self.pw = pair(padding or 0, 'padding', fname, 0)
    self.dh, self.dw = pair(dilation or 1, 'dilation', fname, 1)
-   if type(poolWeight) ~= 'number' then fail(fname, 'expected the pool weight (1.1 * theta) as a number', 3) end
-   if preHookFx ~= nil and type(preHookFx) ~= 'function' then fail(fname, 'preHookFx must be a function', 3) end
+   if type(poolWeight) ~= 'number' then fail(fname, 'expected the pool weight (1.1 * theta) as a number') end
+   if preHookFx ~= nil and type(preHookFx) ~= 'function' then fail(fname, 'preHookFx must be a function') end
    self.weight = T.full({1, 1, self.kh, self.kw, 1}, poolWeight)
    self.preHookFx = preHookFx
 end
@@ -389,14 +389,14 @@ end
 -- sl_fold_pool(pooled, full, ...): adjoint 0 pools full into pooled, 1 spreads
 -- pooled back over full; pool pads an odd size, unpool does not
 local function foldOp(pooled, full, w, p, adjoint, oddPad)
-   if C.sl_fold_pool(pooled._c, full._c, T._contig(w)._c, p, adjoint, oddPad) ~= 0 then cfail(3) end
+   if C.sl_fold_pool(pooled._c, full._c, T._contig(w)._c, p, adjoint, oddPad) ~= 0 then cfail() end
 end
 
 -- the shared tail of pool and unpool (its adjoint): x to a new tensor of
 -- outShape, recording the gradient (the other direction of the same fold)
 local function foldModule(self, fname, x, outShape, unpool)
    local w = hooked(self, fname):detach()
-   if x.device ~= w.device then fail(fname, 'input on ' .. x.device .. ', weight on ' .. w.device, 3) end
+   if x.device ~= w.device then fail(fname, 'input on ' .. x.device .. ', weight on ' .. w.device) end
    local p, oddPad = self:_params(), unpool and 0 or 1
    local dev = T._deviceNum(x.device)
    local xc = T._contig(x)
@@ -433,7 +433,7 @@ function Pool:forward(x)
    local Wp = W % self.kw ~= 0 and W + W % self.kw or W
    local Rf = outSize(Cn * Hp, self.kh, self.sh, self.ph, self.dh)
    local Q = outSize(Wp, self.kw, self.sw, self.pw, self.dw)
-   if Q < 1 then fail(fname, 'kernel width ' .. self.kw .. ' is larger than the padded input of ' .. T.shapeStr(x), 2) end
+   if Q < 1 then fail(fname, 'kernel width ' .. self.kw .. ' is larger than the padded input of ' .. T.shapeStr(x)) end
    checkFold(fname, Cn, Hp, Rf, self.kh, self.sh, self.ph, self.dh, T.shapeStr(x))
    return foldModule(self, fname, x, {N, Cn, Rf / Cn, Q, Tn}, false)
 end
@@ -461,7 +461,7 @@ function Unpool:forward(x)
    local Wo = (W - 1) * self.sw - 2 * self.pw + self.dw * (self.kw - 1) + 1
    if Hf < 1 or Wo < 1 or Hf % Cn ~= 0 then
       fail(fname, string.format('kernel %d, stride %d, padding %d, dilation %d on the folded %s give %d rows, not '
-         .. 'a multiple of the %d channels', self.kh, self.sh, self.ph, self.dh, T.shapeStr(x), Hf, Cn), 2)
+         .. 'a multiple of the %d channels', self.kh, self.sh, self.ph, self.dh, T.shapeStr(x), Hf, Cn))
    end
    local Ho = Hf / Cn
    checkFold(fname, Cn, Ho, Cn * H, self.kh, self.sh, self.ph, self.dh, T.shapeStr(x))
@@ -487,7 +487,7 @@ S.Dropout = Dropout
 function Dropout:__init(p, inplace)
    nn.Module.__init(self)
    p = p or 0.5
-   if type(p) ~= 'number' or not (p >= 0 and p <= 1) then fail('dropout', 'expected p in [0, 1], got ' .. tostring(p), 2) end
+   if type(p) ~= 'number' or not (p >= 0 and p <= 1) then fail('dropout', 'expected p in [0, 1], got ' .. tostring(p)) end
    self.p = p
    self.inplace = inplace and true or false
 end
@@ -507,11 +507,11 @@ function Dropout:__tostring() return string.format('dropout(p = %g)', self.p) en
 function S.replicateInTime(input, Ns, mode)
    local fname = 'replicateInTime'
    mode = mode or 'nearest'
-   if mode ~= 'nearest' then fail(fname, "only mode 'nearest' is supported, got '" .. tostring(mode) .. "'", 2) end
+   if mode ~= 'nearest' then fail(fname, "only mode 'nearest' is supported, got '" .. tostring(mode) .. "'") end
    if not T.isTensor(input) or input:dim() ~= 4 then
-      fail(fname, 'expected a 4-D (N, C, H, W) tensor, got ' .. (T.isTensor(input) and T.shapeStr(input) or type(input)), 2)
+      fail(fname, 'expected a 4-D (N, C, H, W) tensor, got ' .. (T.isTensor(input) and T.shapeStr(input) or type(input)))
    end
-   if not isInt(Ns) then fail(fname, 'expected the number of time bins as a positive integer, got ' .. tostring(Ns), 2) end
+   if not isInt(Ns) then fail(fname, 'expected the number of time bins as a positive integer, got ' .. tostring(Ns)) end
    local s = input:shape()
    s[5] = Ns
    return input:unsqueeze(5):expand(s):contiguous()

@@ -88,23 +88,22 @@ T._wrap = wrap
 local function deviceNum(device, fname)
    if device == nil then return 0 end
    local d = DEVNUM[device]
-   if not d then fail(fname, "expected device 'cpu' or 'cuda', got " .. tostring(device), 3) end
+   if not d then fail(fname, "expected device 'cpu' or 'cuda', got " .. tostring(device)) end
    return d
 end
 T._deviceNum = deviceNum
 
 -- fill shapebuf from a Lua shape table; returns ndim
-local function loadShape(shape, fname, level)
-   level = (level or 2) + 1
+local function loadShape(shape, fname)
    if type(shape) ~= 'table' or isTensor(shape) then
-      fail(fname, 'expected a shape table such as {2, 3}, got ' .. typeName(shape), level)
+      fail(fname, 'expected a shape table such as {2, 3}, got ' .. typeName(shape))
    end
    local n = #shape
-   if n > 8 then fail(fname, 'expected at most 8 dimensions, got ' .. n, level) end
+   if n > 8 then fail(fname, 'expected at most 8 dimensions, got ' .. n) end
    for i = 1, n do
       local s = shape[i]
       if type(s) ~= 'number' or s < 0 or s % 1 ~= 0 or s > 2147483647 then
-         fail(fname, 'expected non-negative integer sizes, got ' .. tostring(s) .. ' in dimension ' .. i, level)
+         fail(fname, 'expected non-negative integer sizes, got ' .. tostring(s) .. ' in dimension ' .. i)
       end
       shapebuf[i - 1] = s
    end
@@ -130,7 +129,7 @@ local function emptyLike(t)
    local c = t._c
    pressure(c.device == 0 and shapeNumel(c.ndim, c.shape) or nil)
    local p = C.sl_tensor_new(c.ndim, c.shape, c.device)
-   if p == nil then cfail(3) end
+   if p == nil then cfail() end
    ffi.gc(p, C.sl_tensor_free)
    return setmetatable({_c = p, device = t.device}, Tensor)
 end
@@ -138,7 +137,7 @@ T._emptyLike = emptyLike
 
 local function emptyOf(shape, device, fname)
    fname = fname or 'empty'
-   local n = loadShape(shape, fname, 3)
+   local n = loadShape(shape, fname)
    return newTensor(n, device or 0, fname)
 end
 T._emptyOf = emptyOf
@@ -153,7 +152,7 @@ local function shapeArgs(fname, a, ...)
          local v = select(i, ...)
          if type(v) == 'number' then s[#s + 1] = v
          elseif i == n and type(v) == 'string' then dev = v
-         else fail(fname, 'expected sizes as numbers, got ' .. type(v), 3) end
+         else fail(fname, 'expected sizes as numbers, got ' .. type(v)) end
       end
       return s, deviceNum(dev, fname)
    end
@@ -233,13 +232,13 @@ local function flattenNested(values)
    local flat, nd = {}, #shape
    local function walk(v, d)
       if d > nd then
-         if type(v) ~= 'number' then fail('fromtable', 'expected numbers, got ' .. type(v), 5) end
+         if type(v) ~= 'number' then fail('fromtable', 'expected numbers, got ' .. type(v)) end
          flat[#flat + 1] = v
          return
       end
       if type(v) ~= 'table' or #v ~= shape[d] then
          fail('fromtable', 'nested table is not rectangular: expected ' .. shape[d] .. ' entries at depth ' .. d
-            .. ', got ' .. (type(v) == 'table' and #v or type(v)), 5)
+            .. ', got ' .. (type(v) == 'table' and #v or type(v)))
       end
       for i = 1, #v do walk(v[i], d + 1) end
    end
@@ -492,7 +491,7 @@ end
 local function accumulate(leaf, g)
    if not sameShape(g, leaf) then
       if g:numel() ~= leaf:numel() then
-         fail('backward', 'gradient ' .. shapeStr(g) .. ' does not fit leaf ' .. shapeStr(leaf), 4)
+         fail('backward', 'gradient ' .. shapeStr(g) .. ' does not fit leaf ' .. shapeStr(leaf))
       end
       g = g:reshape(leaf:shape())
    end
@@ -503,9 +502,9 @@ local function accumulate(leaf, g)
    else
       if not isTensor(grad) or grad:numel() ~= g:numel() then
          fail('backward', 'leaf ' .. shapeStr(leaf) .. ' holds a grad of ' .. typeName(grad)
-            .. ', cannot add a gradient ' .. shapeStr(g), 4)
+            .. ', cannot add a gradient ' .. shapeStr(g))
       end
-      if C.sl_axpy(grad._c, 1, g._c) ~= 0 then cfail(4) end
+      if C.sl_axpy(grad._c, 1, g._c) ~= 0 then cfail() end
    end
 end
 
@@ -574,14 +573,14 @@ local function viewOf(t, ndim, device)
    -- shapebuf/stridebuf hold the view geometry
    local c = t._c
    local p = C.sl_tensor_view(c, ndim, shapebuf, stridebuf, c.offset)
-   if p == nil then cfail(3) end
+   if p == nil then cfail() end
    ffi.gc(p, C.sl_tensor_free)
    return setmetatable({_c = p, device = t.device}, Tensor)
 end
 
 local function rawContiguous(t)
    local out = emptyLike(t)
-   if C.sl_copy(out._c, t._c) ~= 0 then cfail(3) end
+   if C.sl_copy(out._c, t._c) ~= 0 then cfail() end
    return out
 end
 
@@ -599,30 +598,30 @@ end
 -- resolve a -1 in a target shape against numel n
 local function resolveShape(shape, n, fname)
    if type(shape) ~= 'table' or isTensor(shape) then
-      fail(fname, 'expected a shape table, got ' .. typeName(shape), 4)
+      fail(fname, 'expected a shape table, got ' .. typeName(shape))
    end
    local nd = #shape
    -- before anything fills the 8-entry shape buffers
-   if nd > 8 then fail(fname, 'expected at most 8 dimensions, got ' .. nd, 4) end
+   if nd > 8 then fail(fname, 'expected at most 8 dimensions, got ' .. nd) end
    local out, prod, infer = {}, 1, nil
    for i = 1, nd do
       local s = shape[i]
       if s == -1 and not infer then infer = i
       elseif type(s) ~= 'number' or s < 0 or s % 1 ~= 0 or s > 2147483647 then
          fail(fname, 'invalid size ' .. tostring(s) .. ' in dimension ' .. i
-            .. ' (expected a non-negative integer, or -1 once)', 4)
+            .. ' (expected a non-negative integer, or -1 once)')
       else prod = prod * s end
       out[i] = s
    end
    if infer then
       if prod == 0 or n % prod ~= 0 then
-         fail(fname, 'cannot infer -1 in ' .. tableShapeStr(shape) .. ' for ' .. n .. ' elements', 4)
+         fail(fname, 'cannot infer -1 in ' .. tableShapeStr(shape) .. ' for ' .. n .. ' elements')
       end
       out[infer] = n / prod
       prod = n
    end
    if prod ~= n then
-      fail(fname, 'shape ' .. tableShapeStr(shape) .. ' holds ' .. prod .. ' elements, the tensor has ' .. n, 4)
+      fail(fname, 'shape ' .. tableShapeStr(shape) .. ' holds ' .. prod .. ' elements, the tensor has ' .. n)
    end
    return out
 end
@@ -666,10 +665,10 @@ function Tensor:flatten() return self:reshape({self:numel()}) end
 
 local function checkDim(t, d, fname, extra)
    local nd = t._c.ndim + (extra or 0)
-   if type(d) ~= 'number' or d % 1 ~= 0 then fail(fname, 'expected an integer dimension, got ' .. tostring(d), 4) end
+   if type(d) ~= 'number' or d % 1 ~= 0 then fail(fname, 'expected an integer dimension, got ' .. tostring(d)) end
    if d < 0 then d = nd + 1 + d end
    if d < 1 or d > nd then
-      fail(fname, 'dimension ' .. d .. ' out of range for a ' .. t._c.ndim .. '-D tensor ' .. shapeStr(t), 4)
+      fail(fname, 'dimension ' .. d .. ' out of range for a ' .. t._c.ndim .. '-D tensor ' .. shapeStr(t))
    end
    return d
 end
@@ -930,12 +929,12 @@ local function broadcastShape(a, b, fname)
       if sa == sb or sb == 1 then s = sa
       elseif sa == 1 then s = sb
       else
-         fail(fname, 'shapes ' .. shapeStr(a) .. ' and ' .. shapeStr(b) .. ' cannot be broadcast', 4)
+         fail(fname, 'shapes ' .. shapeStr(a) .. ' and ' .. shapeStr(b) .. ' cannot be broadcast')
       end
       shapebuf[i - 1] = s
    end
    if a.device ~= b.device then
-      fail(fname, 'operands on different devices (' .. a.device .. ' and ' .. b.device .. ')', 4)
+      fail(fname, 'operands on different devices (' .. a.device .. ' and ' .. b.device .. ')')
    end
    return n
 end
@@ -954,13 +953,13 @@ local sumTo = T.sumTo
 local function rawBinary(op, a, b, fname)
    local n = broadcastShape(a, b, fname)
    local out = newTensor(n, DEVNUM[a.device], fname)
-   if C.sl_binary(op, out._c, contig(a)._c, contig(b)._c) ~= 0 then cfail(3) end
+   if C.sl_binary(op, out._c, contig(a)._c, contig(b)._c) ~= 0 then cfail() end
    return out
 end
 
 local function rawScalar(op, a, s, rev)
    local out = emptyLike(a)
-   if C.sl_binary_scalar(op, out._c, contig(a)._c, s, rev and 1 or 0) ~= 0 then cfail(3) end
+   if C.sl_binary_scalar(op, out._c, contig(a)._c, s, rev and 1 or 0) ~= 0 then cfail() end
    return out
 end
 T._rawBinary = rawBinary
@@ -968,7 +967,7 @@ T._rawScalar = rawScalar
 
 local function checkOperand(x, fname)
    if type(x) ~= 'number' and not isTensor(x) then
-      fail(fname, 'expected a tensor or a number, got ' .. type(x), 4)
+      fail(fname, 'expected a tensor or a number, got ' .. type(x))
    end
 end
 
@@ -1049,7 +1048,7 @@ Tensor.ne = compare(NE, 'ne')
 local function extremum(op, fname)
    return function(a, b)
       if type(a) == 'number' then a, b = b, a end
-      if not isTensor(a) then fail(fname, 'expected a tensor and a tensor or number, got ' .. typeName(a), 2) end
+      if not isTensor(a) then fail(fname, 'expected a tensor and a tensor or number, got ' .. typeName(a)) end
       checkOperand(b, fname)
       if type(b) == 'number' then return rawScalar(op, a, b) end
       return rawBinary(op, a, b, fname)
@@ -1063,7 +1062,7 @@ Tensor.__add, Tensor.__sub, Tensor.__mul, Tensor.__div = T.add, T.sub, T.mul, T.
 
 local function rawUnary(op, a)
    local out = emptyLike(a)
-   if C.sl_unary(op, out._c, contig(a)._c) ~= 0 then cfail(3) end
+   if C.sl_unary(op, out._c, contig(a)._c) ~= 0 then cfail() end
    return out
 end
 T._rawUnary = rawUnary
@@ -1328,7 +1327,7 @@ end
 ---------------------------------------------------------------------------
 
 local function gemmInto(out, a, ta, b, tb, beta)
-   if C.sl_gemm(out._c, contig(a)._c, ta, contig(b)._c, tb, 1, beta or 0) ~= 0 then cfail(3) end
+   if C.sl_gemm(out._c, contig(a)._c, ta, contig(b)._c, tb, 1, beta or 0) ~= 0 then cfail() end
    return out
 end
 
@@ -1361,7 +1360,7 @@ function Tensor:matmul(b)
       end
       local function bmm(shape, x, tx, y, ty)
          local out = emptyOf(shape, DEVNUM[a.device], 'matmul')
-         if C.sl_bmm(out._c, contig(x)._c, tx, contig(y)._c, ty, 1, 0) ~= 0 then cfail(4) end
+         if C.sl_bmm(out._c, contig(x)._c, tx, contig(y)._c, ty, 1, 0) ~= 0 then cfail() end
          return out
       end
       local out = bmm({B, m, n}, a, 0, b, 0)

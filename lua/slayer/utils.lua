@@ -239,7 +239,7 @@ end
 
 -- each {path, text} to path.tmp, then every temporary renamed into place;
 -- text is a string, or a function(emit) that hands it over in chunks
-local function writeAll(files, fname, level)
+local function writeAll(files, fname)
    local tmps = {}
    local function abort(msg)
       for _, tmp in ipairs(tmps) do os.remove(tmp) end
@@ -283,7 +283,7 @@ function M.writeFile(path, text)
    if type(text) ~= 'string' and type(text) ~= 'number' then
       L.raise('writeFile: expected the text to write (a string), got ' .. type(text))
    end
-   writeAll({{path, text}}, 'writeFile', 1)
+   writeAll({{path, text}}, 'writeFile')
 end
 
 --- Write several files, all or none: files = {{path, text}, ...}, where
@@ -303,7 +303,7 @@ function M.writeFiles(files, fname)
          L.raise(fname .. ': file ' .. i .. ' has text of type ' .. tt)
       end
    end
-   writeAll(files, fname, 1)
+   writeAll(files, fname)
 end
 
 return M
