@@ -243,11 +243,7 @@ describe('saving names and paths', function()
       if f then f:close() end
       return f ~= nil
    end
-   local function errorOf(f)
-      local ok, err = pcall(f)
-      assert(not ok, 'expected an error')
-      return tostring(err)
-   end
+   local errorOf = H.errorOf
 
    it('refuses names with NUL bytes, writing nothing', function()
       local err = errorOf(function() snn.save(tmp, {['a\0b'] = T.ones({2}), ['a\0c'] = T.ones({3})}) end)

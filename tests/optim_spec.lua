@@ -135,11 +135,7 @@ describe('optim.Adam and optim.Nadam', function()
 end)
 
 describe('optimizer steps check each gradient before it reaches C', function()
-   local function errorOf(f)
-      local ok, err = pcall(f)
-      assert(not ok, 'expected an error')
-      return tostring(err)
-   end
+   local errorOf = H.errorOf
 
    it('names the optimizer and the parameter for a grad that is not a tensor of its shape', function()
       local makers = {

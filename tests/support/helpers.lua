@@ -112,4 +112,11 @@ function H.dataDir()
    return nil
 end
 
+--- The message of the error f() raises (fails when it raises none).
+function H.errorOf(f)
+   local ok, err = pcall(f)
+   assert(not ok, 'expected an error')
+   return tostring(err)
+end
+
 return H
