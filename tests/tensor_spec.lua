@@ -34,6 +34,13 @@ describe('tensor construction', function()
       assert.truthy(err:find('fromtable') and err:find('rectangular'))
       ok, err = pcall(T.fromtable, {1, 2, 3}, {2, 2})
       assert.truthy(err:find('holds 4 values'))
+      -- holes (and other keys) are refused, whatever border #t picks
+      local holey = {1}
+      holey[3] = 3
+      ok, err = pcall(T.fromtable, holey)
+      assert.truthy(not ok and err:find('fromtable: expected a list of numbers without holes', 1, true), err)
+      ok, err = pcall(T.fromtable, {{1, 2}, {3, 4, x = 5}})
+      assert.truthy(not ok and err:find('without holes at depth 2', 1, true), err)
       ok, err = pcall(T.zeros, {1, 1, 1, 1, 1, 1, 1, 1, 1})
       assert.truthy(err:find('at most 8'))
    end)

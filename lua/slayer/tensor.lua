@@ -222,6 +222,16 @@ function T.arange(a, b, step)
 end
 
 -- flatten a nested table, checking it is rectangular; returns flat, shape
+-- #t of a table with holes is any of its borders: count the entries too
+local function checkList(t, where)
+   local n = 0
+   for _ in pairs(t) do n = n + 1 end
+   if n ~= #t then
+      fail('fromtable', 'expected a list of numbers without holes' .. where .. ', got ' .. n .. ' entries for length '
+         .. #t)
+   end
+end
+
 local function flattenNested(values)
    local shape = {}
    local probe = values
@@ -240,6 +250,7 @@ local function flattenNested(values)
          fail('fromtable', 'nested table is not rectangular: expected ' .. shape[d] .. ' entries at depth ' .. d
             .. ', got ' .. (type(v) == 'table' and #v or type(v)))
       end
+      checkList(v, ' at depth ' .. d)
       for i = 1, #v do walk(v[i], d + 1) end
    end
    walk(values, 1)
@@ -263,6 +274,7 @@ function T.fromtable(values, shape, device)
       end
    else
       flat = values
+      checkList(flat, '')
       for i = 1, #flat do
          if type(flat[i]) ~= 'number' then
             fail('fromtable', 'expected numbers, got ' .. type(flat[i]) .. ' at index ' .. i)
