@@ -429,6 +429,45 @@ describe('package settings', function()
    end)
 end)
 
+describe('backward through a freed or failed graph', function()
+   it('refuses a second backward through an intermediate the first one freed, instead of dropping gradients', function()
+      local x = T.ones({3}):requiresGrad(true)
+      local y = x * 2
+      local z, w = y * 3, y * 4
+      z:sum():backward()
+      assertError('backward', function() w:sum():backward() end, 'freed by an earlier backward() through a result it shares')
+      assert.are.same({6, 6, 6}, x.grad:totable())
+      -- both at once
+      x.grad = nil
+      local y2 = x * 2
+      ;(y2 * 3 + y2 * 4):sum():backward()
+      assert.are.same({14, 14, 14}, x.grad:totable())
+   end)
+
+   it('keeps recording on after a backward that failed while adding into a leaf', function()
+      local p = T.ones({2}):requiresGrad(true)
+      p.grad = T.zeros({3})
+      assertError('backward', function() (p * 2):sum():backward() end, 'holds a grad of tensor [3]')
+      local q = T.ones({2}):requiresGrad(true)
+      assert.is_true((q * 2):requiresGrad())
+   end)
+end)
+
+describe('in-place writes', function()
+   it('refuse expanded views, whose elements share memory, and name the op for strided ones', function()
+      local e = T.zeros({1}):expand({3})
+      assertError('fill', function() e:fill(3) end, 'expanded view [3]')
+      assertError('copy', function() e:copy(T.fromtable({1, 2, 3})) end, 'expanded view [3]')
+      assertError('add_', function() e:add_(1) end, 'must be contiguous')
+      local t = T.zeros({3, 2}):t()
+      assertError('mul_', function() t:mul_(2) end, 'tensor [2, 3] must be contiguous')
+      -- a size-1 dimension with stride 0 repeats nothing: writable
+      local one = T.zeros({2, 1}):expand({2, 1})
+      one:fill(1)
+      assert.are.equal(2, one:sum():item())
+   end)
+end)
+
 describe('backward twice', function()
    it('says the graph was freed, and a leaf keeps its shape in .grad', function()
       local x = T.fromtable({1, 2, 3}):requiresGrad(true)
@@ -436,7 +475,9 @@ describe('backward twice', function()
       y:backward()
       assertError('backward', function() y:backward() end, 'already freed')
       local z = x * 2
-      z:backward(T.ones({3, 1}))
+      -- the gradient must have the result's shape (a [3, 1] or transposed one would be misread)
+      assertError('backward', function() z:backward(T.ones({3, 1})) end, 'gradient [3, 1] on cpu does not match result [3]')
+      z:backward(T.ones({3}))
       assert.are.same({3}, x.grad:shape())
       assert.are.same({4, 4, 4}, x.grad:totable())
       -- a tensor that never required a gradient still says so

@@ -53,7 +53,8 @@ function M.noGrad(fn, ...)
    return unpack(res, 2, res.n)
 end
 
--- post-order walk from root over recorded results: inputs come before outputs
+-- post-order walk from root over recorded results: inputs come before
+-- outputs; nil when the graph reaches a result an earlier backward freed
 local function topo(root)
    local order, seen = {}, {[root] = true}
    local stack, idx = {root}, {1}
@@ -65,6 +66,7 @@ local function topo(root)
       if node and i <= node.n then
          idx[top] = i + 1
          local inp = node.inputs[i]
+         if type(inp) == 'table' and inp._freed then return nil end
          if type(inp) == 'table' and inp._rg and not seen[inp] then
             seen[inp] = true
             stack[top + 1] = inp
@@ -90,35 +92,38 @@ function M.run(root, grad, accumulate, add)
       L.raise('backward: this tensor does not require a gradient (no input had requiresGrad(true))')
    end
    local order = topo(root)
+   if not order then
+      L.raise('backward: part of this graph was freed by an earlier backward() through a result it shares; '
+         .. 'back-propagate the sum of both at once, e.g. (z + w):backward(), or run the forward pass again')
+   end
    local grads = {[root] = grad}
    local prev = M.enabled
    M.enabled = false -- gradients of gradients are not recorded
-   for k = #order, 1, -1 do
-      local t = order[k]
-      local g = grads[t]
-      grads[t] = nil
-      local node = t._node
-      if g ~= nil then
-         if node then
-            local res = pack(pcall(node.backward, g))
-            if not res[1] then
-               M.enabled = prev
-               error(res[2], 0)
-            end
-            for i = 1, node.n do
-               local inp = node.inputs[i]
-               local gi = res[i + 1]
-               if gi ~= nil and type(inp) == 'table' and inp._rg then
-                  local prev = grads[inp]
-                  grads[inp] = prev and add(prev, gi) or gi
+   local ok, err = pcall(function()
+      for k = #order, 1, -1 do
+         local t = order[k]
+         local g = grads[t]
+         grads[t] = nil
+         local node = t._node
+         if g ~= nil then
+            if node then
+               local res = pack(node.backward(g))
+               for i = 1, node.n do
+                  local inp = node.inputs[i]
+                  local gi = res[i]
+                  if gi ~= nil and type(inp) == 'table' and inp._rg then
+                     local sum = grads[inp]
+                     grads[inp] = sum and add(sum, gi) or gi
+                  end
                end
+            else
+               accumulate(t, g)
             end
-         else
-            accumulate(t, g)
          end
       end
-   end
-   M.enabled = prev
+   end)
+   M.enabled = prev -- also after an error, in a node's backward or in a leaf's grad
+   if not ok then error(err, 0) end
    -- free the graph: results forget how they were made
    for k = 1, #order do
       local t = order[k]

@@ -532,8 +532,9 @@ function Tensor:backward(grad)
       grad = T.ones(self:shape(), self.device)
    elseif not isTensor(grad) then
       fail('backward', 'expected a gradient tensor, got ' .. typeName(grad))
-   elseif grad:numel() ~= self:numel() then
-      fail('backward', 'gradient ' .. shapeStr(grad) .. ' does not match result ' .. shapeStr(self))
+   elseif not sameShape(grad, self) or grad.device ~= self.device then
+      fail('backward', 'gradient ' .. shapeStr(grad) .. ' on ' .. grad.device .. ' does not match result '
+         .. shapeStr(self) .. ' on ' .. self.device)
    end
    A.run(self, grad, accumulate, addGrads)
    -- the graph's activations just became garbage: when they are large,
@@ -556,8 +557,23 @@ T.noGrad = A.noGrad
 -- copy, fill, views
 ---------------------------------------------------------------------------
 
+-- in-place writes need distinct elements: an expanded view repeats them
+local function checkWritable(t, fname, contiguous)
+   if contiguous and not t:isContiguous() then
+      fail(fname, 'tensor ' .. shapeStr(t) .. ' must be contiguous (call :contiguous() first)')
+   end
+   local c = t._c
+   for i = 0, c.ndim - 1 do
+      if c.stride[i] == 0 and c.shape[i] > 1 then
+         fail(fname, 'cannot write in place into the expanded view ' .. shapeStr(t)
+            .. ' (its elements share memory); write into a :contiguous() copy')
+      end
+   end
+end
+
 function Tensor:fill(v)
    if type(v) ~= 'number' then fail('fill', 'expected a number, got ' .. type(v)) end
+   checkWritable(self, 'fill')
    if C.sl_fill(self._c, v) ~= 0 then cfail() end
    return self
 end
@@ -569,6 +585,7 @@ function Tensor:copy(src)
    if src:numel() ~= self:numel() then
       fail('copy', 'sizes differ: destination ' .. shapeStr(self) .. ', source ' .. shapeStr(src))
    end
+   checkWritable(self, 'copy')
    if src.device ~= self.device then
       if not src:isContiguous() then src = src:contiguous() end
       if not self:isContiguous() then
@@ -1191,6 +1208,7 @@ end
 
 --- In place: self = self + alpha * x (no autograd).
 function Tensor:add_(x, alpha)
+   checkWritable(self, 'add_', true)
    if type(x) == 'number' then
       if C.sl_binary_scalar(ADD, self._c, self._c, x, 0) ~= 0 then cfail() end
       return self
@@ -1205,6 +1223,7 @@ end
 --- In place: self = self * s (no autograd).
 function Tensor:mul_(s)
    if type(s) ~= 'number' then fail('mul_', 'expected a number, got ' .. type(s)) end
+   checkWritable(self, 'mul_', true)
    if C.sl_binary_scalar(MUL, self._c, self._c, s, 0) ~= 0 then cfail() end
    return self
 end
