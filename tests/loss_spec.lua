@@ -184,5 +184,10 @@ describe('quantize', function()
       assert.are.same({1, 2, 3, 4, 5, 6, 7}, w.grad:totable())
       assert.are.same({0.5, 1}, snn.quantize(T.fromtable({0.6, 1.1}), 0.5):totable())
       assert.has_error(function() snn.quantize(w, 0) end)
+      -- steps whose float32 division would give inf or NaN
+      for _, step in ipairs({1 / 0, 1e300, 1e-45, 0 / 0}) do
+         local ok, err = pcall(snn.quantize, w, step)
+         assert.truthy(not ok and err:find('quantize: expected a positive step within float32', 1, true), err)
+      end
    end)
 end)

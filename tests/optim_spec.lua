@@ -65,6 +65,9 @@ describe('optim.SGD', function()
       assert.has_error(function() snn.optim.SGD(p, {lr = -1}) end)
       assert.has_error(function() snn.optim.SGD(p, {nesterov = true}) end)
       assert.has_error(function() snn.optim.SGD(42) end)
+      -- the same tensor twice would be stepped twice per step
+      local ok, err = pcall(snn.optim.Adam, {p[1], T.zeros({3}):requiresGrad(true), p[1]})
+      assert.truthy(not ok and err:find('Adam: parameter 3 is parameter 1 again', 1, true), err)
    end)
 end)
 

@@ -76,6 +76,13 @@ describe('dense', function()
       assert.are.same({5, 1, 3, 4, 1}, sl:dense({4, 3}, 5).weight:shape())
    end)
 
+   it('refuses a weightScale that is not finite', function()
+      for _, ws in ipairs({0 / 0, 1 / 0}) do
+         assertFails(function() sl:dense(4, 3, ws) end, 'dense', 'expected weightScale as a finite number')
+         assertFails(function() sl:conv(2, 3, 3, 1, 0, 1, 1, ws) end, 'conv', 'expected weightScale as a finite number')
+      end
+   end)
+
    it('initialises uniform within weightScale/sqrt(fanIn)', function()
       snn.manualSeed(1)
       local fc = sl:dense(400, 100)

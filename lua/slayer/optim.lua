@@ -27,8 +27,13 @@ local function checkParams(name, params, opts)
       L.raise(name .. ': expected a list of parameter tensors without holes (' .. n .. ' entries, '
          .. #params .. ' in sequence)')
    end
+   local seen = {}
    for i, p in ipairs(params) do
       if not T.isTensor(p) then L.raise(name .. ': parameter ' .. i .. ' is not a tensor') end
+      if seen[p] then
+         L.raise(name .. ': parameter ' .. i .. ' is parameter ' .. seen[p] .. ' again (it would be stepped twice)')
+      end
+      seen[p] = i
    end
    if opts ~= nil and type(opts) ~= 'table' then L.raise(name .. ': expected an options table, got ' .. type(opts)) end
 end

@@ -38,8 +38,8 @@ local function pair(v, name, fname, lo)
 end
 
 local function initWeight(shape, fanIn, weightScale, fname)
-   if type(weightScale) ~= 'number' then
-      fail(fname, 'expected weightScale as a number, got ' .. tostring(weightScale))
+   if type(weightScale) ~= 'number' or not (weightScale > -math.huge and weightScale < math.huge) then
+      fail(fname, 'expected weightScale as a finite number, got ' .. tostring(weightScale))
    end
    local bound = 1 / math.sqrt(fanIn)
    local w = T.rand(shape) * (2 * bound) - bound
