@@ -129,6 +129,25 @@ numbers: [1.0e-8, 1.5e+20, -3, 0.1]
       assert.are.equal(5, snn.params.parseString("'<<': 5\n")['<<'])
    end)
 
+   it('writes every UTF-8 string so that it reads back the same, and refuses what YAML cannot hold', function()
+      local strings = {'a\1b', 'tab\there', 'x\127y', 'nel\194\133x', 'ls\226\128\168x', 'ps\226\128\169x',
+         'back\\slash "q"\n', '<<', "it's", '\195\169 \195\188', ' lead', 'yes', '10', '1e-8'}
+      for _, v in ipairs(strings) do
+         local back = snn.params.parseString(snn.params.dump({k = v, [v] = 1}))
+         assert.are.equal(v, back.k)
+         assert.are.equal(1, back[v])
+      end
+      -- a '<<' key stays a key, not a merge
+      local back = snn.params.parseString(snn.params.dump({m = {['<<'] = {x = 1}, y = 2}}))
+      assert.are.same({['<<'] = {x = 1}, y = 2}, back.m)
+      local ok, err = pcall(snn.params.dump, {k = 'bad\255'})
+      assert.truthy(not ok and err:find('is not UTF-8 text', 1, true), err)
+      local path = os.tmpname()
+      ok, err = pcall(snn.params{[string.rep('k', 2000)] = 1}.save, snn.params{[string.rep('k', 2000)] = 1}, path)
+      assert.truthy(not ok and err:find('params:save: cannot write a key of 2000 characters', 1, true), err)
+      os.remove(path)
+   end)
+
    it('refuses aliases that expand past maxNodes, aliases inside their own node, and NaN keys', function()
       local bomb, prev = 'a: &a [x, x, x, x, x, x, x, x, x, x]\n', 'a'
       for k = 1, 6 do -- 10^7 nodes in under 1 kB

@@ -19,6 +19,7 @@ keys work.  Sequences become Lua arrays (1-based).
 ]]
 local ffi = require 'ffi'
 local L = require 'slayer.ffi'
+local utils = require 'slayer.utils'
 
 local C = L.C
 
@@ -279,14 +280,42 @@ local function formatNumber(x)
    return s
 end
 
+-- YAML text is Unicode: a string that is not UTF-8 has no YAML spelling
+local function isUtf8(s)
+   local i, n = 1, #s
+   while i <= n do
+      local c = s:byte(i)
+      local len = c < 0x80 and 1 or (c >= 0xC2 and c <= 0xDF) and 2 or (c >= 0xE0 and c <= 0xEF) and 3
+         or (c >= 0xF0 and c <= 0xF4) and 4 or nil
+      if not len or i + len - 1 > n then return false end
+      for k = i + 1, i + len - 1 do
+         local b = s:byte(k)
+         if b < 0x80 or b > 0xBF then return false end
+      end
+      i = i + len
+   end
+   return true
+end
+
+-- escapes of YAML's double-quoted style for what a quoted scalar cannot hold
+-- as it is: control bytes, DEL, and the line breaks U+0085, U+2028, U+2029
+local ESCAPES = {['\\'] = '\\\\', ['"'] = '\\"', ['\n'] = '\\n', ['\r'] = '\\r', ['\t'] = '\\t',
+   ['\194\133'] = '\\N', ['\226\128\168'] = '\\L', ['\226\128\169'] = '\\P'}
+
 local function formatString(s)
-   local plainOk = s ~= '' and not s:find('[\n\r\t]') and not s:match('^[%s]') and not s:match('[%s]$')
+   if not isUtf8(s) then
+      error(string.format('params: cannot write the string %q: it is not UTF-8 text', s:sub(1, 40)), 0)
+   end
+   local special = s:find('[%c\127]') or s:find('\194\133', 1, true) or s:find('\226\128[\168\169]')
+   if special then
+      local body = s:gsub('[%c\127\\"]', function(c) return ESCAPES[c] or string.format('\\x%02X', c:byte()) end)
+      body = body:gsub('\194\133', ESCAPES):gsub('\226\128[\168\169]', ESCAPES)
+      return '"' .. body .. '"'
+   end
+   local plainOk = s ~= '' and s ~= '<<' and not s:match('^[%s]') and not s:match('[%s]$')
       and not s:match('^[-?:,%[%]{}#&*!|>\'"%%@`]') and not s:find(': ') and not s:find(' #')
       and not s:match(':$') and resolvePlain(s) == s
    if plainOk then return s end
-   if s:find('[\n\r\t]') then
-      return '"' .. s:gsub('\\', '\\\\'):gsub('"', '\\"'):gsub('\n', '\\n'):gsub('\r', '\\r'):gsub('\t', '\\t') .. '"'
-   end
    return "'" .. s:gsub("'", "''") .. "'"
 end
 
@@ -329,6 +358,9 @@ local function emit(v, indent, out)
    for _, k in ipairs(keys) do
       local val = v[k]
       local kt = scalarText(k)
+      if #kt > 1024 then -- YAML's limit for an implicit key
+         error('params: cannot write a key of ' .. #kt .. ' characters (YAML allows 1024): ' .. kt:sub(1, 40) .. '...', 0)
+      end
       if type(val) == 'table' then
          if next(val) == nil then
             out[#out + 1] = pad .. kt .. ': {}'
@@ -365,21 +397,9 @@ function Params:save(path)
    if type(path) ~= 'string' then L.raise('params:save: expected a file path, got ' .. type(path)) end
    local plain = {}
    for k, v in pairs(self) do plain[k] = v end
-   local text = M.dump(plain)
-   local tmp = path .. '.tmp'
-   local f, err = io.open(tmp, 'wb')
-   if not f then L.raise('params:save: cannot open ' .. tmp .. ' for writing (' .. tostring(err) .. ')') end
-   local ok = f:write(text)
-   local closed = f:close()
-   if not ok or not closed then
-      os.remove(tmp)
-      L.raise('params:save: writing ' .. path .. ' failed')
-   end
-   local rok, rerr = os.rename(tmp, path)
-   if not rok then
-      os.remove(tmp)
-      L.raise('params:save: cannot rename ' .. tmp .. ' to ' .. path .. ' (' .. tostring(rerr) .. ')')
-   end
+   local ok, text = pcall(M.dump, plain)
+   if not ok then L.raise('params:save: ' .. tostring(text):gsub('^params: ', '')) end
+   utils.writeFiles({{path, text}}, 'params:save')
    return self
 end
 
