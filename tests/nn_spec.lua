@@ -74,6 +74,15 @@ describe('snn.Module', function()
       assert.is_true(seq.modules[1].training)
    end)
 
+   it('moves only to a known device, and says which ones there are', function()
+      local net = Net(3, 4, 2)
+      for _, dev in ipairs({false, 'gpu', 5}) do
+         local ok, err = pcall(net.to, net, dev or nil)
+         assert.truthy(not ok and err:find("to: expected device 'cpu' or 'cuda'", 1, true), err)
+      end
+      assert.are.equal(net, net:to('cpu'))
+   end)
+
    it('trains: a loss falls under gradient descent', function()
       snn.manualSeed(11)
       local net = Net(4, 8, 1)

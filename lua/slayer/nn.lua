@@ -174,6 +174,9 @@ end
 --- Move every parameter and buffer to device, in place (tensors keep their
 -- identity, so an optimizer built earlier keeps working).
 function Module:to(device)
+   if device ~= 'cpu' and device ~= 'cuda' then
+      L.raise("to: expected device 'cpu' or 'cuda', got " .. tostring(device))
+   end
    walk(self, function(_, t) t:moveTo_(device) end)
    eachModule(self, function(m) m.device = device end)
    return self
