@@ -1,5 +1,6 @@
 -- snn.stats (the reference's learningStats, SPEC.md 17) and plots
 local snn = require 'slayer'
+local H = require 'support.helpers'
 
 local function fill(stat, n, loss, correct)
    stat.numSamples, stat.lossSum, stat.correctSamples = n, loss, correct
@@ -125,5 +126,124 @@ describe('learning statistics', function()
          end
          os.remove(f)
       end
+   end)
+
+   it('checks the arguments of print and load, and prints any whole epoch number as written', function()
+      local out, text = capture()
+      local st = snn.stats{out = out, tty = false}
+      st:print(1e20, 2^63)
+      assert.truthy(text():find('Epoch : 100000000000000000000(i = 9223372036854775808)', 1, true), text())
+      assert.truthy(H.errorOf(function() st:print() end):find('stats:print: epoch must be a whole number, got nil', 1, true))
+      assert.truthy(H.errorOf(function() st:print(1.5) end):find('stats:print: epoch must be a whole number, got 1.5', 1, true))
+      assert.truthy(H.errorOf(function() st:print(1, 'x') end):find('stats:print: iter must be a whole number', 1, true))
+      assert.truthy(H.errorOf(function() st:print(1, nil, 'x') end):find('stats:print: timeElapsed must be a number', 1, true))
+      assert.truthy(H.errorOf(function() st:print(1, nil, nil, 'hdr') end):find('stats:print: header must be a list', 1, true))
+      assert.truthy(H.errorOf(function() st.print(1) end):find('stats:print: call it as stats:print', 1, true))
+      -- the error points at the caller's line, not into the package
+      assert.truthy(H.errorOf(function() st:print() end):find('stats_spec.lua:%d+: stats:print'))
+
+      local prefix = os.tmpname() .. '-'
+      fill(st.training, 10, 5, 7); fill(st.testing, 10, 6, 5); st:update()
+      fill(st.training, 10, 4, 7); fill(st.testing, 10, 5, 5); st:update()
+      st:save(prefix)
+      local back = snn.stats()
+      assert.are.equal(3, back:load(prefix, nil, 2)) -- 2 rows // 2 * 2 + 1
+      assert.truthy(H.errorOf(function() back:load(prefix, nil, 0) end):find('stats:load: modulo must be a positive whole number, got 0', 1, true))
+      assert.truthy(H.errorOf(function() back:load(prefix, nil, 1.5) end):find('stats:load: modulo must be a whole number', 1, true))
+      assert.truthy(H.errorOf(function() back:load(prefix, 'x') end):find('stats:load: numEpoch must be a whole number, got string', 1, true))
+      assert.truthy(H.errorOf(function() back:load(prefix, -1) end):find('stats:load: numEpoch must not be negative', 1, true))
+      os.remove(prefix .. 'loss.txt'); os.remove(prefix .. 'accuracy.txt')
+   end)
+
+   local function read(path)
+      local f = io.open(path, 'rb')
+      if not f then return nil end
+      local s = f:read('*a')
+      f:close()
+      return s
+   end
+
+   local function removeAll(files)
+      for _, f in ipairs(files) do os.remove(f) end
+   end
+
+   it('draws a figure with nothing finite in it empty, with a note, instead of failing', function()
+      -- no correct sample in any epoch (accuracy all missing), every loss NaN, then every loss inf
+      for _, loss in ipairs({5, 0 / 0, 1 / 0}) do
+         local st = snn.stats()
+         for _ = 1, 2 do fill(st.training, 10, loss, 0); fill(st.testing, 10, loss, 0); st:update() end
+         local prefix = os.tmpname() .. '-'
+         local files = st:plot{path = prefix}
+         assert.are.same({prefix .. 'loss.png', prefix .. 'loss.svg', prefix .. 'accuracy.png', prefix .. 'accuracy.svg'}, files)
+         for _, f in ipairs(files) do
+            assert.truthy(snn.utils.exists(f), f)
+            assert.is_false(snn.utils.exists(f .. '.tmp'))
+         end
+         local note = 'nothing to plot: every value is missing, NaN or infinite'
+         assert.truthy(read(prefix .. 'accuracy.svg'):find(note, 1, true))
+         assert.are.equal(loss == 5, not read(prefix .. 'loss.svg'):find(note, 1, true))
+         removeAll(files)
+      end
+   end)
+
+   it('writes each figure as .png and .svg both or neither', function()
+      local st = snn.stats()
+      fill(st.training, 10, 5, 7); fill(st.testing, 10, 6, 5); st:update()
+      local prefix = os.tmpname() .. '-'
+      -- a folder where accuracy.svg goes: that figure fails whole, the loss figure is complete
+      snn.utils.mkdir(prefix .. 'accuracy.svg')
+      local keep = io.open(prefix .. 'accuracy.svg/keep', 'wb'); keep:close()
+      local err = H.errorOf(function() st:plot{path = prefix} end)
+      assert.truthy(err:find("stats:plot: cannot write '" .. prefix .. "accuracy.svg'", 1, true), err)
+      assert.is_false(snn.utils.exists(prefix .. 'accuracy.png'))
+      assert.is_false(snn.utils.exists(prefix .. 'accuracy.png.tmp'))
+      assert.is_false(snn.utils.exists(prefix .. 'accuracy.svg.tmp'))
+      assert.truthy(read(prefix .. 'loss.svg'):find('<svg', 1, true))
+      os.remove(prefix .. 'accuracy.svg/keep'); os.remove(prefix .. 'accuracy.svg')
+      removeAll({prefix .. 'loss.png', prefix .. 'loss.svg'})
+      -- a missing folder: a clear error and nothing written
+      err = H.errorOf(function() st:plot{path = prefix .. 'no-such-folder/'} end)
+      assert.truthy(err:find("stats:plot: cannot write '" .. prefix .. "no-such-folder/loss.png'", 1, true), err)
+   end)
+
+   it('keeps titles, series names and paths from reaching gnuplot as commands', function()
+      local st = snn.stats()
+      fill(st.training, 10, 5, 7); fill(st.testing, 10, 6, 5); st:update()
+      fill(st.training, 10, 4, 8); fill(st.testing, 10, 5, 6); st:update()
+      local prefix = os.tmpname() .. '-'
+      local marker = prefix .. 'injected'
+      local title = "x\nsystem 'touch " .. marker .. "'\n# `touch " .. marker .. "` it's a_b \\n \"q\" ''"
+      local files = st:plot{path = prefix, title = title}
+      assert.is_false(snn.utils.exists(marker))
+      -- drawn as written (noenhanced), the control characters as spaces
+      local svg = read(prefix .. 'loss.svg')
+      assert.truthy(svg:find("x system 'touch " .. marker .. "' # `touch " .. marker .. "` it's a_b \\n \"q\" ''", 1, true))
+      removeAll(files)
+
+      local out = prefix .. 'lines'
+      files = snn.plot.lines({{name = "`touch " .. marker .. "`'\n", values = {1, 2}}},
+         {output = out, xlabel = "'\r\n`touch " .. marker .. "`", ylabel = '@x'})
+      assert.is_false(snn.utils.exists(marker))
+      assert.truthy(read(out .. '.svg'):find('`touch ' .. marker .. "`' ", 1, true))
+      removeAll(files)
+
+      local err = H.errorOf(function() st:plot{path = prefix .. "nl\nsystem 'touch " .. marker .. "'\n#"} end)
+      assert.truthy(err:find("stats:plot: the output path '" .. prefix .. "nl\\10system", 1, true), err)
+      assert.truthy(err:find('contains a control character', 1, true), err)
+      assert.is_false(snn.utils.exists(marker))
+      assert.is_false(snn.utils.exists(prefix .. 'nl'))
+   end)
+
+   it('checks the arguments of plot.lines and stats:plot', function()
+      local series = {{name = 'a', values = {1, 2}}}
+      assert.truthy(H.errorOf(function() snn.plot.lines(series, {}) end):find('plot.lines: expected an output path (a string), got nil', 1, true))
+      assert.truthy(H.errorOf(function() snn.plot.lines(series) end):find('plot.lines: expected options', 1, true))
+      assert.truthy(H.errorOf(function() snn.plot.lines(nil, {output = 'x'}) end):find('plot.lines: expected a list of series', 1, true))
+      assert.truthy(H.errorOf(function() snn.plot.lines({{name = 'a', values = {1, 'x'}}}, {output = 'x'}) end)
+         :find('plot.lines: series 1 value 2 is a string', 1, true))
+      assert.truthy(H.errorOf(function() snn.plot.lines(series, {output = 'x', title = {}}) end):find('plot.lines: title must be a string', 1, true))
+      local st = snn.stats()
+      assert.truthy(H.errorOf(function() st:plot('x') end):find('stats:plot: expected options', 1, true))
+      assert.truthy(H.errorOf(function() st:plot{path = 5} end):find('stats:plot: expected a path prefix (a string), got number', 1, true))
    end)
 end)

@@ -117,13 +117,14 @@ function Stats:update()
 end
 
 local function clock(sec)
+   if sec ~= sec or sec >= 3.6e9 then return '?:??:??' end -- unknown, or over a million hours
    sec = math.max(0, math.floor(sec + 0.5))
    return string.format('%d:%02d:%02d', math.floor(sec / 3600), math.floor(sec / 60) % 60, sec % 60)
 end
 
 local function progressLine(self, timeElapsed)
    local es = self.epochSamples
-   if not es or not timeElapsed or timeElapsed <= 0 then return nil end
+   if not es or not timeElapsed or not (timeElapsed > 0 and timeElapsed < math.huge) then return nil end
    local phase, done, total
    if self.testing.numSamples > 0 and es.test then
       phase, done, total = 'test ', self.testing.numSamples, es.test
@@ -136,8 +137,15 @@ local function progressLine(self, timeElapsed)
    local filled = math.floor(frac * width + 0.5)
    local rate = done / timeElapsed
    local eta = rate > 0 and (total - done) / rate or 0
-   return string.format('%s [%s%s] %3d%% %8.1f samples/s  ETA %s', phase, string.rep('=', filled),
-      string.rep(' ', width - filled), math.floor(frac * 100 + 0.5), rate, clock(eta))
+   return string.format('%s [%s%s] %3d%% %8s samples/s  ETA %s', phase, string.rep('=', filled),
+      string.rep(' ', width - filled), math.floor(frac * 100 + 0.5),
+      string.format(rate < 1e7 and '%.1f' or '%.3g', rate), clock(eta))
+end
+
+local function wholeNumber(v, fname, what)
+   if type(v) ~= 'number' or v ~= v or v == math.huge or v == -math.huge or v ~= math.floor(v) then
+      L.raise(fname .. ': ' .. what .. ' must be a whole number, got ' .. (type(v) == 'number' and tostring(v) or type(v)))
+   end
 end
 
 --- Print the statistics of the session in progress: an epoch line
@@ -145,10 +153,21 @@ end
 -- and testing displays, an optional progress bar, and header/footer lines.
 -- In a terminal the same lines are redrawn; elsewhere they are appended.
 function Stats:print(epoch, iter, timeElapsed, header, footer)
+   if type(self) ~= 'table' or type(self.training) ~= 'table' or type(self.testing) ~= 'table' then
+      L.raise('stats:print: call it as stats:print(epoch, ...), on learning statistics from snn.stats()')
+   end
+   wholeNumber(epoch, 'stats:print', 'epoch')
+   if iter ~= nil then wholeNumber(iter, 'stats:print', 'iter') end
+   if timeElapsed ~= nil and type(timeElapsed) ~= 'number' then
+      L.raise('stats:print: timeElapsed must be a number of seconds, got ' .. type(timeElapsed))
+   end
+   if header ~= nil and type(header) ~= 'table' then L.raise('stats:print: header must be a list of lines, got ' .. type(header)) end
+   if footer ~= nil and type(footer) ~= 'table' then L.raise('stats:print: footer must be a list of lines, got ' .. type(footer)) end
    local lines = {}
    for _, h in ipairs(header or {}) do lines[#lines + 1] = tostring(h) end
-   local s = string.format('Epoch : %10d', epoch)
-   if iter ~= nil then s = s .. string.format('(i = %7d)', iter) end
+   -- %.0f, not %d: a whole number past 2^63 would wrap in %d
+   local s = string.format('Epoch : %10.0f', epoch)
+   if iter ~= nil then s = s .. string.format('(i = %7.0f)', iter) end
    if timeElapsed ~= nil then s = s .. string.format(', %12.4f ms elapsed', timeElapsed * 1000) end
    lines[#lines + 1] = s
    lines[#lines + 1] = self.training:displayString() or 'None'
@@ -235,6 +254,13 @@ end
 -- which is the epoch to resume from.
 function Stats:load(prefix, numEpoch, modulo)
    prefix, modulo = prefix or '', modulo or 1
+   if type(prefix) ~= 'string' then L.raise('stats:load: expected a path prefix (a string), got ' .. type(prefix)) end
+   wholeNumber(modulo, 'stats:load', 'modulo')
+   if modulo < 1 then L.raise('stats:load: modulo must be a positive whole number, got ' .. modulo) end
+   if numEpoch ~= nil then
+      wholeNumber(numEpoch, 'stats:load', 'numEpoch')
+      if numEpoch < 0 then L.raise('stats:load: numEpoch must not be negative, got ' .. numEpoch) end
+   end
    local loss = readTable(prefix .. 'loss.txt')
    local acc = readTable(prefix .. 'accuracy.txt')
    local n = numEpoch or (math.floor(#loss / modulo) * modulo + 1)
@@ -259,11 +285,18 @@ function Stats:load(prefix, numEpoch, modulo)
 end
 
 --- Loss (log scale) and accuracy curves through gnuplot: writes
--- path..'loss.png', path..'accuracy.png' and the .svg twins; returns the
--- list of files.  opts: path (prefix), title.
+-- path..'loss.png', path..'accuracy.png' and the .svg twins, each figure's
+-- two files all or none, and returns the list of the four files.  A figure
+-- with nothing finite to draw (no epochs, accuracy never above 0, every
+-- loss NaN or infinite) is drawn empty with a note, so the four files are
+-- always there after a successful call.  opts: path (prefix), title.
 function Stats:plot(opts)
    opts = opts or {}
-   return require('slayer.plot').learningCurves(self, opts.path or '', opts.title)
+   if type(opts) ~= 'table' then L.raise('stats:plot: expected options {path =, title =}, got ' .. type(opts)) end
+   local path = opts.path or ''
+   if type(path) ~= 'string' then L.raise('stats:plot: expected a path prefix (a string), got ' .. type(path)) end
+   local files = require('slayer.plot').learningCurves(self, path, opts.title, 'stats:plot')
+   return files
 end
 
 return setmetatable({learningStat = Stat, learningStats = Stats}, {
