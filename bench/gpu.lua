@@ -39,19 +39,14 @@ package.path = root .. '/lua/?.lua;' .. root .. '/lua/?/init.lua;' .. package.pa
 local snn = require 'slayer'
 local T = snn.tensor
 
-local opts = {reps = 11, steps = 10, ops = true, workloads = true, small = false}
-local args = {...}
-local i = 1
-while i <= #args do
-   local a = args[i]
-   if a == '--reps' then opts.reps = tonumber(args[i + 1]); i = i + 1
-   elseif a == '--steps' then opts.steps = tonumber(args[i + 1]); i = i + 1
-   elseif a == '--skip-workloads' then opts.workloads = false
-   elseif a == '--skip-ops' then opts.ops = false
-   elseif a == '--small' then opts.small = true
-   else error('gpu.lua: unknown option ' .. a) end
-   i = i + 1
-end
+local opts = snn.utils.options({...}, {
+   reps = {11, 'timed repetitions (median reported)', integer = true, min = 1},
+   steps = {10, 'timed steps per workload', integer = true, min = 1},
+   ['skip-ops'] = {false, 'leave out the SNN op benchmarks (the foundation level always runs)'},
+   ['skip-workloads'] = {false, 'leave out the workloads'},
+   small = {false, 'small sizes (a check of the script, not a benchmark)'},
+}, 'luajit bench/gpu.lua [options]')
+opts.ops, opts.workloads = not opts['skip-ops'], not opts['skip-workloads']
 
 -- the device and its runtime calls (the CPU stands in when asked to)
 local DEV = os.getenv('SLAYER_GPU_BENCH_DEVICE') or 'cuda'

@@ -13,7 +13,8 @@ local utils = snn.utils
 
 local opt = utils.options({...}, {
    data = {root .. '/../shared/data/nmnist-small', 'N-MNIST-style folder with train1K.txt'},
-   epochs = {3, 'epochs per setting (median reported)'}, threads = {2, 'OpenMP threads'},
+   epochs = {3, 'epochs per setting (median reported)', integer = true, min = 1},
+   threads = {2, 'OpenMP threads', integer = true, min = 1},
 }, 'luajit bench/loader.lua [options]')
 snn.setNumThreads(opt.threads)
 local ds = snn.data.SpikeFiles{root = opt.data, list = 'train1K.txt', shape = {2, 34, 34}, tSample = 300, Ts = 1}

@@ -16,13 +16,11 @@ local snn = require 'slayer'
 local T = snn.tensor
 local now = snn.utils.now
 
-local opts = {threads = 2, reps = 21, batch = 12}
-local a = {...}
-for i = 1, #a, 2 do
-   local k = a[i]:gsub('^%-%-', '')
-   if opts[k] == nil then error('unknown option ' .. a[i]) end
-   opts[k] = tonumber(a[i + 1])
-end
+local opts = snn.utils.options({...}, {
+   threads = {2, 'CPU threads', integer = true, min = 1},
+   reps = {21, 'timed repetitions (median reported)', integer = true, min = 1},
+   batch = {12, 'batch size', integer = true, min = 1},
+}, 'luajit bench/loihi.lua [options]')
 snn.setNumThreads(opts.threads)
 snn.manualSeed(1)
 
@@ -45,7 +43,7 @@ local function stats(fn)
       ts[i] = (now() - t0) * 1000
    end
    table.sort(ts)
-   return ts[(#ts + 1) / 2], ts[1], ts[#ts]
+   return snn.utils.median(ts), ts[1], ts[#ts]
 end
 
 local xg = x:detach():requiresGrad(true)

@@ -17,12 +17,10 @@ local snn = require 'slayer'
 local T = snn.tensor
 local C = require('slayer.ffi').C
 
-local opts = {threads = 2, reps = 11}
-local a = {...}
-for i = 1, #a do
-   if a[i] == '--threads' then opts.threads = tonumber(a[i + 1]) end
-   if a[i] == '--reps' then opts.reps = tonumber(a[i + 1]) end
-end
+local opts = snn.utils.options({...}, {
+   threads = {2, 'CPU threads', integer = true, min = 1},
+   reps = {11, 'timed repetitions (median reported)', integer = true, min = 1},
+}, 'luajit bench/run.lua [options]')
 snn.setNumThreads(opts.threads)
 
 local function time(fn, reps) return (snn.utils.timeit(fn, reps)) end

@@ -26,17 +26,13 @@ local T = snn.tensor
 local clockId = 1 -- CLOCK_MONOTONIC; 2 = CLOCK_PROCESS_CPUTIME_ID (--cpu)
 local function now() return snn.utils.now(clockId) end
 
-local opts = {threads = 2, reps = 11, sweep = false}
-local args = {...}
-local i = 1
-while i <= #args do
-   if args[i] == '--threads' then opts.threads = tonumber(args[i + 1]); i = i + 1
-   elseif args[i] == '--reps' then opts.reps = tonumber(args[i + 1]); i = i + 1
-   elseif args[i] == '--sweep' then opts.sweep = true
-   elseif args[i] == '--cpu' then clockId = 2
-   else error('unknown option ' .. args[i]) end
-   i = i + 1
-end
+local opts = snn.utils.options({...}, {
+   threads = {2, 'CPU threads', integer = true, min = 1},
+   reps = {11, 'timed repetitions after one warm-up (median reported)', integer = true, min = 1},
+   sweep = {false, 'add the sparse-vs-GEMM comparison at several densities'},
+   cpu = {false, "report the process's CPU time instead of wall time"},
+}, 'luajit bench/synapse.lua [options]')
+if opts.cpu then clockId = 2 end
 snn.setNumThreads(opts.threads)
 
 local median = snn.utils.median

@@ -32,15 +32,15 @@ local T = snn.tensor
 
 local now = snn.utils.now
 
-local opts = {threads = 2, steps = 10, only = nil, batch = nil, device = 'cpu', n = '512,4096', w4input = 'spikes'}
-local args = {...}
-for i = 1, #args, 2 do
-   local k, v = args[i]:gsub('^%-%-', ''), args[i + 1]
-   if k == 'threads' or k == 'steps' or k == 'batch' then opts[k] = tonumber(v)
-   elseif k == 'only' or k == 'device' or k == 'n' or k == 'w4input' then opts[k] = v
-   else error('unknown option ' .. args[i]) end
-end
-if opts.w4input ~= 'spikes' and opts.w4input ~= 'dense' then error('--w4input: spikes or dense, not ' .. opts.w4input) end
+local opts = snn.utils.options({...}, {
+   threads = {2, 'CPU threads', integer = true, min = 1},
+   steps = {10, 'timed steps after one warm-up', integer = true, min = 1},
+   only = {'all', 'run only this workload (W4 runs only when asked for)', choices = {'all', 'W1', 'W2', 'W2after', 'W4'}},
+   batch = {nil, 'batch size (default: 12, W4: 16)', type = 'number', integer = true, min = 1},
+   device = {'cpu', 'device to run on', choices = {'cpu', 'cuda'}},
+   n = {'512,4096', 'layer sizes of W4', check = function(v) return not v:match('^%d+[%d,]*$') and 'sizes like 512,4096' or nil end},
+   w4input = {'spikes', 'input of W4', choices = {'spikes', 'dense'}},
+}, 'luajit bench/workloads.lua [options]')
 snn.setNumThreads(opts.threads)
 
 local netParams = {
@@ -173,9 +173,10 @@ local results = {}
 if opts.only == 'W4' then
    for n in opts.n:gmatch('%d+') do results[#results + 1] = runW4(tonumber(n), opts.batch or 16) end
 end
-if not opts.only or opts.only == 'W1' then results[#results + 1] = run('W1 nmnist-mlp', MLP, opts.batch or 12) end
-if not opts.only or opts.only == 'W2' then results[#results + 1] = run('W2 nmnist-cnn', CNN, opts.batch or 12) end
-if not opts.only or opts.only == 'W2' or opts.only == 'W2after' then
+local all = opts.only == 'all'
+if all or opts.only == 'W1' then results[#results + 1] = run('W1 nmnist-mlp', MLP, opts.batch or 12) end
+if all or opts.only == 'W2' then results[#results + 1] = run('W2 nmnist-cnn', CNN, opts.batch or 12) end
+if all or opts.only == 'W2' or opts.only == 'W2after' then
    results[#results + 1] = run('W2, psp after', CNNafter, opts.batch or 12)
 end
 

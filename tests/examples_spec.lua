@@ -134,7 +134,85 @@ describe('examples', function()
          assert.truthy(text:find('%-%-' .. o), o)
       end
       rc, text = run('luajit examples/oxford/train.lua --bogus 1')
-      assert.are.equal(1, rc)
+      assert.are.equal(2, rc)
       assert.truthy(text:find('unknown option %-%-bogus'))
+   end)
+end)
+
+-- A mistake on the command line: exit 2 with `<script>: <message>` and no
+-- traceback, before anything (the --out folder) is created.  timeout keeps
+-- a script that would start its work anyway from running long.
+local function refuses(script, args, message)
+   local out = tmpdir()
+   local rc, text = run('timeout 20 luajit ' .. script .. ' ' .. args .. ' --out ' .. out)
+   assert.are.equal(2, rc, script .. ' ' .. args .. ':\n' .. text)
+   assert.truthy(text:find(script .. ': ' .. message, 1, true), script .. ' ' .. args .. ':\n' .. text)
+   assert.is_nil(text:find('traceback'), text)
+   assert.is_false(exists(out), script .. ' ' .. args .. ' created ' .. out)
+   os.execute('rm -rf ' .. out)
+end
+
+describe('example command lines', function()
+   it('refuse bad numbers before creating --out (-1, 0 or nan epochs used to train nothing and exit 0)', function()
+      local mlp = 'examples/nmnist-mlp/train.lua'
+      refuses(mlp, '--epochs -1', '--epochs expects a whole number >= 1, got -1')
+      refuses(mlp, '--epochs 0', '--epochs expects a whole number >= 1, got 0')
+      refuses(mlp, '--epochs nan', '--epochs expects a whole number >= 1, got nan')
+      refuses(mlp, '--train -5', '--train expects a whole number >= 0, got -5')
+      refuses(mlp, '--batch 0', '--batch expects a whole number >= 1, got 0')
+      refuses(mlp, '--batch 1.5', '--batch expects a whole number >= 1, got 1.5')
+      refuses(mlp, '--threads 0', '--threads expects a whole number >= 1, got 0')
+      refuses(mlp, '--workers -1', '--workers expects a whole number from 0 to 1024, got -1')
+      refuses(mlp, '--lr nan', '--lr expects a number > 0, got nan')
+      refuses('examples/fashion-events/train.lua', '--lr inf', '--lr expects a number > 0, got inf')
+      refuses('examples/nmnist-loihi/train.lua', '--seed nan', '--seed expects a whole number from 0 to')
+      refuses('examples/nmnist-cnn/train.lua', '--dropout 2', '--dropout expects a number >= 0 and < 1, got 2')
+      refuses('examples/nmnist-cnn/train.lua', '--jitter -3', '--jitter expects a whole number from 0 to 33, got -3')
+      refuses('examples/nmnist-loihi/train.lua', '--shuffle maybe', '--shuffle expects true or false (or nothing), got maybe')
+   end)
+
+   it('oxford refuses 0 epochs (it used to fail loading, or report an older run) and the --batch it ignored', function()
+      refuses('examples/oxford/train.lua', '--epochs 0', '--epochs expects a whole number >= 1, got 0')
+      refuses('examples/oxford/train.lua', '--epochs -1', '--epochs expects a whole number >= 1, got -1')
+      refuses('examples/oxford/train.lua', '--batch 5', 'unknown option --batch')
+   end)
+
+   it('eval.lua answers --help (it used to take it for the checkpoint) and asks for a missing checkpoint', function()
+      for _, ex in ipairs({'nmnist-mlp', 'nmnist-cnn', 'nmnist-loihi', 'fashion-events', 'oxford'}) do
+         local script = 'examples/' .. ex .. '/eval.lua'
+         local rc, text = run('luajit ' .. script .. ' --help')
+         assert.are.equal(0, rc, text)
+         assert.truthy(text:find('usage: luajit ' .. script .. ' <checkpoint>', 1, true), text)
+         rc, text = run('luajit ' .. script)
+         assert.are.equal(2, rc, text)
+         assert.truthy(text:find(script .. ': missing <checkpoint>', 1, true), text)
+      end
+   end)
+end)
+
+describe('bench command lines', function()
+   local function refusesBench(script, args, message)
+      local rc, text = run('timeout 20 luajit ' .. script .. ' ' .. args)
+      assert.are.equal(2, rc, script .. ' ' .. args .. ':\n' .. text)
+      assert.truthy(text:find(script .. ': ' .. message, 1, true), script .. ' ' .. args .. ':\n' .. text)
+      assert.is_nil(text:find('traceback'), text)
+   end
+
+   it('refuse bad options with exit 2 (they used to run everything, print an empty table or raise raw Lua errors)', function()
+      local w = 'bench/workloads.lua'
+      refusesBench(w, '--only', '--only needs a value')
+      refusesBench(w, '--only NOPE', '--only expects one of all, W1, W2, W2after, W4, got NOPE')
+      refusesBench(w, '--only W4 --n abc', '--n expects sizes like 512,4096, got abc')
+      refusesBench(w, '--only NOPE --device tpu', '--only expects one of')
+      refusesBench(w, '--only W1 --steps x', '--steps expects a whole number >= 1, got x')
+      refusesBench(w, '--only W1 --steps 0', '--steps expects a whole number >= 1, got 0')
+      refusesBench(w, '--only W1 --batch x', '--batch expects a whole number >= 1, got x')
+      for _, b in ipairs({'bench/loihi.lua', 'bench/synapse.lua', 'bench/run.lua'}) do
+         refusesBench(b, '--reps x', '--reps expects a whole number >= 1, got x')
+      end
+      refusesBench('bench/loihi.lua', '--reps', '--reps needs a value')
+      refusesBench('bench/run.lua', '--bogus 1', 'unknown option --bogus')
+      refusesBench('bench/gpu.lua', '--bogus', 'unknown option --bogus')
+      refusesBench('bench/loader.lua', '--epochs 0', '--epochs expects a whole number >= 1, got 0')
    end)
 end)

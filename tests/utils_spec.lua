@@ -113,3 +113,106 @@ describe('writeFile', function()
       os.execute("rm -rf '" .. dir .. "'")
    end)
 end)
+
+describe('options', function()
+   local spec = {
+      epochs = {90, 'training epochs', integer = true, min = 1},
+      lr = {0.01, 'learning rate', above = 0},
+      dropout = {0.1, 'dropout', min = 0, below = 1},
+      train = {0, 'samples (0: all)', integer = true, min = 0},
+      seed = {1, 'seed', integer = true, min = 0, max = 2 ^ 53},
+      device = {'cpu', 'device', choices = {'cpu', 'cuda'}},
+      batch = {nil, 'batch size', type = 'number', integer = true, min = 1},
+      n = {'512', 'sizes', check = function(v) return not v:match('^%d+[%d,]*$') and 'sizes like 512,4096' or nil end},
+      shuffle = {true, 'shuffle'},
+      out = {'out', 'folder'},
+   }
+   local function fails(args, message, s)
+      local opt, err = U.parseOptions(args, s or spec)
+      assert.is_nil(opt, 'accepted ' .. table.concat(args, ' '))
+      assert.are.equal(message, err)
+   end
+
+   it('converts and checks values, --name value or --name=value', function()
+      local opt = U.parseOptions({'--epochs', '3', '--lr=0.5', '--device', 'cuda', '--batch', '7', '--out', '-x'}, spec)
+      assert.are.same({epochs = 3, lr = 0.5, dropout = 0.1, train = 0, seed = 1, device = 'cuda', batch = 7, n = '512',
+         shuffle = true, out = '-x'}, opt)
+      assert.are.equal(2 ^ 53, U.parseOptions({'--seed', '9007199254740992'}, spec).seed)
+      assert.are.equal(0, U.parseOptions({'--dropout', '0'}, spec).dropout)
+   end)
+
+   it('refuses numbers out of range, fractions, nan and inf, naming the option and the value', function()
+      -- these used to pass: -1, 0 or nan epochs trained nothing, -5 samples meant all
+      fails({'--epochs', '-1'}, '--epochs expects a whole number >= 1, got -1')
+      fails({'--epochs', '0'}, '--epochs expects a whole number >= 1, got 0')
+      fails({'--epochs', 'nan'}, '--epochs expects a whole number >= 1, got nan')
+      fails({'--epochs', '1.5'}, '--epochs expects a whole number >= 1, got 1.5')
+      fails({'--epochs='}, "--epochs expects a whole number >= 1, got ''")
+      fails({'--train', '-5'}, '--train expects a whole number >= 0, got -5')
+      fails({'--lr', 'inf'}, '--lr expects a number > 0, got inf')
+      fails({'--lr', '0'}, '--lr expects a number > 0, got 0')
+      fails({'--dropout', '2'}, '--dropout expects a number >= 0 and < 1, got 2')
+      fails({'--seed', 'nan'}, '--seed expects a whole number from 0 to 9007199254740992, got nan')
+      fails({'--batch', 'x'}, '--batch expects a whole number >= 1, got x')
+      fails({'--device', 'tpu'}, '--device expects one of cpu, cuda, got tpu')
+      fails({'--n', 'abc'}, '--n expects sizes like 512,4096, got abc')
+   end)
+
+   it('takes true/false after a flag and says what a flag expects (it used to say "unknown option maybe")', function()
+      assert.is_false(U.parseOptions({'--shuffle', 'false'}, spec).shuffle)
+      assert.is_false(U.parseOptions({'--shuffle=no'}, spec).shuffle)
+      assert.is_true(U.parseOptions({'--shuffle', '--epochs', '2'}, spec).shuffle)
+      fails({'--shuffle', 'maybe'}, '--shuffle expects true or false (or nothing), got maybe')
+      fails({'--shuffle=maybe'}, '--shuffle expects true or false, got maybe') -- used to mean false
+   end)
+
+   it('refuses unknown options, missing values and stray arguments', function()
+      fails({'--bogus', '1'}, 'unknown option --bogus')
+      fails({'-x'}, 'unknown option -x')
+      fails({'--out'}, '--out needs a value')
+      fails({'--device', '--epochs', '2'}, '--device needs a value') -- `--only` with no value used to run everything
+      fails({'stray'}, 'unexpected argument stray')
+   end)
+
+   it('fills positional arguments from the array part of the spec and asks for a missing one', function()
+      local s = {{'checkpoint', 'written by train.lua'}, test = {0, 'samples', integer = true, min = 0}}
+      assert.are.same({checkpoint = 'c.t7s', test = 5}, U.parseOptions({'--test', '5', 'c.t7s'}, s))
+      fails({'--test', '5'}, 'missing <checkpoint> (written by train.lua)', s)
+      fails({'a', 'b'}, 'unexpected argument b', s)
+   end)
+
+   it('reports --help (anywhere) as false, before checking values', function()
+      assert.is_false(U.parseOptions({'--help'}, spec))
+      assert.is_false(U.parseOptions({'--epochs', '-1', '-h'}, {{'checkpoint'}, epochs = spec.epochs}))
+   end)
+
+   it('options() prints "<script>: <message>" and the usage line, exits 2 without a traceback; --help exits 0', function()
+      local script = os.tmpname()
+      local f = io.open(script, 'w')
+      f:write("package.path = 'lua/?.lua;lua/?/init.lua;' .. package.path\n",
+         "local opt = require('slayer.utils').options(arg, {{'checkpoint', 'a checkpoint'}, ",
+         "epochs = {2, 'training epochs', integer = true, min = 1}}, 'luajit demo.lua <checkpoint> [options]')\n",
+         "print('ran with ' .. opt.epochs)\n")
+      f:close()
+      local function run(args)
+         local p = io.popen('luajit ' .. script .. ' ' .. args .. ' 2>&1; echo "__rc=$?"')
+         local out = p:read('*a')
+         p:close()
+         return tonumber(out:match('__rc=(%d+)')), out
+      end
+      local rc, out = run('c --epochs 0')
+      assert.are.equal(2, rc, out)
+      assert.truthy(out:find('demo.lua: --epochs expects a whole number >= 1, got 0\n'
+         .. 'usage: luajit demo.lua <checkpoint> [options]', 1, true), out)
+      assert.is_nil(out:find('traceback'), out)
+      assert.is_nil(out:find('ran with'), out)
+      rc, out = run('--help')
+      assert.are.equal(0, rc, out)
+      assert.truthy(out:find('<checkpoint>%s+a checkpoint'), out)
+      assert.truthy(out:find('%-%-epochs <number>%s+training epochs %(default: 2%)'), out)
+      rc, out = run('c --epochs 3')
+      assert.are.equal(0, rc, out)
+      assert.truthy(out:find('ran with 3', 1, true), out)
+      os.remove(script)
+   end)
+end)

@@ -5,14 +5,16 @@ package.path = here .. '/../../lua/?.lua;' .. here .. '/../../lua/?/init.lua;' .
 local snn = require 'slayer'
 local utils = snn.utils
 
-local checkpoint = table.remove(arg, 1)
 local opt = utils.options(arg, {
-   threads = {2, 'CPU threads'}, batch = {12, 'batch size'}, test = {1000, 'test images'},
+   {'checkpoint', 'written by train.lua, e.g. out/fashion-events/checkpoint.t7s'},
+   threads = {2, 'CPU threads', integer = true, min = 1}, batch = {12, 'batch size', integer = true, min = 1},
+   test = {1000, 'test images (0: all)', integer = true, min = 0},
    full = {false, 'all 10000 test images'}, out = {'out/fashion-events', 'folder of the event cache'},
    data = {'/usr/share/datasets/fashion-mnist', 'folder with the Fashion-MNIST IDX files'},
 }, 'luajit examples/fashion-events/eval.lua <checkpoint> [options]')
-if not checkpoint or not utils.exists(checkpoint) then
-   io.stderr:write('fashion-events eval: give the checkpoint written by train.lua (e.g. out/fashion-events/checkpoint.t7s)\n')
+local checkpoint = opt.checkpoint
+if not utils.exists(checkpoint) then
+   io.stderr:write('fashion-events eval: no checkpoint at ' .. checkpoint .. ' (give the one train.lua wrote)\n')
    os.exit(1)
 end
 if opt.full then opt.test = 0 end

@@ -7,10 +7,14 @@ local snn = require 'slayer'
 local utils = snn.utils
 
 local opt = utils.options(arg, {
-   epochs = {8, 'training epochs'}, batch = {12, 'batch size'}, lr = {0.01, 'Adam learning rate'},
-   seed = {1, 'random seed'}, threads = {2, 'CPU threads'}, workers = {2, 'data loading threads'},
-   train = {6000, 'training images (the first ones of the training split)'},
-   test = {1000, 'test images (the first ones of the test split)'}, full = {false, 'use all 60000 / 10000 images'},
+   epochs = {8, 'training epochs', integer = true, min = 1},
+   batch = {12, 'batch size', integer = true, min = 1}, lr = {0.01, 'Adam learning rate', above = 0},
+   seed = {1, 'random seed', integer = true, min = 0, max = 2 ^ 53},
+   threads = {2, 'CPU threads', integer = true, min = 1},
+   workers = {2, 'data loading threads', integer = true, min = 0, max = 1024},
+   train = {6000, 'training images (the first ones of the training split; 0: all)', integer = true, min = 0},
+   test = {1000, 'test images (the first ones of the test split; 0: all)', integer = true, min = 0},
+   full = {false, 'use all 60000 / 10000 images'},
    out = {'out/fashion-events', 'folder for checkpoint, statistics, plots and the event cache'},
    data = {'/usr/share/datasets/fashion-mnist', 'folder with the Fashion-MNIST IDX files'},
 }, 'luajit examples/fashion-events/train.lua [options]')

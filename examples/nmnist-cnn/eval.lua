@@ -5,13 +5,15 @@ package.path = here .. '/../../lua/?.lua;' .. here .. '/../../lua/?/init.lua;' .
 local snn = require 'slayer'
 local utils = snn.utils
 
-local checkpoint = table.remove(arg, 1)
 local opt = utils.options(arg, {
-   threads = {2, 'CPU threads'}, batch = {12, 'batch size'}, test = {0, 'use only this many test samples (0: all)'},
+   {'checkpoint', 'written by train.lua, e.g. out/nmnist-cnn/checkpoint.t7s'},
+   threads = {2, 'CPU threads', integer = true, min = 1}, batch = {12, 'batch size', integer = true, min = 1},
+   test = {0, 'use only this many test samples (0: all)', integer = true, min = 0},
    data = {here .. '/../../../shared/data/nmnist-small', 'N-MNIST-style folder with test100.txt'},
 }, 'luajit examples/nmnist-cnn/eval.lua <checkpoint> [options]')
-if not checkpoint or not utils.exists(checkpoint) then
-   io.stderr:write('nmnist-cnn eval: give the checkpoint written by train.lua (e.g. out/nmnist-cnn/checkpoint.t7s)\n')
+local checkpoint = opt.checkpoint
+if not utils.exists(checkpoint) then
+   io.stderr:write('nmnist-cnn eval: no checkpoint at ' .. checkpoint .. ' (give the one train.lua wrote)\n')
    os.exit(1)
 end
 snn.setNumThreads(opt.threads)

@@ -8,12 +8,18 @@ local snn = require 'slayer'
 local utils = snn.utils
 
 local opt = utils.options(arg, {
-   epochs = {60, 'training epochs'}, batch = {12, 'batch size'}, lr = {0.01, 'Adam learning rate'},
-   seed = {1, 'random seed'}, threads = {2, 'CPU threads'}, workers = {2, 'data loading threads'},
+   epochs = {60, 'training epochs', integer = true, min = 1},
+   batch = {12, 'batch size', integer = true, min = 1}, lr = {0.01, 'Adam learning rate', above = 0},
+   seed = {1, 'random seed', integer = true, min = 0, max = 2 ^ 53},
+   threads = {2, 'CPU threads', integer = true, min = 1},
+   workers = {2, 'data loading threads', integer = true, min = 0, max = 1024},
    out = {'out/nmnist-cnn', 'folder for checkpoint, statistics and plots'},
-   jitter = {2, 'random shift of each training sample, pixels'}, dropout = {0.1, 'dropout before conv2, conv3, dense'},
+   jitter = {2, 'random shift of each training sample, pixels (34 would move it out of the frame)', integer = true,
+      min = 0, max = 33},
+   dropout = {0.1, 'dropout before conv2, conv3, dense', min = 0, below = 1},
    data = {here .. '/../../../shared/data/nmnist-small', 'N-MNIST-style folder with train1K.txt and test100.txt'},
-   train = {0, 'use only this many training samples (0: all)'}, test = {0, 'use only this many test samples (0: all)'},
+   train = {0, 'use only this many training samples (0: all)', integer = true, min = 0},
+   test = {0, 'use only this many test samples (0: all)', integer = true, min = 0},
 }, 'luajit examples/nmnist-cnn/train.lua [options]')
 
 if not utils.exists(opt.data .. '/train1K.txt') then

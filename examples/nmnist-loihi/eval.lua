@@ -13,16 +13,16 @@ package.path = root .. '/lua/?.lua;' .. root .. '/lua/?/init.lua;' .. here .. '/
 local snn = require 'slayer'
 local model = require 'model'
 
-local checkpoint = table.remove(arg, 1)
 local opt = snn.utils.options(arg, {
-   threads = {2, 'CPU threads'},
-   batch = {12, 'batch size'},
+   {'checkpoint', 'written by train.lua, e.g. out/nmnist-loihi/checkpoint.t7s'},
+   threads = {2, 'CPU threads', integer = true, min = 1},
+   batch = {12, 'batch size', integer = true, min = 1},
    data = {root .. '/../shared/data/nmnist-small', 'N-MNIST folder with test100.txt and <index>.bs2'},
-   test = {0, 'use only this many test samples (0: all)'},
+   test = {0, 'use only this many test samples (0: all)', integer = true, min = 0},
 }, 'luajit examples/nmnist-loihi/eval.lua <checkpoint> [options]')
-if not checkpoint or checkpoint:sub(1, 2) == '--' or not snn.utils.exists(checkpoint) then
-   io.stderr:write('usage: luajit examples/nmnist-loihi/eval.lua <checkpoint> [--data dir] [--test n]\n'
-      .. (checkpoint and ('no checkpoint at ' .. checkpoint .. '\n') or ''))
+local checkpoint = opt.checkpoint
+if not snn.utils.exists(checkpoint) then
+   io.stderr:write('nmnist-loihi eval: no checkpoint at ' .. checkpoint .. ' (give the one train.lua wrote)\n')
    os.exit(1)
 end
 

@@ -23,18 +23,19 @@ local snn = require 'slayer'
 local model = require 'model'
 
 local opt = snn.utils.options(arg, {
-   epochs = {100, 'training epochs'},
-   batch = {12, 'batch size'},
-   lr = {0.01, 'Nadam learning rate'},
-   seed = {1, 'seed of the weight initialisation'},
-   threads = {2, 'CPU threads'},
-   workers = {2, 'data loading threads'},
+   epochs = {100, 'training epochs', integer = true, min = 1},
+   batch = {12, 'batch size', integer = true, min = 1},
+   lr = {0.01, 'Nadam learning rate', above = 0},
+   seed = {1, 'seed of the weight initialisation', integer = true, min = 0, max = 2 ^ 53},
+   threads = {2, 'CPU threads', integer = true, min = 1},
+   workers = {2, 'data loading threads', integer = true, min = 0, max = 1024},
    out = {'out/nmnist-loihi', 'folder for checkpoint, statistics, plots and the Loihi export'},
    data = {root .. '/../shared/data/nmnist-small', 'N-MNIST folder with train1K.txt, test100.txt, <index>.bs2'},
-   train = {0, 'use only this many training samples (0: all)'},
-   test = {0, 'use only this many test samples (0: all)'},
+   train = {0, 'use only this many training samples (0: all)', integer = true, min = 0},
+   test = {0, 'use only this many test samples (0: all)', integer = true, min = 0},
    shuffle = {true, 'shuffle the training set every epoch (the reference does not: --shuffle false)'},
-   jitter = {1, 'random shift of each training sample, pixels (snn.data.jitter; the reference: 0)'},
+   jitter = {1, 'random shift of each training sample, pixels (snn.data.jitter; the reference: 0)', integer = true,
+      min = 0, max = 33},
 }, 'luajit examples/nmnist-loihi/train.lua [options]')
 
 snn.setNumThreads(opt.threads)

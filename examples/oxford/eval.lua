@@ -5,13 +5,15 @@ package.path = here .. '/../../lua/?.lua;' .. here .. '/../../lua/?/init.lua;' .
 local snn = require 'slayer'
 local utils = snn.utils
 
-local checkpoint = table.remove(arg, 1)
 local opt = utils.options(arg, {
-   seed = {1, 'seed used for training (for the generated pattern)'}, threads = {2, 'CPU threads'},
+   {'checkpoint', 'written by train.lua, e.g. out/oxford/checkpoint.t7s'},
+   seed = {1, 'seed used for training (for the generated pattern)', integer = true, min = 0, max = 2 ^ 53},
+   threads = {2, 'CPU threads', integer = true, min = 1},
    data = {here .. '/../../../shared/data/oxford', 'folder with input.bs1 and output.bs1 (generated when absent)'},
 }, 'luajit examples/oxford/eval.lua <checkpoint> [options]')
-if not checkpoint or not utils.exists(checkpoint) then
-   io.stderr:write('oxford eval: give the checkpoint written by train.lua (e.g. out/oxford/checkpoint.t7s)\n')
+local checkpoint = opt.checkpoint
+if not utils.exists(checkpoint) then
+   io.stderr:write('oxford eval: no checkpoint at ' .. checkpoint .. ' (give the one train.lua wrote)\n')
    os.exit(1)
 end
 snn.setNumThreads(opt.threads)

@@ -7,9 +7,11 @@ local snn = require 'slayer'
 local utils = snn.utils
 
 local opt = utils.options(arg, {
-   epochs = {10000, 'training epochs (one presentation of the pattern each)'}, lr = {0.01, 'Adam learning rate'},
-   seed = {1, 'random seed'}, threads = {2, 'CPU threads'}, batch = {1, 'batch size (the task has one sample)'},
-   out = {'out/oxford', 'folder for checkpoint, statistics and pictures'}, every = {100, 'print every this many epochs'},
+   epochs = {10000, 'training epochs (one presentation of the pattern each)', integer = true, min = 1},
+   lr = {0.01, 'Adam learning rate', above = 0}, seed = {1, 'random seed', integer = true, min = 0, max = 2 ^ 53},
+   threads = {2, 'CPU threads', integer = true, min = 1},
+   out = {'out/oxford', 'folder for checkpoint, statistics and pictures'},
+   every = {100, 'print every this many epochs', integer = true, min = 1},
    data = {here .. '/../../../shared/data/oxford', 'folder with input.bs1 and output.bs1 (generated when absent)'},
 }, 'luajit examples/oxford/train.lua [options]')
 snn.setNumThreads(opt.threads)

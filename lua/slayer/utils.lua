@@ -4,7 +4,7 @@ monotonic clock and medians, JSON output, folders, and counting correct
 classifications.
 
     local opt = snn.utils.options(arg, {
-       epochs = {90, 'number of epochs'},
+       epochs = {90, 'number of epochs', integer = true, min = 1},
        data   = {'../shared/data/nmnist-small', 'N-MNIST-style folder'},
        full   = {false, 'train on the whole set'},
     }, 'luajit examples/nmnist-mlp/train.lua [options]')
@@ -80,69 +80,167 @@ function M.evaluate(net, loader, lossFn)
    return correct / math.max(total, 1), lossFn and lossSum / math.max(total, 1) or nil, correct, total, lossSum
 end
 
+-- Command-line options.  A spec maps each option name to {default, help}
+-- plus optional fields that say what a value must be:
+--   type      'number', 'string' or 'boolean'; by default the default's type
+--             (an option whose default is nil needs it)
+--   integer   true: a whole number
+--   min, max  inclusive bounds; above, below: exclusive ones
+--   choices   the list of allowed values
+--   check     function(value) giving nil for a good value, or what was
+--             expected (a phrase such as 'a list like 512,4096')
+-- Numbers are always finite (tonumber takes 'nan' and 'inf').  The array
+-- part of a spec names required positional arguments, {name, help}, in
+-- order; their values land in opt[name].
+
+local function kind(s) return s.type or type(s[1]) end
+
+local boolWords = {['true'] = true, yes = true, ['1'] = true, ['false'] = false, no = false, ['0'] = false}
+
+-- bounds as written (tostring gives 9.007199254741e+15 for 2^53)
+local function num(x) return x % 1 == 0 and math.abs(x) <= 2 ^ 53 and string.format('%d', x) or tostring(x) end
+
+local function expected(s)
+   if s.choices then
+      local names = {}
+      for i, c in ipairs(s.choices) do names[i] = tostring(c) end
+      return 'one of ' .. table.concat(names, ', ')
+   end
+   local k = kind(s)
+   if k == 'boolean' then return 'true or false' end
+   if k ~= 'number' then return 'a value' end
+   local text, lo, hi = s.integer and 'a whole number' or 'a number', nil, nil
+   if s.min then lo = ' >= ' .. num(s.min) elseif s.above then lo = ' > ' .. num(s.above) end
+   if s.max then hi = ' <= ' .. num(s.max) elseif s.below then hi = ' < ' .. num(s.below) end
+   if s.min and s.max then return text .. ' from ' .. num(s.min) .. ' to ' .. num(s.max) end
+   if lo and hi then return text .. lo .. ' and' .. hi end
+   return text .. (lo or hi or '')
+end
+
+-- the value of option `name` from its text, or nil and the complaint
+local function convert(name, s, text)
+   local function bad(what) return nil, '--' .. name .. ' expects ' .. what .. ', got ' .. (text == '' and "''" or text) end
+   local k, v = kind(s), text
+   if k == 'boolean' then
+      v = boolWords[text:lower()]
+      if v == nil then return bad('true or false') end
+   elseif k == 'number' then
+      v = tonumber(text)
+      if not v or v ~= v or v == math.huge or v == -math.huge
+         or (s.integer and v % 1 ~= 0) or (s.min and v < s.min) or (s.max and v > s.max)
+         or (s.above and v <= s.above) or (s.below and v >= s.below) then
+         return bad(expected(s))
+      end
+   end
+   if s.choices then
+      local found = false
+      for _, c in ipairs(s.choices) do found = found or c == v end
+      if not found then return bad(expected(s)) end
+   end
+   if s.check then
+      local what = s.check(v)
+      if what then return bad(what) end
+   end
+   return v
+end
+
 local function usage(spec, title)
    local names = {}
-   for k in pairs(spec) do names[#names + 1] = k end
+   for k in pairs(spec) do if type(k) == 'string' then names[#names + 1] = k end end
    table.sort(names)
-   local lines = {'usage: ' .. (title or 'script [options]'), '', 'options:'}
+   local lines = {'usage: ' .. (title or 'script [options]'), ''}
+   if spec[1] then
+      lines[#lines + 1] = 'arguments:'
+      for _, p in ipairs(spec) do lines[#lines + 1] = string.format('  %-20s %s', '<' .. p[1] .. '>', p[2] or '') end
+      lines[#lines + 1] = ''
+   end
+   lines[#lines + 1] = 'options:'
    for _, k in ipairs(names) do
-      local d = spec[k][1]
-      local arg = type(d) == 'boolean' and '' or ' <' .. type(d) .. '>'
-      lines[#lines + 1] = string.format('  --%-18s %s (default: %s)', k .. arg, spec[k][2] or '', tostring(d))
+      local s = spec[k]
+      local arg = kind(s) == 'boolean' and '' or ' <' .. kind(s) .. '>'
+      local notes = {}
+      if s.choices then notes[#notes + 1] = expected(s) end
+      if s[1] ~= nil then notes[#notes + 1] = 'default: ' .. tostring(s[1]) end
+      lines[#lines + 1] = string.format('  --%-18s %s%s', k .. arg, s[2] or '',
+         #notes > 0 and ' (' .. table.concat(notes, '; ') .. ')' or '')
    end
    lines[#lines + 1] = '  --help               show this message'
    return table.concat(lines, '\n')
 end
 
---- Parse `--name value` / `--flag` arguments against spec (name ->
--- {default, help}).  Numbers and booleans are converted; `--help` prints
--- the usage and exits; an unknown option or a bad value exits with a
--- message.
-function M.options(args, spec, title)
-   local opt = {}
-   for k, v in pairs(spec) do opt[k] = v[1] end
-   local i = 1
-   local function die(msg)
-      io.stderr:write(msg .. '\n\n' .. usage(spec, title) .. '\n')
-      os.exit(1)
+--- The checking half of options: parse `--name value`, `--name=value`,
+-- `--flag` (or `--flag true|false`) and positional arguments against spec.
+-- Returns opt; or nil and a message naming the option and the bad value;
+-- or false when the arguments ask for --help (or -h).
+function M.parseOptions(args, spec)
+   args = args or {}
+   for _, a in ipairs(args) do
+      if a == '--help' or a == '-h' then return false end
    end
-   while args and i <= #args do
-      local a = args[i]
-      if a == '--help' or a == '-h' then
-         print(usage(spec, title))
-         os.exit(0)
+   local opt, positional = {}, 0
+   for k, s in pairs(spec) do
+      if type(k) == 'string' then
+         if type(s) ~= 'table' or (s.type or s[1]) == nil then
+            L.raise('options: spec of --' .. k .. ' needs a default or a type')
+         end
+         opt[k] = s[1]
       end
-      local name, inline = a:match('^%-%-([%w_%-]+)=(.*)$')
-      name = name or a:match('^%-%-([%w_%-]+)$')
-      if not name or spec[name] == nil then die('unknown option ' .. a) end
-      local d = spec[name][1]
-      local value = inline
-      if type(d) == 'boolean' then
-         if value == nil then
+   end
+   local i, lastFlag = 1, nil
+   while i <= #args do
+      local a = args[i]
+      if a:sub(1, 1) == '-' and #a > 1 then
+         local name, inline = a:match('^%-%-([%w_][%w_%-]*)=(.*)$')
+         name = name or a:match('^%-%-([%w_][%w_%-]*)$')
+         local s = name and spec[name]
+         if not s then return nil, 'unknown option ' .. a end
+         local text, err = inline, nil
+         lastFlag = nil
+         if kind(s) == 'boolean' and text == nil then
             local nextArg = args[i + 1]
-            if nextArg == 'true' or nextArg == 'false' then
-               value = nextArg
-               i = i + 1
+            if nextArg and boolWords[nextArg:lower()] ~= nil then
+               text, i = nextArg, i + 1
             else
-               value = 'true'
+               text, lastFlag = 'true', name
             end
-         end
-         opt[name] = value == 'true' or value == '1' or value == 'yes'
-      else
-         if value == nil then
+         elseif text == nil then
+            text = args[i + 1]
+            if text == nil or text:sub(1, 2) == '--' then return nil, '--' .. name .. ' needs a value' end
             i = i + 1
-            value = args[i]
-            if value == nil then die('option --' .. name .. ' needs a value') end
          end
-         if type(d) == 'number' then
-            local n = tonumber(value)
-            if not n then die('option --' .. name .. ' needs a number, got ' .. value) end
-            opt[name] = n
-         else
-            opt[name] = value
+         opt[name], err = convert(name, s, text)
+         if opt[name] == nil then return nil, err end
+      else
+         positional = positional + 1
+         if not spec[positional] then
+            if lastFlag then return nil, '--' .. lastFlag .. ' expects true or false (or nothing), got ' .. a end
+            return nil, 'unexpected argument ' .. a
          end
+         opt[spec[positional][1]] = a
+         lastFlag = nil
       end
       i = i + 1
+   end
+   if spec[positional + 1] then
+      local p = spec[positional + 1]
+      return nil, 'missing <' .. p[1] .. '>' .. (p[2] and ' (' .. p[2] .. ')' or '')
+   end
+   return opt
+end
+
+--- Options of a command-line script (see parseOptions; title is the usage
+-- line, e.g. 'luajit examples/nmnist-mlp/train.lua [options]').  --help
+-- prints the usage and exits 0; a mistake prints `<script>: <message>` and
+-- the usage line to stderr and exits 2, before the script has done anything.
+function M.options(args, spec, title)
+   local opt, err = M.parseOptions(args, spec)
+   if opt == false then
+      print(usage(spec, title))
+      os.exit(0)
+   elseif not opt then
+      local prog = title and (title:match('^luajit%s+(%S+)') or title:match('^(%S+)')) or (args and args[0]) or 'script'
+      io.stderr:write(prog .. ': ' .. err .. '\nusage: ' .. (title or prog .. ' [options]') .. ' (--help lists the options)\n')
+      os.exit(2)
    end
    return opt
 end
