@@ -155,13 +155,7 @@ describe('learning statistics', function()
       os.remove(prefix .. 'loss.txt'); os.remove(prefix .. 'accuracy.txt')
    end)
 
-   local function read(path)
-      local f = io.open(path, 'rb')
-      if not f then return nil end
-      local s = f:read('*a')
-      f:close()
-      return s
-   end
+   local read = H.readFile
 
    local function removeAll(files)
       for _, f in ipairs(files) do os.remove(f) end

@@ -1,6 +1,7 @@
 -- snn.utils: folders and files written through a temporary
 local snn = require 'slayer'
 local U = snn.utils
+local H = require 'support.helpers'
 
 local function tmpdir()
    local d = os.tmpname()
@@ -89,13 +90,7 @@ describe('writeFile', function()
    it('writeFiles writes every file or none, from strings or chunk producers', function()
       local dir = tmpdir()
       U.mkdir(dir)
-      local function read(p)
-         local f = io.open(p, 'rb')
-         if not f then return nil end
-         local s = f:read('*a')
-         f:close()
-         return s
-      end
+      local read = H.readFile
       U.writeFiles({{dir .. '/a.txt', 'A'}, {dir .. '/b.txt', function(emit) emit('B1'); emit('B2') end}})
       assert.are.equal('A', read(dir .. '/a.txt'))
       assert.are.equal('B1B2', read(dir .. '/b.txt'))

@@ -119,4 +119,13 @@ function H.errorOf(f)
    return tostring(err)
 end
 
+--- The bytes of a file, or nil when it cannot be opened.
+function H.readFile(path)
+   local f = io.open(path, 'rb')
+   if not f then return nil end
+   local s = f:read('*a')
+   f:close()
+   return s
+end
+
 return H
