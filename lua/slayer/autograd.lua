@@ -123,7 +123,11 @@ function M.run(root, grad, accumulate, add)
       end
    end)
    M.enabled = prev -- also after an error, in a node's backward or in a leaf's grad
-   if not ok then error(err, 0) end
+   if not ok then
+      -- raised inside the pcall, our errors lost their position: give it the user's line
+      if type(err) == 'string' and not err:match('^[^:\n]+:%d+: ') then L.raise(err) end
+      error(err, 0)
+   end
    -- free the graph: results forget how they were made
    for k = 1, #order do
       local t = order[k]
