@@ -66,6 +66,11 @@ sl_tensor *sl_tensor_view(const sl_tensor *src, int ndim, const int32_t *shape,
                           const int64_t *stride, int64_t offset);
 void sl_tensor_free(sl_tensor *t);
 int sl_tensor_is_contiguous(const sl_tensor *t);
+/* in-place writes to t's storage so far, shared by its views: the Lua
+   in-place methods and optimizer steps bump it, and autograd refuses to
+   back-propagate through an op whose input changed since the forward */
+uint64_t sl_tensor_version(const sl_tensor *t);
+void sl_tensor_bump_version(sl_tensor *t);
 int sl_copy(sl_tensor *dst, const sl_tensor *src);
 int sl_fill(sl_tensor *t, float value);
 int sl_copy_from_host(sl_tensor *dst, const float *src, int64_t n);

@@ -37,6 +37,7 @@ struct sl_storage {
     size_t size;        /* bytes requested: the bound for views */
     int device;
     atomic_int refs;
+    uint64_t version; /* in-place writes so far (autograd checks saved inputs) */
 };
 
 /* ---- CUDA memory hooks (resolved lazily from libslayer_cuda.so) ---------- */
@@ -307,6 +308,7 @@ static sl_storage *storage_new(size_t bytes, int device)
     sl_storage *s = malloc(sizeof *s);
     if (!s) return NULL;
     s->device = device;
+    s->version = 0;
     atomic_init(&s->refs, 1);
     s->ptr = NULL;
     s->bytes = 0;
@@ -653,4 +655,12 @@ int sl_copy_to_host(float *dst, const sl_tensor *src, int64_t n)
     }
     memcpy(dst, src->data, (size_t)n * sizeof(float));
     return 0;
+}
+
+/* the storage's count of in-place writes, shared by all its views */
+uint64_t sl_tensor_version(const sl_tensor *t) { return t->storage ? t->storage->version : 0; }
+
+void sl_tensor_bump_version(sl_tensor *t)
+{
+    if (t->storage) t->storage->version++;
 }

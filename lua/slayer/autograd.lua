@@ -18,6 +18,18 @@ can be collected.
 local L = require 'slayer.ffi'
 local M = {enabled = true}
 
+local version = L.C.sl_tensor_version
+
+-- the in-place write counts of the tensor inputs, to check at backward
+local function versionsOf(inputs, n)
+   local vs = {}
+   for i = 1, n do
+      local t = inputs[i]
+      if type(t) == 'table' and t._c then vs[i] = tonumber(version(t._c)) end
+   end
+   return vs
+end
+
 --- Record out = f(inputs) when any input requires a gradient.
 -- inputs is an array; entries that are not tensors (numbers, nil) are fine.
 function M.record(out, inputs, backward, n)
@@ -27,11 +39,24 @@ function M.record(out, inputs, backward, n)
       local t = inputs[i]
       if type(t) == 'table' and t._rg then
          out._rg = true
-         out._node = {inputs = inputs, n = n, backward = backward}
+         out._node = {inputs = inputs, n = n, backward = backward, versions = versionsOf(inputs, n)}
          return out
       end
    end
    return out
+end
+
+-- an input changed in place since the forward: its saved values are stale
+local function checkVersions(t, node)
+   local vs = node.versions
+   for i = 1, node.n do
+      local inp = node.inputs[i]
+      if vs[i] and tonumber(version(inp._c)) ~= vs[i] then
+         L.raise('backward: input ' .. i .. ' of the op that made a result of ' .. tostring(t:numel()) .. ' elements '
+            .. 'was changed in place (fill, copy, add_, mul_, clamp_, an optimizer step, ...) after the forward '
+            .. 'pass, so its gradient would be wrong; change a copy instead, or run the forward pass again')
+      end
+   end
 end
 
 --- True when recording is on and one of the arguments requires a gradient.
@@ -95,6 +120,10 @@ function M.run(root, grad, accumulate, add)
    if not order then
       L.raise('backward: part of this graph was freed by an earlier backward() through a result it shares; '
          .. 'back-propagate the sum of both at once, e.g. (z + w):backward(), or run the forward pass again')
+   end
+   -- before any gradient reaches a leaf
+   for k = 1, #order do
+      if order[k]._node then checkVersions(order[k], order[k]._node) end
    end
    local grads = {[root] = grad}
    local prev = M.enabled

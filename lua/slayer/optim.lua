@@ -132,6 +132,7 @@ function SGD:step(closure)
                self.nesterov and 1 or 0, first) ~= 0 then
             L.raise('SGD:step: ' .. L.lastError())
          end
+         C.sl_tensor_bump_version(p._c)
       end
    end
    return ret
@@ -178,6 +179,7 @@ local function adamStep(self, mode, closure)
                self.eps, self.weightDecay, self.amsgrad and 1 or 0, bias1, bias2) ~= 0 then
             L.raise(name .. ':step: ' .. L.lastError())
          end
+         C.sl_tensor_bump_version(p._c)
       end
    end
    return ret

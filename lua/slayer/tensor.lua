@@ -575,6 +575,7 @@ function Tensor:fill(v)
    if type(v) ~= 'number' then fail('fill', 'expected a number, got ' .. type(v)) end
    checkWritable(self, 'fill')
    if C.sl_fill(self._c, v) ~= 0 then cfail() end
+   C.sl_tensor_bump_version(self._c)
    return self
 end
 
@@ -595,6 +596,7 @@ function Tensor:copy(src)
       end
    end
    if C.sl_copy(self._c, src._c) ~= 0 then cfail() end
+   C.sl_tensor_bump_version(self._c)
    return self
 end
 
@@ -1203,12 +1205,14 @@ function Tensor:clamp_(lo, hi)
    end
    if not self:isContiguous() then fail('clamp_', 'tensor must be contiguous') end
    if C.sl_clamp(self._c, self._c, lo, hi) ~= 0 then cfail() end
+   C.sl_tensor_bump_version(self._c)
    return self
 end
 
 --- In place: self = self + alpha * x (no autograd).
 function Tensor:add_(x, alpha)
    checkWritable(self, 'add_', true)
+   C.sl_tensor_bump_version(self._c)
    if type(x) == 'number' then
       if C.sl_binary_scalar(ADD, self._c, self._c, x, 0) ~= 0 then cfail() end
       return self
@@ -1224,6 +1228,7 @@ end
 function Tensor:mul_(s)
    if type(s) ~= 'number' then fail('mul_', 'expected a number, got ' .. type(s)) end
    checkWritable(self, 'mul_', true)
+   C.sl_tensor_bump_version(self._c)
    if C.sl_binary_scalar(MUL, self._c, self._c, s, 0) ~= 0 then cfail() end
    return self
 end
@@ -1237,6 +1242,7 @@ function Tensor:uniform_(lo, hi)
       fail('uniform_', 'expected finite numbers lo <= hi, got ' .. tostring(lo) .. ', ' .. tostring(hi))
    end
    if not self:isContiguous() then fail('uniform_', 'tensor ' .. shapeStr(self) .. ' must be contiguous') end
+   C.sl_tensor_bump_version(self._c)
    if C.sl_rand_uniform(self._c, lo, hi) ~= 0 then cfail() end
    return self
 end
@@ -1248,6 +1254,7 @@ function Tensor:normal_(mean, std)
       fail('normal_', 'expected a finite mean and a finite std >= 0, got ' .. tostring(mean) .. ', ' .. tostring(std))
    end
    if not self:isContiguous() then fail('normal_', 'tensor ' .. shapeStr(self) .. ' must be contiguous') end
+   C.sl_tensor_bump_version(self._c)
    if C.sl_rand_normal(self._c, mean, std) ~= 0 then cfail() end
    return self
 end
@@ -1259,6 +1266,7 @@ function Tensor:bernoulli_(p)
       fail('bernoulli_', 'expected a probability in [0, 1], got ' .. tostring(p))
    end
    if not self:isContiguous() then fail('bernoulli_', 'tensor ' .. shapeStr(self) .. ' must be contiguous') end
+   C.sl_tensor_bump_version(self._c)
    if C.sl_rand_bernoulli(self._c, p) ~= 0 then cfail() end
    return self
 end
