@@ -13,7 +13,10 @@ require a gradient and were not produced by a recorded op).  Leaf gradients
 accumulate across calls until zeroGrad.  The graph is released afterwards:
 each visited result forgets its node (and is marked `_freed`, so a second
 backward says why it cannot run), so the tensors its backward closed over
-can be collected.
+can be collected.  A node also notes how many in-place writes each tensor
+input's storage had seen (sl_tensor_version); run refuses, before any
+gradient reaches a leaf, when one has changed since, and when the graph
+reaches a result an earlier backward freed.
 ]]
 local L = require 'slayer.ffi'
 local M = {enabled = true}
