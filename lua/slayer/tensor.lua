@@ -557,8 +557,10 @@ T.noGrad = A.noGrad
 -- copy, fill, views
 ---------------------------------------------------------------------------
 
--- in-place writes need distinct elements: an expanded view repeats them
-local function checkWritable(t, fname, contiguous)
+-- Every in-place write starts here: it needs distinct elements (an
+-- expanded view repeats them), contiguous ones for the ops that ask, and it
+-- counts in the storage's version, which autograd checks at backward.
+local function writeInPlace(t, fname, contiguous)
    if contiguous and not t:isContiguous() then
       fail(fname, 'tensor ' .. shapeStr(t) .. ' must be contiguous (call :contiguous() first)')
    end
@@ -569,13 +571,13 @@ local function checkWritable(t, fname, contiguous)
             .. ' (its elements share memory); write into a :contiguous() copy')
       end
    end
+   C.sl_tensor_bump_version(c)
 end
 
 function Tensor:fill(v)
    if type(v) ~= 'number' then fail('fill', 'expected a number, got ' .. type(v)) end
-   checkWritable(self, 'fill')
+   writeInPlace(self, 'fill')
    if C.sl_fill(self._c, v) ~= 0 then cfail() end
-   C.sl_tensor_bump_version(self._c)
    return self
 end
 
@@ -586,7 +588,7 @@ function Tensor:copy(src)
    if src:numel() ~= self:numel() then
       fail('copy', 'sizes differ: destination ' .. shapeStr(self) .. ', source ' .. shapeStr(src))
    end
-   checkWritable(self, 'copy')
+   writeInPlace(self, 'copy')
    if src.device ~= self.device then
       if not src:isContiguous() then src = src:contiguous() end
       if not self:isContiguous() then
@@ -596,7 +598,6 @@ function Tensor:copy(src)
       end
    end
    if C.sl_copy(self._c, src._c) ~= 0 then cfail() end
-   C.sl_tensor_bump_version(self._c)
    return self
 end
 
@@ -1203,16 +1204,14 @@ function Tensor:clamp_(lo, hi)
    if type(lo) ~= 'number' or type(hi) ~= 'number' or lo > hi then
       fail('clamp_', 'expected numbers lo <= hi, got ' .. tostring(lo) .. ', ' .. tostring(hi))
    end
-   if not self:isContiguous() then fail('clamp_', 'tensor must be contiguous') end
+   writeInPlace(self, 'clamp_', true)
    if C.sl_clamp(self._c, self._c, lo, hi) ~= 0 then cfail() end
-   C.sl_tensor_bump_version(self._c)
    return self
 end
 
 --- In place: self = self + alpha * x (no autograd).
 function Tensor:add_(x, alpha)
-   checkWritable(self, 'add_', true)
-   C.sl_tensor_bump_version(self._c)
+   writeInPlace(self, 'add_', true)
    if type(x) == 'number' then
       if C.sl_binary_scalar(ADD, self._c, self._c, x, 0) ~= 0 then cfail() end
       return self
@@ -1227,8 +1226,7 @@ end
 --- In place: self = self * s (no autograd).
 function Tensor:mul_(s)
    if type(s) ~= 'number' then fail('mul_', 'expected a number, got ' .. type(s)) end
-   checkWritable(self, 'mul_', true)
-   C.sl_tensor_bump_version(self._c)
+   writeInPlace(self, 'mul_', true)
    if C.sl_binary_scalar(MUL, self._c, self._c, s, 0) ~= 0 then cfail() end
    return self
 end
@@ -1241,8 +1239,7 @@ function Tensor:uniform_(lo, hi)
    if not isFinite(lo) or not isFinite(hi) or lo > hi then
       fail('uniform_', 'expected finite numbers lo <= hi, got ' .. tostring(lo) .. ', ' .. tostring(hi))
    end
-   if not self:isContiguous() then fail('uniform_', 'tensor ' .. shapeStr(self) .. ' must be contiguous') end
-   C.sl_tensor_bump_version(self._c)
+   writeInPlace(self, 'uniform_', true)
    if C.sl_rand_uniform(self._c, lo, hi) ~= 0 then cfail() end
    return self
 end
@@ -1253,8 +1250,7 @@ function Tensor:normal_(mean, std)
    if not isFinite(mean) or not isFinite(std) or std < 0 then
       fail('normal_', 'expected a finite mean and a finite std >= 0, got ' .. tostring(mean) .. ', ' .. tostring(std))
    end
-   if not self:isContiguous() then fail('normal_', 'tensor ' .. shapeStr(self) .. ' must be contiguous') end
-   C.sl_tensor_bump_version(self._c)
+   writeInPlace(self, 'normal_', true)
    if C.sl_rand_normal(self._c, mean, std) ~= 0 then cfail() end
    return self
 end
@@ -1265,8 +1261,7 @@ function Tensor:bernoulli_(p)
    if type(p) ~= 'number' or not (p >= 0 and p <= 1) then
       fail('bernoulli_', 'expected a probability in [0, 1], got ' .. tostring(p))
    end
-   if not self:isContiguous() then fail('bernoulli_', 'tensor ' .. shapeStr(self) .. ' must be contiguous') end
-   C.sl_tensor_bump_version(self._c)
+   writeInPlace(self, 'bernoulli_', true)
    if C.sl_rand_bernoulli(self._c, p) ~= 0 then cfail() end
    return self
 end
