@@ -38,9 +38,7 @@ local M = {}
 local function fail(fname, msg) L.raise(fname .. ': ' .. msg) end
 local function cfail() L.raise(L.lastError()) end
 
-local function isWhole(v, lo, hi)
-   return type(v) == 'number' and v == v and v % 1 == 0 and v >= lo and v <= hi
-end
+local isWhole = L.isWhole
 
 -- the most samples a dataset may have for the loaders: an epoch's order is
 -- a Lua table of that many numbers

@@ -72,6 +72,10 @@ end
 -- the package's own folder: errors point past it, at the user's line
 local pkgSource = debug.getinfo(1, 'S').source:match('^@(.*/)[^/]*$')
 
+--- Argument checks the modules share: a finite number; a whole number in [lo, hi].
+function M.isFinite(v) return type(v) == 'number' and v == v and v ~= math.huge and v ~= -math.huge end
+function M.isWhole(v, lo, hi) return M.isFinite(v) and v % 1 == 0 and v >= lo and v <= hi end
+
 --- Raise msg at the first caller outside the package (the line of the
 -- user's call), or without a position when that caller is C (pcall).
 function M.raise(msg)

@@ -40,8 +40,7 @@ local function checkPath(fname, path)
    end
 end
 
-local function isFinite(v) return type(v) == 'number' and v == v and v ~= math.huge and v ~= -math.huge end
-local function isWhole(v, lo, hi) return isFinite(v) and v % 1 == 0 and v >= lo and v <= hi end
+local isFinite, isWhole = L.isFinite, L.isWhole
 
 local int32arr, doublearr = ffi.typeof('int32_t[?]'), ffi.typeof('double[?]')
 

@@ -114,7 +114,7 @@ function Layer:__init(neuron, simulation, fullRefKernel)
       local v = need(neuron, 'neuron', k, fname)
       -- thresholds and time constants divide: they must be positive
       local positive = k == 'theta' or k:sub(1, 3) == 'tau'
-      if not (v > -math.huge and v < math.huge) or (positive and not (v > 0)) then
+      if not L.isFinite(v) or (positive and not (v > 0)) then
          fail(fname, 'neuron.' .. k .. ' must be ' .. (positive and 'positive and ' or '') .. 'finite, got ' .. v)
       end
    end

@@ -84,7 +84,7 @@ function Loihi.checkNeuron(neuron, fname)
    if not (neuron.tauRho > 0 and neuron.tauRho < math.huge) then
       fail(fname, 'neuron.tauRho must be positive and finite, got ' .. neuron.tauRho)
    end
-   if not (neuron.scaleRho > -math.huge and neuron.scaleRho < math.huge) then
+   if not L.isFinite(neuron.scaleRho) then
       fail(fname, 'neuron.scaleRho must be finite, got ' .. neuron.scaleRho)
    end
 end

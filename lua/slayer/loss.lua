@@ -109,7 +109,7 @@ function Loss:numSpikes(spikeOut, desiredClass, numSpikesScale)
    end
    for _, k in ipairs({'start', 'stop'}) do
       local v = region[k]
-      if not (v > -math.huge and v < math.huge) then
+      if not L.isFinite(v) then
          L.raise(fname .. ': tgtSpikeRegion.' .. k .. ' must be a finite time in ms, got ' .. v)
       end
    end

@@ -101,7 +101,7 @@ function M.run(script, outputs)
    return outputs
 end
 
-local function finite(v) return type(v) == 'number' and v == v and v ~= math.huge and v ~= -math.huge end
+local finite = L.isFinite
 
 local function checkSeries(series, fname)
    if type(series) ~= 'table' then L.raise(fname .. ': expected a list of series {name =, values =}, got ' .. type(series)) end

@@ -38,7 +38,7 @@ local function pair(v, name, fname, lo)
 end
 
 local function initWeight(shape, fanIn, weightScale, fname)
-   if type(weightScale) ~= 'number' or not (weightScale > -math.huge and weightScale < math.huge) then
+   if not L.isFinite(weightScale) then
       fail(fname, 'expected weightScale as a finite number, got ' .. tostring(weightScale))
    end
    local bound = 1 / math.sqrt(fanIn)

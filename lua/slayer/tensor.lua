@@ -1231,7 +1231,7 @@ function Tensor:mul_(s)
    return self
 end
 
-local function isFinite(x) return type(x) == 'number' and x == x and x ~= math.huge and x ~= -math.huge end
+local isFinite = L.isFinite
 
 --- In place: uniform numbers in [lo, hi) (default [0, 1)).
 function Tensor:uniform_(lo, hi)
