@@ -76,6 +76,15 @@ local pkgSource = debug.getinfo(1, 'S').source:match('^@(.*/)[^/]*$')
 function M.isFinite(v) return type(v) == 'number' and v == v and v ~= math.huge and v ~= -math.huge end
 function M.isWhole(v, lo, hi) return M.isFinite(v) and v % 1 == 0 and v >= lo and v <= hi end
 
+--- Raise 'fname: expected <what> (default a file path), got ...' unless
+-- path is a non-empty string.
+function M.checkPath(fname, path, what)
+   if type(path) ~= 'string' or path == '' then
+      M.raise(fname .. ': expected ' .. (what or 'a file path') .. ', got '
+         .. (path == '' and 'an empty string' or type(path)))
+   end
+end
+
 --- Raise msg at the first caller outside the package (the line of the
 -- user's call), or without a position when that caller is C (pcall).
 function M.raise(msg)

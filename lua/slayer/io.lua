@@ -34,11 +34,7 @@ local function cfailAs(fname)
    L.raise(fname .. ': ' .. msg)
 end
 
-local function checkPath(fname, path)
-   if type(path) ~= 'string' or path == '' then
-      fail(fname, 'expected a file path, got ' .. (path == '' and 'an empty string' or type(path)))
-   end
-end
+local checkPath = L.checkPath
 
 local isFinite, isWhole = L.isFinite, L.isWhole
 

@@ -198,9 +198,7 @@ local function cError(fname, cname)
 end
 
 local function saveNamed(fname, path, names, tensors)
-   if type(path) ~= 'string' or path == '' then
-      L.raise(fname .. ': expected a file path, got ' .. (path == '' and 'an empty string' or type(path)))
-   end
+   L.checkPath(fname, path)
    if path:find('\0', 1, true) then L.raise(fname .. ': the path ' .. string.format('%q', path) .. ' contains a NUL byte') end
    local n = #names
    -- the file stores C strings and its reader rejects repeated names: check

@@ -41,9 +41,7 @@ end
 local function shown(s) return "'" .. s:gsub('%c', function(c) return '\\' .. c:byte() end) .. "'" end
 
 local function checkPath(path, fname, what)
-   if type(path) ~= 'string' or path == '' then
-      L.raise(fname .. ': expected an ' .. what .. ' (a string), got ' .. (path == '' and 'an empty string' or type(path)))
-   end
+   L.checkPath(fname, path, 'an ' .. what .. ' (a string)')
    if path:find('%c') then
       L.raise(fname .. ': the ' .. what .. ' ' .. shown(path) .. ' contains a control character')
    end

@@ -368,16 +368,11 @@ local function writeAll(files, fname)
    end
 end
 
-local function checkPath(path, fname, what)
-   if type(path) ~= 'string' or path == '' then
-      L.raise(fname .. ': expected ' .. what .. ', got ' .. (path == '' and 'an empty string' or type(path)))
-   end
-end
 
 --- Write text to path through a temporary file (path.tmp, renamed into
 -- place): a failure leaves neither a half-written path nor the temporary.
 function M.writeFile(path, text)
-   checkPath(path, 'writeFile', 'a file path')
+   L.checkPath('writeFile', path)
    if type(text) ~= 'string' and type(text) ~= 'number' then
       L.raise('writeFile: expected the text to write (a string), got ' .. type(text))
    end
@@ -395,7 +390,7 @@ function M.writeFiles(files, fname)
    if type(files) ~= 'table' then L.raise(fname .. ': expected a list of {path, text}, got ' .. type(files)) end
    for i, file in ipairs(files) do
       if type(file) ~= 'table' then L.raise(fname .. ': file ' .. i .. ' is a ' .. type(file) .. ', not {path, text}') end
-      checkPath(file[1], fname, 'a file path for file ' .. i)
+      L.checkPath(fname, file[1], 'a file path for file ' .. i)
       local tt = type(file[2])
       if tt ~= 'string' and tt ~= 'number' and tt ~= 'function' then
          L.raise(fname .. ': file ' .. i .. ' has text of type ' .. tt)
