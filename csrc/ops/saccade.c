@@ -133,8 +133,8 @@ const int32_t *sl_events_y(const sl_events *e) { return e->y; }
 const int32_t *sl_events_p(const sl_events *e) { return e->p; }
 const double *sl_events_t(const sl_events *e) { return e->t; }
 
-/* bounds on the work and the output of one image (snn.io.saccade checks the
-   options against them first, with messages naming the option) */
+/* bounds on the work and the output of one image (snn.io.saccade estimates
+   the noise events against the second before any work) */
 #define SACCADE_MAX_UPDATES 2.5e8      /* time steps x sensor pixels (about 8 s) */
 #define SACCADE_MAX_EVENTS (1 << 26)   /* 1.3 GB of events */
 
@@ -192,8 +192,9 @@ sl_events *sl_saccade(const float *image, int ih, int iw, const sl_saccade_opts 
     }
     double nsteps = ceil(3 * o->saccade / o->dt);
     if (!(nsteps * o->width * o->height <= SACCADE_MAX_UPDATES)) {
-        sl_errorf("saccade: %g time steps of %dx%d pixels exceed the limit of %g pixel updates", nsteps, o->width,
-                  o->height, SACCADE_MAX_UPDATES);
+        sl_errorf("saccade: 3 * saccade / dt = %g time steps of %dx%d pixels exceed the limit of %g pixel updates "
+                  "(use a larger dt, a shorter saccade or a smaller sensor)", nsteps, o->width, o->height,
+                  SACCADE_MAX_UPDATES);
         return NULL;
     }
     sl_events *e = calloc(1, sizeof *e);

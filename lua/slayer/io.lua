@@ -448,8 +448,9 @@ M.saccadeDefaults = {
    seed = 0,
 }
 
--- bounds on one image's work and output (csrc/ops/saccade.c holds the same)
-local SACCADE_MAX_UPDATES, SACCADE_MAX_EVENTS = 2.5e8, 2 ^ 26
+-- csrc/ops/saccade.c's bound on one image's events, estimated here for the
+-- noise before any work (its bound on the pixel updates is checked there)
+local SACCADE_MAX_EVENTS = 2 ^ 26
 
 local function saccadeOptions(fname, opts)
    if opts ~= nil and type(opts) ~= 'table' then fail(fname, 'expected an options table, got ' .. type(opts)) end
@@ -490,12 +491,6 @@ local function saccadeOptions(fname, opts)
       if type(v) ~= 'table' or not isFinite(v[1]) or not isFinite(v[2]) then
          fail(fname, "option 'path': vertex " .. i .. ' must be {x, y} with finite numbers')
       end
-   end
-   local steps = math.ceil(3 * o.saccade / o.dt)
-   if steps * o.width * o.height > SACCADE_MAX_UPDATES then
-      fail(fname, string.format('3 * saccade / dt = %.4g time steps of %dx%d pixels exceed the limit of %.4g pixel '
-         .. 'updates (use a larger dt, a shorter saccade or a smaller sensor)', steps, o.width, o.height,
-         SACCADE_MAX_UPDATES))
    end
    local noiseEvents = o.noise * 1e-3 * 3 * o.saccade * o.width * o.height
    if noiseEvents > SACCADE_MAX_EVENTS then
