@@ -95,7 +95,8 @@ function G.coverage(root, libdir)
    end
    if #wanted == 0 then return nil, 'no C sources under ' .. root .. '/csrc' end
    table.sort(wanted)
-   local so = libdir .. '/libslayer_cuda.so'
+   -- the library under test: $SLAYER_CUDA_LIB (the host emulator's, say) or the build's
+   local so = os.getenv('SLAYER_CUDA_LIB') or (libdir .. '/libslayer_cuda.so')
    local f = io.open(so, 'rb')
    if not f then return nil, 'no ' .. so .. ' (built without the CUDA back end)' end
    f:close()

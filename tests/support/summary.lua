@@ -7,11 +7,12 @@ return function(options)
    local isatty = io.type(io.stdout) == 'file' and term.isatty(io.stdout)
    local handler = require('busted.outputHandlers.' .. (isatty and 'utfTerminal' or 'plainTerminal'))(options)
    busted.subscribe({'suite', 'end'}, function()
-      local extra = _G.SLAYER_EXTRA_COUNTS or {passed = 0, failed = 0}
+      local extra = _G.SLAYER_EXTRA_COUNTS or {passed = 0, failed = 0, skipped = 0}
       local passed = handler.successesCount + extra.passed
       local failed = handler.failuresCount + handler.errorsCount + extra.failed
       local line = string.format('%d passed, %d failed', passed, failed)
-      if handler.pendingsCount > 0 then line = line .. string.format(', %d skipped', handler.pendingsCount) end
+      local skipped = handler.pendingsCount + (extra.skipped or 0)
+      if skipped > 0 then line = line .. string.format(', %d skipped', skipped) end
       io.write('\n' .. line .. '\n')
       io.flush()
       return nil, true
