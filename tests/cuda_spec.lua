@@ -394,7 +394,10 @@ describe('gradients on the GPU', function()
       end
       local inputs = {}
       for _, device in ipairs({'cpu', DEV}) do
-         local xi, wi, bi = x:to(device):requiresGrad(true), w:to(device):requiresGrad(true), b:to(device):requiresGrad(true)
+         -- detached first: on the CPU, to() returns the tensor itself, and the
+         -- copy to the GPU of a tensor that requires grad would be recorded
+         local xi, wi, bi = x:detach():to(device):requiresGrad(true), w:detach():to(device):requiresGrad(true),
+            b:detach():to(device):requiresGrad(true)
          f(xi, wi, bi):backward()
          inputs[device] = {xi, wi, bi}
       end
@@ -828,6 +831,66 @@ if DEV == 'cuda' then
          snn.cuda.emptyCache()
          assert.are.equal(0, snn.cuda.memoryStats().cachedBytes)
       end)
+
+      -- The host emulator (tests/cudaemu) counts launches, host waits and
+      -- cudaMalloc calls, so the rule "no allocation and no host wait inside
+      -- a training step" can be checked where it applies; a real GPU has no
+      -- such counters.
+      local counters = snn.cuda.deviceName():find('cudaemu', 1, true) and L.C.sl_cuda_symbol('sl_cudaemu_counters')
+      if counters then
+         it('queues an SRM training step without a host wait or a cudaMalloc (counted by the emulator)', function()
+            local ffi = require 'ffi'
+            local count = ffi.cast('void (*)(int64_t *, int64_t *, int64_t *)', counters)
+            local function read()
+               local c = ffi.new('int64_t[3]')
+               count(c, c + 1, c + 2)
+               return {launches = tonumber(c[0]), waits = tonumber(c[1]), mallocs = tonumber(c[2])}
+            end
+            local neuron = {type = 'SRMALPHA', theta = 10, tauSr = 10, tauRef = 1, scaleRef = 2, tauRho = 1, scaleRho = 1}
+            local sim = {Ts = 1, tSample = 100}
+            local net = snn.Module()
+            net.sl = snn.layer(neuron, sim)
+            net.fc1 = net.sl:dense({16, 16, 2}, 64)
+            net.fc2 = net.sl:dense(64, 10)
+            net:cuda()
+            local err = snn.loss({type = 'NumSpikes', tgtSpikeRegion = {start = 0, stop = 100},
+               tgtSpikeCount = {[true] = 20, [false] = 4}}, neuron, sim):cuda()
+            local opt = snn.optim.Adam(net:parameters(), {lr = 1e-2, amsgrad = true})
+            snn.manualSeed(31)
+            local x = T.bernoulli({3, 2, 16, 16, 100}, 0.05):cuda()
+            local rows = {}
+            for b = 1, 3 do
+               rows[b] = {}
+               for c = 1, 10 do rows[b][c] = c == b and 1 or 0 end
+            end
+            local target = T.fromtable(rows):view({3, 10, 1, 1, 1}):cuda()
+            local function step()
+               local h = net.sl:spike(net.sl:psp(net.fc1(x)))
+               local out = net.sl:spike(net.sl:psp(net.fc2(h)))
+               local loss = err:numSpikes(out, target)
+               opt:zeroGrad()
+               loss:backward()
+               opt:step()
+               return loss
+            end
+            local first
+            for i = 1, 3 do
+               local loss = step()
+               if i == 1 then first = loss:item() end
+            end
+            collectgarbage('collect')
+            local before = read()
+            local loss
+            for _ = 1, 3 do loss = step() end
+            local after = read()
+            assert.are.equal(before.mallocs, after.mallocs, 'cudaMalloc calls in the steps')
+            assert.are.equal(before.waits, after.waits, 'host waits in the steps')
+            assert.is_true(after.launches - before.launches > 30, 'the steps launched kernels')
+            local last = loss:item() -- the one wait, when the host asks
+            assert.are.equal(before.waits + 1, read().waits)
+            assert.is_true(last < first, string.format('the loss fell (%g -> %g)', first, last))
+         end)
+      end
 
       it('reports errors found inside kernels at the next synchronisation', function()
          local out, g = T.empty({2, 3}, 'cuda'), T.ones({1, 3}, 'cuda')

@@ -217,8 +217,10 @@ SL_CUDA_API int sl_cuda_memcpy(void *dst, const void *src, size_t bytes, int kin
         memcpy(dst, src, bytes);
         return 0;
     case 1:
-        SLC_CHECK("copy to host", cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, S.stream));
+        /* the error flag first: the copy to pageable memory then waits for
+           both, and the synchronisation after it has nothing left to wait for */
         SLC_CHECK("copy to host", slc::queue_deferred_read());
+        SLC_CHECK("copy to host", cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, S.stream));
         SLC_CHECK("copy to host", cudaStreamSynchronize(S.stream));
         return slc::check_deferred();
     case 2:
