@@ -4,11 +4,14 @@
  * GPU (libslayer_cuda_emu.so; tests/run.lua runs the GPU specs against it).
  *
  * The emulated device:
- *   - Memory.  cudaMalloc carves blocks out of one reserved address range
- *     (the arena).  The arena is inaccessible (PROT_NONE) except while queued
- *     device work or a copy runs, so host code that reads or writes device
- *     memory faults at once; the SIGSEGV handler names the address and the
- *     host frames, then aborts (a real GPU's pointer would crash too).
+ *   - Memory.  cudaMalloc gives each block pages of its own in one reserved
+ *     address range (the arena), ending at an inaccessible guard page, so a
+ *     kernel that runs past the end of a block faults.  The blocks are
+ *     inaccessible (PROT_NONE) except while queued device work or a copy
+ *     runs, so host code that reads or writes device memory faults at once.
+ *     The SIGSEGV handler says which of the two happened, the kernel and the
+ *     frames, then lets the signal kill the process (as the GPU's fault or
+ *     the host's crash would end it).  Blocks are 64-byte aligned, not 256.
  *   - The stream.  Kernels, copies, memsets, GEMMs and scans are queued, as
  *     on a GPU, and run in issue order only when the host waits
  *     (cudaStreamSynchronize, cudaEventSynchronize, a copy to pageable host
@@ -129,28 +132,41 @@ static int64_t n_launches = 0, n_waits = 0, n_mallocs = 0;
 /* ---- memory: the arena, pinned blocks --------------------------------------------- */
 
 static const size_t ARENA = (size_t)1 << 36; /* 64 GiB of addresses, reserved only */
-static const size_t ALIGN = 256;
+static const size_t PAGE = 4096;
+static const size_t TOTAL = (size_t)8 << 30; /* what cudaMemGetInfo reports */
 static char *arena = NULL;
-static size_t arena_top = 0;                 /* high-water mark, page aligned */
-static std::map<size_t, size_t> free_ranges; /* offset -> length, coalesced */
-static std::map<size_t, size_t> live;        /* offset -> length */
+static size_t arena_pages = 0; /* pages handed out so far (high-water mark) */
+/* Each block has pages of its own, followed by a guard page that stays
+   inaccessible, and ends where its guard begins (starts are 64-byte
+   aligned), so a kernel that runs past the end of a block faults. */
+struct Block {
+    size_t bytes, page, npages; /* data bytes; its pages [page, page + npages) */
+};
+static std::map<size_t, Block> live;         /* byte offset of the data -> block */
+static std::map<size_t, size_t> free_pages;  /* first page -> count (guards included), coalesced */
 static int64_t used = 0;
 static std::unordered_map<uintptr_t, size_t> pinned;
 static int open_depth = 0;
-static const size_t PAGE = 4096;
-static const size_t TOTAL = (size_t)8 << 30; /* what cudaMemGetInfo reports */
+static const char *cur_kernel(); /* the kernel running, or NULL */
 
 static void segv_handler(int sig, siginfo_t *si, void *)
 {
     char *a = (char *)si->si_addr;
-    if (arena && a >= arena && a < arena + ARENA && open_depth == 0) {
-        static const char msg[] = "cudaemu: host code touched device memory (a GPU pointer dereferenced on the "
-                                  "host); host frames:\n";
-        if (write(2, msg, sizeof msg - 1) < 0) { /* nothing more to do */
+    if (arena && a >= arena && a < arena + ARENA) {
+        char msg[512];
+        const char *k = cur_kernel();
+        int n;
+        if (open_depth == 0)
+            n = snprintf(msg, sizeof msg, "cudaemu: host code touched device memory at %p (a GPU pointer "
+                                          "dereferenced on the host); host frames:\n", (void *)a);
+        else
+            n = snprintf(msg, sizeof msg, "cudaemu: %s%s read or wrote %p, outside every device allocation "
+                                          "(past the end of a block?); frames:\n",
+                         k ? "kernel " : "device work", k ? k : "", (void *)a);
+        if (write(2, msg, (size_t)n) < 0) { /* nothing more to do */
         }
         void *frames[32];
-        int n = backtrace(frames, 32);
-        backtrace_symbols_fd(frames, n, 2);
+        backtrace_symbols_fd(frames, backtrace(frames, 32), 2);
     }
     signal(sig, SIG_DFL);
     raise(sig);
@@ -172,14 +188,18 @@ static void arena_init()
     sigaction(SIGSEGV, &sa, NULL);
 }
 
-/* device memory is accessible only between open() and close() */
+static void protect(const Block &b, int prot) { mprotect(arena + b.page * PAGE, b.npages * PAGE, prot); }
+
+/* device memory is accessible only between open_device() and close_device() */
 static void open_device()
 {
-    if (open_depth++ == 0 && arena_top) mprotect(arena, arena_top, PROT_READ | PROT_WRITE);
+    if (open_depth++ == 0)
+        for (auto &kv : live) protect(kv.second, PROT_READ | PROT_WRITE);
 }
 static void close_device()
 {
-    if (--open_depth == 0 && arena_top) mprotect(arena, arena_top, PROT_NONE);
+    if (--open_depth == 0)
+        for (auto &kv : live) protect(kv.second, PROT_NONE);
 }
 
 static bool is_device(const void *p, size_t bytes)
@@ -189,7 +209,7 @@ static bool is_device(const void *p, size_t bytes)
     auto it = live.upper_bound(off);
     if (it == live.begin()) return false;
     --it;
-    return off + bytes <= it->first + it->second;
+    return off + bytes <= it->first + it->second.bytes;
 }
 
 static bool is_pinned(const void *p, size_t bytes)
@@ -201,52 +221,54 @@ static bool is_pinned(const void *p, size_t bytes)
 
 static void *arena_alloc(size_t bytes)
 {
-    size_t len = (bytes + ALIGN - 1) / ALIGN * ALIGN;
-    if (len == 0) len = ALIGN;
+    size_t len = (bytes + 63) / 64 * 64;
+    if (len == 0) len = 64;
     if ((int64_t)(used + len) > (int64_t)TOTAL) return NULL;
-    for (auto it = free_ranges.begin(); it != free_ranges.end(); ++it) {
-        if (it->second < len) continue;
-        size_t off = it->first, rest = it->second - len;
-        free_ranges.erase(it);
-        if (rest) free_ranges[off + len] = rest;
-        live[off] = len;
-        used += len;
-        return arena + off;
+    size_t npages = (len + PAGE - 1) / PAGE, need = npages + 1, page = (size_t)-1;
+    for (auto it = free_pages.begin(); it != free_pages.end(); ++it) {
+        if (it->second < need) continue;
+        page = it->first;
+        size_t rest = it->second - need;
+        free_pages.erase(it);
+        if (rest) free_pages[page + need] = rest;
+        break;
     }
-    size_t off = arena_top;
-    size_t top = (off + len + PAGE - 1) / PAGE * PAGE;
-    if (top > ARENA) return NULL;
-    if (open_depth > 0) mprotect(arena + arena_top, top - arena_top, PROT_READ | PROT_WRITE);
-    if (top - off > len) free_ranges[off + len] = top - off - len;
-    arena_top = top;
-    live[off] = len;
-    used += len;
+    if (page == (size_t)-1) {
+        if ((arena_pages + need) * PAGE > ARENA) return NULL;
+        page = arena_pages;
+        arena_pages += need;
+    }
+    Block b = {bytes, page, npages};
+    if (open_depth > 0) protect(b, PROT_READ | PROT_WRITE);
+    size_t off = (page + npages) * PAGE - len;
+    live[off] = b;
+    used += (int64_t)len;
     return arena + off;
 }
 
 static void arena_free(size_t off)
 {
-    size_t len = live[off];
+    Block b = live[off];
     live.erase(off);
-    used -= len;
-    auto next = free_ranges.find(off + len);
-    if (next != free_ranges.end()) {
-        len += next->second;
-        free_ranges.erase(next);
+    used -= (int64_t)(b.bytes ? (b.bytes + 63) / 64 * 64 : 64);
+    protect(b, PROT_NONE);
+    madvise(arena + b.page * PAGE, b.npages * PAGE, MADV_DONTNEED); /* back to the system */
+    size_t page = b.page, n = b.npages + 1;
+    auto next = free_pages.find(page + n);
+    if (next != free_pages.end()) {
+        n += next->second;
+        free_pages.erase(next);
     }
-    auto prev = free_ranges.lower_bound(off);
-    if (prev != free_ranges.begin()) {
+    auto prev = free_pages.lower_bound(page);
+    if (prev != free_pages.begin()) {
         --prev;
-        if (prev->first + prev->second == off) {
-            off = prev->first;
-            len += prev->second;
-            free_ranges.erase(prev);
+        if (prev->first + prev->second == page) {
+            page = prev->first;
+            n += prev->second;
+            free_pages.erase(prev);
         }
     }
-    free_ranges[off] = len;
-    /* give whole free pages back to the system */
-    size_t a = (off + PAGE - 1) / PAGE * PAGE, b = (off + len) / PAGE * PAGE;
-    if (b > a) madvise(arena + a, b - a, MADV_DONTNEED);
+    free_pages[page] = n;
 }
 
 /* ---- the stream ---------------------------------------------------------------------- */
@@ -350,6 +372,7 @@ static ucontext_t maker_uc;
 static Fiber *making = NULL;
 static Grid *cur_grid = NULL;
 static const char *cur_name = "";
+static const char *cur_kernel() { return cur_grid ? cur_name : NULL; }
 static int n_threads = 0, block_live = 0, block_arrived = 0;
 static int warp_live[32], warp_arrived[32];
 static unsigned char xch[32][32][8];

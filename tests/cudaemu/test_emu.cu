@@ -3,7 +3,7 @@
    exchanges, stream order, staging of pageable copies), and that it reports
    what a GPU would reject or crash on (launch limits, the legacy stream,
    host pointers handed to kernels, host code touching device memory,
-   divergent barriers).  Written as CUDA: translate.pl turns it into C++ like
+   kernels running past the end of a block, divergent barriers).  Written as CUDA: translate.pl turns it into C++ like
    the back end's sources.  Faults are sticky, so those run in a child. */
 #include <cuda_runtime.h>
 
@@ -48,6 +48,8 @@ __global__ void shfl_partial_kernel(float *out)
 }
 
 __global__ void set_kernel(int *p, int v) { *p = v; }
+
+__global__ void store_kernel(float *p, int i) { p[i] = 1.0f; }
 
 __global__ void divergent_kernel(float *out)
 {
@@ -200,6 +202,17 @@ static void touch_device_memory(void)
     _exit(0);
 }
 
+static void write_past_the_end(void)
+{
+    float *d = NULL;
+    if (cudaMalloc(&d, 64 * sizeof(float)) != cudaSuccess) _exit(3);
+    store_kernel<<<1, 1, 0, st>>>(d, 63); /* the last element: fine */
+    if (cudaStreamSynchronize(st) != cudaSuccess) _exit(4);
+    store_kernel<<<1, 1, 0, st>>>(d, 64); /* one past the end */
+    cudaStreamSynchronize(st);
+    _exit(0);
+}
+
 static void divergent_barrier(void)
 {
     float *d = NULL;
@@ -215,6 +228,12 @@ static void divergent_barrier(void)
 TEST(host_access_to_device_memory_crashes)
 {
     int status = in_child(touch_device_memory);
+    CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGSEGV);
+}
+
+TEST(a_kernel_writing_past_the_end_of_a_block_crashes)
+{
+    int status = in_child(write_past_the_end);
     CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGSEGV);
 }
 
@@ -236,6 +255,7 @@ int main(void)
     RUN(work_runs_in_stream_order_when_the_host_waits);
     RUN(bad_launches_and_copies_are_refused_with_a_reason);
     RUN(host_access_to_device_memory_crashes);
+    RUN(a_kernel_writing_past_the_end_of_a_block_crashes);
     RUN(threads_waiting_at_different_barriers_are_a_fault);
     return END();
 }
