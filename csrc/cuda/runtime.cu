@@ -15,9 +15,10 @@
  *
  * No CUDA graphs (for now): a training step is recorded afresh by the Lua
  * autograd every time, its tensors come from the caching allocator at
- * whatever addresses are free, and it waits on the host inside (loss:item(),
- * the dense layers' count of non-zeros that picks the sparse path, the
- * loaders' events); a captured graph needs fixed addresses and no waits.
+ * whatever addresses are free, and a training loop waits on the host
+ * between steps (loss:item(), the loaders' events; the step itself does
+ * not wait, which tests/cuda_spec.lua checks on the host emulator); a
+ * captured graph needs fixed addresses and no waits.
  * What a graph would save is the launch cost, a few microseconds per
  * kernel (bench/gpu.lua measures it): worth a dedicated memory pool and a
  * capture API only if the small-batch steps turn out launch-bound.
