@@ -143,6 +143,17 @@ SL_CUDA_API void *sl_cuda_malloc(size_t bytes)
     return p;
 }
 
+/* 1 when a block for `bytes` is cached (the next sl_cuda_malloc of that size
+   makes no cudaMalloc); libslayer asks before it has Lua collect garbage */
+SL_CUDA_API int sl_cuda_cache_has(size_t bytes)
+{
+    Pool &P = pool();
+    int idx;
+    size_class(bytes ? bytes : 1, &idx);
+    std::lock_guard<std::mutex> g(P.lock);
+    return idx < N_CLASSES && !P.lists[idx].empty();
+}
+
 SL_CUDA_API void sl_cuda_free(void *p, size_t bytes)
 {
     if (!p) return;

@@ -63,10 +63,11 @@ T.typeName = typeName
 ---------------------------------------------------------------------------
 
 -- Collect before an allocation when the C allocator asks: live memory grew
--- past its threshold, or a large CPU block (`numel` floats) is about to come
--- fresh from the system while garbage may hold reusable ones (tensor.c).
-local function pressure(numel)
-   if C.sl_mem_pressure_for(numel and numel * 4 or 0) ~= 0 then
+-- past its threshold, or a large block (`numel` floats on `device`) is about
+-- to come fresh from the system (or cudaMalloc) while garbage may hold
+-- reusable ones (tensor.c).
+local function pressure(numel, device)
+   if C.sl_mem_pressure_dev(numel * 4, device) ~= 0 then
       collectgarbage('collect')
       C.sl_mem_collected()
    end
@@ -118,7 +119,7 @@ local function allocFail(fname)
 end
 
 local function newTensor(ndim, device, fname)
-   pressure(device == 0 and shapeNumel(ndim, shapebuf) or nil)
+   pressure(shapeNumel(ndim, shapebuf), device)
    local p = C.sl_tensor_new(ndim, shapebuf, device)
    if p == nil then allocFail(fname) end
    ffi.gc(p, C.sl_tensor_free)
@@ -127,7 +128,7 @@ end
 
 local function emptyLike(t)
    local c = t._c
-   pressure(c.device == 0 and shapeNumel(c.ndim, c.shape) or nil)
+   pressure(shapeNumel(c.ndim, c.shape), c.device)
    local p = C.sl_tensor_new(c.ndim, c.shape, c.device)
    if p == nil then cfail() end
    ffi.gc(p, C.sl_tensor_free)
