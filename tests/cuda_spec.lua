@@ -798,6 +798,100 @@ describe('mixing devices', function()
    end)
 end)
 
+-- Random geometries (a fixed seed, so a failure reproduces): the tiling,
+-- grid-stride and boundary logic of the kernels against the CPU on shapes
+-- nobody chose.  The case is named in every message.
+describe('random shapes and geometries on the GPU (seeded)', function()
+   local rnd
+   local function pick(lo, hi) return lo + math.floor(rnd() * (hi - lo + 1)) end
+   local function seeded(seed)
+      -- a small LCG, independent of math.random's state
+      local st = seed
+      rnd = function()
+         st = (st * 1103515245 + 12345) % 2147483648
+         return st / 2147483648
+      end
+   end
+
+   it('strided views: copies, broadcast binary ops, sums and maxima along every dim, sumTo', function()
+      seeded(20261129)
+      snn.manualSeed(41)
+      for case = 1, 24 do
+         local nd = pick(1, 5)
+         local shape = {}
+         for d = 1, nd do shape[d] = pick(1, d == nd and 700 or 9) end
+         local base = (T.randn(shape) * 3):round() -- ties for max; sums stay exact
+         -- a permuted, narrowed view: strides the kernels must follow
+         local perm = {}
+         for d = 1, nd do perm[d] = d end
+         for d = nd, 2, -1 do
+            local k = pick(1, d)
+            perm[d], perm[k] = perm[k], perm[d]
+         end
+         local d0 = pick(1, nd)
+         local function view(t)
+            t = nd > 1 and t:permute(perm) or t
+            local len = t:shape()[d0]
+            return len > 2 and t:narrow(d0, 2, len - 2) or t
+         end
+         local cview, gview = view(base), view(dev(base))
+         local what = ('case %d: %s view of %s'):format(case, T.shapeStr(cview), T.shapeStr(base))
+         identical(gview:contiguous(), cview:contiguous(), what .. ': contiguous copy')
+         -- b broadcasts against a: some dims of a's shape set to 1
+         local bs = {}
+         for d, size in ipairs(cview:shape()) do bs[d] = rnd() < 0.4 and 1 or size end
+         local b = (T.randn(bs) * 3):round()
+         identical(gview + dev(b), cview + b, what .. ': a + b')
+         identical(T.maximum(gview, dev(b)), T.maximum(cview, b), what .. ': maximum(a, b)')
+         identical(T.sumTo(dev(cview:contiguous()), dev(b)), T.sumTo(cview:contiguous(), b), what .. ': sumTo')
+         for d = 1, nd do
+            identical(gview:sum(d), cview:sum(d), what .. ': sum(' .. d .. ')')
+            local v, i = cview:max(d)
+            local gv, gi = gview:max(d)
+            identical(gv, v, what .. ': max(' .. d .. ') values')
+            identical(gi, i, what .. ': max(' .. d .. ') indices')
+         end
+      end
+   end)
+
+   it('conv, convTranspose and pool of random geometry: the CPU numbers, or the CPU refusal', function()
+      seeded(1129)
+      local sl = snn.layer({type = 'SRMALPHA', theta = 10, tauSr = 10, tauRef = 1, scaleRef = 2, tauRho = 1,
+         scaleRho = 1}, {Ts = 1, tSample = 20})
+      local refused = 0
+      for case = 1, 30 do
+         local kind = ({'conv', 'convTranspose', 'pool'})[pick(1, 3)]
+         local g = pick(1, 2)
+         local cin, cout = g * pick(1, 3), g * pick(1, 3)
+         local k = {pick(1, 4), pick(1, 4)}
+         local st, pad, dil = {pick(1, 3), pick(1, 2)}, {pick(0, 2), pick(0, 1)}, {pick(1, 2), 1}
+         local shape = {pick(1, 3), kind == 'pool' and pick(1, 3) or cin, pick(1, 11), pick(1, 11), pick(1, 13)}
+         local make, what
+         if kind == 'pool' then
+            what = ('case %d: pool k{%d,%d} s{%d,%d} p{%d,%d} d{%d,%d} on %s'):format(case, k[1], k[2], st[1], st[2],
+               pad[1], pad[2], dil[1], dil[2], T.shapeStr(T.empty(shape)))
+            make = function() return sl:pool(k, st, pad, dil) end
+         else
+            what = ('case %d: %s %d -> %d k{%d,%d} s{%d,%d} p{%d,%d} d{%d,%d} g%d on %s'):format(case, kind, cin, cout,
+               k[1], k[2], st[1], st[2], pad[1], pad[2], dil[1], dil[2], g, T.shapeStr(T.empty(shape)))
+            make = function() return sl[kind](sl, cin, cout, k, st, pad, dil, g, 1) end
+         end
+         local ok, cerr = pcall(function() return make()(T.zeros(shape)) end)
+         if ok then
+            checkSynapse(what, make, shape)
+         else
+            -- a geometry the CPU refuses: the GPU refuses it too, with the same message
+            refused = refused + 1
+            local dok, derr = pcall(function() return make():to(DEV)(T.zeros(shape, DEV)) end)
+            assert.is_false(dok, what .. ': the CPU refused (' .. tostring(cerr) .. ') but the GPU ran it')
+            assert.are.equal(tostring(cerr):gsub('^.-:%d+: ', ''), tostring(derr):gsub('^.-:%d+: ', ''))
+         end
+      end
+      print(('  note: random geometries: %d of 30 ran on both devices, %d refused by both'):format(30 - refused, refused))
+      assert.is_true(refused < 15, refused .. ' of 30 random geometries refused: too few cases ran')
+   end)
+end)
+
 if DEV == 'cuda' then
    describe('the CUDA runtime', function()
       it('names the device and waits for queued work', function()
