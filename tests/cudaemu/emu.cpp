@@ -26,8 +26,10 @@
  *     exchange (__shfl_down_sync, __ballot_sync) when every live lane of the
  *     warp has: threads waiting at different barriers are reported as a
  *     divergent barrier, a fault.  A lane reading an exited lane's value gets
- *     poison (all bits set).  Dynamic shared memory starts as poison in each
- *     block; static __shared__ arrays keep what the previous block left.
+ *     poison (all bits set).  Shared memory, static and dynamic, starts as
+ *     poison in each block.  $SLAYER_CUDAEMU_ORDER picks the order threads
+ *     and blocks run in (forward, reverse, shuffle): results that change
+ *     with it are races.
  *   - Checks at launch (errors reported by cudaGetLastError, as CUDA's):
  *     grid and block limits, dynamic shared memory against the limit the
  *     kernel was granted, a kernel launched on the legacy default stream,
@@ -390,6 +392,30 @@ unsigned lane() { return cur ? cur->lane : 0; }
 
 void *dynamic_shared() { return dyn_shared.data(); }
 
+/* static shared arrays (translate.pl): one slot per declaration, keyed by a
+   static byte beside it, laid out in the grid's first block and poisoned at
+   the start of every block, as a GPU's shared memory holds garbage */
+static const size_t STATIC_SHARED_MAX = 48 * 1024;
+alignas(64) static unsigned char static_shared[STATIC_SHARED_MAX];
+static std::unordered_map<const void *, size_t> shared_slots;
+static size_t shared_used = 0;
+
+void *block_shared(const void *key, size_t bytes)
+{
+    auto it = shared_slots.find(key);
+    if (it != shared_slots.end()) return static_shared + it->second;
+    size_t off = (shared_used + 15) / 16 * 16;
+    if (off + bytes > STATIC_SHARED_MAX) {
+        fprintf(stderr, "cudaemu: kernel %s declares more than %zu bytes of static shared memory\n", cur_name,
+                STATIC_SHARED_MAX);
+        abort(); /* nvcc would not have compiled it */
+    }
+    shared_used = off + bytes;
+    memset(static_shared + off, 0xff, bytes);
+    shared_slots[key] = off;
+    return static_shared + off;
+}
+
 static void release_block()
 {
     if (block_arrived > 0 && block_arrived == block_live) {
@@ -478,6 +504,36 @@ static void make_fiber(Fiber &f, int i)
     f.made = true;
 }
 
+/* The order the scheduler runs the runnable threads of a block in, and the
+   blocks of a grid ($SLAYER_CUDAEMU_ORDER): forward (thread and block 0
+   first), reverse, or shuffle (a fixed-seed random order, drawn afresh for
+   every round and grid).  A GPU promises none of them, so results that
+   change with the order are races: a missing __syncthreads, threads of a
+   warp assumed to run in step, blocks assumed to run in order. */
+enum { ORDER_FORWARD, ORDER_REVERSE, ORDER_SHUFFLE };
+static int mode = -1;
+void set_order(int m) { mode = m; }
+static int order_mode()
+{
+    if (mode < 0) {
+        const char *e = getenv("SLAYER_CUDAEMU_ORDER");
+        mode = e && !strcmp(e, "reverse") ? ORDER_REVERSE : e && !strcmp(e, "shuffle") ? ORDER_SHUFFLE : ORDER_FORWARD;
+    }
+    return mode;
+}
+static uint64_t order_state = 0x9e3779b97f4a7c15ull;
+static void shuffle(int *v, int n)
+{
+    for (int i = n - 1; i > 0; i--) {
+        order_state = order_state * 6364136223846793005ull + 1442695040888963407ull;
+        int k = (int)((order_state >> 33) % (uint64_t)(i + 1));
+        int t = v[i];
+        v[i] = v[k];
+        v[k] = t;
+    }
+}
+static int perm[MAX_THREADS];
+
 static bool run_block()
 {
     for (int i = 0; i < n_threads; i++) {
@@ -491,6 +547,7 @@ static bool run_block()
         f.state = RUNNABLE;
         f.xgen = 0;
     }
+    for (int j = 0; j < n_threads; j++) perm[j] = order_mode() == ORDER_REVERSE ? n_threads - 1 - j : j;
     block_live = n_threads;
     block_arrived = 0;
     memset(warp_arrived, 0, sizeof warp_arrived);
@@ -498,9 +555,12 @@ static bool run_block()
     memset(xch_gen, 0, sizeof xch_gen);
     for (int i = 0; i < n_threads; i++) warp_live[i >> 5]++;
     if (!dyn_shared.empty()) memset(dyn_shared.data(), 0xff, dyn_shared.size());
+    memset(static_shared, 0xff, shared_used);
     for (;;) {
         bool ran = false;
-        for (int i = 0; i < n_threads; i++) {
+        if (order_mode() == ORDER_SHUFFLE) shuffle(perm, n_threads);
+        for (int j = 0; j < n_threads; j++) {
+            int i = perm[j];
             if (fibers[i].state != RUNNABLE) continue;
             ran = true;
             cur = &fibers[i];
@@ -542,15 +602,25 @@ static void run_grid(const Config &c, const char *name, Grid *g)
     block_dim = c.block;
     n_threads = (int)(c.block.x * c.block.y * c.block.z);
     dyn_shared.assign(c.shared, 0xff);
-    for (unsigned z = 0; z < c.grid.z; z++)
-        for (unsigned y = 0; y < c.grid.y; y++)
-            for (unsigned x = 0; x < c.grid.x; x++) {
-                block_idx.x = x;
-                block_idx.y = y;
-                block_idx.z = z;
-                if (!run_block()) goto out;
-            }
-out:
+    shared_slots.clear();
+    shared_used = 0;
+    uint64_t nb = (uint64_t)c.grid.x * c.grid.y * c.grid.z;
+    std::vector<uint64_t> blocks;
+    if (order_mode() == ORDER_SHUFFLE && nb <= ((uint64_t)1 << 24)) {
+        blocks.resize(nb);
+        for (uint64_t b = 0; b < nb; b++) blocks[b] = b;
+        for (uint64_t i = nb - 1; i > 0; i--) {
+            order_state = order_state * 6364136223846793005ull + 1442695040888963407ull;
+            std::swap(blocks[i], blocks[(order_state >> 33) % (i + 1)]);
+        }
+    }
+    for (uint64_t j = 0; j < nb; j++) {
+        uint64_t b = blocks.empty() ? (order_mode() == ORDER_REVERSE ? nb - 1 - j : j) : blocks[j];
+        block_idx.x = (unsigned)(b % c.grid.x);
+        block_idx.y = (unsigned)(b / c.grid.x % c.grid.y);
+        block_idx.z = (unsigned)(b / ((uint64_t)c.grid.x * c.grid.y));
+        if (!run_block()) break;
+    }
     cur_grid = NULL;
     block_idx = uint3{0, 0, 0};
 }

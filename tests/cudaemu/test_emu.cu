@@ -1,7 +1,7 @@
 /* The host emulator's own checks (tests/cudaemu/emu.cpp): that it runs CUDA
    code as a GPU would where the back end relies on it (barriers, warp
    exchanges, stream order, staging of pageable copies), and that it reports
-   what a GPU would reject or crash on (launch limits, the legacy stream,
+   what a GPU would reject or crash on, and that a race shows (launch limits, the legacy stream,
    host pointers handed to kernels, host code touching device memory,
    kernels running past the end of a block, divergent barriers).  Written as CUDA: translate.pl turns it into C++ like
    the back end's sources.  Faults are sticky, so those run in a child. */
@@ -48,6 +48,16 @@ __global__ void shfl_partial_kernel(float *out)
 }
 
 __global__ void set_kernel(int *p, int v) { *p = v; }
+
+/* each thread reads its neighbour's shared slot: with the barrier, or
+   (racy) without it */
+__global__ void neighbour_kernel(float *out, int barrier)
+{
+    __shared__ float sh[64];
+    sh[threadIdx.x] = (float)threadIdx.x;
+    if (barrier) __syncthreads();
+    out[threadIdx.x] = sh[(threadIdx.x + 1) % 64];
+}
 
 __global__ void store_kernel(float *p, int i) { p[i] = 1.0f; }
 
@@ -159,6 +169,32 @@ TEST(work_runs_in_stream_order_when_the_host_waits)
     cudaFree(d);
 }
 
+/* the results of a missing barrier change with the scheduling order */
+static void neighbours(int barrier, int order, float *got)
+{
+    float *d = NULL;
+    emu::set_order(order);
+    cudaMalloc(&d, 64 * sizeof(float));
+    cudaMemsetAsync(d, 0, 64 * sizeof(float), st);
+    neighbour_kernel<<<1, 64, 0, st>>>(d, barrier);
+    cudaMemcpyAsync(got, d, 64 * sizeof(float), cudaMemcpyDeviceToHost, st);
+    cudaFree(d);
+    emu::set_order(-1);
+}
+
+TEST(a_race_shows_as_results_that_change_with_the_scheduling_order)
+{
+    float fwd[64], rev[64], shuf[64];
+    neighbours(1, 0, fwd);
+    neighbours(1, 1, rev);
+    neighbours(1, 2, shuf);
+    CHECK(memcmp(fwd, rev, sizeof fwd) == 0 && memcmp(fwd, shuf, sizeof fwd) == 0);
+    CHECK(fwd[0] == 1.0f && fwd[63] == 0.0f);
+    neighbours(0, 0, fwd);
+    neighbours(0, 1, rev);
+    CHECK(memcmp(fwd, rev, sizeof fwd) != 0);
+}
+
 TEST(bad_launches_and_copies_are_refused_with_a_reason)
 {
     float *d = NULL, host[4];
@@ -253,6 +289,7 @@ int main(void)
     RUN(ballot_collects_the_predicate_of_every_lane);
     RUN(a_lane_reading_a_lane_that_does_not_exist_gets_poison);
     RUN(work_runs_in_stream_order_when_the_host_waits);
+    RUN(a_race_shows_as_results_that_change_with_the_scheduling_order);
     RUN(bad_launches_and_copies_are_refused_with_a_reason);
     RUN(host_access_to_device_memory_crashes);
     RUN(a_kernel_writing_past_the_end_of_a_block_crashes);

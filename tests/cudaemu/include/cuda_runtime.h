@@ -33,7 +33,9 @@
 #define __forceinline__ inline
 #define __restrict__ __restrict
 #define __launch_bounds__(...)
-/* blocks run one after another, so one static copy serves every block */
+/* translate.pl turns __shared__ arrays of the .cu files into per-block
+   storage (emu::block_shared); one left in a header falls back to a static
+   copy, which blocks share since they run one after another */
 #define __shared__ static
 
 /* ---- types ----------------------------------------------------------------- */
@@ -140,6 +142,10 @@ void sync_block();
 unsigned warp_exchange(const void *mine, size_t size, unsigned char (*table)[8]);
 unsigned lane();
 void *dynamic_shared();
+void *block_shared(const void *key, size_t bytes);
+/* the scheduling order (0 forward, 1 reverse, 2 shuffle; emu.cpp), for
+   the emulator's own test; $SLAYER_CUDAEMU_ORDER sets it otherwise */
+void set_order(int mode);
 
 /* queue a grid (after checking its configuration and pointer arguments);
    `run` is called once per thread with `ctx` */
