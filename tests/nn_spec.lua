@@ -57,6 +57,20 @@ describe('snn.Module', function()
          'modules.2.blocks.1', 'modules.2.fc1', 'modules.2.fc2'}, n2)
    end)
 
+   it('refuses a tensor or module under a key that is neither a string nor a number, instead of skipping it', function()
+      local net = snn.Module()
+      net.w = T.randn({2}):requiresGrad(true)
+      net[true] = T.randn({3}):requiresGrad(true)
+      local err = H.errorOf(function() return net:parameters() end)
+      assert.truthy(err:find('tensor under a boolean key (true)', 1, true), err)
+      net[true] = nil
+      net.sub = {[false] = snn.Module()}
+      err = H.errorOf(function() return net:parameters() end)
+      assert.truthy(err:find('module under a boolean key (false)', 1, true), err)
+      net.sub = {[true] = 60, [false] = 10} -- plain values under such keys are fine
+      assert.are.equal(1, #net:parameters())
+   end)
+
    it('zeroes gradients and switches training mode recursively', function()
       local seq = snn.Sequential(Net(3, 4, 2), Net(2, 2, 1))
       local y = seq(T.randn({2, 3})):sum()

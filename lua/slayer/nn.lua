@@ -89,9 +89,15 @@ M.isModule = isModule
 
 local function sortedKeys(tbl)
    local nums, strs = {}, {}
-   for k in pairs(tbl) do
+   for k, v in pairs(tbl) do
       if type(k) == 'number' then nums[#nums + 1] = k
-      elseif type(k) == 'string' and k:sub(1, 1) ~= '_' then strs[#strs + 1] = k end
+      elseif type(k) == 'string' then
+         if k:sub(1, 1) ~= '_' then strs[#strs + 1] = k end
+      elseif isTensor(v) or isModule(v) then
+         -- a name is needed (checkpoints, optimizers' order): refuse rather than skip it
+         L.raise(('Module: a %s under a %s key (%s); use a string or number key'):format(
+            isTensor(v) and 'tensor' or 'module', type(k), tostring(k)))
+      end
    end
    table.sort(nums)
    table.sort(strs)
