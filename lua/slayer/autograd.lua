@@ -19,7 +19,24 @@ gradient reaches a leaf, when one has changed since, and when the graph
 reaches a result an earlier backward freed.
 ]]
 local L = require 'slayer.ffi'
-local M = {enabled = true}
+local M = {}
+
+-- Recording is switched off per coroutine (noGrad, the backward walk), so a
+-- coroutine that yields inside noGrad leaves the others recording.
+local running = coroutine.running
+local MAIN = {} -- LuaJIT's coroutine.running() is nil on the main thread
+local off = setmetatable({}, {__mode = 'k'})
+
+--- True when ops are recorded in the running coroutine.
+function M.isEnabled() return not off[running() or MAIN] end
+
+-- set the running coroutine's state; returns the previous one
+local function setEnabled(on)
+   local co = running() or MAIN
+   local prev = not off[co]
+   off[co] = (not on) or nil
+   return prev
+end
 
 local version = L.C.sl_tensor_version
 
@@ -36,7 +53,7 @@ end
 --- Record out = f(inputs) when any input requires a gradient.
 -- inputs is an array; entries that are not tensors (numbers, nil) are fine.
 function M.record(out, inputs, backward, n)
-   if not M.enabled then return out end
+   if off[running() or MAIN] then return out end
    n = n or #inputs
    for i = 1, n do
       local t = inputs[i]
@@ -64,7 +81,7 @@ end
 
 --- True when recording is on and one of the arguments requires a gradient.
 function M.needed(a, b, c)
-   if not M.enabled then return false end
+   if off[running() or MAIN] then return false end
    return (type(a) == 'table' and a._rg) or (type(b) == 'table' and b._rg)
       or (type(c) == 'table' and c._rg) or false
 end
@@ -73,10 +90,9 @@ local function pack(...) return {n = select('#', ...), ...} end
 
 --- Run fn(...) with recording off; restores the previous state on errors too.
 function M.noGrad(fn, ...)
-   local prev = M.enabled
-   M.enabled = false
+   local prev = setEnabled(false)
    local res = pack(pcall(fn, ...))
-   M.enabled = prev
+   setEnabled(prev)
    if not res[1] then error(res[2], 0) end
    return unpack(res, 2, res.n)
 end
@@ -129,8 +145,7 @@ function M.run(root, grad, accumulate, add)
       if order[k]._node then checkVersions(order[k], order[k]._node) end
    end
    local grads = {[root] = grad}
-   local prev = M.enabled
-   M.enabled = false -- gradients of gradients are not recorded
+   local prev = setEnabled(false) -- gradients of gradients are not recorded
    local ok, err = pcall(function()
       for k = #order, 1, -1 do
          local t = order[k]
@@ -154,7 +169,7 @@ function M.run(root, grad, accumulate, add)
          end
       end
    end)
-   M.enabled = prev -- also after an error, in a node's backward or in a leaf's grad
+   setEnabled(prev) -- also after an error, in a node's backward or in a leaf's grad
    if not ok then
       -- raised inside the pcall, our errors lost their position: give it the user's line
       if type(err) == 'string' and not err:match('^[^:\n]+:%d+: ') then L.raise(err) end
