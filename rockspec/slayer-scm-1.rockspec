@@ -29,5 +29,6 @@ build = {
       SLAYER_LIBDIR = "$(LIBDIR)",
       SLAYER_CUDA = "$(SLAYER_CUDA)",
       SLAYER_NATIVE = "$(SLAYER_NATIVE)",
+      SLAYER_CUDA_EMU = "OFF", -- the CUDA emulator is a test tool, not part of the package
    },
 }
