@@ -119,7 +119,7 @@ if [ $REBUILD -eq 1 ] || [ $PROBE_RC -ne 0 ]; then
   s=$(date +%s)
   B=/tmp/slayer-build-device
   rm -rf "$B"
-  if cmake -S "$ROOT" -B "$B" -DCMAKE_BUILD_TYPE=Release -DSLAYER_CUDA=ON \
+  if cmake -S "$ROOT" -B "$B" -DCMAKE_BUILD_TYPE=Release -DSLAYER_CUDA=ON -DSLAYER_CUDA_EMU=OFF \
        -DOPENBLAS_INCLUDE_DIR="$BUNDLE/include" -DOPENBLAS_LIBRARY="$BUNDLE/lib/libopenblas.so" \
        -DYAML_INCLUDE_DIR="$BUNDLE/include" -DYAML_LIBRARY="$BUNDLE/lib/libyaml.so" \
        -DZLIB_INCLUDE_DIR="$BUNDLE/include" -DZLIB_LIBRARY="$BUNDLE/lib/libz.so" \
