@@ -184,6 +184,13 @@ function M.run(root, grad, accumulate, add)
          t._freed = true
       end
    end
+   order, grads = nil, nil
+   -- the forward pass's intermediates are garbage now: collect them before
+   -- the next step allocates its own (the collector does not see C memory)
+   if L.C.sl_mem_pressure_after_step() ~= 0 then
+      collectgarbage('collect')
+      L.C.sl_mem_collected()
+   end
 end
 
 return M
