@@ -93,8 +93,6 @@ int sl_mem_pressure_for(int64_t bytes); /* also 1 before a large allocation the 
                                           16 MB were allocated since the last collection */
 int sl_mem_pressure_dev(int64_t bytes, int device); /* the same, for a block of `bytes` on `device`
                                                       (the GPU's cache and allocations for SL_CUDA) */
-int sl_mem_pressure_after_step(void); /* 1 when a collection is due after a backward pass (64 MB
-                                         allocated since the last one) */
 int64_t sl_mem_live_bytes(void); /* CPU and GPU bytes held by storages */
 void sl_mem_collected(void); /* called after a Lua GC cycle: resets the threshold */
 

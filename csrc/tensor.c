@@ -74,7 +74,6 @@ static int cuda_hooks(void)
    collection (W1 on the host emulator: 1.1x the footprint of a collection
    every step, against 1.4x with the CPU's 16 MB and 1.9x without) */
 #define GPU_REUSE_AFTER_BYTES ((int64_t)4 << 20)
-#define STEP_COLLECT_BYTES ((int64_t)64 << 20)
 
 typedef struct free_block {
     struct free_block *next;
@@ -307,17 +306,6 @@ int sl_mem_pressure_for(int64_t bytes)
 int sl_mem_pressure(void)
 {
     return sl_mem_pressure_for(0);
-}
-
-/* after a backward pass: 1 when 64 MB or more were allocated since the last
-   collection.  The forward pass's intermediates have just become garbage
-   (the graph was released), and collecting now, before the next forward
-   pass allocates its own, keeps the peak near one step's working set
-   instead of one step's plus the last one's garbage. */
-int sl_mem_pressure_after_step(void)
-{
-    int64_t since = __atomic_load_n(&cpu.since, __ATOMIC_RELAXED) + atomic_load(&gpu_since);
-    return since >= STEP_COLLECT_BYTES;
 }
 
 int64_t sl_mem_live_bytes(void)

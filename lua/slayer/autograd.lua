@@ -184,13 +184,12 @@ function M.run(root, grad, accumulate, add)
          t._freed = true
       end
    end
+   -- Drop the walk's own references now.  Left to the end of the function,
+   -- they kept the whole graph reachable through the collection Tensor:backward
+   -- runs right after this returns: W2 on the CPU peaked at 4,058 MB live
+   -- from its third step on instead of 2,526 MB (the last step's activations
+   -- beside this one's).
    order, grads = nil, nil
-   -- the forward pass's intermediates are garbage now: collect them before
-   -- the next step allocates its own (the collector does not see C memory)
-   if L.C.sl_mem_pressure_after_step() ~= 0 then
-      collectgarbage('collect')
-      L.C.sl_mem_collected()
-   end
 end
 
 return M
