@@ -277,6 +277,25 @@ describe('autograd', function()
       assert.has_error(function() z:backward() end)
    end)
 
+   it('reads NaNs of every payload as NaN numbers (Debian\'s LuaJIT turned some into other types)', function()
+      local ffi = require 'ffi'
+      local t = T.empty({6})
+      local bits = ffi.cast('uint32_t *', t:data())
+      for i, b in ipairs({0xFFFFFFFF, 0xFF900001, 0xFFAC0001, 0x7FC00001, 0x3F800000, 0xFF800000}) do
+         bits[i - 1] = b
+      end
+      local v = t:totable()
+      for i = 1, 4 do assert.is_true(type(v[i]) == 'number' and v[i] ~= v[i], 'element ' .. i) end
+      assert.are.same({1, -math.huge}, {v[5], v[6]})
+      local x = t:narrow(1, 1, 1):item()
+      assert.is_true(type(x) == 'number' and x ~= x)
+      assert.truthy(tostring(t):find('nan', 1, true))
+      local m = t:max()
+      assert.is_true(type(m) == 'number' and m ~= m)
+      local s = t:sum():item()
+      assert.is_true(type(s) == 'number' and s ~= s)
+   end)
+
    it('keeps noGrad to its own coroutine, also while that coroutine is suspended inside it', function()
       local x = T.ones({2}):requiresGrad(true)
       local co = coroutine.create(function()

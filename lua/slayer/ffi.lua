@@ -72,6 +72,26 @@ end
 -- the package's own folder: errors point past it, at the user's line
 local pkgSource = debug.getinfo(1, 'S').source:match('^@(.*/)[^/]*$')
 
+-- Reading C floats and doubles into Lua.  Debian's LuaJIT (2.1.0-beta3)
+-- does not canonicalise the NaNs it converts from C numbers: a negative NaN
+-- with certain payloads (uninitialised memory, a NaN read from a file, the
+-- payload an arithmetic NaN carries along) arrives as a value of another
+-- type -- nil, a table, a string -- that points anywhere, and using it can
+-- crash the VM.  These read every NaN as the plain NaN 0/0 instead.
+local u32p = ffi.typeof('const uint32_t *')
+local NAN = 0 / 0
+local HI = ffi.abi('le') and 1 or 0
+function M.floatAt(p, i)
+   if ffi.cast(u32p, p)[i] > 0xFF800000 then return NAN end -- the negative NaNs (positive ones are safe)
+   return p[i]
+end
+function M.doubleAt(p, i)
+   local w = ffi.cast(u32p, p + i)
+   local hi = w[HI]
+   if hi >= 0xFFF00000 and (hi > 0xFFF00000 or w[1 - HI] ~= 0) then return NAN end
+   return p[i]
+end
+
 --- Argument checks the modules share: a finite number; a whole number in [lo, hi].
 function M.isFinite(v) return type(v) == 'number' and v == v and v ~= math.huge and v ~= -math.huge end
 function M.isWhole(v, lo, hi) return M.isFinite(v) and v % 1 == 0 and v >= lo and v <= hi end

@@ -30,6 +30,7 @@ local DEVNUM = {cpu = 0, cuda = 1}
 local shapebuf = ffi.new('int32_t[8]')
 local stridebuf = ffi.new('int64_t[8]')
 local floatp = ffi.typeof('float *')
+local floatAt = L.floatAt -- every read of tensor memory into Lua goes through it (NaNs)
 
 local function isTensor(x) return getmetatable(x) == Tensor end
 T.isTensor = isTensor
@@ -370,7 +371,7 @@ end
 function Tensor:totable()
    local t = cpuContiguous(self)
    local d, out = t._c.data, {}
-   for i = 1, t:numel() do out[i] = d[i - 1] end
+   for i = 1, t:numel() do out[i] = floatAt(d, i - 1) end
    return out
 end
 
@@ -378,7 +379,7 @@ function Tensor:item()
    local n = self:numel()
    if n ~= 1 then fail('item', 'expected a one-element tensor, got ' .. shapeStr(self)) end
    local t = cpuContiguous(self)
-   return t._c.data[0]
+   return floatAt(t._c.data, 0)
 end
 
 ---------------------------------------------------------------------------
@@ -415,7 +416,7 @@ local function formatMatrix(d, off, rows, cols, rs, cs, lines)
    pick(cols, colIdx)
    local vals = {}
    for _, r in ipairs(rowIdx) do
-      if r then for _, c in ipairs(colIdx) do if c then vals[#vals + 1] = d[off + r * rs + c * cs] end end end
+      if r then for _, c in ipairs(colIdx) do if c then vals[#vals + 1] = floatAt(d, off + r * rs + c * cs) end end end
    end
    local f, isInt = fmtNumbers(vals)
    for _, r in ipairs(rowIdx) do
@@ -425,7 +426,7 @@ local function formatMatrix(d, off, rows, cols, rs, cs, lines)
          for _, c in ipairs(colIdx) do
             if not c then parts[#parts + 1] = ' ...'
             else
-               local v = d[off + r * rs + c * cs]
+               local v = floatAt(d, off + r * rs + c * cs)
                parts[#parts + 1] = isInt and string.format(f, v) or string.format(f, v)
             end
          end
@@ -445,7 +446,7 @@ function Tensor:__tostring()
    if t:numel() == 0 then return '[' .. dev .. ' of size ' .. sizeStr .. ', empty]' end
    local d = c.data
    if nd == 0 then
-      lines[1] = string.format('%g', d[0])
+      lines[1] = string.format('%g', floatAt(d, 0))
    elseif nd == 1 then
       formatMatrix(d, 0, sizes[1], 1, 1, 0, lines)
    elseif nd == 2 then
@@ -1288,7 +1289,7 @@ function Tensor:sum(dim)
    elseif dim == nil then
       local r = ffi.new('double[1]')
       if C.sl_sum_all(r, a._c) ~= 0 then cfail() end
-      out = T.full({1}, tonumber(r[0]), self.device)
+      out = T.full({1}, L.doubleAt(r, 0), self.device)
    else
       dim = checkDim(self, dim, 'sum')
       out = emptyOf(reducedShape(self, dim), DEVNUM[self.device], 'sum')
@@ -1318,7 +1319,7 @@ function Tensor:max(dim)
    if dim == nil then
       local v, i = ffi.new('float[1]'), ffi.new('int64_t[1]')
       if C.sl_max_all(v, i, a._c) ~= 0 then cfail() end
-      return v[0], tonumber(i[0]) + 1
+      return floatAt(v, 0), tonumber(i[0]) + 1
    end
    dim = checkDim(self, dim, 'max')
    local shape = reducedShape(self, dim)
@@ -1338,7 +1339,7 @@ function Tensor:min(dim)
    if dim == nil then
       local v, i = ffi.new('float[1]'), ffi.new('int64_t[1]')
       if C.sl_min_all(v, i, contig(self)._c) ~= 0 then cfail() end
-      return v[0], tonumber(i[0]) + 1
+      return floatAt(v, 0), tonumber(i[0]) + 1
    end
    local v, i = (-self):max(dim)
    return -v, i
