@@ -136,10 +136,17 @@ SL_CUDA_API void *sl_cuda_malloc(size_t bytes)
         std::lock_guard<std::mutex> g(P.lock);
         P.sys++;
     }
-    std::lock_guard<std::mutex> g(P.lock);
-    P.live += (int64_t)r;
-    if (P.live > P.peak_live) P.peak_live = P.live;
-    if (P.live + P.cached > P.peak_reserved) P.peak_reserved = P.live + P.cached;
+    {
+        std::lock_guard<std::mutex> g(P.lock);
+        P.live += (int64_t)r;
+        if (P.live > P.peak_live) P.peak_live = P.live;
+        if (P.live + P.cached > P.peak_reserved) P.peak_reserved = P.live + P.cached;
+    }
+#ifdef SLAYER_CUDAEMU
+    /* the host emulator (tests/cudaemu) fills every block it hands out with
+       NaN, in stream order: a kernel that reads what nobody wrote shows */
+    emu::poison(p, r);
+#endif
     return p;
 }
 

@@ -36,6 +36,9 @@
  *     and pointer arguments that are neither device memory, pinned host
  *     memory nor NULL.  Copies check that each side is where the copy kind
  *     says.
+ *   - Poison.  The back end's caching allocator, built here, has every
+ *     block it hands out filled with NaN in stream order (emu::poison), so
+ *     a kernel that reads memory nobody wrote gives NaN, not a lucky zero.
  * Not emulated: concurrency between threads (no data race shows), timing,
  * several devices or streams running side by side.
  *
@@ -343,6 +346,13 @@ cudaError_t enqueue_host(const char *name, std::function<void()> op, const void 
         return fail(cudaErrorInvalidValue, "%s given a pointer that is not device memory", name);
     enqueue(std::move(op));
     return cudaSuccess;
+}
+
+void poison(void *p, size_t bytes)
+{
+    std::lock_guard<std::recursive_mutex> g(big_lock);
+    if (sticky || !is_device(p, bytes)) return;
+    enqueue([p, bytes]() { memset(p, 0xff, bytes); });
 }
 
 /* ---- kernels: blocks of fibers ----------------------------------------------------------- */

@@ -17,6 +17,9 @@
 #ifndef SLAYER_CUDAEMU_RUNTIME_H
 #define SLAYER_CUDAEMU_RUNTIME_H
 
+/* what the back end's sources may test for (the allocator's poisoning) */
+#define SLAYER_CUDAEMU 1
+
 #include <math.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -143,6 +146,9 @@ unsigned warp_exchange(const void *mine, size_t size, unsigned char (*table)[8])
 unsigned lane();
 void *dynamic_shared();
 void *block_shared(const void *key, size_t bytes);
+/* queue a fill of device memory with all bits set (NaN): csrc/cuda's
+   caching allocator calls it on every block it hands out when built here */
+void poison(void *p, size_t bytes);
 /* the scheduling order (0 forward, 1 reverse, 2 shuffle; emu.cpp), for
    the emulator's own test; $SLAYER_CUDAEMU_ORDER sets it otherwise */
 void set_order(int mode);
