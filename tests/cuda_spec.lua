@@ -987,7 +987,9 @@ if DEV == 'cuda' then
          local ratio = stats[30].reservedBytes / least
          print(string.format('  note: device memory reserved without collectgarbage: %.2fx that with a collection '
             .. 'every step (%.1f MB)', ratio, least / 2^20))
-         assert.is_true(ratio <= 1.3, string.format('%.2fx', ratio))
+         -- 1.06 to 1.17x alone, up to 1.46x seen after the rest of this file;
+         -- 7.6x without the collect-before-cudaMalloc rule
+         assert.is_true(ratio <= 2, string.format('%.2fx', ratio))
       end)
 
       -- The host emulator (tests/cudaemu) counts launches, host waits and
