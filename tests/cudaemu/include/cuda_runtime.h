@@ -153,9 +153,8 @@ void poison(void *p, size_t bytes);
    the emulator's own test; $SLAYER_CUDAEMU_ORDER sets it otherwise */
 void set_order(int mode);
 
-/* queue a grid (after checking its configuration and pointer arguments);
-   `run` is called once per thread with `ctx` */
-typedef void (*Body)(void *ctx);
+/* a launched grid: thread() runs the kernel once, for the current thread;
+   launch() checks the configuration and the pointer arguments, then queues it */
 struct Grid {
     virtual ~Grid() {}
     virtual void thread() = 0;
