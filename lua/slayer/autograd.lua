@@ -27,9 +27,6 @@ local running = coroutine.running
 local MAIN = {} -- LuaJIT's coroutine.running() is nil on the main thread
 local off = setmetatable({}, {__mode = 'k'})
 
---- True when ops are recorded in the running coroutine.
-function M.isEnabled() return not off[running() or MAIN] end
-
 -- set the running coroutine's state; returns the previous one
 local function setEnabled(on)
    local co = running() or MAIN

@@ -392,17 +392,19 @@ function M.readNpSpikes(path, fmt, timeUnit)
    end
    local function trunc(v) return v >= 0 and math.floor(v) or math.ceil(v) end
    local doubleAt = L.doubleAt -- NaNs of any payload read as NaN
+   local coord = {}
    for i = 0, n - 1 do
       local row = i * w
       for c = 0, w - 2 do
          local v = doubleAt(d, row + c)
          local r = trunc(v)
          if not (r >= INT32_MIN and r <= INT32_MAX) then bad(i, c, v, 'coordinates must be finite and fit in int32') end
+         coord[c] = r
       end
       local tv = doubleAt(d, row + w - 1)
       if not isFinite(tv) then bad(i, w - 1, tv, 'times must be finite') end
-      x[i], p[i], t[i] = trunc(d[row]), trunc(d[row + w - 2]), tv * timeUnit * 1e3
-      if w == 4 then y[i] = trunc(d[row + 1]) end
+      x[i], p[i], t[i] = coord[0], coord[w - 2], tv * timeUnit * 1e3
+      if w == 4 then y[i] = coord[1] end
    end
    return newEvent(n, x, y, p, t)
 end
