@@ -203,8 +203,10 @@ local function workload(name, batch, n)
       for k = 1, select('#', ...) do parts[k] = tostring((select(k, ...))) end
       lines[#lines + 1] = table.concat(parts, '\t')
    end
-   local ok, err = pcall(chunk, '--device', DEV, '--only', name, '--batch', tostring(batch), '--steps',
-      tostring(opts.small and 1 or opts.steps), '--n', tostring(n or 0))
+   local args = {'--device', DEV, '--only', name, '--batch', tostring(batch), '--steps',
+      tostring(opts.small and 1 or opts.steps), '--n', tostring(n or 0)}
+   if opts.small then args[#args + 1], args[#args + 2] = '--warmup', '1' end
+   local ok, err = pcall(chunk, unpack(args))
    print = realPrint
    local label = ({W1 = 'W1 nmnist-mlp', W2 = 'W2 nmnist-cnn', W4 = 'W4 n=' .. tostring(n)})[name] .. ', batch ' .. batch
    if not ok then

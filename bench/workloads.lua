@@ -1,7 +1,7 @@
 --[[
 The standard training workloads (../shared/BENCHMARKS.md), timed per step.
 
-    luajit bench/workloads.lua [--threads N] [--steps S] [--only W1|W2|W2after|W4] [--batch B]
+    luajit bench/workloads.lua [--threads N] [--steps S] [--warmup W] [--only W1|W2|W2after|W4] [--batch B]
                                [--device cpu|cuda] [--n 512,4096] [--w4input spikes|dense]
 
 W1 nmnist-mlp: 2312 (2x34x34) -> 512 -> 10, T = 300, Ts = 1, batch 12,
@@ -13,8 +13,9 @@ W2 nmnist-cnn: conv 2->16 k5 p1, pool 2, conv 16->32 k3 p1, pool 2,
    layer's linear map (as the examples write it), so the convs see spikes.
 Inputs: Bernoulli spikes at 1.5% per bin, fixed seed.  One step =
 forward + loss + backward + Adam step.  Prints the median (and min/max)
-milliseconds per step over S steps after one warm-up step, the forward
-alone, and the peak resident memory of the process.
+milliseconds per step over S steps after W warm-up steps (default 1 on the
+CPU, up to 40 on the GPU: see the option), the forward alone, and the peak resident memory
+of the process.
 W4 (only when asked for, --only W4): the Open Neuromorphic library
    benchmark's shape, one dense n -> n layer and spiking neurons (psp after
    the dense map, W1's neuron), batch 16, T = 500, for each n of --n
@@ -34,7 +35,9 @@ local now = snn.utils.now
 
 local opts = snn.utils.options({...}, {
    threads = {2, 'CPU threads', integer = true, min = 1},
-   steps = {10, 'timed steps after one warm-up', integer = true, min = 1},
+   steps = {10, 'timed steps after the warm-up', integer = true, min = 1},
+   warmup = {nil, 'untimed steps first (default: 1 on the CPU; on the GPU 40, or fewer (at least 3) once they took 2 s: '
+      .. 'LuaJIT compiling its traces over the first steps costs more than a small step)', type = 'number', integer = true, min = 1},
    only = {'all', 'run only this workload (W4 runs only when asked for)', choices = {'all', 'W1', 'W2', 'W2after', 'W4'}},
    batch = {nil, 'batch size (default: 12, W4: 16)', type = 'number', integer = true, min = 1},
    device = {'cpu', 'device to run on', choices = {'cpu', 'cuda'}},
@@ -109,22 +112,40 @@ function CNNafter:forward(x)
    return layer(self.fc1, s)
 end
 
--- forward() gives the loss, finish(loss) the rest of the step; one warm-up
--- step, then opts.steps timed ones (milliseconds; the device waited for)
+-- forward() gives the loss, finish(loss) the rest of the step; warm-up
+-- steps (--warmup), then opts.steps timed ones (milliseconds, the device waited
+-- for).  On the CPU each timed step also gives its forward's time.  On the
+-- GPU a wait after the forward would idle the device while the host queues
+-- the backward, so the timed steps wait only at their end, and the forward
+-- is timed by as many forward-only runs after them.
 local function timeSteps(name, batch, forward, finish)
-   local sync = opts.device == 'cuda' and snn.cuda.synchronize or function() end
+   local gpu = opts.device == 'cuda'
+   local sync = gpu and snn.cuda.synchronize or function() end
    local steps, fwd = {}, {}
-   for i = 0, opts.steps do
+   local warm, started = 0, now()
+   while warm < (opts.warmup or 1) or (gpu and not opts.warmup and warm < 40 and (warm < 3 or now() - started < 2)) do
+      finish(forward())
+      sync()
+      warm = warm + 1
+   end
+   for i = 1, opts.steps do
       local t0 = now()
       local loss = forward()
-      sync()
+      if not gpu then sync() end
       local t1 = now()
       finish(loss)
       sync()
       local t2 = now()
-      if i > 0 then
-         steps[#steps + 1] = (t2 - t0) * 1000
-         fwd[#fwd + 1] = (t1 - t0) * 1000
+      steps[#steps + 1] = (t2 - t0) * 1000
+      if not gpu then fwd[#fwd + 1] = (t1 - t0) * 1000 end
+   end
+   if gpu then
+      for _ = 1, opts.steps do
+         local t0 = now()
+         local loss = forward()
+         sync()
+         fwd[#fwd + 1] = (now() - t0) * 1000
+         loss = nil
       end
    end
    table.sort(steps)

@@ -45,7 +45,11 @@
  * sl_cudaemu_counters gives the number of launches, host waits (a wait
  * with work queued) and cudaMalloc calls, for specs of "no host wait / no
  * allocation in a training step".  $SLAYER_CUDAEMU_TRACE_WAITS=1 prints the
- * host frames of every wait.
+ * host frames of every wait.  sl_cudaemu_discard(1) drops queued device
+ * work from then on instead of running it: results are garbage, but the
+ * time a caller takes is its host side alone (Lua, dispatch, queueing), for
+ * estimating the host cost of a training step (tests/cudaemu/hostcost.lua);
+ * a real launch adds the driver's few microseconds to each.
  */
 #include "cuda_runtime.h"
 #include "cublas_v2.h"
@@ -293,9 +297,15 @@ static bool immediate_mode()
     return v;
 }
 
+static bool discarding = false;
+
 static void flush()
 {
     if (queue.empty()) return;
+    if (discarding) {
+        queue.clear();
+        return;
+    }
     open_device();
     while (!queue.empty()) {
         std::function<void()> op = std::move(queue.front());
@@ -1023,4 +1033,11 @@ EMU_API void sl_cudaemu_counters(int64_t *launches, int64_t *waits, int64_t *mal
     *launches = n_launches;
     *waits = n_waits;
     *mallocs = n_mallocs;
+}
+
+EMU_API void sl_cudaemu_discard(int on)
+{
+    std::lock_guard<std::recursive_mutex> g(big_lock);
+    flush();
+    discarding = on != 0;
 }
