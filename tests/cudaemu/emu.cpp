@@ -45,7 +45,7 @@
  * sl_cudaemu_counters gives the number of launches, host waits (a wait
  * with work queued) and cudaMalloc calls, for specs of "no host wait / no
  * allocation in a training step".  $SLAYER_CUDAEMU_TRACE_WAITS=1 prints the
- * host frames of every wait.  sl_cudaemu_discard(1) drops queued device
+ * host frames of every wait, $SLAYER_CUDAEMU_TRACE_LAUNCHES=1 every launch.  sl_cudaemu_discard(1) drops queued device
  * work from then on instead of running it: results are garbage, but the
  * time a caller takes is its host side alone (Lua, dispatch, queueing), for
  * estimating the host cost of a training step (tests/cudaemu/hostcost.lua);
@@ -703,6 +703,11 @@ void enqueue_grid(const Config &c, const char *name, Grid *g)
 {
     std::lock_guard<std::recursive_mutex> lk(big_lock);
     n_launches++;
+    static int trace = -1;
+    if (trace < 0) trace = getenv("SLAYER_CUDAEMU_TRACE_LAUNCHES") != NULL;
+    if (trace)
+        fprintf(stderr, "cudaemu: launch %lld %s grid (%u,%u,%u) block (%u,%u,%u) shared %zu\n", (long long)n_launches,
+                name, c.grid.x, c.grid.y, c.grid.z, c.block.x, c.block.y, c.block.z, c.shared);
     Config cc = c;
     std::shared_ptr<Grid> grid(g);
     enqueue([cc, name, grid]() { run_grid(cc, name, grid.get()); });
