@@ -2,7 +2,7 @@
 The standard training workloads (../shared/BENCHMARKS.md), timed per step.
 
     luajit bench/workloads.lua [--threads N] [--steps S] [--warmup W] [--only W1|W2|W2after|W4] [--batch B]
-                               [--device cpu|cuda] [--n 512,4096] [--w4input spikes|dense]
+                               [--device cpu|cuda] [--n 512,4096] [--w4input spikes|dense] [--names N]
 
 W1 nmnist-mlp: 2312 (2x34x34) -> 512 -> 10, T = 300, Ts = 1, batch 12,
    SRM neurons (theta 10, tauSr 10, tauRef 1, scaleRef 2, tauRho 1,
@@ -14,8 +14,10 @@ W2 nmnist-cnn: conv 2->16 k5 p1, pool 2, conv 16->32 k3 p1, pool 2,
 Inputs: Bernoulli spikes at 1.5% per bin, fixed seed.  One step =
 forward + loss + backward + Adam step.  Prints the median (and min/max)
 milliseconds per step over S steps after W warm-up steps (default 1 on the
-CPU, up to 40 on the GPU: see the option), the forward alone, and the peak resident memory
-of the process.
+CPU, up to 40 on the GPU: see the option), the forward alone, the peak
+resident memory of the process, and the Lua collections the library forced
+per timed step.  --names N keeps N sample file names in Lua tables, as a
+dataset of N samples does: every collection then traverses them.
 W4 (only when asked for, --only W4): the Open Neuromorphic library
    benchmark's shape, one dense n -> n layer and spiking neurons (psp after
    the dense map, W1's neuron), batch 16, T = 500, for each n of --n
@@ -43,6 +45,8 @@ local opts = snn.utils.options({...}, {
    device = {'cpu', 'device to run on', choices = {'cpu', 'cuda'}},
    n = {'512,4096', 'layer sizes of W4', check = function(v) return not v:match('^%d+[%d,]*$') and 'sizes like 512,4096' or nil end},
    w4input = {'spikes', 'input of W4', choices = {'spikes', 'dense'}},
+   names = {0, 'keep a Lua list of this many sample file names alive, as a dataset of that size does '
+      .. '(60000 for N-MNIST): the collector\'s cost grows with the Lua heap', integer = true, min = 0},
 }, 'luajit bench/workloads.lua [options]')
 snn.setNumThreads(opts.threads)
 
@@ -120,6 +124,7 @@ end
 -- is timed by as many forward-only runs after them.
 local function timeSteps(name, batch, forward, finish)
    local gpu = opts.device == 'cuda'
+   local c0, s0
    local sync = gpu and snn.cuda.synchronize or function() end
    local steps, fwd = {}, {}
    local warm, started = 0, now()
@@ -129,6 +134,7 @@ local function timeSteps(name, batch, forward, finish)
       warm = warm + 1
    end
    for i = 1, opts.steps do
+      if i == 1 then c0, s0 = T._collections() end
       local t0 = now()
       local loss = forward()
       if not gpu then sync() end
@@ -139,6 +145,7 @@ local function timeSteps(name, batch, forward, finish)
       steps[#steps + 1] = (t2 - t0) * 1000
       if not gpu then fwd[#fwd + 1] = (t1 - t0) * 1000 end
    end
+   local c1, s1 = T._collections()
    if gpu then
       for _ = 1, opts.steps do
          local t0 = now()
@@ -149,7 +156,8 @@ local function timeSteps(name, batch, forward, finish)
       end
    end
    table.sort(steps)
-   return {name = name, batch = batch, step = median(steps), min = steps[1], max = steps[#steps], fwd = median(fwd)}
+   return {name = name, batch = batch, step = median(steps), min = steps[1], max = steps[#steps], fwd = median(fwd),
+      collections = (c1 - c0) / opts.steps, collectMs = (s1 - s0) * 1000 / math.max(c1 - c0, 1)}
 end
 
 local function run(name, Net, batch)
@@ -190,6 +198,13 @@ local function runW4(n, batch)
    end, function(loss) loss:backward() end)
 end
 
+-- the names of a dataset's samples, as SpikeFiles keeps them
+local names = {paths = {}, indices = {}}
+for i = 1, opts.names do
+   names.indices[i] = tostring(i)
+   names.paths[i] = 'data/nmnist/train/' .. i .. '.bs2'
+end
+
 local results = {}
 if opts.only == 'W4' then
    for n in opts.n:gmatch('%d+') do results[#results + 1] = runW4(tonumber(n), opts.batch or 16) end
@@ -208,3 +223,7 @@ for _, r in ipairs(results) do
    print(string.format('%-16s %6d %9.1f ms %7.1f ms %7.1f ms %9.1f ms', r.name, r.batch, r.step, r.min, r.max, r.fwd))
 end
 print(string.format('peak resident memory: %.0f MB', peakRssMB()))
+for _, r in ipairs(results) do
+   print(string.format('Lua collections forced per timed step, %s: %.2f (%.1f ms each)', r.name, r.collections,
+      r.collectMs))
+end

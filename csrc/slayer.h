@@ -89,11 +89,12 @@ void sl_mem_get_stats(int device, sl_mem_stats *out);
 void sl_mem_set_cache_limit(int device, int64_t bytes);
 void sl_mem_empty_cache(int device);
 int sl_mem_pressure(void);   /* 1 when live memory grew past the collect threshold */
-int sl_mem_pressure_for(int64_t bytes); /* also 1 before a large allocation the cache cannot serve, once
+int sl_mem_pressure_for(int64_t bytes); /* also 2 before a large allocation the cache cannot serve, once
                                           16 MB were allocated since the last collection */
 int sl_mem_pressure_dev(int64_t bytes, int device); /* the same, for a block of `bytes` on `device`
                                                       (the GPU's cache and allocations for SL_CUDA) */
 int64_t sl_mem_live_bytes(void); /* CPU and GPU bytes held by storages */
+int64_t sl_mem_since_bytes(void); /* CPU and GPU bytes allocated since the last collection */
 void sl_mem_collected(void); /* called after a Lua GC cycle: resets the threshold */
 
 /* ---- random numbers (ops/random.c): Philox4x32-10, counter based -------- */

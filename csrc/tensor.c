@@ -14,7 +14,8 @@
  * twice the surviving live memory.  That keeps a training loop's footprint
  * bounded without the user calling collectgarbage().
  *
- * sl_mem_pressure_for(bytes) also asks for a collection before a large
+ * sl_mem_pressure_for(bytes) also asks for one (2, where the threshold
+ * gives 1: the Lua layer may put this one off) before a large
  * allocation (256 KB or more) that the cache cannot serve, once 16 MB have
  * been allocated since the last one (sl_mem_pressure_dev: the same for the
  * GPU's cache, where it also spares a cudaMalloc and keeps the device
@@ -287,7 +288,7 @@ int sl_mem_pressure_dev(int64_t bytes, int device)
         if (atomic_load(&gpu_since) < GPU_REUSE_AFTER_BYTES) return 0;
         static int (*cache_has)(size_t);
         if (!cache_has) cache_has = (int (*)(size_t))sl_cuda_symbol("sl_cuda_cache_has");
-        return cache_has && !cache_has((size_t)bytes);
+        return cache_has && !cache_has((size_t)bytes) ? 2 : 0;
     }
     if (__atomic_load_n(&cpu.since, __ATOMIC_RELAXED) < REUSE_AFTER_BYTES) return 0;
     int idx;
@@ -295,7 +296,7 @@ int sl_mem_pressure_dev(int64_t bytes, int device)
     pthread_mutex_lock(&cpu.lock);
     int empty = idx >= N_CLASSES || cpu.lists[idx] == NULL;
     pthread_mutex_unlock(&cpu.lock);
-    return empty;
+    return empty ? 2 : 0;
 }
 
 int sl_mem_pressure_for(int64_t bytes)
@@ -306,6 +307,11 @@ int sl_mem_pressure_for(int64_t bytes)
 int sl_mem_pressure(void)
 {
     return sl_mem_pressure_for(0);
+}
+
+int64_t sl_mem_since_bytes(void)
+{
+    return __atomic_load_n(&cpu.since, __ATOMIC_RELAXED) + atomic_load(&gpu_since);
 }
 
 int64_t sl_mem_live_bytes(void)

@@ -249,12 +249,34 @@ describe('memory', function()
    it('reuses the blocks of dropped large results instead of taking fresh memory from the system', function()
       local A, B = T.randn({512, 512}), T.randn({512, 512})
       for _ = 1, 10 do local c = A:matmul(B) end -- 1 MB results, dropped at once
+      -- a collection returns the garbage once 16 MB, or 16 times the Lua
+      -- heap, were allocated since the last one: about that many blocks come
+      -- fresh, then they are reused, not one per product
+      local gapMB = math.max(16, T._reuseGap() / 2 ^ 20)
+      assert.is_true(gapMB < 100, string.format('the Lua heap (%.0f KB) is too large for this check', collectgarbage('count')))
       local before = snn.memoryStats().systemAllocs
-      for _ = 1, 100 do local c = A:matmul(B) end
+      for _ = 1, 200 do local c = A:matmul(B) end
       local fresh = snn.memoryStats().systemAllocs - before
-      -- a collection returns the garbage after at most 16 MB of allocation,
-      -- so about 16 blocks come fresh, not one per product
-      assert.is_true(fresh <= 20, fresh .. ' fresh blocks for 100 dropped 1 MB results')
+      assert.is_true(fresh <= gapMB + 4, string.format('%d fresh blocks for 200 dropped 1 MB results (gap %.0f MB)',
+         fresh, gapMB))
+   end)
+
+   it('spaces the collections that only bring reuse forward when the Lua heap is large', function()
+      -- a dataset's file names, as SpikeFiles keeps them for 60,000 samples:
+      -- each full collection traverses them (about 15 ms here)
+      local names = {}
+      for i = 1, 60000 do names[i] = 'data/nmnist/train/' .. i .. '.bs2' end
+      collectgarbage('collect')
+      local gap = T._reuseGap()
+      assert.is_true(gap >= 16 * 3 * 2 ^ 20, 'a heap of ' .. collectgarbage('count') .. ' KB')
+      local n0 = snn.memoryStats().collections
+      local A, B = T.randn({512, 512}), T.randn({512, 512})
+      for _ = 1, 200 do local c = A:matmul(B) end -- 200 MB of dropped 1 MB results
+      local forced = snn.memoryStats().collections - n0
+      -- one collection per 16 MB allocated before (12 here); now one per gap
+      assert.is_true(forced <= math.ceil(200 * 2 ^ 20 / gap) + 1,
+         string.format('%d forced collections for 200 MB allocated (gap %.0f MB)', forced, gap / 2 ^ 20))
+      assert.is_true(#names == 60000)
    end)
 
    it('gives large blocks back to the system when the cache is emptied, and maps new ones that work', function()

@@ -94,7 +94,9 @@ function snn.memoryStats(device)
    local d = deviceArg('memoryStats', device, 0)
    local s = ffi.new('sl_mem_stats')
    C.sl_mem_get_stats(d, s)
+   local collections, collectSeconds = T._collections()
    return {
+      collections = collections, collectSeconds = collectSeconds, -- forced Lua collections (both devices)
       liveBytes = tonumber(s.live_bytes), cachedBytes = tonumber(s.cached_bytes),
       peakLiveBytes = tonumber(s.peak_live_bytes), allocCalls = tonumber(s.alloc_calls),
       systemAllocs = tonumber(s.system_allocs), cacheLimit = tonumber(s.cache_limit),

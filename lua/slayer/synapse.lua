@@ -121,6 +121,7 @@ local function sparseOp(fname, x, w, csr, p, outShape)
    local rc
    if conv then rc = C.sl_conv_sparse_forward(out._c, xc._c, csr, wT._c, p)
    else rc = C.sl_dense_sparse_forward(out._c, csr, wT._c) end
+   T._release(wT)
    if rc ~= 0 then cfail() end
    if not A.needed(x, w) then
       C.sl_sparse_rows_free(ffi.gc(csr, nil)) -- no backward will read it
