@@ -158,9 +158,8 @@ end
 
 --- Whether tbl[key] holds the float the file gave it.
 local function isFloatValue(tbl, key)
-   local f = floatValues[tbl]
-   local v = rawget(tbl, key)
-   return f ~= nil and type(v) == 'number' and rawequal(f[key], v) and true or false
+   local f = tbl ~= nil and floatValues[tbl]
+   return f and type(rawget(tbl, key)) == 'number' and rawequal(f[key], rawget(tbl, key)) or false
 end
 
 -- the most nodes a document may stand for once its aliases are expanded
