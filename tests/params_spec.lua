@@ -253,6 +253,7 @@ seed: 5
          'seed       : 5'}, '\n'), p:print(nil, quiet))
       assert.are.equal('simulation:\n    Ts         : 1.0\n    tSample    : 300', p:print('simulation', quiet))
       assert.are.equal('seed:\n    5', p:print('seed', quiet))
+      assert.truthy(H.errorOf(function() p:print('save', quiet) end):find("params:print: no section 'save'", 1, true))
       local q = snn.params(tmpfile('2: two\n1.5: x\nz: {3: 3.0}\n'))
       assert.are.equal('2          : two\n1.5        : x\nz :\n    3          : 3.0', q:print(nil, quiet))
       -- a value assigned in Lua is a plain number again

@@ -576,7 +576,7 @@ end
 function Params:print(key, out)
    local lines = {}
    if key ~= nil then
-      local v = self[key]
+      local v = rawget(self, key)
       if v == nil then L.raise("params:print: no section '" .. tostring(key) .. "'") end
       lines[1] = pyStr(key) .. ':'
       printTree(v, 4, lines, self, key)
