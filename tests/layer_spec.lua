@@ -279,6 +279,28 @@ describe('spike', function()
       end
    end)
 
+   it('lets the surrogate fall to subnormal values and to 0 far from the threshold, as float32 exp', function()
+      -- tauRho * theta = 1: rho = exp(-|u - theta|); the reference's torch.exp
+      -- gives subnormals below 2^-126 (|u - theta| > 87.3) and 0 past 103.97
+      local n = {type = 'SRMALPHA', theta = 10, tauSr = 10, tauRef = 1, scaleRef = 2, tauRho = 0.1, scaleRho = 1}
+      local sl = snn.layer(n, {Ts = 1, tSample = 6})
+      local dist = {50, 80, 88, 95, 103, 130}
+      local vals = {}
+      for i, d in ipairs(dist) do vals[i] = 10 - d end -- all below theta: no spike, no refractory change
+      local u = T.fromtable(vals, {1, 1, 1, 1, 6}):requiresGrad(true)
+      sl:spike(u * 1):backward(T.ones({1, 1, 1, 1, 6}))
+      local got = u.grad:view({6}):totable()
+      for i, d in ipairs(dist) do
+         local want = math.exp(-d)
+         if want < 2 ^ -150 then
+            assert.are.equal(0, got[i])
+         else
+            -- subnormals carry fewer bits: within an ulp of the smallest step
+            assert(math.abs(got[i] - want) <= 1e-6 * want + 2 ^ -149, string.format('|u - theta| = %g: got %g, want %g', d, got[i], want))
+         end
+      end
+   end)
+
    it('rejects a wrong-rank potential', function()
       local sl = layerOf(NMNIST)
       local ok, err = pcall(sl.spike, sl, T.zeros({3, 300}))

@@ -152,6 +152,34 @@ describe('numSpikes', function()
          assert.truthy(msg:find('numSpikes: tgtSpikeRegion.' .. r.bad .. ' must be a finite time', 1, true), msg)
       end
    end)
+
+   -- the reference slices spikeOut[..., start:stop] in Python, where a
+   -- negative bin counts from the end of the sample: start = -1 ms would
+   -- make the window the last bin only, with a divisor of stop + 1 bins
+   it('rejects a target region that begins or ends before time 0', function()
+      for _, r in ipairs({{start = -1, stop = 300}, {start = -5, stop = -1}}) do
+         local err = snn.loss(netParams({type = 'NumSpikes', tgtSpikeRegion = r,
+            tgtSpikeCount = {[true] = 60, [false] = 10}}))
+         local ok, msg = pcall(err.numSpikes, err, T.zeros({2, 10, 1, 1, 300}), T.zeros({2, 10, 1, 1, 1}))
+         assert.is_false(ok)
+         assert.truthy(msg:find('numSpikes: tgtSpikeRegion', 1, true) and msg:find('before time 0', 1, true), msg)
+      end
+      -- a start that rounds to bin 0 is fine
+      local err = snn.loss(netParams({type = 'NumSpikes', tgtSpikeRegion = {start = -0.4, stop = 300},
+         tgtSpikeCount = {[true] = 60, [false] = 10}}))
+      local want = 0.5 * (10 / 300) ^ 2 * 300 * 20
+      local got = err:numSpikes(T.zeros({2, 10, 1, 1, 300}), T.zeros({2, 10, 1, 1, 1})):item()
+      assert.is_true(math.abs(got - want) < 1e-5 * want, got)
+   end)
+end)
+
+describe('probSpikes', function()
+   it('is not implemented, as in the reference (declared without a body), and says so', function()
+      local err = snn.loss(netParams({type = 'ProbSpikes'}))
+      local ok, msg = pcall(err.probSpikes, err, T.zeros({1, 2, 1, 1, 300}), T.zeros({1, 2, 1, 1, 300}))
+      assert.is_false(ok)
+      assert.truthy(msg:find('probSpikes: not implemented', 1, true), msg)
+   end)
 end)
 
 describe('predict.getClass', function()

@@ -106,7 +106,7 @@ numbers: [1.0e-8, 1.5e+20, -3, 0.1]
       assert.are.same({'1e-8', 'yes', 'a: b', '', ' padded', "it's"}, back.strings)
       assert.are.same({1e-8, 1.5e20, -3, 0.1}, back.numbers)
       local text = io.open(out):read('*a')
-      assert.truthy(text:find('^neuron:\n  scaleRho: 0.25\n  tauSr: 10\n  theta: 10\n  type: SRMALPHA\nnumbers:'))
+      assert.truthy(text:find('^neuron:\n  scaleRho: 0.25\n  tauSr: 10.0\n  theta: 10\n  type: SRMALPHA\nnumbers:'))
       os.remove(out)
    end)
 
@@ -198,5 +198,75 @@ numbers: [1.0e-8, 1.5e+20, -3, 0.1]
       local p = snn.params{neuron = {theta = 10, type = 'SRMALPHA'}}
       local text = p:print('neuron', function() end)
       assert.are.equal('neuron:\n    theta      : 10\n    type       : SRMALPHA', text)
+   end)
+
+   -- printConfig(obj, pre): a dict in its (file) order; "pre + key + ' :'" and
+   -- recursion with pre + 4 spaces for a dict or list value, else
+   -- "pre + '{:10s} : {}'.format(str(key), value)"; a list item as
+   -- "pre + '- {}'.format(item)" (str: no quotes for a string, a dict or list
+   -- item as Python writes it); print(key) writes "key:" and then the value
+   -- with pre = 4 spaces.  str() of True is 'True', of the float 1.0 is '1.0'.
+   it('prints as the reference printConfig: file order, Python spellings of values', function()
+      local p = snn.params(tmpfile([[
+simulation:
+    Ts: 1.0
+    tSample: 300
+neuron:
+    type: SRMALPHA
+    theta: 10
+    tauRho: 0.1
+    scaleRho: 1.5e-05
+layer:
+    - {dim: 34x34x2, wScale: 1.0, pad: [1, 2], ok: yes}
+    - 512
+    - abc
+    - 2.0
+training:
+    error:
+        type: NumSpikes
+        tgtSpikeCount: {true: 60, false: 10}
+    flag: on
+seed: 5
+]]))
+      local quiet = function() end
+      assert.are.equal(table.concat({
+         'simulation :',
+         '    Ts         : 1.0',
+         '    tSample    : 300',
+         'neuron :',
+         '    type       : SRMALPHA',
+         '    theta      : 10',
+         '    tauRho     : 0.1',
+         '    scaleRho   : 1.5e-05',
+         'layer :',
+         "    - {'dim': '34x34x2', 'wScale': 1.0, 'pad': [1, 2], 'ok': True}",
+         '    - 512',
+         '    - abc',
+         '    - 2.0',
+         'training :',
+         '    error :',
+         '        type       : NumSpikes',
+         '        tgtSpikeCount :',
+         '            True       : 60',
+         '            False      : 10',
+         '    flag       : True',
+         'seed       : 5'}, '\n'), p:print(nil, quiet))
+      assert.are.equal('simulation:\n    Ts         : 1.0\n    tSample    : 300', p:print('simulation', quiet))
+      assert.are.equal('seed:\n    5', p:print('seed', quiet))
+      assert.truthy(H.errorOf(function() p:print('save', quiet) end):find("params:print: no section 'save'", 1, true))
+      local q = snn.params(tmpfile('2: two\n1.5: x\nz: {3: 3.0}\n'))
+      assert.are.equal('2          : two\n1.5        : x\nz :\n    3          : 3.0', q:print(nil, quiet))
+      -- a value assigned in Lua is a plain number again
+      p.simulation.Ts = 2
+      assert.are.equal('simulation:\n    Ts         : 2\n    tSample    : 300', p:print('simulation', quiet))
+   end)
+
+   it('saves floats as PyYAML dumps them (1.0, 1.0e-08), integers without a dot', function()
+      local p = snn.params(tmpfile('a: 1.0\nb: 300\nc: !!float 3\nd: 1.0e-8\ne: [2.0, 2]\nf: 1.0e+16\n'))
+      local out = os.tmpname()
+      p:save(out)
+      local text = io.open(out):read('*a')
+      os.remove(out)
+      assert.are.equal('a: 1.0\nb: 300\nc: 3.0\nd: 1.0e-08\ne:\n- 2.0\n- 2\nf: 1.0e+16\n', text)
    end)
 end)

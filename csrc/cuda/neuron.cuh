@@ -13,7 +13,8 @@
  *   kernel; the host test runs them thread after thread.
  *
  * slc_exp_nonpos: exp(x) for x <= 0 as csrc/ops/spike.c computes it (range
- *   reduction x = k ln2 + r, a degree-7 polynomial, times 2^k).
+ *   reduction x = k ln2 + r, a degree-7 polynomial, times 2^k; subnormal
+ *   results as expf's, 0 below ln 2^-150).
  *
  * Loihi CUBA neuron (SPEC.md 15.5), one bin t >= 1 of one row:
  *   a  = trunc(x * Ts)                     (toward zero, saturating, NaN -> 0)
@@ -110,7 +111,8 @@ SLC_NHD void slc_spike_store(float *u, float *s, const float *win, int M, const 
 
 SLC_NHD float slc_exp_nonpos(float x)
 {
-    if (x < -87.0f) x = -87.0f;
+    float keep = x < -104.0f ? 0.0f : 1.0f; /* expf is 0 below ln 2^-150 */
+    if (x < -104.0f) x = -104.0f;
     float k = rintf(x * 1.44269504089f);
     float r = (x - k * 0.693145751953125f) - k * 1.42860682030941723212e-6f;
     float p = 1.0f / 5040.0f;
@@ -121,12 +123,16 @@ SLC_NHD float slc_exp_nonpos(float x)
     p = p * r + 0.5f;
     p = p * r + 1.0f;
     p = p * r + 1.0f;
+    /* 2^k (k >= -150) as two normal powers of two: the first product is
+       exact, the second rounds once, into the subnormal range if need be */
+    int32_t k1 = (int32_t)k / 2, k2 = (int32_t)k - k1;
     union {
         int32_t i;
         float f;
-    } b;
-    b.i = ((int32_t)k + 127) << 23;
-    return p * b.f;
+    } b1, b2;
+    b1.i = (k1 + 127) << 23;
+    b2.i = (k2 + 127) << 23;
+    return p * b1.f * b2.f * keep;
 }
 
 /* float -> int32 toward zero, saturating at the limits, NaN -> 0 */

@@ -95,10 +95,13 @@ int sl_spike_forward(sl_tensor *spikes, sl_tensor *u, const sl_tensor *ref, floa
 /* exp(x) for x <= 0, vectorisable: x = k ln2 + r with |r| <= ln2/2 (ln2 split
    in two for an exact reduction), exp(r) by its degree-7 Taylor polynomial
    (relative error below 2e-7, about 1.5 ulp), times 2^k built in the
-   exponent bits; results below 2^-126 flush to 0. */
+   exponent bits.  Like expf (the reference's torch.exp) it gives subnormal
+   results down to 2^-149 and 0 below: far from the threshold the surrogate
+   is 0, not a constant floor. */
 static inline float exp_nonpos(float x)
 {
-    if (x < -87.0f) x = -87.0f;
+    float keep = x < -104.0f ? 0.0f : 1.0f; /* expf is 0 below ln 2^-150 */
+    if (x < -104.0f) x = -104.0f;
     float k = nearbyintf(x * 1.44269504089f);
     float r = (x - k * 0.693145751953125f) - k * 1.42860682030941723212e-6f;
     float p = 1.0f / 5040.0f;
@@ -109,12 +112,16 @@ static inline float exp_nonpos(float x)
     p = p * r + 0.5f;
     p = p * r + 1.0f;
     p = p * r + 1.0f;
+    /* 2^k (k >= -150) as two normal powers of two: the first product is
+       exact, the second rounds once, into the subnormal range if need be */
+    int32_t k1 = (int32_t)k / 2, k2 = (int32_t)k - k1;
     union {
         int32_t i;
         float f;
-    } b;
-    b.i = ((int32_t)k + 127) << 23;
-    return p * b.f;
+    } b1, b2;
+    b1.i = (k1 + 127) << 23;
+    b2.i = (k2 + 127) << 23;
+    return p * b1.f * b2.f * keep;
 }
 
 SL_HOT

@@ -17,7 +17,8 @@ and uses its psp kernel.  Both losses return a one-element tensor:
      e = psp(out - R*out_detached) + c*R  (R: 1 inside the window);
      E = 1/2 * sum(e^2) * Ts
 Sums run over the whole batch (no averaging), as the reference.  The
-gradient to out is corr(Ts*e, psp kernel, Ts) over all bins.
+gradient to out is corr(Ts*e, psp kernel, Ts) over all bins.  probSpikes,
+an empty stub in the reference, raises an error.
 ]]
 local L = require 'slayer.ffi'
 local T = require 'slayer.tensor'
@@ -119,6 +120,11 @@ function Loss:numSpikes(spikeOut, desiredClass, numSpikesScale)
    local Ts = self.Ts
    local start, stop = rint(region.start / Ts), rint(region.stop / Ts)
    if stop <= start then L.raise(fname .. ': empty target region [' .. start .. ', ' .. stop .. ') bins') end
+   if start < 0 then
+      -- Python's slice would count a negative bin from the end of the sample
+      L.raise(string.format('%s: tgtSpikeRegion [%g, %g) ms begins before time 0 (bin %d)', fname, region.start,
+         region.stop, start))
+   end
    -- bins of the window that exist (Python slicing clamps to the sample)
    local lo, hi = math.max(start, 0), math.min(stop, Tn)
    local dev = spikeOut.device
@@ -136,6 +142,12 @@ function Loss:numSpikes(spikeOut, desiredClass, numSpikesScale)
    local c = (actual - desired) / (stop - start) * numSpikesScale
    local e = self.slayer:psp(spikeOut - outD * mask) + c * mask
    return (e:square():sum() * 0.5) * Ts
+end
+
+--- The reference declares probSpikes without `self` and with an empty body:
+-- there is no such loss to reproduce.
+function Loss:probSpikes()
+   L.raise('probSpikes: not implemented (the reference declares it without a body); use spikeTime or numSpikes')
 end
 
 function Loss:__tostring()

@@ -15,7 +15,10 @@ keys: `tgtSpikeCount: {true: 60, false: 10}`), `010` is octal 8, `0x1F`
 hex, `1_000` is 1000, `~`/`null`/empty are null.  Quoted scalars stay
 strings; the tags !!str !!int !!float !!bool !!null are honoured.  Nulls
 read as nil (the key is absent in Lua).  Anchors, aliases and `<<` merge
-keys work.  Sequences become Lua arrays (1-based).
+keys work.  Sequences become Lua arrays (1-based).  What Lua tables do not
+keep is remembered beside them: the file's key order (print follows it, as
+the reference's printConfig follows its dict) and which numbers were floats
+(print writes 1.0, and save dumps 1.0, as Python and PyYAML do).
 ]]
 local ffi = require 'ffi'
 local L = require 'slayer.ffi'
@@ -138,6 +141,27 @@ local TAGS = {
 -- building Lua tables from the event list
 ---------------------------------------------------------------------------
 
+-- What a Lua table loses of the Python objects PyYAML builds, kept beside
+-- the tables read from a file (weak keys): the keys of each mapping in file
+-- order (a Python dict's order, which printConfig follows) and the values
+-- that were floats (Python prints and dumps 1.0, not 1).  A float is
+-- remembered with its value, so a number assigned later is an integer again.
+local fileOrder = setmetatable({}, {__mode = 'k'})
+local floatValues = setmetatable({}, {__mode = 'k'})
+M._fileOrder, M._floatValues = fileOrder, floatValues
+
+local function markFloat(tbl, key, v)
+   local f = floatValues[tbl]
+   if not f then f = {} floatValues[tbl] = f end
+   f[key] = v
+end
+
+--- Whether tbl[key] holds the float the file gave it.
+local function isFloatValue(tbl, key)
+   local f = tbl ~= nil and floatValues[tbl]
+   return f and type(rawget(tbl, key)) == 'number' and rawequal(f[key], rawget(tbl, key)) or false
+end
+
 -- the most nodes a document may stand for once its aliases are expanded
 -- (a few kB of nested aliases can otherwise stand for billions: writing such
 -- a tree back, or walking it, would never end)
@@ -152,17 +176,22 @@ local function build(doc, source)
       error('params: ' .. msg .. ' in ' .. source .. ' at line ' .. line, 0)
    end
    local node
+   -- the value, and whether Python would hold it as a float
    local function scalar(k)
       local v = ffi.string(C.sl_yaml_value(doc, k))
       local tag = str(C.sl_yaml_tag(doc, k))
       if tag and tag ~= '!' then
          local conv = TAGS[tag]
          if not conv then perr("unsupported tag '" .. tag .. "'", C.sl_yaml_line(doc, k)) end
-         return conv(v)
+         return conv(v), tag == 'tag:yaml.org,2002:float'
       end
-      if C.sl_yaml_style(doc, k) == 1 then return resolvePlain(v) end
-      return v
+      if C.sl_yaml_style(doc, k) == 1 then
+         local r = resolvePlain(v)
+         return r, type(r) == 'number' and not isInt(v)
+      end
+      return v, false
    end
+   local isFloatNode, floatAnchors = false, {}
    -- counts the nodes an alias stands for, against M.maxNodes
    local function grow(by, line)
       total = total + by
@@ -178,19 +207,24 @@ local function build(doc, source)
       local anchor = str(C.sl_yaml_anchor(doc, k))
       local before = total
       local value
+      isFloatNode = false
       if t == 5 then
-         value = scalar(k)
+         local fl
+         value, fl = scalar(k)
          grow(1, C.sl_yaml_line(doc, k))
+         if anchor then floatAnchors[anchor] = fl end
+         isFloatNode = fl
       elseif t == 6 then
          local name = anchor
          if anchors[name] == nil then perr("unknown alias '*" .. name .. "'", C.sl_yaml_line(doc, k)) end
          if open[name] then perr("alias '*" .. name .. "' refers to a node that contains it", C.sl_yaml_line(doc, k)) end
          grow(sizes[name], C.sl_yaml_line(doc, k))
+         isFloatNode = floatAnchors[name] or false
          return anchors[name]
       elseif t == 1 then
          value = {}
          if anchor then anchors[anchor], open[anchor] = value, true end
-         local merges = {}
+         local merges, order = {}, {}
          while C.sl_yaml_type(doc, i) ~= 2 do
             local kt = C.sl_yaml_type(doc, i)
             if kt ~= 5 then perr('only scalar mapping keys are supported', C.sl_yaml_line(doc, i)) end
@@ -200,16 +234,42 @@ local function build(doc, source)
             if key ~= key then perr('a mapping key is NaN', C.sl_yaml_line(doc, i - 1)) end
             local v = node()
             if isMerge then merges[#merges + 1] = v
-            elseif key ~= nil then value[key] = v end
+            elseif key ~= nil then
+               if value[key] == nil then order[#order + 1] = key end
+               value[key] = v
+               if isFloatNode then markFloat(value, key, v) end
+            end
          end
          i = i + 1
+         -- PyYAML puts merged keys first (later sources before earlier ones);
+         -- explicit keys and earlier sources win
+         local merged = {}
          for _, m in ipairs(merges) do
             local list = (type(m) == 'table' and m[1] ~= nil) and m or {m}
             for _, src in ipairs(list) do
                if type(src) ~= 'table' then perr('merge key needs a mapping', 0) end
-               for mk, mv in pairs(src) do if value[mk] == nil then value[mk] = mv end end
+               for mk, mv in pairs(src) do
+                  if value[mk] == nil then
+                     value[mk] = mv
+                     if isFloatValue(src, mk) then markFloat(value, mk, mv) end
+                  end
+               end
+               table.insert(merged, 1, src)
             end
          end
+         if #merged > 0 then
+            local seen, all = {}, {}
+            for _, src in ipairs(merged) do
+               for _, mk in ipairs(fileOrder[src] or {}) do
+                  if not seen[mk] then seen[mk], all[#all + 1] = true, mk end
+               end
+            end
+            for _, mk in ipairs(order) do
+               if not seen[mk] then seen[mk], all[#all + 1] = true, mk end
+            end
+            order = all
+         end
+         fileOrder[value] = order
       elseif t == 3 then
          value = {}
          if anchor then anchors[anchor], open[anchor] = value, true end
@@ -217,12 +277,14 @@ local function build(doc, source)
          while C.sl_yaml_type(doc, i) ~= 4 do
             idx = idx + 1
             value[idx] = node()
+            if isFloatNode then markFloat(value, idx, value[idx]) end
          end
          i = i + 1
       else
          perr('unexpected YAML event', C.sl_yaml_line(doc, k))
       end
       if anchor then anchors[anchor], open[anchor], sizes[anchor] = value, nil, total - before end
+      isFloatNode = t == 5 and isFloatNode
       return value
    end
    if n == 0 then return {} end
@@ -258,10 +320,43 @@ local function keyOrder(a, b)
    return a < b
 end
 
-local function formatNumber(x)
+--- Python's repr of a float: the shortest digits that read back, in fixed
+-- notation for exponents -4 .. 15 (always with a decimal part), else as
+-- d.ddde+XX.
+local function pyFloatRepr(x)
+   if x ~= x then return 'nan' end
+   if x == math.huge then return 'inf' end
+   if x == -math.huge then return '-inf' end
+   if x == 0 then return 1 / x < 0 and '-0.0' or '0.0' end
+   local s
+   for prec = 0, 16 do
+      s = string.format('%.' .. prec .. 'e', x)
+      if tonumber(s) == x then break end
+   end
+   local sign, d1, rest, e = s:match('^(%-?)(%d)%.?(%d*)e([-+]%d+)$')
+   local digits = (d1 .. rest):gsub('0+$', '')
+   if digits == '' then digits = '0' end
+   local exp = tonumber(e)
+   if exp < -4 or exp > 15 then
+      local m = digits:sub(1, 1) .. (#digits > 1 and '.' .. digits:sub(2) or '')
+      return string.format('%s%se%s%02d', sign, m, exp < 0 and '-' or '+', math.abs(exp))
+   end
+   if exp < 0 then return sign .. '0.' .. string.rep('0', -exp - 1) .. digits end
+   if #digits <= exp + 1 then return sign .. digits .. string.rep('0', exp + 1 - #digits) .. '.0' end
+   return sign .. digits:sub(1, exp + 1) .. '.' .. digits:sub(exp + 2)
+end
+M._pyFloatRepr = pyFloatRepr
+
+local function formatNumber(x, isFloat)
    if x ~= x then return '.nan' end
    if x == math.huge then return '.inf' end
    if x == -math.huge then return '-.inf' end
+   if isFloat then
+      -- PyYAML: repr(x).lower(), with '.0' put before an exponent that has no dot
+      local r = pyFloatRepr(x)
+      if not r:find('%.') then r = r:gsub('e', '.0e', 1) end
+      return r
+   end
    if x % 1 == 0 and math.abs(x) < 2 ^ 53 then return string.format('%.0f', x) end
    local s
    for prec = 15, 17 do
@@ -319,9 +414,9 @@ local function formatString(s)
    return "'" .. s:gsub("'", "''") .. "'"
 end
 
-local function scalarText(v)
+local function scalarText(v, isFloat)
    local t = type(v)
-   if t == 'number' then return formatNumber(v) end
+   if t == 'number' then return formatNumber(v, isFloat) end
    if t == 'boolean' then return v and 'true' or 'false' end
    if t == 'string' then return formatString(v) end
    error('params: cannot write a value of type ' .. t, 0)
@@ -338,7 +433,7 @@ end
 local function emit(v, indent, out)
    local pad = string.rep(' ', indent)
    if isArray(v) then
-      for _, item in ipairs(v) do
+      for i, item in ipairs(v) do
          if type(item) == 'table' and next(item) ~= nil then
             local sub = {}
             emit(item, indent + 2, sub)
@@ -347,7 +442,7 @@ local function emit(v, indent, out)
          elseif type(item) == 'table' then
             out[#out + 1] = pad .. '- {}'
          else
-            out[#out + 1] = pad .. '- ' .. scalarText(item)
+            out[#out + 1] = pad .. '- ' .. scalarText(item, isFloatValue(v, i))
          end
       end
       return
@@ -372,7 +467,7 @@ local function emit(v, indent, out)
             emit(val, indent + 2, out)
          end
       else
-         out[#out + 1] = pad .. kt .. ': ' .. scalarText(val)
+         out[#out + 1] = pad .. kt .. ': ' .. scalarText(val, isFloatValue(v, k))
       end
    end
 end
@@ -397,65 +492,96 @@ function Params:save(path)
    if type(path) ~= 'string' then L.raise('params:save: expected a file path, got ' .. type(path)) end
    local plain = {}
    for k, v in pairs(self) do plain[k] = v end
+   floatValues[plain] = floatValues[self]
    local ok, text = pcall(M.dump, plain)
    if not ok then L.raise('params:save: ' .. tostring(text):gsub('^params: ', '')) end
    utils.writeFiles({{path, text}}, 'params:save')
    return self
 end
 
-local function repr(v)
-   if type(v) == 'string' then return "'" .. v .. "'" end
-   if type(v) == 'boolean' then return v and 'True' or 'False' end
-   return tostring(v)
+-- the keys of a mapping in the order Python would hold them: file order
+-- for what was read (keys added since follow, sorted), sorted otherwise
+local function dictKeys(v)
+   local keys, seen = {}, {}
+   for _, k in ipairs(fileOrder[v] or {}) do
+      if rawget(v, k) ~= nil and not seen[k] then seen[k], keys[#keys + 1] = true, k end
+   end
+   local rest = {}
+   for k in pairs(v) do if not seen[k] then rest[#rest + 1] = k end end
+   table.sort(rest, keyOrder)
+   for _, k in ipairs(rest) do keys[#keys + 1] = k end
+   return keys
 end
 
-local function printTree(v, indent, lines)
-   local pad = string.rep(' ', indent)
-   if isArray(v) then
-      for _, item in ipairs(v) do
-         if type(item) == 'table' then
-            local parts = {}
-            for _, k in ipairs((function() local ks = {} for k in pairs(item) do ks[#ks + 1] = k end table.sort(ks, keyOrder) return ks end)()) do
-               parts[#parts + 1] = repr(k) .. ': ' .. repr(item[k])
-            end
-            lines[#lines + 1] = pad .. '- {' .. table.concat(parts, ', ') .. '}'
-         else
-            lines[#lines + 1] = pad .. '- ' .. repr(item)
-         end
+-- Python's str() of a value (tbl[key] tells whether a number was a float);
+-- quoted: its repr() (strings in quotes, as inside a dict or list)
+local function pyStr(val, tbl, key, quoted)
+   local t = type(val)
+   if t == 'boolean' then return val and 'True' or 'False' end
+   if t == 'number' then
+      if not isFloatValue(tbl, key) and val % 1 == 0 and math.abs(val) < 2 ^ 63 then
+         return string.format('%.0f', val)
       end
+      return pyFloatRepr(val)
+   end
+   if t == 'string' then
+      if not quoted then return val end
+      local q = (val:find("'", 1, true) and not val:find('"', 1, true)) and '"' or "'"
+      local body = val:gsub('\\', '\\\\'):gsub('\n', '\\n'):gsub('\r', '\\r'):gsub('\t', '\\t')
+      if q == "'" then body = body:gsub("'", "\\'") end
+      return q .. body .. q
+   end
+   if t == 'table' then
+      local parts = {}
+      if isArray(val) then
+         for i, item in ipairs(val) do parts[i] = pyStr(item, val, i, true) end
+         return '[' .. table.concat(parts, ', ') .. ']'
+      end
+      for _, k in ipairs(dictKeys(val)) do
+         parts[#parts + 1] = pyStr(k, nil, nil, true) .. ': ' .. pyStr(val[k], val, k, true)
+      end
+      return '{' .. table.concat(parts, ', ') .. '}'
+   end
+   return tostring(val)
+end
+M._pyStr = pyStr
+
+-- the reference's printConfig: a mapping's entries in its order, a nested
+-- mapping or list as "<key> :" with 4 more spaces, a scalar as "<key padded
+-- to 10> : <value>", a list item as "- <str(item)>", a lone scalar as itself
+local function printTree(v, indent, lines, parent, pkey)
+   local pad = string.rep(' ', indent)
+   if type(v) ~= 'table' then
+      lines[#lines + 1] = pad .. pyStr(v, parent, pkey)
       return
    end
-   local keys = {}
-   for k in pairs(v) do keys[#keys + 1] = k end
-   table.sort(keys, keyOrder)
-   for _, k in ipairs(keys) do
+   if isArray(v) then
+      for i, item in ipairs(v) do lines[#lines + 1] = pad .. '- ' .. pyStr(item, v, i) end
+      return
+   end
+   for _, k in ipairs(dictKeys(v)) do
       local val = v[k]
       if type(val) == 'table' then
-         lines[#lines + 1] = pad .. tostring(k) .. ' :'
+         lines[#lines + 1] = pad .. pyStr(k) .. ' :'
          printTree(val, indent + 4, lines)
       else
-         lines[#lines + 1] = string.format('%s%-10s : %s', pad, tostring(k), tostring(val))
+         lines[#lines + 1] = string.format('%s%-10s : %s', pad, pyStr(k), pyStr(val, v, k))
       end
    end
 end
 
---- Print the tree, or one top-level section, as the reference's printConfig;
--- returns the text (out: an alternative to print, e.g. to a log).
+--- Print the tree, or one top-level section, as the reference's printConfig
+-- (Python's spelling of values: True, 1.0; a file's key order); returns the
+-- text (out: an alternative to print, e.g. to a log).
 function Params:print(key, out)
    local lines = {}
    if key ~= nil then
-      local v = self[key]
+      local v = rawget(self, key)
       if v == nil then L.raise("params:print: no section '" .. tostring(key) .. "'") end
-      if type(v) == 'table' then
-         lines[1] = tostring(key) .. ':'
-         printTree(v, 4, lines)
-      else
-         lines[1] = string.format('%-10s : %s', tostring(key), tostring(v))
-      end
+      lines[1] = pyStr(key) .. ':'
+      printTree(v, 4, lines, self, key)
    else
-      local plain = {}
-      for k, v in pairs(self) do plain[k] = v end
-      printTree(plain, 0, lines)
+      printTree(self, 0, lines)
    end
    local text = table.concat(lines, '\n')
    ;(out or print)(text)

@@ -189,6 +189,14 @@ TEST(exp_nonpos_gives_the_cpu_spike_surrogate_exactly)
         if (d > worst) worst = d;
     }
     CHECK(worst < 1e-6f);
+    /* below 2^-126 subnormal, as expf, and 0 where expf is */
+    int off = 0;
+    for (float x = -110.0f; x <= -80.0f; x += 0.01f) {
+        float e = expf(x), v = slc_exp_nonpos(x);
+        off += !(fabsf(v - e) <= 1e-6f * e + 0x1p-149f) || (e == 0.0f && v != 0.0f);
+    }
+    CHECK(off == 0);
+    CHECK(slc_exp_nonpos(-INFINITY) == 0.0f);
     sl_tensor_free(u);
     sl_tensor_free(g);
     sl_tensor_free(gin);
