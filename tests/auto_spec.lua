@@ -174,11 +174,32 @@ describe('snn.auto.dataset', function()
       boss:test(0)
       assert.are.equal(2, stats.testing.numSamples)
       H.assertClose({stats.testing.lossSum}, {losses[2]}, 1e-12, 0)
-      -- sliding window: one prediction per bin from bin w on, loss off (1 per prediction)
+      -- sliding window: one prediction per bin from bin w on, loss off (1 per prediction);
+      -- output 1 listens to input 1 only, output 2 to the others
+      local w = {}
+      for o = 1, 2 do for f = 1, 12 do w[#w + 1] = ((o == 1) == (f == 1)) and 200 or 0 end end
+      n.blocks[2].weightOp.weight:copy(T.fromtable(w, {2, 12, 1, 1, 1}))
       local one = snn.auto.assistant(n, loader, snn.data.Loader(ds, {batchSize = 1}), function() error('no loss') end,
          opt, {stats = snn.stats({out = {write = function() end, flush = function() end}})})
       one:test(0, {slidingWindow = 4})
       assert.are.equal(2 * (12 - 4), one.stats.testing.numSamples)
       assert.are.equal(2 * (12 - 4), one.stats.testing.lossSum)
+      -- per bin t >= 4 (0-based): the output with the largest sum over bins t-3..t
+      local right = 0
+      for i = 1, 2 do
+         local x, _, label = ds:get(i)
+         local o = snn.noGrad(function() return n(x:view({1, 2, 2, 3, 12})) end):totable()
+         for t = 4, 11 do
+            local best, arg = -1, 0
+            for r = 0, 1 do
+               local sum = 0
+               for k = t - 3, t do sum = sum + o[r * 12 + k + 1] end
+               if sum > best then best, arg = sum, r + 1 end
+            end
+            if arg == label then right = right + 1 end
+         end
+      end
+      assert.is_true(right > 0 and right < 16)
+      assert.are.equal(right, one.stats.testing.correctSamples)
    end)
 end)
