@@ -120,6 +120,10 @@ describe('snn.auto.loihi.Network', function()
       local n = net({{dim = 3}, {dim = 4, neuron = own}})
       assert.are.equal(640, n.blocks[1]._slayer.neuron.theta)
       assert.are.equal(5120, n.slayer.neuron.theta)
+      -- its kernels are reachable, so that net:to(device) moves them
+      local seen = {}
+      for _, e in ipairs(n:namedTensors()) do seen[e.tensor] = true end
+      assert.is_true(seen[n.blocks[1]._slayer.srmKernel])
       assert.has_error(function() net({{dim = 'foo'}, {dim = 4}}) end)
       assert.has_error(function() net({{dim = '4c3'}, {dim = 4}}) end)
    end)

@@ -187,6 +187,7 @@ function Network:__init(netParams, opts)
    self.countLog = opts.countLog == true
    self.slayer = Loihi()(netParams.neuron, netParams.simulation)
    self.layerDims = {}
+   self.layerSlayers = {}
    self.blocks = {}
    local lines = {TABLE_HEADER}
    local dims -- {C, H, W}
@@ -196,7 +197,11 @@ function Network:__init(netParams, opts)
       if type(layer) ~= 'table' then fail(fname, 'layer ' .. li .. ' is not a table') end
       local kind = layerType(layer.dim, fname)
       local sl = self.slayer
-      if layer.neuron ~= nil then sl = Loihi()(layer.neuron, netParams.simulation) end
+      if layer.neuron ~= nil then
+         sl = Loihi()(layer.neuron, netParams.simulation)
+         -- kept where the module walk finds it, so that :to(device) moves its kernels
+         self.layerSlayers[#self.layerSlayers + 1] = sl
+      end
       local function opt(k, default) if layer[k] == nil then return default end return layer[k] end
       if dims == nil then
          if kind == 'input' then
