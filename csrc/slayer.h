@@ -159,7 +159,7 @@ int sl_sgd_step(sl_tensor *p, sl_tensor *g, sl_tensor *buf, float lr, float mome
                 float dampening, float weight_decay, int nesterov, int first);
 /* mode 0: Adam (2019 PyTorch form), 1: Nadam (reference optimizer.py) */
 int sl_adam_step(int mode, sl_tensor *p, sl_tensor *g, sl_tensor *m, sl_tensor *v,
-                 sl_tensor *vmax, float lr, float beta1, float beta2, float eps,
+                 sl_tensor *vmax, double lr, double beta1, double beta2, float eps,
                  float weight_decay, int amsgrad, double bias1, double bias2);
 
 /* ---- serialization (ops/serialize.c) ------------------------------------- */

@@ -52,6 +52,16 @@ describe('events', function()
       assert.are.equal(2, s3:totable()[((1 * 2 + 0) * 3 + 1) * 4 + 3])
       local s4 = ev:toSpikeTensor(T.zeros({2, 2, 3, 8}), 0.5)
       assert.are.equal(2, s4:max())                                     -- 1/Ts
+      -- the reference's SUM is numpy's a[idx] += 1/Ts: each bin an event hits
+      -- gets the value it held before plus 1/Ts, once however many events hit it
+      local s5 = ev:toSpikeTensor(T.full({2, 2, 3, 4}, 0.25), 1, false, 'SUM'):totable()
+      assert.are.equal(1.25, s5[((1 * 2 + 0) * 3 + 1) * 4 + 3]) -- two events
+      assert.are.equal(1.25, s5[((0 * 2 + 0) * 3 + 0) * 4 + 1]) -- one event
+      assert.are.equal(0.25, s5[((0 * 2 + 0) * 3 + 0) * 4 + 2]) -- none
+      local s6 = ev:toSpikeTensor(T.full({2, 2, 3, 4}, 0.25), 1, false, 'OR'):totable()
+      assert.are.equal(1, s6[((1 * 2 + 0) * 3 + 1) * 4 + 3])
+      local s7 = ev:toSpikeTensor(T.full({2, 2, 3, 4}, 0.25), 1, false, 'COUNT'):totable()
+      assert.are.equal(2.25, s7[((1 * 2 + 0) * 3 + 1) * 4 + 3])
       assert.has_error(function() ev:toSpikeTensor(T.zeros({2, 2, 3, 4}), 1, false, 'MAX') end)
       assert.has_error(function() ev:toSpikeTensor(T.zeros({2, 3, 4}), 1) end)
    end)
@@ -68,6 +78,13 @@ describe('events', function()
       local back = ev:toSpikeArray(2, {2, 3, 5})
       assert.are.equal(0, T.maxAbsDiff(back, a * 0.5))
       assert.are.same({2, 3, 4}, ev:toSpikeArray(2):shape())
+      -- the default size is numpy's round(max t / Ts + 1), half to even:
+      -- t max 1.5 ms at Ts 1 gives round(2.5) = 2 bins, so that event (bin 2) is dropped
+      local e2 = sio.event({0, 1}, nil, {0, 0}, {0.2, 1.5})
+      local s = e2:toSpikeArray(1)
+      assert.are.same({1, 2, 2}, s:shape())
+      assert.are.equal(1, s:countNonzero())
+      assert.are.same({1, 2, 4}, sio.event({0, 1}, nil, {0, 0}, {0.2, 2.5}):toSpikeArray(1):shape()) -- round(3.5)
    end)
 
    it('shifts randomly only within the reference bound and deterministically for a seed', function()

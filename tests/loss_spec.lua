@@ -211,6 +211,9 @@ describe('quantize', function()
       q:backward(T.fromtable({1, 2, 3, 4, 5, 6, 7}))
       assert.are.same({1, 2, 3, 4, 5, 6, 7}, w.grad:totable())
       assert.are.same({0.5, 1}, snn.quantize(T.fromtable({0.6, 1.1}), 0.5):totable())
+      -- the reference's call, quantizeWeights.apply(w, step), and its method form
+      assert.are.same({-4, -0, 0, 4, 4, 2, -6}, snn.quantize.apply(w, 2):totable())
+      assert.are.same({-4, -0, 0, 4, 4, 2, -6}, snn.quantize:apply(w, 2):totable())
       assert.has_error(function() snn.quantize(w, 0) end)
       -- steps whose float32 division would give inf or NaN
       for _, step in ipairs({1 / 0, 1e300, 1e-45, 0 / 0}) do

@@ -121,6 +121,30 @@ describe('optim.Adam and optim.Nadam', function()
       H.assertClose(p.grad, {0.6, 0.7}, 1e-6)
    end)
 
+   -- the reference forms 1 - beta in Python doubles (1 - 0.999 = 0.001); the
+   -- complement of float32(0.999) would be 1.3e-5 too small, beyond rounding
+   it('weights the moments by 1 - beta formed in double, as the reference', function()
+      local g = {0.25, -3.0, 1e-3}
+      for _, make in ipairs({snn.optim.Adam, snn.optim.Nadam}) do
+         local p = T.zeros({3}):requiresGrad(true)
+         p.grad = T.fromtable(g)
+         local opt = make({p}, {lr = 0.01, betas = {0.9, 0.999}, eps = 1e-8})
+         opt:step()
+         local st = opt.state[1]
+         local v, m, want = {}, {}, {}
+         local nesterov = make == snn.optim.Nadam
+         for i, gi in ipairs(g) do
+            m[i] = (1 - 0.9) * gi
+            v[i] = (1 - 0.999) * gi * gi
+            local num = nesterov and (0.9 * m[i] + (1 - 0.9) * gi) or m[i]
+            want[i] = -0.01 * math.sqrt(1 - 0.999) / (1 - 0.9) * num / (math.sqrt(v[i]) + 1e-8)
+         end
+         H.assertClose(st.m, m, 1e-6, 0)
+         H.assertClose(st.v, v, 1e-6, 0)
+         H.assertClose(p, want, 1e-6, 0)
+      end
+   end)
+
    it('differs between Adam and Nadam (the numerator changes)', function()
       local a = run(function(ps) return snn.optim.Adam(ps, {lr = 0.01}) end)
       local n = run(function(ps) return snn.optim.Nadam(ps, {lr = 0.01}) end)

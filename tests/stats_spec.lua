@@ -38,6 +38,14 @@ describe('learning statistics', function()
       assert.are.same({0.6, 0.7}, st.testing.lossLog)
       assert.are.same({0.5, false}, st.testing.accuracyLog)
       assert.are.equal(0.5, st.testing.maxAccuracy)
+      -- an epoch without samples has no loss (the reference raises here):
+      -- logged as missing, and not the best epoch
+      fill(st.training, 0, 0, 0); fill(st.testing, 0, 0, 0)
+      st:update()
+      assert.is_false(st.training.bestLoss)
+      assert.is_false(st.training.bestAccuracy)
+      assert.are.same({0.5, 0.4, false}, st.training.lossLog)
+      assert.are.equal(0.4, st.training.minloss)
    end)
 
    it('prints the reference lines, redrawing in a terminal and appending elsewhere', function()

@@ -15,6 +15,18 @@ local function isDir(path)
    return f ~= nil
 end
 
+describe('reference aliases', function()
+   it('has snn.utils.quantize, stats, optim and printConfig, as the reference\'s src/utils.py', function()
+      local T = snn.tensor
+      assert.are.same({-4, 0, 4}, snn.utils.quantize(T.fromtable({-3, 1, 3}), 2):totable())
+      assert.are.equal(snn.stats, snn.utils.stats)
+      assert.are.equal(snn.optim.Nadam, snn.utils.optim.Nadam)
+      local lines = {}
+      snn.utils.printConfig({neuron = {theta = 10}, Ts = 1}, function(s) lines[#lines + 1] = s end)
+      assert.are.equal('Ts         : 1\nneuron :\n    theta      : 10', lines[1])
+   end)
+end)
+
 describe('mkdir', function()
    it('creates a folder and its parents, accepts an existing one, and needs no shell', function()
       local root = tmpdir()

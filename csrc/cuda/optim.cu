@@ -72,8 +72,8 @@ __global__ void adam_kernel(int mode, float *p, float *g, float *m, float *v, fl
 }
 
 SL_CUDA_API int sl_adam_step_cuda(int mode, sl_tensor *p, sl_tensor *g, sl_tensor *m, sl_tensor *v, sl_tensor *vmax,
-                                  float lr, float beta1, float beta2, float eps, float weight_decay, int amsgrad,
-                                  double bias1, double bias2)
+                                  double lr, double beta1, double beta2, float eps, float weight_decay,
+                                  int amsgrad, double bias1, double bias2)
 {
     SLC_REQUIRE_CONTIGUOUS("adam", p, g, m, v, vmax);
     if (g->numel != p->numel || m->numel != p->numel || v->numel != p->numel ||
@@ -81,11 +81,12 @@ SL_CUDA_API int sl_adam_step_cuda(int mode, sl_tensor *p, sl_tensor *g, sl_tenso
         return sl_errorf("adam: parameter, gradient and state sizes differ");
     int64_t n = p->numel;
     if (n == 0) return 0;
-    float c1 = (float)(1.0 - (double)beta1), c2 = (float)(1.0 - (double)beta2);
-    float step = (float)(-((double)lr * sqrt(bias2) / bias1));
+    /* 1 - beta in double, as the reference's Python scalars (see optim.c) */
+    float c1 = (float)(1.0 - beta1), c2 = (float)(1.0 - beta2);
+    float step = (float)(-(lr * sqrt(bias2) / bias1));
     adam_kernel<<<slc::grid_for(n), slc::THREADS, 0, slc::stream()>>>(mode, p->data, g->data, m->data, v->data,
-                                                                      amsgrad ? vmax->data : NULL, n, beta1, beta2, c1,
-                                                                      c2, eps, weight_decay, step);
+                                                                      amsgrad ? vmax->data : NULL, n, (float)beta1,
+                                                                      (float)beta2, c1, c2, eps, weight_decay, step);
     SLC_LAUNCHED("adam");
     return 0;
 }

@@ -46,7 +46,7 @@ int sl_sgd_step(sl_tensor *p, sl_tensor *g, sl_tensor *buf, float lr, float mome
 }
 
 int sl_adam_step(int mode, sl_tensor *p, sl_tensor *g, sl_tensor *m, sl_tensor *v, sl_tensor *vmax,
-                 float lr, float beta1, float beta2, float eps, float weight_decay, int amsgrad,
+                 double lr, double beta1, double beta2, float eps, float weight_decay, int amsgrad,
                  double bias1, double bias2)
 {
     SL_DISPATCH(sl_adam_step, SL_DEVICE_OF("adam", p, g, m, v, vmax), mode, p, g, m, v, vmax, lr,
@@ -58,16 +58,20 @@ int sl_adam_step(int mode, sl_tensor *p, sl_tensor *g, sl_tensor *m, sl_tensor *
     int64_t n = p->numel;
     float *restrict pp = p->data, *restrict pg = g->data, *restrict pm = m->data, *restrict pv = v->data;
     float *restrict px = amsgrad ? vmax->data : NULL;
-    float c1 = (float)(1.0 - (double)beta1), c2 = (float)(1.0 - (double)beta2);
-    float step = (float)(-((double)lr * sqrt(bias2) / bias1));
+    /* the reference's scalars are Python doubles rounded to float32 once:
+       1 - beta is formed in double (1 - 0.999 = 0.001, while the float
+       0.999's complement is 1.3e-5 smaller) */
+    float b1 = (float)beta1, b2 = (float)beta2;
+    float c1 = (float)(1.0 - beta1), c2 = (float)(1.0 - beta2);
+    float step = (float)(-(lr * sqrt(bias2) / bias1));
     SL_FOR(i, n, n > 4 * SL_PAR_MIN, {
         float gi = pg[i];
         if (weight_decay != 0.0f) {
             gi = gi + weight_decay * pp[i];
             if (mode == 1) pg[i] = gi;
         }
-        float mi = pm[i] * beta1 + c1 * gi;
-        float vi = pv[i] * beta2 + c2 * gi * gi;
+        float mi = pm[i] * b1 + c1 * gi;
+        float vi = pv[i] * b2 + c2 * gi * gi;
         pm[i] = mi;
         pv[i] = vi;
         float den;
@@ -78,7 +82,7 @@ int sl_adam_step(int mode, sl_tensor *p, sl_tensor *g, sl_tensor *m, sl_tensor *
         } else {
             den = sqrtf(vi) + eps;
         }
-        float num = mode == 1 ? beta1 * mi + c1 * gi : mi;
+        float num = mode == 1 ? b1 * mi + c1 * gi : mi;
         pp[i] = pp[i] + step * num / den;
     });
     return 0;

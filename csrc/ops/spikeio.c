@@ -16,8 +16,10 @@
  * Binning (toSpikeTensor): for every event
  *   b = rint(t / Ts) - tShift,  x, y, p as given (integers),
  * events with any index outside the tensor are dropped; the bin is set to
- * 1/Ts ('OR'; 'SUM' is the same, as the reference's fancy-index += does
- * not accumulate), or 1/Ts is added per event ('COUNT').
+ * 1/Ts ('OR'), gets 1/Ts added once however many events hit it ('SUM': the
+ * reference's numpy a[idx] += 1/Ts reads every bin before writing any, so
+ * repeated indices do not accumulate; on a zero tensor it equals 'OR'), or
+ * gets 1/Ts added per event ('COUNT').
  */
 #include "../internal.h"
 
@@ -249,6 +251,12 @@ int sl_spikefile_write(const char *path, int format, int64_t n, const int32_t *x
 
 /* ---- binning --------------------------------------------------------------- */
 
+static int cmp_int64(const void *a, const void *b)
+{
+    int64_t u = *(const int64_t *)a, v = *(const int64_t *)b;
+    return (u > v) - (u < v);
+}
+
 int sl_events_to_tensor(sl_tensor *out, int64_t n, const int32_t *x, const int32_t *y, const int32_t *p,
                         const double *t, double Ts, int64_t tShift, int mode)
 {
@@ -261,14 +269,25 @@ int sl_events_to_tensor(sl_tensor *out, int64_t n, const int32_t *x, const int32
     if (mode < 0 || mode > 2) return sl_errorf("toSpikeTensor: unknown binning mode %d", mode);
     int64_t P = out->shape[0], H = out->shape[1], W = out->shape[2], T = out->shape[3];
     float amp = (float)(1.0 / Ts);
+    /* SUM: the offsets of the bins hit, sorted so that each is added once */
+    int64_t *hit = NULL, nhit = 0;
+    if (mode == 1 && n > 0 && !(hit = malloc(sizeof(int64_t) * (size_t)n)))
+        return sl_errorf_code(SL_ENOMEM, "toSpikeTensor: out of memory for %lld events", (long long)n);
     for (int64_t i = 0; i < n; i++) {
         double bd = rint_even(t[i] / Ts) - (double)tShift;
         int64_t yy = y ? y[i] : 0;
         if (x[i] < 0 || x[i] >= W || yy < 0 || yy >= H || p[i] < 0 || p[i] >= P || !(bd >= 0) || bd >= (double)T)
             continue;
-        float *cell = out->data + ((p[i] * H + yy) * W + x[i]) * T + (int64_t)bd;
-        if (mode == 2) *cell += amp;
-        else *cell = amp;
+        int64_t off = ((p[i] * H + yy) * W + x[i]) * T + (int64_t)bd;
+        if (mode == 0) out->data[off] = amp;
+        else if (mode == 2) out->data[off] += amp;
+        else hit[nhit++] = off;
+    }
+    if (hit) {
+        qsort(hit, (size_t)nhit, sizeof *hit, cmp_int64);
+        for (int64_t i = 0; i < nhit; i++)
+            if (i == 0 || hit[i] != hit[i - 1]) out->data[hit[i]] += amp;
+        free(hit);
     }
     return 0;
 }

@@ -5,7 +5,7 @@ slayer -- spiking neural networks in the tradition of SLAYER, on LuaJIT.
     local T = snn.tensor
 
 The package table mirrors the reference (snn.layer, snn.loihi, snn.params,
-snn.loss, snn.predict, snn.io, snn.quantize) and adds snn.tensor, snn.optim,
+snn.loss, snn.predict, snn.io, snn.quantize, snn.auto) and adds snn.tensor, snn.optim,
 snn.stats, snn.data, snn.Module.  Sub-modules are loaded on first use, so
 `require 'slayer'` only loads the C library and the tensor core.
 ]]
@@ -33,6 +33,7 @@ local lazy = {
    plot = 'slayer.plot',
    cuda = 'slayer.cuda',
    utils = 'slayer.utils',
+   auto = 'slayer.auto',
 }
 -- names re-exported from slayer.nn
 local fromNN = {Module = true, Sequential = true, class = true, save = true, load = true}

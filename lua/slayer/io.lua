@@ -160,9 +160,10 @@ end
 local MODES = {OR = 0, SUM = 1, COUNT = 2}
 
 --- Bin into tensor (P, H, W, T) for 2-D events or (P, 1, X, T) for 1-D, in
--- place, and return it.  binningMode 'OR' (default) or 'SUM' set the bin
--- to 1/samplingTime (the reference's SUM does not accumulate repeated
--- events); 'COUNT' adds 1/samplingTime per event.  randomShift draws the
+-- place, and return it.  binningMode 'OR' (default) sets the bin to
+-- 1/samplingTime; 'SUM' adds 1/samplingTime once to every bin an event hits
+-- (the reference's SUM does not accumulate repeated events; on a zero tensor
+-- it equals 'OR'); 'COUNT' adds 1/samplingTime per event.  randomShift draws the
 -- reference's start offset from snn's seeded generator.
 function Event:toSpikeTensor(tensor, samplingTime, randomShift, binningMode)
    local fname = 'toSpikeTensor'
@@ -215,7 +216,13 @@ function Event:toSpikeArray(samplingTime, dim)
             .. self.dim .. '-D events')
       end
    end
-   local function r(v) return math.floor(v + 0.5) end
+   -- numpy's round, half to even: max t / Ts + 1 = 2.5 gives 2 bins
+   local function r(v)
+      local f = math.floor(v)
+      local d = v - f
+      if d > 0.5 or (d == 0.5 and f % 2 == 1) then f = f + 1 end
+      return f
+   end
    if dim == nil then
       local _, pmax = range(self.p, self.n)
       local _, xmax = range(self.x, self.n)

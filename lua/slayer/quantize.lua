@@ -24,5 +24,11 @@ local function quantize(weights, step)
    return A.record(q, {weights}, function(g) return g end, 1)
 end
 
-return setmetatable({quantize = quantize, apply = function(_, w, step) return quantize(w, step) end},
-   {__call = function(_, w, step) return quantize(w, step) end})
+local M = {quantize = quantize}
+-- quantizeWeights.apply(w, step) as the reference writes it, or M:apply(w, step)
+function M.apply(a, b, c)
+   if a == M then return quantize(b, c) end
+   return quantize(a, b)
+end
+
+return setmetatable(M, {__call = function(_, w, step) return quantize(w, step) end})

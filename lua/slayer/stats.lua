@@ -61,6 +61,8 @@ function Stat:update()
       else
          self.bestLoss = false
       end
+   else
+      self.bestLoss = false -- no loss (the reference raises): not the best epoch
    end
    local a = self:accuracy()
    if a == nil then self.accuracyLog[#self.accuracyLog + 1] = false else self.accuracyLog[#self.accuracyLog + 1] = a end

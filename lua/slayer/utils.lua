@@ -1,7 +1,8 @@
 --[[
 snn.utils -- small helpers for training scripts: command-line options, a
 monotonic clock and medians, JSON output, folders, and counting correct
-classifications.
+classifications; and the reference's aliases snn.utils.quantize,
+snn.utils.stats, snn.utils.optim and snn.utils.printConfig (src/utils.py).
 
     local opt = snn.utils.options(arg, {
        epochs = {90, 'number of epochs', integer = true, min = 1},
@@ -399,4 +400,29 @@ function M.writeFiles(files, fname)
    writeAll(files, fname)
 end
 
-return M
+-- the reference's snn.utils aliases, loaded on first use (stats requires
+-- this module, so they cannot be required here)
+local ALIASES = {
+   quantize = function() return require('slayer.quantize').quantize end,
+   stats = function() return require 'slayer.stats' end,
+   optim = function() return require 'slayer.optim' end,
+   -- printConfig(tree): every entry of a parameter tree, as Params:print()
+   printConfig = function()
+      return function(tree, out)
+         if type(tree) ~= 'table' then
+            L.raise('printConfig: expected a parameter tree (a table), got ' .. type(tree))
+         end
+         local view = {}
+         for k, v in pairs(tree) do view[k] = v end
+         return require('slayer.params')(view):print(nil, out)
+      end
+   end,
+}
+
+return setmetatable(M, {__index = function(t, k)
+   local make = ALIASES[k]
+   if not make then return nil end
+   local v = make()
+   rawset(t, k, v)
+   return v
+end})

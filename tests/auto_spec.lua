@@ -1,0 +1,209 @@
+-- snn.auto: networks from the parameter file, the event dataset wrapper and
+-- the training assistant (the reference's src/auto, SPEC.md section 18)
+local snn = require 'slayer'
+local H = require 'support.helpers'
+local T = snn.tensor
+
+local function params(layers, extra)
+   local p = {
+      simulation = {Ts = 1, tSample = 12},
+      neuron = {type = 'LOIHI', vThMant = 80, vDecay = 128, iDecay = 1024, refDelay = 1, wgtExp = 0, tauRho = 1,
+         scaleRho = 1},
+      layer = layers,
+      training = {error = {type = 'NumSpikes', tgtSpikeRegion = {start = 0, stop = 12},
+         tgtSpikeCount = {[true] = 3, [false] = 1}}},
+   }
+   for k, v in pairs(extra or {}) do p[k] = v end
+   return p
+end
+
+local function net(layers, opts)
+   opts = opts or {}
+   opts.verbose = false
+   return snn.auto.loihi.Network(params(layers), opts)
+end
+
+local function bernoulli(shape, p, seed)
+   snn.manualSeed(seed)
+   return T.rand(shape):lt(p)
+end
+
+describe('snn.auto.loihi.Network', function()
+   it('builds the 04 NMNIST-auto network: flatten, then dense 2312 -> 512 -> 512 -> 11, 1,451,520 weights', function()
+      local n = net({{dim = '34x34x2'}, {dim = 512}, {dim = 512}, {dim = 11}})
+      local kinds = {}
+      for i, b in ipairs(n.blocks) do kinds[i] = b.__typename end
+      assert.are.same({'snn.auto.flattenBlock', 'snn.auto.denseBlock', 'snn.auto.denseBlock', 'snn.auto.denseBlock'},
+         kinds)
+      assert.are.same({34, 34, 2}, n.inputShape)
+      assert.are.equal(11, n.nOutput)
+      assert.are.same({{2312, 1, 1}, {512, 1, 1}, {512, 1, 1}, {11, 1, 1}}, n.layerDims)
+      local total = 0
+      for _, p in ipairs(n:parameters()) do total = total + p:numel() end
+      assert.are.equal(2312 * 512 + 512 * 512 + 512 * 11, total)
+      assert.truthy(n.summary:find('|   Type   |  W  |  H  |  C  | ker | str | pad |delay|  params  |', 1, true))
+      -- the reference's footer: '|{:10s}' then seven ' {:5s}' fields, then the count
+      assert.truthy(n.summary:find('|Total' .. string.rep(' ', 5 + 7 * 6) .. '|   1451520|', 1, true), n.summary)
+   end)
+
+   it('follows the convolution formula with padding k//2 and ceil for pools', function()
+      local n = net({{dim = '9x7x2'}, {dim = '4c3'}, {dim = '2a'}, {dim = '3c3', padding = 0, stride = 2}, {dim = 5}})
+      -- conv k3 (pad 1): 7x9; pool 2: ceil -> 4x5; conv k3 pad 0 stride 2: floor((4-3)/2+1) = 1, floor((5-3)/2+1) = 2
+      assert.are.same({{4, 7, 9}, {4, 4, 5}, {3, 1, 2}, {6, 1, 1}, {5, 1, 1}}, n.layerDims)
+      local y = n.blocks[1](T.zeros({1, 2, 7, 9, 12}))
+      assert.are.same({1, 4, 7, 9, 12}, y:shape())
+      y = n.blocks[2](y)
+      assert.are.same({1, 4, 4, 5, 12}, y:shape())
+      assert.are.same({1, 3, 1, 2, 12}, n.blocks[3](y):shape())
+      assert.are.same({1, 5, 1, 1, 12}, n(T.zeros({1, 2, 7, 9, 12})):shape())
+   end)
+
+   it('computes spikeLoihi(op(x)) then the one-tick delay, block after block', function()
+      local n = net({{dim = '4x4x2'}, {dim = '3c3'}, {dim = '2a'}, {dim = 5}})
+      local x = bernoulli({2, 2, 4, 4, 12}, 0.3, 1)
+      for _, b in ipairs(n.blocks) do
+         if b.weightOp and b.weightOp.weight and b.weightOp.weight:requiresGrad() then
+            snn.manualSeed(7)
+            b.weightOp.weight:copy(T.rand(b.weightOp.weight:shape()) * 400 - 100)
+         end
+      end
+      local sl = n.slayer
+      local c, p, d = n.blocks[1].weightOp, n.blocks[2].weightOp, n.blocks[4].weightOp
+      local want = sl:delayShift(sl:spikeLoihi(c(x)), 1)
+      want = sl:delayShift(sl:spikeLoihi(p(want)), 1)
+      want = want:reshape({2, -1, 1, 1, 12})
+      want = sl:delayShift(sl:spikeLoihi(d(want)), 1)
+      local got = n(x)
+      assert.are.same({2, 5, 1, 1, 12}, got:shape())
+      assert.are.equal(0, T.maxAbsDiff(got, want))
+      assert.is_true(want:sum():item() > 0)
+   end)
+
+   it('returns the spike count of every weighted block with countLog', function()
+      local n = net({{dim = 6}, {dim = 8}, {dim = 4}}, {countLog = true})
+      for _, b in ipairs(n.blocks) do b.weightOp.weight:fill(60) end
+      local x = bernoulli({1, 6, 1, 1, 12}, 0.5, 2)
+      local out, counts = n(x)
+      assert.are.same({1, 2}, counts:shape())
+      local h = n.blocks[1](x)
+      assert.are.equal(h:sum():item(), counts:totable()[1])
+      assert.are.equal(out:sum():item(), counts:totable()[2])
+   end)
+
+   it('averages groups of consecutive outputs (Navg)', function()
+      local n = net({{dim = 4}, {dim = 6}, {dim = '2avg'}})
+      local x = bernoulli({1, 4, 1, 1, 12}, 0.5, 3)
+      n.blocks[1].weightOp.weight:fill(80)
+      local d = n.blocks[1](x)
+      local got = n(x):totable()
+      local dv = d:totable()
+      for o = 0, 1 do
+         for t = 1, 12 do
+            local m = (dv[(3 * o) * 12 + t] + dv[(3 * o + 1) * 12 + t] + dv[(3 * o + 2) * 12 + t]) / 3
+            assert.is_true(math.abs(got[o * 12 + t] - m) < 1e-6)
+         end
+      end
+   end)
+
+   it('learns per-channel delays, clamped to [0, maxDelay]', function()
+      local n = net({{dim = 3}, {dim = 4, delay = true, maxDelay = 5}})
+      local dl = n.blocks[1].delayOp.delay
+      assert.are.same({4, 1, 1}, dl:shape())
+      dl:copy(T.fromtable({-1, 2.5, 7, 0}, {4, 1, 1}))
+      n:clamp()
+      assert.are.same({0, 2.5, 5, 0}, dl:totable())
+   end)
+
+   it('uses a layer\'s own neuron section, and rejects what it cannot parse', function()
+      local own = {type = 'LOIHI', vThMant = 10, vDecay = 128, iDecay = 1024, refDelay = 1, wgtExp = 0, tauRho = 1,
+         scaleRho = 1}
+      local n = net({{dim = 3}, {dim = 4, neuron = own}})
+      assert.are.equal(640, n.blocks[1]._slayer.neuron.theta)
+      assert.are.equal(5120, n.slayer.neuron.theta)
+      -- its kernels are reachable, so that net:to(device) moves them
+      local seen = {}
+      for _, e in ipairs(n:namedTensors()) do seen[e.tensor] = true end
+      assert.is_true(seen[n.blocks[1]._slayer.srmKernel])
+      assert.has_error(function() net({{dim = 'foo'}, {dim = 4}}) end)
+      assert.has_error(function() net({{dim = '4c3'}, {dim = 4}}) end)
+   end)
+end)
+
+describe('snn.auto.dataset', function()
+   local base = {
+      rows = {{{0, 0, 1, 0.4}, {2, 1, 2, 3.6}, {2, 1, 2, 3.9}}, {{1, 1, 1, 11.6}, {0, 1, 2, 2.2}}},
+      labels = {2, 1},
+   }
+   function base:get(i) return self.rows[i], self.labels[i] end
+   function base:size() return #self.rows end
+
+   it('bins x, y, p, t rows into (C, H, W, T) with p - min p, and a one-hot target', function()
+      local n = net({{dim = '3x2x2'}, {dim = 2}})
+      local ds = snn.auto.dataset(base, n)
+      assert.are.equal(2, ds:size())
+      local x, target, label = ds:get(1)
+      assert.are.same({2, 2, 3, 12}, x:shape())
+      assert.are.same({0, 1}, target:view({2}):totable())
+      assert.are.equal(2, label)
+      local v = x:totable()
+      local function at(c, h, w, t) return v[((c * 2 + h) * 3 + w) * 12 + t + 1] end
+      assert.are.equal(1, at(0, 0, 0, 0))
+      assert.are.equal(1, at(1, 1, 2, 4)) -- 3.6 and 3.9 ms: one bin (OR)
+      assert.are.equal(2, x:sum():item())
+      -- event 11.6 ms rounds to bin 12: dropped
+      assert.are.equal(1, ds:get(2):sum():item())
+      local full = snn.auto.dataset(base, n, {fullDataset = true})
+      assert.are.same({2, 2, 3, 4}, full:get(1):shape()) -- ceil(3.9)
+   end)
+
+   it('trains and tests through the assistant, with statistics', function()
+      local n = net({{dim = '3x2x2'}, {dim = 2}})
+      n.blocks[2].weightOp.weight:fill(100)
+      local ds = snn.auto.dataset(base, n)
+      local loader = snn.data.Loader(ds, {batchSize = 2})
+      local err = snn.loss(params({{dim = '3x2x2'}, {dim = 2}}), snn.loihi)
+      local stats = snn.stats({out = {write = function() end, flush = function() end}})
+      local opt = snn.optim.Nadam(n:parameters(), {lr = 0.01, amsgrad = true})
+      local losses = {}
+      local boss = snn.auto.assistant(n, loader, loader, function(out, target)
+         local l = err:numSpikes(out, target)
+         losses[#losses + 1] = l:item()
+         return l
+      end, opt, {stats = stats})
+      local w0 = n.blocks[2].weightOp.weight:clone()
+      boss:train(0)
+      assert.are.equal(2, stats.training.numSamples)
+      H.assertClose({stats.training.lossSum}, {losses[1]}, 1e-12, 0)
+      assert.is_true(T.maxAbsDiff(w0, n.blocks[2].weightOp.weight) > 0)
+      boss:test(0)
+      assert.are.equal(2, stats.testing.numSamples)
+      H.assertClose({stats.testing.lossSum}, {losses[2]}, 1e-12, 0)
+      -- sliding window: one prediction per bin from bin w on, loss off (1 per prediction);
+      -- output 1 listens to input 1 only, output 2 to the others
+      local w = {}
+      for o = 1, 2 do for f = 1, 12 do w[#w + 1] = ((o == 1) == (f == 1)) and 200 or 0 end end
+      n.blocks[2].weightOp.weight:copy(T.fromtable(w, {2, 12, 1, 1, 1}))
+      local one = snn.auto.assistant(n, loader, snn.data.Loader(ds, {batchSize = 1}), function() error('no loss') end,
+         opt, {stats = snn.stats({out = {write = function() end, flush = function() end}})})
+      one:test(0, {slidingWindow = 4})
+      assert.are.equal(2 * (12 - 4), one.stats.testing.numSamples)
+      assert.are.equal(2 * (12 - 4), one.stats.testing.lossSum)
+      -- per bin t >= 4 (0-based): the output with the largest sum over bins t-3..t
+      local right = 0
+      for i = 1, 2 do
+         local x, _, label = ds:get(i)
+         local o = snn.noGrad(function() return n(x:view({1, 2, 2, 3, 12})) end):totable()
+         for t = 4, 11 do
+            local best, arg = -1, 0
+            for r = 0, 1 do
+               local sum = 0
+               for k = t - 3, t do sum = sum + o[r * 12 + k + 1] end
+               if sum > best then best, arg = sum, r + 1 end
+            end
+            if arg == label then right = right + 1 end
+         end
+      end
+      assert.is_true(right > 0 and right < 16)
+      assert.are.equal(right, one.stats.testing.correctSamples)
+   end)
+end)
