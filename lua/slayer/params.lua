@@ -239,6 +239,7 @@ local function loadFile(path)
 end
 
 function M.parseString(text)
+   if type(text) ~= 'string' then L.raise('params.parseString: expected YAML text (a string), got ' .. type(text)) end
    local doc = C.sl_yaml_parse_string(text, #text)
    if doc == nil then error(L.lastError(), 0) end
    doc = ffi.gc(doc, C.sl_yaml_free)
@@ -335,13 +336,16 @@ local function isArray(t)
    return n > 0
 end
 
-local function emit(v, indent, out)
+local function emit(v, indent, out, open)
+   -- open: the tables being written around this one (a cycle never ends)
+   if open[v] then error('params: cannot write a table that contains itself', 0) end
+   open[v] = true
    local pad = string.rep(' ', indent)
    if isArray(v) then
       for _, item in ipairs(v) do
          if type(item) == 'table' and next(item) ~= nil then
             local sub = {}
-            emit(item, indent + 2, sub)
+            emit(item, indent + 2, sub, open)
             sub[1] = pad .. '- ' .. sub[1]:sub(indent + 3)
             for _, l in ipairs(sub) do out[#out + 1] = l end
          elseif type(item) == 'table' then
@@ -350,6 +354,7 @@ local function emit(v, indent, out)
             out[#out + 1] = pad .. '- ' .. scalarText(item)
          end
       end
+      open[v] = nil
       return
    end
    local keys = {}
@@ -366,21 +371,23 @@ local function emit(v, indent, out)
             out[#out + 1] = pad .. kt .. ': {}'
          elseif isArray(val) then
             out[#out + 1] = pad .. kt .. ':'
-            emit(val, indent, out)
+            emit(val, indent, out, open)
          else
             out[#out + 1] = pad .. kt .. ':'
-            emit(val, indent + 2, out)
+            emit(val, indent + 2, out, open)
          end
       else
          out[#out + 1] = pad .. kt .. ': ' .. scalarText(val)
       end
    end
+   open[v] = nil
 end
 
 --- YAML text of a table (block style, keys sorted).
 function M.dump(tbl)
+   if type(tbl) ~= 'table' then L.raise('params.dump: expected a table, got ' .. type(tbl)) end
    local out = {}
-   emit(tbl, 0, out)
+   emit(tbl, 0, out, {})
    return table.concat(out, '\n') .. '\n'
 end
 
@@ -442,10 +449,13 @@ end
 --- Print the tree, or one top-level section, as the reference's printConfig;
 -- returns the text (out: an alternative to print, e.g. to a log).
 function Params:print(key, out)
+   if out ~= nil and type(out) ~= 'function' then
+      L.raise('params:print: expected out as a function such as print, got ' .. type(out))
+   end
    local lines = {}
    if key ~= nil then
       local v = self[key]
-      if v == nil then L.raise("params:print: no section '" .. tostring(key) .. "'") end
+      if v == nil then L.raise("params:print: no section '" .. L.valueStr(key) .. "'") end
       if type(v) == 'table' then
          lines[1] = tostring(key) .. ':'
          printTree(v, 4, lines)
@@ -468,9 +478,9 @@ function Params:require(...)
    local v, path = self, {}
    for i = 1, select('#', ...) do
       local k = select(i, ...)
-      path[#path + 1] = tostring(k)
+      path[#path + 1] = type(k) == 'string' and k or L.valueStr(k)
       if type(v) ~= 'table' or v[k] == nil then
-         L.raise("params: missing required key '" .. table.concat(path, '.') .. "'")
+         L.raise("params:require: missing required key '" .. table.concat(path, '.') .. "'")
       end
       v = v[k]
    end
