@@ -10,7 +10,8 @@ pool, extra}:
            name as the user wrote it)
   recv     position 1 is a receiver: it gets only the tensor values
   skip     positions not fuzzed
-  pool     'light' for slow calls (files, subprocesses): fewer values
+  pool     'light' for slow calls (files, subprocesses): fewer values;
+           'none': only the extra values
   extra    more bad values for this target: {{label, make[, must = true][, pos = n]}, ...};
            must: the call has to raise (nonsense a call would otherwise accept);
            pos: only at argument position n
@@ -424,5 +425,79 @@ return function(snn, dir)
    fn('snn.plot.run', {'plot', 'run'}, function() return {'set terminal dumb\n', {}} end, snn.plot.run, {pool = 'light'})
    fn('snn.utils.json', {'json'}, function() return {{a = 1}} end, snn.utils.json,
       {extra = {{'cyclic', function() local t = {} t.self = t return t end}, {'nan', function() return {a = 0 / 0} end}}})
+   ------------------------------------------------------------------------
+   -- the readers on damaged files: every truncation, every byte inverted,
+   -- garbage appended (written once here, read by each call)
+   ------------------------------------------------------------------------
+   local function slurp(p) local f = assert(io.open(p, 'rb')) local s = f:read('*a') f:close() return s end
+   local bigT = path('big.t7s'); snn.save(bigT, {a = T.ones({2, 3}), bb = T.zeros({4}), c = T.ones({1, 1, 2})})
+   local gzIdx = path('good.idx.gz')
+   assert(os.execute('gzip -c ' .. idx .. ' > ' .. gzIdx) == 0)
+   local statsPrefix = path('stats-')
+   do
+      local s = snn.stats()
+      s.training.numSamples, s.training.lossSum, s.training.correctSamples = 4, 2, 3
+      s.testing.numSamples, s.testing.lossSum, s.testing.correctSamples = 2, 1, 1
+      s:update()
+      s:save(statsPrefix)
+   end
+   local nvariant = 0
+   local function damaged(good)
+      local data, list = slurp(good), {}
+      local function add(label, bytes)
+         nvariant = nvariant + 1
+         local p = path('damaged-' .. nvariant .. good:match('%.[%w.]+$'))
+         writeFile(p, bytes)
+         list[#list + 1] = {label, function() return p end}
+      end
+      for n = 0, #data - 1 do add('first ' .. n .. ' bytes', data:sub(1, n)) end
+      for i = 1, #data do
+         add('byte ' .. i .. ' inverted', data:sub(1, i - 1) .. string.char(255 - data:byte(i)) .. data:sub(i + 1))
+      end
+      add('garbage appended', data .. '\255\0\1garbage')
+      return list
+   end
+   for _, r in ipairs({{'read1Dspikes', good1}, {'read2Dspikes', good2}, {'read3Dspikes', good3},
+      {'read1DnumSpikes', goodn}, {'readNpSpikes', goodNpy}, {'readIdx', idx}, {'readIdx', gzIdx}}) do
+      fn('damaged ' .. r[1], {r[1]}, function() return {r[2]} end, snn.io[r[1]], {pool = 'none', extra = damaged(r[2])})
+   end
+   -- damage a reader has to notice
+   local gz = slurp(gzIdx)
+   local npy = slurp(goodNpy)
+   fn('damaged readIdx (marked)', {'readIdx'}, function() return {idx} end, snn.io.readIdx, {pool = 'none', extra = {
+      must('gzip stream cut inside its trailer', function() return writeFile(path('cut.idx.gz'), gz:sub(1, #gz - 4)) end),
+      must('bytes past the declared data', function() return writeFile(path('long.idx'), slurp(idx) .. '\0') end)}})
+   fn('damaged readNpSpikes (marked)', {'readNpSpikes'}, function() return {goodNpy} end, snn.io.readNpSpikes,
+      {pool = 'none', extra = {
+         must('fortran_order garbled', function() return writeFile(path('fo.npy'), (npy:gsub('False', 'Fxlse'))) end),
+         must('header not a dict', function() return writeFile(path('nodict.npy'), (npy:gsub('{', '['))) end)}})
+   fn('damaged snn.load', {'load'}, function() return {bigT} end, snn.load, {pool = 'none', extra = damaged(bigT)})
+   fn('damaged Module:load', {'load'}, function() return {goodT} end,
+      function(p) return layer():dense(2, 2):load(p) end, {pool = 'none', extra = damaged(goodT)})
+   fn('damaged snn.params', {'params'}, function() return {goodYaml} end, function(p) return snn.params(p) end,
+      {pool = 'none', extra = damaged(goodYaml)})
+   fn('damaged stats:load', {'load'}, function() return {statsPrefix} end, function(p) return snn.stats():load(p) end,
+      {pool = 'none', extra = (function()
+         local list = {}
+         for _, v in ipairs(damaged(statsPrefix .. 'loss.txt')) do
+            list[#list + 1] = {v[1], function()
+               local p = v[2]()
+               local pre = p:gsub('%.txt$', '') .. '-'
+               writeFile(pre .. 'loss.txt', slurp(p))
+               writeFile(pre .. 'accuracy.txt', slurp(statsPrefix .. 'accuracy.txt'))
+               return pre
+            end}
+         end
+         return list
+      end)()})
+   -- a damaged sample read by the loader's C worker threads
+   fn('damaged sample in Loader(workers = 2)', {'Loader', 'SpikeFiles', 'get'}, function() return {good2} end,
+      function(p)
+         local ds = files()
+         ds.paths[2] = p
+         local out = {}
+         for x in snn.data.Loader(ds, {batchSize = 2, workers = 2}):iter() do out[#out + 1] = x end
+         return out
+      end, {pool = 'none', extra = damaged(good2)})
    return C
 end

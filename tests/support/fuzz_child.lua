@@ -65,7 +65,7 @@ local function values(c, pos)
       return list
    end
    local base = {}
-   if c.pool == 'light' then base = {LIGHT} else base = {SCALARS, TENSORS} end
+   if c.pool == 'light' then base = {LIGHT} elseif c.pool == 'none' then base = {} else base = {SCALARS, TENSORS} end
    for _, b in ipairs(base) do for _, v in ipairs(b) do list[#list + 1] = v end end
    for _, v in ipairs(c.extra or {}) do
       if not v.pos or v.pos == pos then list[#list + 1] = v end
