@@ -411,6 +411,17 @@ describe('sizes and permutations', function()
       local src = T.fromtable({1, 2, 3, 4})
       assert.are.same({1, 2, 3, 4}, T.fromPointer(src:data(), {2, 2}):totable())
    end)
+
+   it('fromPointer reads no more than a float array holds, and only floats', function()
+      local ffi = require 'ffi'
+      assert.are.same({1, 2, 3}, T.fromPointer(ffi.new('float[3]', 1, 2, 3), {3}):totable())
+      assert.are.same({1, 2}, T.fromPointer(ffi.new('float[3]', 1, 2, 3), {2}):totable())
+      assertError('fromPointer', function() return T.fromPointer(ffi.new('float[2]', 1, 2), {3}) end,
+         'the array holds 2 floats, the shape [3] needs 3')
+      assertError('fromPointer', function() return T.fromPointer(ffi.new('int[3]', 1, 2, 3), {3}) end,
+         'expected a pointer to floats or a float array, got ctype<int [3]>')
+      assertError('fromPointer', function() return T.fromPointer(ffi.new('double[3]', 1, 2, 3), {3}) end, 'double')
+   end)
 end)
 
 describe('random fills and maths take only sensible arguments', function()

@@ -303,12 +303,23 @@ function T.fromtable(values, shape, device)
 end
 
 --- Wrap n floats at a host pointer into a new tensor of the given shape (copy).
+-- ptr points to floats, or is a float array (ffi.new('float[?]', n)), which
+-- must hold the shape's n values; behind a pointer the caller vouches for them.
 function T.fromPointer(ptr, shape)
    if type(ptr) ~= 'cdata' or ptr == nil then
       fail('fromPointer', 'expected a non-NULL pointer (cdata), got ' .. (type(ptr) == 'cdata' and 'NULL' or type(ptr)))
    end
+   local ct = tostring(ffi.typeof(ptr))
+   if not ct:match('^ctype<const float [%*%[]') and not ct:match('^ctype<float [%*%[]') then
+      fail('fromPointer', 'expected a pointer to floats or a float array, got ' .. ct)
+   end
    local t = emptyOf(shape, 0, 'fromPointer')
-   ffi.copy(t._c.data, ptr, t:numel() * 4)
+   local n = t:numel()
+   if ct:find('%]>$') and ffi.sizeof(ptr) < n * 4 then
+      fail('fromPointer', 'the array holds ' .. ffi.sizeof(ptr) / 4 .. ' floats, the shape ' .. tableShapeStr(shape)
+         .. ' needs ' .. n)
+   end
+   ffi.copy(t._c.data, ptr, n * 4)
    return t
 end
 

@@ -111,7 +111,10 @@ return function(snn, dir)
    fn('T.fromtable', {'fromtable'}, function() return {{1, 2, 3, 4, 5, 6}, {2, 3}} end, T.fromtable,
       {extra = {{'ragged', function() return {{1, 2}, {3}} end}, {'holes', function() return {1, nil, 3} end},
          {'nested strings', function() return {{'a', 'b'}} end}}})
-   fn('T.fromPointer', {'fromPointer'}, function() return {T.ones({3}):data(), {3}} end, T.fromPointer)
+   fn('T.fromPointer', {'fromPointer'}, function() return {require('ffi').new('float[3]', 1, 2, 3), {3}} end, T.fromPointer,
+      {extra = {must('float[2] for 3 floats', function() return require('ffi').new('float[2]') end, 1),
+         must('int[3]', function() return require('ffi').new('int[3]') end, 1),
+         must('float[3] for 10^8 floats', function() return {1e8} end, 2)}})
    fn('T.cat', {'cat'}, function() return {{T.ones({2, 3}), T.ones({2, 3})}, 1} end, T.cat,
       {extra = {{'list of numbers', function() return {1, 2} end}, {'mixed shapes', function() return {T.ones({2, 3}), T.ones({3, 2})} end},
          {'mixed ranks', function() return {T.ones({2, 3}), T.ones({6})} end}}})
