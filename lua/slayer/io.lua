@@ -116,6 +116,34 @@ local function newEvent(n, x, y, p, t)
 end
 M._newEvent = newEvent
 
+-- An event's n, dim and arrays are plain fields a script can change; C and
+-- the loops here read n values from each array, so each must hold them
+-- (x, y, p int32, t double; y for 2-D events only).
+local EVENT_ARRAYS = {{'x', 'int', 4}, {'y', 'int', 4}, {'p', 'int', 4}, {'t', 'double', 8}}
+local function checkEvent(fname, ev, dim)
+   if getmetatable(ev) ~= Event then fail(fname, 'expected an snn.io event, got ' .. type(ev)) end
+   if not isWhole(ev.n, 0, INT32_MAX) then fail(fname, 'the event count n = ' .. L.valueStr(ev.n) .. ' is not valid') end
+   if ev.dim ~= 1 and ev.dim ~= 2 then fail(fname, 'the event dim = ' .. L.valueStr(ev.dim) .. ' is not 1 or 2') end
+   if dim and ev.dim ~= dim then
+      fail(fname, 'expected ' .. dim .. '-D events, got ' .. ev.dim .. '-D')
+   end
+   for _, a in ipairs(EVENT_ARRAYS) do
+      local name, elem, size = a[1], a[2], a[3]
+      if name ~= 'y' or ev.dim == 2 then
+         local v = ev[name]
+         local ct = type(v) == 'cdata' and tostring(ffi.typeof(v)) or nil
+         local what = elem == 'int' and 'int32' or elem
+         if not ct or ct:sub(1, #elem + 8) ~= 'ctype<' .. elem .. ' [' then
+            fail(fname, 'the event\'s ' .. name .. ' is not an array of ' .. what .. ' (got '
+               .. (ct and ct:match('^ctype<(.*)>$') or type(v)) .. ')')
+         end
+         if ffi.sizeof(v) < ev.n * size then
+            fail(fname, 'the event\'s ' .. name .. ' holds ' .. ffi.sizeof(v) / size .. ' values, its n is ' .. ev.n)
+         end
+      end
+   end
+end
+
 --- event(x, y, p, t[, n]): x, y, p, t as Lua tables (1-based) or FFI arrays
 -- (0-based, n required); y nil for 1-D events; t in ms.  x, y and p are
 -- truncated to int32 and t must be finite: NaN, inf or a coordinate beyond
@@ -168,6 +196,7 @@ local MODES = {OR = 0, SUM = 1, COUNT = 2}
 -- reference's start offset from snn's seeded generator.
 function Event:toSpikeTensor(tensor, samplingTime, randomShift, binningMode)
    local fname = 'toSpikeTensor'
+   checkEvent(fname, self)
    samplingTime = samplingTime or 1
    binningMode = binningMode or 'OR'
    if not T.isTensor(tensor) then fail(fname, 'expected a tensor to fill, got ' .. type(tensor)) end
@@ -204,6 +233,7 @@ end
 -- dim is given: 1-D (P, X, T), 2-D (P, H, W, T).
 function Event:toSpikeArray(samplingTime, dim)
    local fname = 'toSpikeArray'
+   checkEvent(fname, self)
    samplingTime = samplingTime or 1
    if not isFinite(samplingTime) or not (samplingTime > 0) then
       fail(fname, 'samplingTime must be a positive number of ms, got ' .. L.valueStr(samplingTime))
@@ -318,14 +348,6 @@ end
 function M.read1DnumSpikes(path)
    local n, id, count, _, tStart, tEnd = readFile('read1DnumSpikes', path, 3)
    return id, tStart, tEnd, count, n
-end
-
-local function checkEvent(fname, ev, dim)
-   if getmetatable(ev) ~= Event then fail(fname, 'expected an snn.io event, got ' .. type(ev)) end
-   if not isWhole(ev.n, 0, INT32_MAX) then fail(fname, 'the event count n = ' .. L.valueStr(ev.n) .. ' is not valid') end
-   if dim and ev.dim ~= dim then
-      fail(fname, 'expected ' .. dim .. '-D events, got ' .. ev.dim .. '-D')
-   end
 end
 
 function M.encode1Dspikes(path, ev)
@@ -611,7 +633,8 @@ end
 -- [0, bins) are not drawn, as toSpikeTensor drops them.
 local function rasterOf(src, samplingTime, fname)
    if getmetatable(src) == Event then
-      if not isWhole(src.n, 1, INT32_MAX) then fail(fname, 'the event count n = ' .. L.valueStr(src.n) .. ' is not valid') end
+      checkEvent(fname, src)
+      if src.n < 1 then fail(fname, 'the event count n = ' .. L.valueStr(src.n) .. ' is not valid') end
       local tmin, tmax = range(src.t, src.n)
       if not (tmin > -math.huge and tmax < math.huge) then fail(fname, 'event times must be finite') end
       local _, pmax = range(src.p, src.n)

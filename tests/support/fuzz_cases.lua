@@ -345,6 +345,26 @@ return function(snn, dir)
       function(...) return ev2():toSpikeArray(...) end)
    fn('snn.io.spikeArrayToEvent', {'spikeArrayToEvent'}, function() return {T.bernoulli({2, 4, 4, 8}, 0.2), 1} end,
       snn.io.spikeArrayToEvent, {extra = TENSORS})
+   -- events whose plain fields a script changed: C must not read past the arrays
+   local function bentEvent(label, change)
+      return must(label, function() local e = ev2() change(e) return e end)
+   end
+   local BENT = {bentEvent('event with n enlarged', function(e) e.n = 100000 end),
+      bentEvent('event with x a Lua table', function(e) e.x = {0, 1, 2} end),
+      bentEvent('event with t an int array', function(e) e.t = e.x end),
+      bentEvent('event with dim 3', function(e) e.dim = 3 end)}
+   fn('bent event: encode2Dspikes', {'encode2Dspikes'}, function() return {ev2()} end,
+      function(e) return snn.io.encode2Dspikes(path('bent.bs2'), e) end, {pool = 'none', extra = BENT})
+   fn('bent event: encodeNpSpikes', {'encodeNpSpikes'}, function() return {ev2()} end,
+      function(e) return snn.io.encodeNpSpikes(path('bent.npy'), e) end, {pool = 'none', extra = BENT})
+   fn('bent event: toSpikeTensor', {'toSpikeTensor'}, function() return {ev2()} end,
+      function(e) return e:toSpikeTensor(T.zeros({2, 4, 4, 8})) end, {pool = 'none', extra = BENT})
+   fn('bent event: toSpikeArray', {'toSpikeArray'}, function() return {ev2()} end,
+      function(e) return e:toSpikeArray() end, {pool = 'none', extra = BENT})
+   fn('bent event: raster', {'raster'}, function() return {ev2()} end,
+      function(e) return snn.io.raster(e, path('bent.png')) end, {pool = 'none', extra = BENT})
+   fn('bent event: animTD', {'animTD'}, function() return {ev2()} end,
+      function(e) return snn.io.animTD(e, path('bent.gif')) end, {pool = 'none', extra = BENT})
    fn('snn.io.saccade', {'saccade'}, function() return {T.rand({8, 8}):mul_(255), {seed = 1}} end, snn.io.saccade,
       {extra = {{'3-D image', function() return T.rand({1, 8, 8}) end},
          must('nan image', function() return T.full({8, 8}, 0 / 0) end)}})
