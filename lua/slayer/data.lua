@@ -451,6 +451,18 @@ local function lazyIter(self, order)
       local inputs, targets = {}, {}
       for k = lo, hi do
          local x, y, lab = ds:get(order[k])
+         -- stacked into the batch: tensors of the shapes of the batch's first sample
+         for _, v in ipairs({{'input', x, inputs[1]}, {'target', y, targets[1]}}) do
+            if not T.isTensor(v[2]) then
+               fail('Loader', 'ds:get(' .. order[k] .. ') gave ' .. L.valueStr(v[2]) .. ' as its ' .. v[1]
+                  .. ', expected a tensor')
+            end
+            if v[3] and T.shapeStr(v[2]) ~= T.shapeStr(v[3]) then
+               fail('Loader', 'ds:get(' .. order[k] .. ') gave ' .. (v[1] == 'input' and 'an ' or 'a ') .. v[1] .. ' of '
+                  .. T.shapeStr(v[2])
+                  .. ', the batch\'s first sample one of ' .. T.shapeStr(v[3]))
+            end
+         end
          inputs[#inputs + 1], targets[#targets + 1], labels[#labels + 1] = x, y, lab
       end
       if self.device ~= 'cpu' then

@@ -401,6 +401,23 @@ return function(snn, dir)
    fn('snn.data.Loader', {'Loader'}, function() return {files(), {batchSize = 1, workers = 0}} end, snn.data.Loader,
       {extra = {{'batchSize 0', function() return {batchSize = 0} end}, {'workers -1', function() return {workers = -1} end},
          {'seed nan', function() return {seed = 0 / 0} end}, {'depth 0', function() return {workers = 1, depth = 0} end}}})
+   -- a dataset of the script's own, whose get gives bad samples
+   local function customSet(get) return {size = function() return 3 end, get = function(_, i) return get(i) end} end
+   fn('Loader over a custom dataset', {'Loader'}, function()
+      return {customSet(function() return T.zeros({1, 2, 2, 3}), T.zeros({2, 1, 1, 1}), 1 end)}
+   end, function(ds)
+      local n = 0
+      for _ in snn.data.Loader(ds, {batchSize = 3}):iter() do n = n + 1 end
+      return n
+   end, {pool = 'none', extra = {
+      must('samples of two shapes', function()
+         return customSet(function(i) return T.zeros({1, 2, 2, i}), T.zeros({2, 1, 1, 1}), 1 end)
+      end),
+      must('targets of two shapes', function()
+         return customSet(function(i) return T.zeros({1, 2, 2, 3}), T.zeros({i, 1, 1, 1}), 1 end)
+      end),
+      must('a nil sample', function() return customSet(function() return nil end) end),
+      must('a number as the target', function() return customSet(function() return T.zeros({1}), 5, 1 end) end)}})
    fn('Loader:order', {'order'}, function() return {1} end,
       function(e) return snn.data.Loader(files(), {shuffle = true}):order(e) end,
       {extra = {must('nan', function() return 0 / 0 end), must('1.5', function() return 1.5 end),
