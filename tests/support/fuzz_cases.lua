@@ -50,6 +50,14 @@ return function(snn, dir)
    local corrupt = writeFile(path('corrupt.bin'), 'this is not any format at all, just some text bytes\n')
    local idx = writeFile(path('good.idx'), '\0\0\8\1\0\0\0\3\1\2\3')
    local list = writeFile(path('train.txt'), '#sample\tclass\n0\t0\n1\t1\n')
+   local statsPrefix = path('stats-')
+   do
+      local s = snn.stats()
+      s.training.numSamples, s.training.lossSum, s.training.correctSamples = 4, 2, 3
+      s.testing.numSamples, s.testing.lossSum, s.testing.correctSamples = 2, 1, 1
+      s:update()
+      s:save(statsPrefix)
+   end
    snn.io.encode2Dspikes(path('0.bs2'), ev2()); snn.io.encode2Dspikes(path('1.bs2'), ev2())
    local function files()
       return snn.data.SpikeFiles{root = dir, list = 'train.txt', shape = {2, 4, 4}, tSample = 8, Ts = 1, classes = 2}
@@ -431,7 +439,7 @@ return function(snn, dir)
       {extra = {must('nan', function() return 0 / 0 end), must('tensor', function() return T.ones({2}) end)}})
    fn('stats:save', {'save'}, function() return {path('st-')} end,
       function(p) local s = snn.stats() s:update() return s:save(p) end, {extra = OUTPATHS})
-   fn('stats:load', {'load'}, function() return {path('st-'), 1, 1} end,
+   fn('stats:load', {'load'}, function() return {statsPrefix, 1, 1} end,
       function(...) return snn.stats():load(...) end, {extra = PATHS})
    fn('stats:plot', {'plot'}, function() return {{path = path('pl-')}} end,
       function(o) local s = snn.stats() s:update() return s:plot(o) end, {pool = 'light',
@@ -473,14 +481,6 @@ return function(snn, dir)
    local bigT = path('big.t7s'); snn.save(bigT, {a = T.ones({2, 3}), bb = T.zeros({4}), c = T.ones({1, 1, 2})})
    local gzIdx = path('good.idx.gz')
    assert(os.execute('gzip -c ' .. idx .. ' > ' .. gzIdx) == 0)
-   local statsPrefix = path('stats-')
-   do
-      local s = snn.stats()
-      s.training.numSamples, s.training.lossSum, s.training.correctSamples = 4, 2, 3
-      s.testing.numSamples, s.testing.lossSum, s.testing.correctSamples = 2, 1, 1
-      s:update()
-      s:save(statsPrefix)
-   end
    local nvariant = 0
    local function damaged(good)
       local data, list = slurp(good), {}
