@@ -132,6 +132,19 @@ describe('views and copies', function()
       assert.are.equal(7, dst:data()[2])
    end)
 
+   it('writes in place into empty tensors (a zero size makes the strides 0, yet nothing is shared)', function()
+      local e = T.zeros({2, 3, 0})
+      assert.are.same({0, 0, 1}, e:stride())
+      assert.are.equal(e, e:zero())
+      assert.are.equal(e, e:fill(1))
+      assert.are.equal(e, e:copy(T.zeros({0})))
+      assert.are.equal(e, e:add_(1))
+      -- an expanded view of elements is still refused
+      local ok, err = pcall(function() T.zeros({1, 3}):expand({2, 3}):zero() end)
+      assert.is_false(ok)
+      assert.truthy(err:find('zero: cannot write in place into the expanded view', 1, true))
+   end)
+
    it('concatenates and stacks', function()
       local a, b = T.ones({2, 2}), T.zeros({2, 1})
       local c = T.cat({a, b}, 2)
@@ -397,6 +410,17 @@ describe('sizes and permutations', function()
       assertError('fromPointer', function() return T.fromPointer(ffi.cast('float *', nil), {4}) end, 'NULL')
       local src = T.fromtable({1, 2, 3, 4})
       assert.are.same({1, 2, 3, 4}, T.fromPointer(src:data(), {2, 2}):totable())
+   end)
+
+   it('fromPointer reads no more than a float array holds, and only floats', function()
+      local ffi = require 'ffi'
+      assert.are.same({1, 2, 3}, T.fromPointer(ffi.new('float[3]', 1, 2, 3), {3}):totable())
+      assert.are.same({1, 2}, T.fromPointer(ffi.new('float[3]', 1, 2, 3), {2}):totable())
+      assertError('fromPointer', function() return T.fromPointer(ffi.new('float[2]', 1, 2), {3}) end,
+         'the array holds 2 floats, the shape [3] needs 3')
+      assertError('fromPointer', function() return T.fromPointer(ffi.new('int[3]', 1, 2, 3), {3}) end,
+         'expected a pointer to floats or a float array, got ctype<int [3]>')
+      assertError('fromPointer', function() return T.fromPointer(ffi.new('double[3]', 1, 2, 3), {3}) end, 'double')
    end)
 end)
 

@@ -7,7 +7,10 @@
  *   big-endian, row-major.
  * zlib's gzread reads both compressed and plain files.  Values come back as
  * float32.  The header's sizes are trusted only as far as the data goes: the
- * values are read before the tensor is allocated.
+ * values are read before the tensor is allocated.  The file must end with
+ * them: bytes past them mean the header does not describe the file, and
+ * reading on to the end is what makes zlib check a gzip stream's CRC and
+ * length (a stream cut inside its 8-byte trailer still yields every value).
  */
 #include "../internal.h"
 
@@ -102,6 +105,20 @@ sl_tensor *sl_idx_read(const char *path)
         free(raw);
         sl_errorf_code(SL_EFORMAT, "readIdx: '%s' is truncated: data ends at byte %zu, its header declares %zu", path,
                        (size_t)(4 + 4 * nd) + got, (size_t)(4 + 4 * nd) + need);
+        goto done;
+    }
+    unsigned char extra;
+    int tail = gzread(f, &extra, 1), zerr = Z_OK;
+    /* a stream cut short reads as its end; zlib notes it (Z_BUF_ERROR) */
+    const char *msg = gzerror(f, &zerr);
+    if (tail != 0 || zerr != Z_OK) {
+        free(raw);
+        if (tail > 0)
+            sl_errorf_code(SL_EFORMAT, "readIdx: '%s' holds more data than its header declares (%zu bytes)", path,
+                           (size_t)(4 + 4 * nd) + need);
+        else
+            sl_errorf_code(SL_EFORMAT, "readIdx: '%s' is damaged after its %zu bytes of data: %s", path,
+                           (size_t)(4 + 4 * nd) + need, msg && *msg ? msg : "read error");
         goto done;
     }
     t = sl_tensor_new(nd, shape, SL_CPU);

@@ -364,7 +364,8 @@ int64_t sl_npy_read(const char *path, double **data, int64_t *rows, int64_t *col
     memcpy(hdr, buf + hstart, hl);
     hdr[hl] = 0;
     const char *d = npy_key(hdr, "'descr'"), *fo = npy_key(hdr, "'fortran_order'"), *sh = npy_key(hdr, "'shape'");
-    if (!d || !fo || !sh) {
+    const char *open = hdr + strspn(hdr, " ");
+    if (!d || !fo || !sh || *open != '{') {
         rc = sl_errorf_code(SL_EFORMAT, "%s: '%s' has a malformed header at byte %zu", op, path, hstart);
         goto done;
     }
@@ -375,7 +376,13 @@ int64_t sl_npy_read(const char *path, double **data, int64_t *rows, int64_t *col
         if (e && e - d - 1 < 15) memcpy(descr, d + 1, (size_t)(e - d - 1));
     }
     while (*fo == ' ') fo++;
+    /* anything but True or False is damage, not C order */
     int fortran = strncmp(fo, "True", 4) == 0;
+    if (!fortran && strncmp(fo, "False", 5) != 0) {
+        rc = sl_errorf_code(SL_EFORMAT, "%s: '%s' has a malformed header at byte %zu: fortran_order is %.*s", op, path,
+                            hstart, (int)(strcspn(fo, ",}") < 20 ? strcspn(fo, ",}") : 20), fo);
+        goto done;
+    }
     int64_t dims[2];
     int nd = npy_shape(sh, dims);
     if (nd != 2) {

@@ -87,6 +87,10 @@ local function pack(...) return {n = select('#', ...), ...} end
 
 --- Run fn(...) with recording off; restores the previous state on errors too.
 function M.noGrad(fn, ...)
+   local mt = type(fn) == 'table' and getmetatable(fn)
+   if type(fn) ~= 'function' and not (mt and mt.__call) then
+      L.raise('noGrad: expected a function to run, got ' .. type(fn))
+   end
    local prev = setEnabled(false)
    local res = pack(pcall(fn, ...))
    setEnabled(prev)

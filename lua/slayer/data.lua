@@ -85,14 +85,14 @@ local function sampleAt(ds, i, fname)
       fail(fname, 'sample ' .. i .. ' has no file path (paths[' .. i .. '] is ' .. type(path) .. ')')
    end
    if not isWhole(label, -2 ^ 31, 2 ^ 31 - 1) then
-      fail(fname, 'sample ' .. i .. ' has no whole-number label (labels[' .. i .. '] is ' .. tostring(label) .. ')')
+      fail(fname, 'sample ' .. i .. ' has no whole-number label (labels[' .. i .. '] is ' .. L.valueStr(label) .. ')')
    end
    return path, label
 end
 
 function Dataset:get(i)
    if type(i) ~= 'number' or i < 1 or i > self:size() or i % 1 ~= 0 then
-      fail('get', 'index ' .. tostring(i) .. ' out of range 1..' .. self:size())
+      fail('get', 'index ' .. L.valueStr(i) .. ' out of range 1..' .. self:size())
    end
    return self:_loadFile(sampleAt(self, i, 'get'))
 end
@@ -109,7 +109,7 @@ local function sampleOpts(self, o, fname)
    for _, k in ipairs({'tSample', 'Ts'}) do
       local v = self[k]
       if type(v) ~= 'number' or not (v > 0 and v < math.huge) then
-         fail(fname, k .. ' must be a positive number of ms, got ' .. tostring(v))
+         fail(fname, k .. ' must be a positive number of ms, got ' .. L.valueStr(v))
       end
    end
    local q = self.tSample / self.Ts
@@ -119,11 +119,11 @@ local function sampleOpts(self, o, fname)
    end
    self.classes = o.classes or 10
    if not isWhole(self.classes, 1, 2 ^ 31 - 1) then
-      fail(fname, 'classes must be a positive whole number, got ' .. tostring(self.classes))
+      fail(fname, 'classes must be a positive whole number, got ' .. L.valueStr(self.classes))
    end
    local mode = o.binningMode or 'OR'
    self.mode = type(mode) == 'string' and MODES[mode:upper()]
-   if not self.mode then fail(fname, "binningMode must be 'OR', 'SUM' or 'COUNT', got " .. tostring(mode)) end
+   if not self.mode then fail(fname, "binningMode must be 'OR', 'SUM' or 'COUNT', got " .. L.valueStr(mode)) end
 end
 
 local SpikeFiles = nn.class('snn.data.SpikeFiles', Dataset)
@@ -143,10 +143,10 @@ function SpikeFiles:__init(o)
    self.root = o.root
    self.ext = o.ext or 'bs2'
    if o.limit ~= nil and not isWhole(o.limit, -math.huge, math.huge) then
-      fail(fname, 'limit must be a whole number of samples (0 for all), got ' .. tostring(o.limit))
+      fail(fname, 'limit must be a whole number of samples (0 for all), got ' .. L.valueStr(o.limit))
    end
    self.format = FORMATS[self.ext]
-   if not self.format then fail(fname, "ext must be 'bs1', 'bs2' or 'bs3', got '" .. tostring(self.ext) .. "'") end
+   if not self.format then fail(fname, "ext must be 'bs1', 'bs2' or 'bs3', got '" .. L.valueStr(self.ext) .. "'") end
    local listPath = o.list:sub(1, 1) == '/' and o.list or (o.root .. '/' .. o.list)
    local f = io.open(listPath, 'rb')
    if not f then
@@ -211,7 +211,7 @@ function SaccadeImages:__init(o)
    if type(labs) ~= 'table' or #labs ~= n then fail(fname, 'labels must hold one label per image (' .. n .. ')') end
    for i = 1, n do
       if not isWhole(labs[i], 0, self.classes - 1) then
-         fail(fname, 'label ' .. i .. ' is ' .. tostring(labs[i]) .. ', expected 0..' .. (self.classes - 1))
+         fail(fname, 'label ' .. i .. ' is ' .. L.valueStr(labs[i]) .. ', expected 0..' .. (self.classes - 1))
       end
    end
    local ok, err = pcall(require('slayer.utils').mkdir, o.cache)
@@ -271,7 +271,7 @@ end
 
 function SaccadeImages:get(i)
    if type(i) ~= 'number' or i < 1 or i > self:size() or i % 1 ~= 0 then
-      fail('get', 'index ' .. tostring(i) .. ' out of range 1..' .. self:size())
+      fail('get', 'index ' .. L.valueStr(i) .. ' out of range 1..' .. self:size())
    end
    self:convert(i)
    return self:_loadFile(sampleAt(self, i, 'get'))
@@ -318,25 +318,25 @@ function Loader:__init(ds, o)
    self.dataset = ds
    self.batchSize = o.batchSize or 1
    if not isWhole(self.batchSize, 1, 2 ^ 31 - 1) then
-      fail(fname, 'batchSize must be a positive whole number, got ' .. tostring(self.batchSize))
+      fail(fname, 'batchSize must be a positive whole number, got ' .. L.valueStr(self.batchSize))
    end
    self.shuffle = o.shuffle and true or false
    self.seed = o.seed or 0
    if not isWhole(self.seed, 0, 2 ^ 53) then
-      fail(fname, 'seed must be a whole number from 0 to 2^53, got ' .. tostring(self.seed))
+      fail(fname, 'seed must be a whole number from 0 to 2^53, got ' .. L.valueStr(self.seed))
    end
    self.dropLast = o.dropLast and true or false
    self.workers = o.workers or 0
    if not isWhole(self.workers, 0, 1024) then
-      fail(fname, 'workers must be a whole number of threads from 0 to 1024, got ' .. tostring(self.workers))
+      fail(fname, 'workers must be a whole number of threads from 0 to 1024, got ' .. L.valueStr(self.workers))
    end
    self.depth = o.depth or math.min(1024, math.max(2, 2 * self.workers))
    if not isWhole(self.depth, 1, 1024) then
-      fail(fname, 'depth must be a whole number of batches from 1 to 1024, got ' .. tostring(self.depth))
+      fail(fname, 'depth must be a whole number of batches from 1 to 1024, got ' .. L.valueStr(self.depth))
    end
    self.device = o.device or 'cpu'
    if self.device ~= 'cpu' and self.device ~= 'cuda' then
-      fail(fname, "device must be 'cpu' or 'cuda', got " .. tostring(self.device))
+      fail(fname, "device must be 'cpu' or 'cuda', got " .. L.valueStr(self.device))
    end
    if self.device == 'cuda' and not require('slayer.cuda').isAvailable() then
       fail(fname, "device 'cuda': " .. tostring(require('slayer.cuda').unavailableReason()))
@@ -345,7 +345,7 @@ function Loader:__init(ds, o)
    local n
    if type(ds.size) == 'function' then n = ds:size() else n = #ds end
    if not isWhole(n, 0, MAX_SAMPLES) then
-      fail(fname, 'the dataset size must be a whole number from 0 to 2^27, got ' .. tostring(n))
+      fail(fname, 'the dataset size must be a whole number from 0 to 2^27, got ' .. L.valueStr(n))
    end
    self.n = n
    -- loader[b] = size of batch b, so that #loader is the number of batches
@@ -362,6 +362,9 @@ end
 --- The sample order of the next epoch (or of `epoch`, 1-based).
 function Loader:order(epoch)
    epoch = epoch or self.epoch + 1
+   if not isWhole(epoch, 1, 2 ^ 53) then
+      fail('order', 'expected a whole epoch number >= 1, got ' .. (type(epoch) == 'number' and L.valueStr(epoch) or type(epoch)))
+   end
    local n = self.n
    local order = self.shuffle and permutation(n, self.seed, epoch) or nil
    if not order then
@@ -448,6 +451,18 @@ local function lazyIter(self, order)
       local inputs, targets = {}, {}
       for k = lo, hi do
          local x, y, lab = ds:get(order[k])
+         -- stacked into the batch: tensors of the shapes of the batch's first sample
+         for _, v in ipairs({{'input', x, inputs[1]}, {'target', y, targets[1]}}) do
+            if not T.isTensor(v[2]) then
+               fail('Loader', 'ds:get(' .. order[k] .. ') gave ' .. L.valueStr(v[2]) .. ' as its ' .. v[1]
+                  .. ', expected a tensor')
+            end
+            if v[3] and T.shapeStr(v[2]) ~= T.shapeStr(v[3]) then
+               fail('Loader', 'ds:get(' .. order[k] .. ') gave ' .. (v[1] == 'input' and 'an ' or 'a ') .. v[1] .. ' of '
+                  .. T.shapeStr(v[2])
+                  .. ', the batch\'s first sample one of ' .. T.shapeStr(v[3]))
+            end
+         end
          inputs[#inputs + 1], targets[#targets + 1], labels[#labels + 1] = x, y, lab
       end
       if self.device ~= 'cpu' then
@@ -563,7 +578,7 @@ function M.jitter(input, pixels)
       fail('jitter', 'expected a 5-D (N, C, H, W, T) batch, got ' .. (T.isTensor(input) and T.shapeStr(input) or type(input)))
    end
    if type(pixels) ~= 'number' or pixels < 0 or pixels % 1 ~= 0 then
-      fail('jitter', 'expected a non-negative whole number of pixels, got ' .. tostring(pixels))
+      fail('jitter', 'expected a non-negative whole number of pixels, got ' .. L.valueStr(pixels))
    end
    if pixels == 0 then return input end
    local out = T.zeros(input:shape(), input.device)

@@ -96,6 +96,21 @@ end
 function M.isFinite(v) return type(v) == 'number' and v == v and v ~= math.huge and v ~= -math.huge end
 function M.isWhole(v, lo, hi) return M.isFinite(v) and v % 1 == 0 and v >= lo and v <= hi end
 
+--- A received value as an error message shows it: numbers, booleans, nil
+-- and strings as written, a tensor by its shape (never printed whole),
+-- anything else by its type.
+function M.valueStr(v)
+   local tv = type(v)
+   if tv == 'number' or tv == 'boolean' or tv == 'nil' or tv == 'string' then return tostring(v) end
+   local c = tv == 'table' and rawget(v, '_c')
+   if type(c) == 'cdata' then -- a tensor
+      local parts = {}
+      for i = 0, c.ndim - 1 do parts[#parts + 1] = tostring(c.shape[i]) end
+      return 'tensor [' .. table.concat(parts, ', ') .. ']'
+   end
+   return tv
+end
+
 --- Raise 'fname: expected <what> (default a file path), got ...' unless
 -- path is a non-empty string.
 function M.checkPath(fname, path, what)

@@ -59,7 +59,7 @@ local function deviceArg(fname, device, default)
    if device == nil then return default end
    local d = DEVICES[device]
    if d == nil then
-      L.raise(fname .. ": expected device 'cpu' or 'cuda', got " .. tostring(device))
+      L.raise(fname .. ": expected device 'cpu' or 'cuda', got " .. L.valueStr(device))
    end
    return d
 end
@@ -69,7 +69,7 @@ end
 -- [0, 2^53], the range where every integer is a Lua number.
 function snn.manualSeed(seed, device)
    if type(seed) ~= 'number' or seed < 0 or seed % 1 ~= 0 or seed > 2 ^ 53 then
-      L.raise('manualSeed: expected an integer seed in [0, 2^53], got ' .. tostring(seed))
+      L.raise('manualSeed: expected an integer seed in [0, 2^53], got ' .. L.valueStr(seed))
    end
    local d = deviceArg('manualSeed', device, nil)
    if d == nil or d == 0 then C.sl_manual_seed(0, seed) end
@@ -81,7 +81,7 @@ end
 -- make OpenMP fail to start them.  getNumThreads() gives the count in use.
 function snn.setNumThreads(n)
    if type(n) ~= 'number' or n < 1 or n % 1 ~= 0 then
-      L.raise('setNumThreads: expected a positive integer, got ' .. tostring(n))
+      L.raise('setNumThreads: expected a positive integer, got ' .. L.valueStr(n))
    end
    C.sl_set_num_threads(math.min(n, 2 ^ 31 - 1))
 end
@@ -109,7 +109,7 @@ end
 function snn.setCacheLimit(bytes, device)
    if type(bytes) ~= 'number' or bytes < 0 or bytes % 1 ~= 0 or bytes > 2 ^ 62 then
       L.raise('setCacheLimit: expected a non-negative integer number of bytes (at most 2^62), got '
-         .. tostring(bytes))
+         .. L.valueStr(bytes))
    end
    C.sl_mem_set_cache_limit(deviceArg('setCacheLimit', device, 0), bytes)
 end

@@ -72,7 +72,7 @@ local function copyInts(v, n, fname, name)
       if type(x) ~= 'number' then fail(fname, name .. '[' .. i .. '] is not a number (got ' .. type(x) .. ')') end
       local r = x >= 0 and math.floor(x) or math.ceil(x)
       if not (r >= INT32_MIN and r <= INT32_MAX) then
-         fail(fname, name .. '[' .. i .. '] = ' .. tostring(x) .. ' is not a finite value that fits in int32')
+         fail(fname, name .. '[' .. i .. '] = ' .. L.valueStr(x) .. ' is not a finite value that fits in int32')
       end
       out[i - base] = r
    end
@@ -87,7 +87,7 @@ local function copyDoubles(v, n, fname, name)
       local x = v[i]
       if type(x) == 'cdata' then x = tonumber(x) end
       if type(x) ~= 'number' then fail(fname, name .. '[' .. i .. '] is not a number (got ' .. type(x) .. ')') end
-      if not isFinite(x) then fail(fname, name .. '[' .. i .. '] = ' .. tostring(x) .. ' is not a finite time') end
+      if not isFinite(x) then fail(fname, name .. '[' .. i .. '] = ' .. L.valueStr(x) .. ' is not a finite time') end
       out[i - base] = x
    end
    return out
@@ -97,7 +97,7 @@ end
 -- or a table holds
 local function checkCount(fname, n, arrays)
    if not isWhole(n, 1, INT32_MAX) then
-      fail(fname, 'n must be a positive whole number of values, got ' .. tostring(n))
+      fail(fname, 'n must be a positive whole number of values, got ' .. L.valueStr(n))
    end
    for _, a in ipairs(arrays) do
       local len = type(a[2]) == 'table' and #a[2] or ffiLength(a[2])
@@ -115,6 +115,34 @@ local function newEvent(n, x, y, p, t)
    return setmetatable({n = n, dim = y and 2 or 1, x = x, y = y, p = p, t = t}, Event)
 end
 M._newEvent = newEvent
+
+-- An event's n, dim and arrays are plain fields a script can change; C and
+-- the loops here read n values from each array, so each must hold them
+-- (x, y, p int32, t double; y for 2-D events only).
+local EVENT_ARRAYS = {{'x', 'int', 4}, {'y', 'int', 4}, {'p', 'int', 4}, {'t', 'double', 8}}
+local function checkEvent(fname, ev, dim)
+   if getmetatable(ev) ~= Event then fail(fname, 'expected an snn.io event, got ' .. type(ev)) end
+   if not isWhole(ev.n, 0, INT32_MAX) then fail(fname, 'the event count n = ' .. L.valueStr(ev.n) .. ' is not valid') end
+   if ev.dim ~= 1 and ev.dim ~= 2 then fail(fname, 'the event dim = ' .. L.valueStr(ev.dim) .. ' is not 1 or 2') end
+   if dim and ev.dim ~= dim then
+      fail(fname, 'expected ' .. dim .. '-D events, got ' .. ev.dim .. '-D')
+   end
+   for _, a in ipairs(EVENT_ARRAYS) do
+      local name, elem, size = a[1], a[2], a[3]
+      if name ~= 'y' or ev.dim == 2 then
+         local v = ev[name]
+         local ct = type(v) == 'cdata' and tostring(ffi.typeof(v)) or nil
+         local what = elem == 'int' and 'int32' or elem
+         if not ct or ct:sub(1, #elem + 8) ~= 'ctype<' .. elem .. ' [' then
+            fail(fname, 'the event\'s ' .. name .. ' is not an array of ' .. what .. ' (got '
+               .. (ct and ct:match('^ctype<(.*)>$') or type(v)) .. ')')
+         end
+         if ffi.sizeof(v) < ev.n * size then
+            fail(fname, 'the event\'s ' .. name .. ' holds ' .. ffi.sizeof(v) / size .. ' values, its n is ' .. ev.n)
+         end
+      end
+   end
+end
 
 --- event(x, y, p, t[, n]): x, y, p, t as Lua tables (1-based) or FFI arrays
 -- (0-based, n required); y nil for 1-D events; t in ms.  x, y and p are
@@ -134,7 +162,9 @@ function M.event(x, y, p, t, n)
       end
    end
    if n == nil then
-      if type(x) ~= 'table' then fail(fname, 'pass the event count n with FFI arrays') end
+      for _, a in ipairs(arrays) do
+         if type(a[2]) ~= 'table' then fail(fname, 'pass the event count n with FFI arrays') end
+      end
       n = #x
       if #p ~= n or #t ~= n or (y and #y ~= n) then
          fail(fname, 'x, y, p and t must have the same length (x has ' .. n .. ', p ' .. #p .. ', t ' .. #t
@@ -167,6 +197,7 @@ local MODES = {OR = 0, SUM = 1, COUNT = 2}
 -- reference's start offset from snn's seeded generator.
 function Event:toSpikeTensor(tensor, samplingTime, randomShift, binningMode)
    local fname = 'toSpikeTensor'
+   checkEvent(fname, self)
    samplingTime = samplingTime or 1
    binningMode = binningMode or 'OR'
    if not T.isTensor(tensor) then fail(fname, 'expected a tensor to fill, got ' .. type(tensor)) end
@@ -180,9 +211,9 @@ function Event:toSpikeTensor(tensor, samplingTime, randomShift, binningMode)
    end
    if target.device ~= 'cpu' or not target:isContiguous() then fail(fname, 'expected a contiguous CPU tensor') end
    local mode = MODES[tostring(binningMode):upper()]
-   if not mode then fail(fname, "unsupported binningMode '" .. tostring(binningMode) .. "' (OR, SUM or COUNT)") end
-   if type(samplingTime) ~= 'number' or not (samplingTime > 0) then
-      fail(fname, 'samplingTime must be positive, got ' .. tostring(samplingTime))
+   if not mode then fail(fname, "unsupported binningMode '" .. L.valueStr(binningMode) .. "' (OR, SUM or COUNT)") end
+   if not isFinite(samplingTime) or not (samplingTime > 0) then
+      fail(fname, 'samplingTime must be a positive number of ms, got ' .. L.valueStr(samplingTime))
    end
    local tSt = 0
    if randomShift then
@@ -203,9 +234,10 @@ end
 -- dim is given: 1-D (P, X, T), 2-D (P, H, W, T).
 function Event:toSpikeArray(samplingTime, dim)
    local fname = 'toSpikeArray'
+   checkEvent(fname, self)
    samplingTime = samplingTime or 1
    if not isFinite(samplingTime) or not (samplingTime > 0) then
-      fail(fname, 'samplingTime must be a positive number of ms, got ' .. tostring(samplingTime))
+      fail(fname, 'samplingTime must be a positive number of ms, got ' .. L.valueStr(samplingTime))
    end
    local rank = self.dim == 1 and 3 or 4
    if dim ~= nil then
@@ -251,7 +283,7 @@ end
 function M.spikeArrayToEvent(spikeMat, samplingTime)
    samplingTime = samplingTime or 1
    if not isFinite(samplingTime) or not (samplingTime > 0) then
-      fail('spikeArrayToEvent', 'samplingTime must be a positive number of ms, got ' .. tostring(samplingTime))
+      fail('spikeArrayToEvent', 'samplingTime must be a positive number of ms, got ' .. L.valueStr(samplingTime))
    end
    if not T.isTensor(spikeMat) or (spikeMat:dim() ~= 3 and spikeMat:dim() ~= 4) then
       fail('spikeArrayToEvent', 'expected a 3-D (P, X, T) or 4-D (P, Y, X, T) tensor, got '
@@ -325,14 +357,6 @@ function M.read1DnumSpikes(path)
    return id, tStart, tEnd, count, n
 end
 
-local function checkEvent(fname, ev, dim)
-   if getmetatable(ev) ~= Event then fail(fname, 'expected an snn.io event, got ' .. type(ev)) end
-   if not isWhole(ev.n, 0, INT32_MAX) then fail(fname, 'the event count n = ' .. tostring(ev.n) .. ' is not valid') end
-   if dim and ev.dim ~= dim then
-      fail(fname, 'expected ' .. dim .. '-D events, got ' .. ev.dim .. '-D')
-   end
-end
-
 function M.encode1Dspikes(path, ev)
    checkPath('encode1Dspikes', path)
    checkEvent('encode1Dspikes', ev, 1)
@@ -378,9 +402,9 @@ function M.readNpSpikes(path, fmt, timeUnit)
    local fname = 'readNpSpikes'
    fmt, timeUnit = fmt or 'xypt', timeUnit or 1e-3
    checkPath(fname, path)
-   if fmt ~= 'xypt' then fail(fname, "fmt='" .. tostring(fmt) .. "' not implemented") end
+   if fmt ~= 'xypt' then fail(fname, "fmt='" .. L.valueStr(fmt) .. "' not implemented") end
    if not isFinite(timeUnit) or not (timeUnit > 0) then
-      fail(fname, 'timeUnit must be a positive number of seconds, got ' .. tostring(timeUnit))
+      fail(fname, 'timeUnit must be a positive number of seconds, got ' .. L.valueStr(timeUnit))
    end
    local data, rows, cols = ffi.new('double*[1]'), ffi.new('int64_t[1]'), ffi.new('int64_t[1]')
    if C.sl_npy_read(path, data, rows, cols) ~= 0 then cfail() end
@@ -394,7 +418,7 @@ function M.readNpSpikes(path, fmt, timeUnit)
    local x, y, p, t = int32arr(n), w == 4 and int32arr(n) or nil, int32arr(n), doublearr(n)
    local names = w == 4 and {'x', 'y', 'p', 't'} or {'x', 'p', 't'}
    local function bad(i, c, v, what)
-      fail(fname, string.format("'%s' event %d (row %d) has %s = %s; %s", path, i + 1, i, names[c + 1], tostring(v),
+      fail(fname, string.format("'%s' event %d (row %d) has %s = %s; %s", path, i + 1, i, names[c + 1], L.valueStr(v),
          what))
    end
    local function trunc(v) return v >= 0 and math.floor(v) or math.ceil(v) end
@@ -421,7 +445,7 @@ end
 function M.encodeNpSpikes(path, ev, fmt, timeUnit)
    checkPath('encodeNpSpikes', path)
    checkEvent('encodeNpSpikes', ev)
-   if (fmt or 'xypt') ~= 'xypt' then fail('encodeNpSpikes', "fmt='" .. tostring(fmt) .. "' not implemented") end
+   if (fmt or 'xypt') ~= 'xypt' then fail('encodeNpSpikes', "fmt='" .. L.valueStr(fmt) .. "' not implemented") end
    local w = ev.dim == 1 and 3 or 4
    local buf = doublearr(math.max(ev.n * w, 1))
    for i = 0, ev.n - 1 do
@@ -470,12 +494,12 @@ local function saccadeOptions(fname, opts)
    local o = {}
    for k, v in pairs(M.saccadeDefaults) do o[k] = v end
    for k, v in pairs(opts) do
-      if o[k] == nil and k ~= 'scale' then fail(fname, "unknown option '" .. tostring(k) .. "'") end
+      if o[k] == nil and k ~= 'scale' then fail(fname, "unknown option '" .. L.valueStr(k) .. "'") end
       o[k] = v
    end
    local function check(k, ok, what)
       if not isFinite(o[k]) or not ok(o[k]) then
-         fail(fname, "option '" .. k .. "' must be " .. what .. ', got ' .. tostring(o[k]))
+         fail(fname, "option '" .. k .. "' must be " .. what .. ', got ' .. L.valueStr(o[k]))
       end
    end
    local function positive(v) return v > 0 end
@@ -522,12 +546,19 @@ end
 -- Options are range-checked (width and height 1..4096); one image may take
 -- at most 2.5e8 pixel updates (3 * saccade / dt time steps times width *
 -- height: about 8 s) and make at most 2^26 events.
+-- an image of NaN or inf pixels has no intensity to see: no events, silently
+local function checkFinitePixels(fname, images)
+   local d = images:detach()
+   if (d - d):ne(0):countNonzero() > 0 then fail(fname, 'the image holds NaN or infinite pixels') end
+end
+
 function M.saccade(image, opts)
    local fname = 'saccade'
    if not T.isTensor(image) or image:dim() ~= 2 or image:numel() == 0 then
       fail(fname, 'expected a non-empty 2-D {H, W} image tensor, got '
          .. (T.isTensor(image) and T.shapeStr(image) or type(image)))
    end
+   checkFinitePixels(fname, image)
    local c, o, scale = saccadeOptions(fname, opts)
    local img = T._contig((image:cpu() / scale):clamp(0, 1))
    local ev = C.sl_saccade(img:data(), image:size(1), image:size(2), c, o.seed)
@@ -559,6 +590,7 @@ function M.saccadeToFiles(images, paths, opts, seeds)
    if n > 0 and (images:size(2) == 0 or images:size(3) == 0) then
       fail(fname, 'expected non-empty images, got ' .. T.shapeStr(images))
    end
+   checkFinitePixels(fname, images)
    if type(paths) ~= 'table' then fail(fname, 'expected a table of output paths, got ' .. type(paths)) end
    local seen = {}
    for i = 1, n do
@@ -570,14 +602,17 @@ function M.saccadeToFiles(images, paths, opts, seeds)
       seen[path] = i
    end
    if #paths ~= n then fail(fname, 'expected one output path per image (' .. n .. '), got ' .. #paths) end
-   if seeds ~= nil and type(seeds) ~= 'table' then fail(fname, 'seeds must be a table, got ' .. type(seeds)) end
+   if seeds ~= nil and (type(seeds) ~= 'table' or T.isTensor(seeds)) then
+      -- a tensor would be read as an empty table (and its float32 rounds seeds above 2^24)
+      fail(fname, 'seeds must be a Lua list of whole numbers, got ' .. L.valueStr(seeds))
+   end
    local c, o, scale = saccadeOptions(fname, opts)
    local cpaths = ffi.new('const char *[?]', math.max(n, 1))
    local cseeds = ffi.new('uint64_t[?]', math.max(n, 1))
    for i = 1, n do
       local seed = seeds and seeds[i] or (o.seed + i)
       if not isWhole(seed, 0, 2 ^ 53) then
-         fail(fname, 'seeds[' .. i .. '] must be a whole number from 0 to 2^53, got ' .. tostring(seed))
+         fail(fname, 'seeds[' .. i .. '] must be a whole number from 0 to 2^53, got ' .. L.valueStr(seed))
       end
       cpaths[i - 1] = paths[i]
       cseeds[i - 1] = seed
@@ -605,7 +640,8 @@ end
 -- [0, bins) are not drawn, as toSpikeTensor drops them.
 local function rasterOf(src, samplingTime, fname)
    if getmetatable(src) == Event then
-      if not isWhole(src.n, 1, INT32_MAX) then fail(fname, 'the event count n = ' .. tostring(src.n) .. ' is not valid') end
+      checkEvent(fname, src)
+      if src.n < 1 then fail(fname, 'the event count n = ' .. L.valueStr(src.n) .. ' is not valid') end
       local tmin, tmax = range(src.t, src.n)
       if not (tmin > -math.huge and tmax < math.huge) then fail(fname, 'event times must be finite') end
       local _, pmax = range(src.p, src.n)
@@ -656,11 +692,11 @@ function M.raster(src, path, opts)
    checkPath(fname, path)
    local samplingTime = opts.samplingTime or 1
    if not isFinite(samplingTime) or not (samplingTime > 0) then
-      fail(fname, 'samplingTime must be a positive number of ms, got ' .. tostring(samplingTime))
+      fail(fname, 'samplingTime must be a positive number of ms, got ' .. L.valueStr(samplingTime))
    end
    local maxW, maxH, minH = opts.maxWidth or 1600, opts.maxHeight or 1000, opts.minHeight or 200
    for name, v in pairs({maxWidth = maxW, maxHeight = maxH, minHeight = minH}) do
-      if not isWhole(v, 1, 2 ^ 31 - 1) then fail(fname, name .. ' must be a positive whole number of pixels, got ' .. tostring(v)) end
+      if not isWhole(v, 1, 2 ^ 31 - 1) then fail(fname, name .. ' must be a positive whole number of pixels, got ' .. L.valueStr(v)) end
    end
    if src == nil then fail(fname, 'expected a spike tensor, an snn.io event or a list of them, got nil') end
    local list = (type(src) == 'table' and not T.isTensor(src) and getmetatable(src) ~= Event) and src or {src}
@@ -730,7 +766,7 @@ function M.animTD(ev, path, opts)
    if ev.n < 1 then fail(fname, 'the event stream is empty') end
    local frameRate = opts.frameRate or 24
    if not isFinite(frameRate) or not (frameRate > 0) then
-      fail(fname, 'frameRate must be a positive number, got ' .. tostring(frameRate))
+      fail(fname, 'frameRate must be a positive number, got ' .. L.valueStr(frameRate))
    end
    local interval = 1000 / frameRate
    local tmin, tmax = range(ev.t, ev.n)
@@ -748,7 +784,7 @@ function M.animTD(ev, path, opts)
       W0, H0 = math.min(400, math.ceil(math.max(tmax, 0)) + 1), xmax + 1
    end
    local scale = opts.scale or math.max(1, math.floor(256 / math.max(W0, H0)))
-   if not isWhole(scale, 1, 65535) then fail(fname, 'scale must be a positive whole number, got ' .. tostring(scale)) end
+   if not isWhole(scale, 1, 65535) then fail(fname, 'scale must be a positive whole number, got ' .. L.valueStr(scale)) end
    local W, Hh = W0 * scale, H0 * scale
    if W > 65535 or Hh > 65535 then
       fail(fname, string.format('a %dx%d-pixel GIF is too large (at most 65535 pixels a side; %s)', W, Hh,

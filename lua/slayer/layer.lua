@@ -42,7 +42,7 @@ local function need(desc, section, key, fname)
    local v = desc[key]
    if v == nil then fail(fname, section .. " descriptor has no '" .. key .. "'") end
    if type(v) ~= 'number' then
-      fail(fname, section .. "." .. key .. ' must be a number, got ' .. type(v) .. ' (' .. tostring(v) .. ')')
+      fail(fname, section .. "." .. key .. ' must be a number, got ' .. type(v) .. ' (' .. L.valueStr(v) .. ')')
    end
    return v
 end
@@ -59,8 +59,17 @@ Layer._numBins = numBins
 -- below its cut-off after about 8 tau, so this is tau / Ts up to ~10^5.
 Layer.maxKernelTaps = 1000000
 
---- The reference's _calculateAlphaKernel, in doubles.
-function Layer.alphaKernel(tau, mult, EPS, Ts, tSample)
+--- The reference's _calculateAlphaKernel, in doubles.  fname names the
+-- caller in errors (default 'alphaKernel').
+function Layer.alphaKernel(tau, mult, EPS, Ts, tSample, fname)
+   fname = fname or 'alphaKernel'
+   for _, a in ipairs({{'tau', tau, true}, {'mult', mult}, {'EPS', EPS}, {'Ts', Ts, true}, {'tSample', tSample, true}}) do
+      local v = a[2]
+      if not L.isFinite(v) or (a[3] and v <= 0) then
+         fail(fname, 'expected ' .. a[1] .. ' as a ' .. (a[3] and 'positive ' or '') .. 'finite number, got '
+            .. L.valueStr(v))
+      end
+   end
    local vals = {}
    local n = math.ceil(tSample / Ts)
    for k = 0, n - 1 do
@@ -68,7 +77,7 @@ function Layer.alphaKernel(tau, mult, EPS, Ts, tSample)
       local v = mult * t / tau * math.exp(1 - t / tau)
       if math.abs(v) < EPS and t > tau then break end
       if k == Layer.maxKernelTaps then
-         fail('layer', string.format('the alpha kernel of tau %g would be longer than %d taps at Ts %g; '
+         fail(fname, string.format('the alpha kernel of tau %g would be longer than %d taps at Ts %g; '
             .. 'use a larger Ts (or raise snn.layer.maxKernelTaps)', tau, Layer.maxKernelTaps, Ts))
       end
       vals[#vals + 1] = v
@@ -106,7 +115,7 @@ function Layer:__init(neuron, simulation, fullRefKernel)
    if type(neuron) ~= 'table' then fail(fname, 'expected a neuron descriptor table, got ' .. type(neuron)) end
    local ntype = neuron.type
    if ntype ~= nil and ntype ~= 'SRMALPHA' then
-      fail(fname, "unknown neuron type '" .. tostring(ntype) .. "' (snn.layer implements SRMALPHA; use snn.loihi for LOIHI)")
+      fail(fname, "unknown neuron type '" .. L.valueStr(ntype) .. "' (snn.layer implements SRMALPHA; use snn.loihi for LOIHI)")
    end
    self:_setSimulation(simulation, fname)
    self.neuron = copyTable(neuron)
@@ -124,13 +133,13 @@ function Layer:__init(neuron, simulation, fullRefKernel)
 end
 
 function Layer:calculateSrmKernel()
-   return kernelTensor(Layer.alphaKernel(self.neuron.tauSr, 1, 0.01, self.Ts, self.tSample))
+   return kernelTensor(Layer.alphaKernel(self.neuron.tauSr, 1, 0.01, self.Ts, self.tSample, 'layer'))
 end
 
 function Layer:calculateRefKernel()
    local n = self.neuron
    local eps = self.fullRefKernel and 0.0001 or 0.01
-   return kernelTensor(Layer.alphaKernel(n.tauRef, -n.scaleRef * n.theta, eps, self.Ts, self.tSample))
+   return kernelTensor(Layer.alphaKernel(n.tauRef, -n.scaleRef * n.theta, eps, self.Ts, self.tSample, 'layer'))
 end
 
 function Layer:__tostring()
@@ -259,7 +268,9 @@ function PspFilter:__init(nFilter, filterLength, Ts, filterScale)
    nn.Module.__init(self)
    local bound = 1 / math.sqrt(filterLength)
    self.Ts = Ts
-   self.weight = T.rand({nFilter, 1, 1, 1, filterLength}) * (2 * bound) - bound
+   local w = T._emptyOf({nFilter, 1, 1, 1, filterLength}, 0, 'pspFilter')
+   if C.sl_rand_uniform(w._c, 0, 1) ~= 0 then cfail() end
+   self.weight = w * (2 * bound) - bound
    if filterScale ~= 1 then self.weight = self.weight * filterScale end
    self.weight = self.weight:detach():requiresGrad(true)
 end
@@ -277,12 +288,15 @@ end
 -- output has nFilter * C channels, filter-major.
 function Layer:pspFilter(nFilter, filterLength, filterScale)
    local function posInt(v, name)
-      if type(v) ~= 'number' or v < 1 or v % 1 ~= 0 then
-         fail('pspFilter', 'expected a positive integer ' .. name .. ', got ' .. tostring(v))
+      if not L.isWhole(v, 1, 2 ^ 31 - 1) then
+         fail('pspFilter', 'expected a positive integer ' .. name .. ', got ' .. L.valueStr(v))
       end
    end
    posInt(nFilter, 'nFilter')
    posInt(filterLength, 'filterLength')
+   if filterScale ~= nil and not L.isFinite(filterScale) then
+      fail('pspFilter', 'expected filterScale as a finite number, got ' .. L.valueStr(filterScale))
+   end
    return PspFilter(nFilter, filterLength, self.Ts, filterScale or 1)
 end
 
@@ -352,7 +366,7 @@ function Layer.delayShiftFunction(input, delay, Ts)
    local fname = 'delayShift'
    check5D(input, fname)
    Ts = Ts or 1
-   if type(Ts) ~= 'number' or not (Ts > 0) then fail(fname, 'expected a positive Ts, got ' .. tostring(Ts)) end
+   if not L.isFinite(Ts) or Ts <= 0 then fail(fname, 'expected a positive finite Ts, got ' .. L.valueStr(Ts)) end
    if T.isTensor(delay) then
       if delay:numel() == 1 then
          delay = delay:item()
@@ -383,15 +397,17 @@ function Delay:__init(inputSize, Ts)
    elseif type(inputSize) == 'table' and #inputSize == 3 then
       shape = {inputSize[1], inputSize[2], inputSize[3]}
    else
-      fail('delay', 'expected inputSize as an integer or {C, H, W}, got ' .. tostring(inputSize))
+      fail('delay', 'expected inputSize as an integer or {C, H, W}, got ' .. L.valueStr(inputSize))
    end
    for i = 1, 3 do
-      if type(shape[i]) ~= 'number' or shape[i] < 1 or shape[i] % 1 ~= 0 then
-         fail('delay', 'expected positive integer sizes, got ' .. tostring(shape[i]))
+      if not L.isWhole(shape[i], 1, 2 ^ 31 - 1) then
+         fail('delay', 'expected positive integer sizes, got ' .. L.valueStr(shape[i]))
       end
    end
    self.Ts = Ts
-   self.delay = T.rand(shape):requiresGrad(true)
+   local d = T._emptyOf(shape, 0, 'delay')
+   if C.sl_rand_uniform(d._c, 0, 1) ~= 0 then cfail() end
+   self.delay = d:requiresGrad(true)
 end
 
 function Delay:__tostring()

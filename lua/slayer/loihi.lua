@@ -63,14 +63,14 @@ function Loihi.checkNeuron(neuron, fname)
    fname = fname or 'loihi'
    if type(neuron) ~= 'table' then fail(fname, 'expected a neuron descriptor table, got ' .. type(neuron)) end
    if neuron.type ~= nil and neuron.type ~= 'LOIHI' then
-      fail(fname, "neuron.type must be 'LOIHI', got '" .. tostring(neuron.type) .. "'")
+      fail(fname, "neuron.type must be 'LOIHI', got '" .. L.valueStr(neuron.type) .. "'")
    end
    for _, f in ipairs(INT_FIELDS) do
       local k, lo, hi, why = f[1], f[2], f[3], f[4]
       local v = neuron[k]
       if v == nil then fail(fname, "neuron descriptor has no '" .. k .. "'") end
       if type(v) ~= 'number' or v % 1 ~= 0 then
-         fail(fname, 'neuron.' .. k .. ' must be an integer, got ' .. tostring(v))
+         fail(fname, 'neuron.' .. k .. ' must be an integer, got ' .. L.valueStr(v))
       end
       if v < lo or v > hi then
          fail(fname, string.format('neuron.%s must lie in [%d, %d] (%s), got %d', k, lo, hi, why, v))
@@ -79,7 +79,7 @@ function Loihi.checkNeuron(neuron, fname)
    for _, k in ipairs({'tauRho', 'scaleRho'}) do
       local v = neuron[k]
       if v == nil then fail(fname, "neuron descriptor has no '" .. k .. "'") end
-      if type(v) ~= 'number' then fail(fname, 'neuron.' .. k .. ' must be a number, got ' .. tostring(v)) end
+      if type(v) ~= 'number' then fail(fname, 'neuron.' .. k .. ' must be a number, got ' .. L.valueStr(v)) end
    end
    if not (neuron.tauRho > 0 and neuron.tauRho < math.huge) then
       fail(fname, 'neuron.tauRho must be positive and finite, got ' .. neuron.tauRho)
@@ -409,8 +409,9 @@ end
 function Loihi.export(net, dir, opts)
    local fname = 'export'
    if not nn.isModule(net) then fail(fname, 'expected a network module, got ' .. type(net)) end
-   if type(dir) ~= 'string' or dir == '' then fail(fname, 'expected a directory path, got ' .. tostring(dir)) end
+   if type(dir) ~= 'string' or dir == '' then fail(fname, 'expected a directory path, got ' .. L.valueStr(dir)) end
    opts = opts or {}
+   if type(opts) ~= 'table' then fail(fname, 'expected an options table {order =}, got ' .. type(opts)) end
    local Sy = S()
    local kinds = {
       {Sy.Dense, 'dense'}, {Sy.Conv, 'conv'}, {Sy.ConvTranspose, 'convTranspose'}, {Sy.Pool, 'pool'},
@@ -438,7 +439,7 @@ function Loihi.export(net, dir, opts)
    if opts.order then
       local ordered = {}
       for i, name in ipairs(opts.order) do
-         ordered[i] = byName[name] or fail(fname, "opts.order names '" .. tostring(name) .. "', which is not a "
+         ordered[i] = byName[name] or fail(fname, "opts.order names '" .. L.valueStr(name) .. "', which is not a "
             .. 'synaptic layer or delay of the network')
       end
       layers = ordered

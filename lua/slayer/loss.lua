@@ -57,7 +57,7 @@ end
 local function checkType(self, want, fname)
    local t = self.errorDescriptor.type
    if t ~= want then
-      L.raise(fname .. ": error type is '" .. tostring(t) .. "', expected '" .. want .. "'")
+      L.raise(fname .. ": error type is '" .. L.valueStr(t) .. "', expected '" .. want .. "'")
    end
 end
 
@@ -97,6 +97,9 @@ function Loss:numSpikes(spikeOut, desiredClass, numSpikesScale)
    check5D(spikeOut, fname, 'spikeOut')
    check5D(desiredClass, fname, 'desiredClass')
    numSpikesScale = numSpikesScale or 1
+   if not L.isFinite(numSpikesScale) then
+      L.raise(fname .. ': expected numSpikesScale as a finite number, got ' .. L.valueStr(numSpikesScale))
+   end
    local N, Cn, H, W, Tn = unpack(spikeOut:shape())
    local dc = desiredClass:shape()
    if dc[1] ~= N or dc[2] ~= Cn or dc[3] ~= H or dc[4] ~= W or dc[5] ~= 1 then

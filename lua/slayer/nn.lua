@@ -181,7 +181,7 @@ end
 -- identity, so an optimizer built earlier keeps working).
 function Module:to(device)
    if device ~= 'cpu' and device ~= 'cuda' then
-      L.raise("to: expected device 'cpu' or 'cuda', got " .. tostring(device))
+      L.raise("to: expected device 'cpu' or 'cuda', got " .. L.valueStr(device))
    end
    walk(self, function(_, t) t:moveTo_(device) end)
    eachModule(self, function(m) m.device = device end)

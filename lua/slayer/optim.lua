@@ -42,7 +42,7 @@ local function number(name, opts, key, default, lo, hiExcl)
    local v = opts[key]
    if v == nil then return default end
    if type(v) ~= 'number' or v ~= v or v == math.huge or v == -math.huge or (lo and v < lo) or (hiExcl and v >= hiExcl) then
-      L.raise(name .. ': invalid ' .. key .. ' ' .. tostring(v)
+      L.raise(name .. ': invalid ' .. key .. ' ' .. L.valueStr(v)
          .. (lo and (' (expected >= ' .. lo .. (hiExcl and (' and < ' .. hiExcl) or '') .. ')') or ''))
    end
    return v
@@ -148,7 +148,7 @@ local function adamInit(self, name, params, opts)
    local betas = opts.betas or {0.9, 0.999}
    if type(betas) ~= 'table' or type(betas[1]) ~= 'number' or type(betas[2]) ~= 'number'
       or betas[1] < 0 or betas[1] >= 1 or betas[2] < 0 or betas[2] >= 1 then
-      L.raise(name .. ': betas must be two numbers in [0, 1), got ' .. tostring(betas[1]) .. ', ' .. tostring(betas[2]))
+      L.raise(name .. ': betas must be two numbers in [0, 1), got ' .. L.valueStr(betas[1]) .. ', ' .. L.valueStr(betas[2]))
    end
    self.betas = {betas[1], betas[2]}
    self.eps = number(name, opts, 'eps', 1e-8, 0)

@@ -301,6 +301,7 @@ local function loadFile(path)
 end
 
 function M.parseString(text)
+   if type(text) ~= 'string' then L.raise('params.parseString: expected YAML text (a string), got ' .. type(text)) end
    local doc = C.sl_yaml_parse_string(text, #text)
    if doc == nil then error(L.lastError(), 0) end
    doc = ffi.gc(doc, C.sl_yaml_free)
@@ -430,13 +431,16 @@ local function isArray(t)
    return n > 0
 end
 
-local function emit(v, indent, out)
+local function emit(v, indent, out, open)
+   -- open: the tables being written around this one (a cycle never ends)
+   if open[v] then error('params: cannot write a table that contains itself', 0) end
+   open[v] = true
    local pad = string.rep(' ', indent)
    if isArray(v) then
       for i, item in ipairs(v) do
          if type(item) == 'table' and next(item) ~= nil then
             local sub = {}
-            emit(item, indent + 2, sub)
+            emit(item, indent + 2, sub, open)
             sub[1] = pad .. '- ' .. sub[1]:sub(indent + 3)
             for _, l in ipairs(sub) do out[#out + 1] = l end
          elseif type(item) == 'table' then
@@ -445,6 +449,7 @@ local function emit(v, indent, out)
             out[#out + 1] = pad .. '- ' .. scalarText(item, isFloatValue(v, i))
          end
       end
+      open[v] = nil
       return
    end
    local keys = {}
@@ -461,21 +466,23 @@ local function emit(v, indent, out)
             out[#out + 1] = pad .. kt .. ': {}'
          elseif isArray(val) then
             out[#out + 1] = pad .. kt .. ':'
-            emit(val, indent, out)
+            emit(val, indent, out, open)
          else
             out[#out + 1] = pad .. kt .. ':'
-            emit(val, indent + 2, out)
+            emit(val, indent + 2, out, open)
          end
       else
          out[#out + 1] = pad .. kt .. ': ' .. scalarText(val, isFloatValue(v, k))
       end
    end
+   open[v] = nil
 end
 
 --- YAML text of a table (block style, keys sorted).
 function M.dump(tbl)
+   if type(tbl) ~= 'table' then L.raise('params.dump: expected a table, got ' .. type(tbl)) end
    local out = {}
-   emit(tbl, 0, out)
+   emit(tbl, 0, out, {})
    return table.concat(out, '\n') .. '\n'
 end
 
@@ -574,10 +581,13 @@ end
 -- (Python's spelling of values: True, 1.0; a file's key order); returns the
 -- text (out: an alternative to print, e.g. to a log).
 function Params:print(key, out)
+   if out ~= nil and type(out) ~= 'function' then
+      L.raise('params:print: expected out as a function such as print, got ' .. type(out))
+   end
    local lines = {}
    if key ~= nil then
       local v = rawget(self, key)
-      if v == nil then L.raise("params:print: no section '" .. tostring(key) .. "'") end
+      if v == nil then L.raise("params:print: no section '" .. L.valueStr(key) .. "'") end
       lines[1] = pyStr(key) .. ':'
       printTree(v, 4, lines, self, key)
    else
@@ -594,9 +604,9 @@ function Params:require(...)
    local v, path = self, {}
    for i = 1, select('#', ...) do
       local k = select(i, ...)
-      path[#path + 1] = tostring(k)
+      path[#path + 1] = type(k) == 'string' and k or L.valueStr(k)
       if type(v) ~= 'table' or v[k] == nil then
-         L.raise("params: missing required key '" .. table.concat(path, '.') .. "'")
+         L.raise("params:require: missing required key '" .. table.concat(path, '.') .. "'")
       end
       v = v[k]
    end

@@ -94,6 +94,10 @@ end
 -- gnuplot's own message when it stops early or a file is missing or empty.
 function M.run(script, outputs)
    if type(script) ~= 'string' then L.raise('plot.run: expected a gnuplot script (a string), got ' .. type(script)) end
+   if type(outputs) ~= 'table' then L.raise('plot.run: expected a list of the output paths, got ' .. type(outputs)) end
+   for i, o in ipairs(outputs) do
+      if type(o) ~= 'string' then L.raise('plot.run: expected output paths as strings, got a ' .. type(o) .. ' at ' .. i) end
+   end
    local ok, err = runScript(script, outputs)
    if not ok then L.raise('plot.run: ' .. err) end
    return outputs

@@ -16,7 +16,7 @@ local function quantize(weights, step)
    if not T.isTensor(weights) then L.raise('quantize: expected a weight tensor, got ' .. type(weights)) end
    -- a float32 step: w / step must not divide by a denormal or overflow
    if type(step) ~= 'number' or not (step >= 2 ^ -126 and step <= 2 ^ 127) then
-      L.raise('quantize: expected a positive step within float32\'s normal range [2^-126, 2^127], got ' .. tostring(step))
+      L.raise('quantize: expected a positive step within float32\'s normal range [2^-126, 2^127], got ' .. L.valueStr(step))
    end
    local q = T._rawScalar(C.SL_DIV, weights, step)
    q = T._rawUnary(C.SL_ROUND, q)

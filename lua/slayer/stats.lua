@@ -95,8 +95,25 @@ end
 
 local Stats = nn.class('snn.learningStats')
 
+-- epochSamples: nil, or {train = n, test = m} with whole numbers (or nil)
+local function checkEpochSamples(fname, train, test)
+   for _, v in ipairs({{'train', train}, {'test', test}}) do
+      if v[2] ~= nil and not L.isWhole(v[2], 0, 2 ^ 53) then
+         L.raise(fname .. ': expected ' .. v[1] .. ' samples per epoch as a whole number, got '
+            .. (type(v[2]) == 'number' and tostring(v[2]) or type(v[2])))
+      end
+   end
+end
+
 function Stats:__init(opts)
    opts = opts or {}
+   if type(opts) ~= 'table' then L.raise('stats: expected an options table {epochSamples =, out =, tty =}, got ' .. type(opts)) end
+   if opts.epochSamples ~= nil then
+      if type(opts.epochSamples) ~= 'table' then
+         L.raise('stats: expected epochSamples as {train = n, test = m}, got ' .. type(opts.epochSamples))
+      end
+      checkEpochSamples('stats', opts.epochSamples.train, opts.epochSamples.test)
+   end
    self.linesPrinted = 0
    self.training = Stat()
    self.testing = Stat()
@@ -108,6 +125,7 @@ end
 Stats.Stat = Stat
 
 function Stats:setEpochSamples(train, test)
+   checkEpochSamples('setEpochSamples', train, test)
    self.epochSamples = {train = train, test = test}
 end
 

@@ -27,22 +27,32 @@ local S = {}
 local function fail(fname, msg) L.raise(fname .. ': ' .. msg) end
 local function cfail() L.raise(L.lastError()) end
 
-local function isInt(v, lo) return type(v) == 'number' and v % 1 == 0 and v >= (lo or 1) end
+-- a size, stride or count: a whole number in [lo (default 1), 2^31 - 1] (what C's int32 holds)
+local function isInt(v, lo) return L.isWhole(v, lo or 1, 2 ^ 31 - 1) end
+
+local function valueStrs(list)
+   local out = {}
+   for i = 1, #list do out[i] = L.valueStr(list[i]) end
+   return out
+end
 
 -- int or {h, w} -> h, w
 local function pair(v, name, fname, lo)
    if isInt(v, lo) then return v, v end
    if type(v) == 'table' and #v == 2 and isInt(v[1], lo) and isInt(v[2], lo) then return v[1], v[2] end
    fail(fname, 'expected ' .. name .. ' as an integer or {h, w}' .. (lo == 0 and ' (>= 0)' or ' (>= 1)')
-      .. ', got ' .. (type(v) == 'table' and ('{' .. table.concat(v, ', ') .. '}') or tostring(v)))
+      .. ', got ' .. (type(v) == 'table' and not T.isTensor(v) and ('{' .. table.concat(valueStrs(v), ', ') .. '}')
+         or L.valueStr(v)))
 end
 
 local function initWeight(shape, fanIn, weightScale, fname)
    if not L.isFinite(weightScale) then
-      fail(fname, 'expected weightScale as a finite number, got ' .. tostring(weightScale))
+      fail(fname, 'expected weightScale as a finite number, got ' .. L.valueStr(weightScale))
    end
    local bound = 1 / math.sqrt(fanIn)
-   local w = T.rand(shape) * (2 * bound) - bound
+   local w = T._emptyOf(shape, 0, fname)
+   if C.sl_rand_uniform(w._c, 0, 1) ~= 0 then cfail() end
+   w = w * (2 * bound) - bound
    if weightScale ~= 1 then w = w * weightScale end
    return w:detach():requiresGrad(true)
 end
@@ -181,9 +191,9 @@ function Dense:__init(inFeatures, outFeatures, weightScale, preHookFx)
       end
       kw, kh, Cn = inFeatures[1], inFeatures[2], inFeatures[3] or 1
    else
-      fail(fname, 'expected inFeatures as an integer, {W, H} or {W, H, C}, got ' .. tostring(inFeatures))
+      fail(fname, 'expected inFeatures as an integer, {W, H} or {W, H, C}, got ' .. L.valueStr(inFeatures))
    end
-   if not isInt(outFeatures) then fail(fname, 'expected outFeatures as a positive integer, got ' .. tostring(outFeatures)) end
+   if not isInt(outFeatures) then fail(fname, 'expected outFeatures as a positive integer, got ' .. L.valueStr(outFeatures)) end
    if preHookFx ~= nil and type(preHookFx) ~= 'function' then fail(fname, 'preHookFx must be a function') end
    self.inChannels, self.kh, self.kw, self.outFeatures = Cn, kh, kw, outFeatures
    self.weight = initWeight({outFeatures, Cn, kh, kw, 1}, Cn * kh * kw, weightScale or 1, 'dense')
@@ -232,11 +242,11 @@ local Conv = nn.class('snn.conv', nn.Module)
 S.Conv = Conv
 
 local function convInit(self, fname, inChannels, outChannels, kernelSize, stride, padding, dilation, groups)
-   if not isInt(inChannels) then fail(fname, 'expected inChannels as a positive integer, got ' .. tostring(inChannels)) end
-   if not isInt(outChannels) then fail(fname, 'expected outChannels as a positive integer, got ' .. tostring(outChannels)) end
+   if not isInt(inChannels) then fail(fname, 'expected inChannels as a positive integer, got ' .. L.valueStr(inChannels)) end
+   if not isInt(outChannels) then fail(fname, 'expected outChannels as a positive integer, got ' .. L.valueStr(outChannels)) end
    groups = groups or 1
    if not isInt(groups) or inChannels % groups ~= 0 or outChannels % groups ~= 0 then
-      fail(fname, 'groups ' .. tostring(groups) .. ' must divide inChannels ' .. inChannels .. ' and outChannels '
+      fail(fname, 'groups ' .. L.valueStr(groups) .. ' must divide inChannels ' .. inChannels .. ' and outChannels '
          .. outChannels)
    end
    self.inChannels, self.outChannels, self.groups = inChannels, outChannels, groups
@@ -383,7 +393,7 @@ local function poolArgs(self, fname, kernelSize, stride, padding, dilation, pool
    self.dh, self.dw = pair(dilation or 1, 'dilation', fname, 1)
    if type(poolWeight) ~= 'number' then fail(fname, 'expected the pool weight (1.1 * theta) as a number') end
    if preHookFx ~= nil and type(preHookFx) ~= 'function' then fail(fname, 'preHookFx must be a function') end
-   self.weight = T.full({1, 1, self.kh, self.kw, 1}, poolWeight)
+   self.weight = T._emptyOf({1, 1, self.kh, self.kw, 1}, 0, fname):fill(poolWeight)
    self.preHookFx = preHookFx
 end
 
@@ -488,7 +498,7 @@ S.Dropout = Dropout
 function Dropout:__init(p, inplace)
    nn.Module.__init(self)
    p = p or 0.5
-   if type(p) ~= 'number' or not (p >= 0 and p <= 1) then fail('dropout', 'expected p in [0, 1], got ' .. tostring(p)) end
+   if type(p) ~= 'number' or not (p >= 0 and p <= 1) then fail('dropout', 'expected p in [0, 1], got ' .. L.valueStr(p)) end
    self.p = p
    self.inplace = inplace and true or false
 end
@@ -508,11 +518,11 @@ function Dropout:__tostring() return string.format('dropout(p = %g)', self.p) en
 function S.replicateInTime(input, Ns, mode)
    local fname = 'replicateInTime'
    mode = mode or 'nearest'
-   if mode ~= 'nearest' then fail(fname, "only mode 'nearest' is supported, got '" .. tostring(mode) .. "'") end
+   if mode ~= 'nearest' then fail(fname, "only mode 'nearest' is supported, got '" .. L.valueStr(mode) .. "'") end
    if not T.isTensor(input) or input:dim() ~= 4 then
       fail(fname, 'expected a 4-D (N, C, H, W) tensor, got ' .. (T.isTensor(input) and T.shapeStr(input) or type(input)))
    end
-   if not isInt(Ns) then fail(fname, 'expected the number of time bins as a positive integer, got ' .. tostring(Ns)) end
+   if not isInt(Ns) then fail(fname, 'expected the number of time bins as a positive integer, got ' .. L.valueStr(Ns)) end
    local s = input:shape()
    s[5] = Ns
    return input:unsqueeze(5):expand(s):contiguous()

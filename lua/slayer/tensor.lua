@@ -39,6 +39,9 @@ local function fail(fname, msg) L.raise(fname .. ': ' .. msg) end
 
 local function cfail() L.raise(lastError()) end
 
+-- a C op failed under another name: its message under the user's function
+local function cfailAs(fname) L.raise(fname .. ': ' .. (lastError():gsub('^[%w_ ]+: ', ''))) end
+
 local function shapeStr(t)
    local c = t._c
    local parts = {}
@@ -49,7 +52,7 @@ T.shapeStr = shapeStr
 
 local function tableShapeStr(s)
    local parts = {}
-   for i = 1, #s do parts[i] = tostring(s[i]) end
+   for i = 1, #s do parts[i] = type(s[i]) == 'number' and tostring(s[i]) or L.valueStr(s[i]) end
    return '[' .. table.concat(parts, ', ') .. ']'
 end
 
@@ -58,6 +61,8 @@ local function typeName(x)
    return type(x)
 end
 T.typeName = typeName
+
+local valueStr = L.valueStr
 
 ---------------------------------------------------------------------------
 -- allocation
@@ -120,7 +125,7 @@ T._wrap = wrap
 local function deviceNum(device, fname)
    if device == nil then return 0 end
    local d = DEVNUM[device]
-   if not d then fail(fname, "expected device 'cpu' or 'cuda', got " .. tostring(device)) end
+   if not d then fail(fname, "expected device 'cpu' or 'cuda', got " .. valueStr(device)) end
    return d
 end
 T._deviceNum = deviceNum
@@ -135,7 +140,7 @@ local function loadShape(shape, fname)
    for i = 1, n do
       local s = shape[i]
       if type(s) ~= 'number' or s < 0 or s % 1 ~= 0 or s > 2147483647 then
-         fail(fname, 'expected non-negative integer sizes, got ' .. tostring(s) .. ' in dimension ' .. i)
+         fail(fname, 'expected non-negative integer sizes, got ' .. valueStr(s) .. ' in dimension ' .. i)
       end
       shapebuf[i - 1] = s
    end
@@ -233,7 +238,7 @@ end
 
 function T.bernoulli(shape, p, device)
    if type(p) ~= 'number' or not (p >= 0 and p <= 1) then
-      fail('bernoulli', 'expected a probability in [0, 1], got ' .. tostring(p))
+      fail('bernoulli', 'expected a probability in [0, 1], got ' .. valueStr(p))
    end
    local t = emptyOf(shape, deviceNum(device, 'bernoulli'), 'bernoulli')
    if C.sl_rand_bernoulli(t._c, p) ~= 0 then cfail() end
@@ -292,6 +297,7 @@ end
 function T.fromtable(values, shape, device)
    if type(values) ~= 'table' then fail('fromtable', 'expected a table of numbers, got ' .. type(values)) end
    if type(shape) == 'string' then shape, device = nil, shape end
+   deviceNum(device, 'fromtable')
    if shape ~= nil then loadShape(shape, 'fromtable') end -- checked before the sizes are multiplied
    local flat, nshape
    if type(values[1]) == 'table' then
@@ -327,12 +333,23 @@ function T.fromtable(values, shape, device)
 end
 
 --- Wrap n floats at a host pointer into a new tensor of the given shape (copy).
+-- ptr points to floats, or is a float array (ffi.new('float[?]', n)), which
+-- must hold the shape's n values; behind a pointer the caller vouches for them.
 function T.fromPointer(ptr, shape)
    if type(ptr) ~= 'cdata' or ptr == nil then
       fail('fromPointer', 'expected a non-NULL pointer (cdata), got ' .. (type(ptr) == 'cdata' and 'NULL' or type(ptr)))
    end
+   local ct = tostring(ffi.typeof(ptr))
+   if not ct:match('^ctype<const float [%*%[]') and not ct:match('^ctype<float [%*%[]') then
+      fail('fromPointer', 'expected a pointer to floats or a float array, got ' .. ct)
+   end
    local t = emptyOf(shape, 0, 'fromPointer')
-   ffi.copy(t._c.data, ptr, t:numel() * 4)
+   local n = t:numel()
+   if ct:find('%]>$') and ffi.sizeof(ptr) < n * 4 then
+      fail('fromPointer', 'the array holds ' .. ffi.sizeof(ptr) / 4 .. ' floats, the shape ' .. tableShapeStr(shape)
+         .. ' needs ' .. n)
+   end
+   ffi.copy(t._c.data, ptr, n * 4)
    return t
 end
 
@@ -350,7 +367,7 @@ end
 function Tensor:size(d)
    local c = self._c
    if d == nil then return self:shape() end
-   if type(d) ~= 'number' or d % 1 ~= 0 then fail('size', 'expected an integer dimension, got ' .. tostring(d)) end
+   if type(d) ~= 'number' or d % 1 ~= 0 then fail('size', 'expected an integer dimension, got ' .. valueStr(d)) end
    if d < 0 then d = c.ndim + 1 + d end
    if d < 1 or d > c.ndim then
       fail('size', 'dimension ' .. d .. ' out of range for a ' .. c.ndim .. '-D tensor ' .. shapeStr(self))
@@ -374,7 +391,7 @@ function Tensor:isContiguous() return C.sl_tensor_is_contiguous(self._c) ~= 0 en
 function Tensor:stride(d)
    local c = self._c
    if d ~= nil then
-      if type(d) ~= 'number' or d % 1 ~= 0 then fail('stride', 'expected an integer dimension, got ' .. tostring(d)) end
+      if type(d) ~= 'number' or d % 1 ~= 0 then fail('stride', 'expected an integer dimension, got ' .. valueStr(d)) end
       if d < 0 then d = c.ndim + 1 + d end
       if d < 1 or d > c.ndim then
          fail('stride', 'dimension ' .. d .. ' out of range for a ' .. c.ndim .. '-D tensor ' .. shapeStr(self))
@@ -594,8 +611,10 @@ local function writeInPlace(t, fname, contiguous)
       fail(fname, 'tensor ' .. shapeStr(t) .. ' must be contiguous (call :contiguous() first)')
    end
    local c = t._c
+   -- an empty tensor has no elements to share (its strides may be 0)
+   local empty = t:numel() == 0
    for i = 0, c.ndim - 1 do
-      if c.stride[i] == 0 and c.shape[i] > 1 then
+      if c.stride[i] == 0 and c.shape[i] > 1 and not empty then
          fail(fname, 'cannot write in place into the expanded view ' .. shapeStr(t)
             .. ' (its elements share memory); write into a :contiguous() copy')
       end
@@ -603,14 +622,18 @@ local function writeInPlace(t, fname, contiguous)
    C.sl_tensor_bump_version(c)
 end
 
-function Tensor:fill(v)
-   if type(v) ~= 'number' then fail('fill', 'expected a number, got ' .. type(v)) end
-   writeInPlace(self, 'fill')
-   if C.sl_fill(self._c, v) ~= 0 then cfail() end
-   return self
+local function fillWith(t, v, fname)
+   writeInPlace(t, fname)
+   if C.sl_fill(t._c, v) ~= 0 then cfail() end
+   return t
 end
 
-function Tensor:zero() return self:fill(0) end
+function Tensor:fill(v)
+   if type(v) ~= 'number' then fail('fill', 'expected a number, got ' .. type(v)) end
+   return fillWith(self, v, 'fill')
+end
+
+function Tensor:zero() return fillWith(self, 0, 'zero') end
 
 function Tensor:copy(src)
    if not isTensor(src) then fail('copy', 'expected a source tensor, got ' .. typeName(src)) end
@@ -681,7 +704,7 @@ local function resolveShape(shape, n, fname)
       local s = shape[i]
       if s == -1 and not infer then infer = i
       elseif type(s) ~= 'number' or s < 0 or s % 1 ~= 0 or s > 2147483647 then
-         fail(fname, 'invalid size ' .. tostring(s) .. ' in dimension ' .. i
+         fail(fname, 'invalid size ' .. valueStr(s) .. ' in dimension ' .. i
             .. ' (expected a non-negative integer, or -1 once)')
       else prod = prod * s end
       out[i] = s
@@ -738,7 +761,7 @@ function Tensor:flatten() return self:reshape({self:numel()}) end
 
 local function checkDim(t, d, fname, extra)
    local nd = t._c.ndim + (extra or 0)
-   if type(d) ~= 'number' or d % 1 ~= 0 then fail(fname, 'expected an integer dimension, got ' .. tostring(d)) end
+   if type(d) ~= 'number' or d % 1 ~= 0 then fail(fname, 'expected an integer dimension, got ' .. valueStr(d)) end
    if d < 0 then d = nd + 1 + d end
    if d < 1 or d > nd then
       fail(fname, 'dimension ' .. d .. ' out of range for a ' .. t._c.ndim .. '-D tensor ' .. shapeStr(t))
@@ -752,7 +775,7 @@ function Tensor:narrow(dim, start, len)
    local size = c.shape[dim - 1]
    if type(start) ~= 'number' or type(len) ~= 'number' or start % 1 ~= 0 or len % 1 ~= 0
       or start < 1 or len < 0 or start + len - 1 > size then
-      fail('narrow', 'range start ' .. tostring(start) .. ', length ' .. tostring(len) .. ' outside dimension '
+      fail('narrow', 'range start ' .. valueStr(start) .. ', length ' .. valueStr(len) .. ' outside dimension '
          .. dim .. ' of size ' .. size .. ' in ' .. shapeStr(self))
    end
    local nd = c.ndim
@@ -775,7 +798,7 @@ function Tensor:select(dim, index)
    dim = checkDim(self, dim, 'select')
    local c = self._c
    local size = c.shape[dim - 1]
-   if type(index) ~= 'number' or index % 1 ~= 0 then fail('select', 'expected an integer index, got ' .. tostring(index)) end
+   if type(index) ~= 'number' or index % 1 ~= 0 then fail('select', 'expected an integer index, got ' .. valueStr(index)) end
    if index < 0 then index = size + 1 + index end
    if index < 1 or index > size then
       fail('select', 'index ' .. index .. ' out of range for dimension ' .. dim .. ' of size ' .. size
@@ -852,21 +875,21 @@ function Tensor:squeeze(dim)
    return self:reshape(out)
 end
 
---- View with size-1 dimensions repeated to shape (no copy; read-only use).
-function Tensor:expand(...)
-   local shape = shapeFromArgs(...)
+-- view of t with size-1 dimensions repeated to shape; fname names the call
+local function expandTo(t, shape, fname)
+   local self = t
    if type(shape) ~= 'table' or isTensor(shape) then
-      fail('expand', 'expected a shape table, got ' .. typeName(shape))
+      fail(fname, 'expected a shape table, got ' .. typeName(shape))
    end
    local c = self._c
    local nd, off = #shape, #shape - c.ndim
    -- before anything fills the 8-entry shape buffers
-   if nd > 8 then fail('expand', 'expected at most 8 dimensions, got ' .. nd) end
-   if off < 0 then fail('expand', 'cannot expand ' .. shapeStr(self) .. ' to fewer dimensions ' .. tableShapeStr(shape)) end
+   if nd > 8 then fail(fname, 'expected at most 8 dimensions, got ' .. nd) end
+   if off < 0 then fail(fname, 'cannot expand ' .. shapeStr(self) .. ' to fewer dimensions ' .. tableShapeStr(shape)) end
    for i = 1, nd do
       local s = shape[i]
       if type(s) ~= 'number' or s < 0 or s % 1 ~= 0 or s > 2147483647 then
-         fail('expand', 'invalid size ' .. tostring(s) .. ' in dimension ' .. i .. ' (expected a non-negative integer)')
+         fail(fname, 'invalid size ' .. valueStr(s) .. ' in dimension ' .. i .. ' (expected a non-negative integer)')
       end
       local j = i - off
       if j < 1 then
@@ -876,7 +899,7 @@ function Tensor:expand(...)
          local cs = c.shape[j - 1]
          if cs == s then shapebuf[i - 1] = s; stridebuf[i - 1] = cs == 1 and 0 or c.stride[j - 1]
          elseif cs == 1 then shapebuf[i - 1] = s; stridebuf[i - 1] = 0
-         else fail('expand', 'cannot expand ' .. shapeStr(self) .. ' to ' .. tableShapeStr(shape)) end
+         else fail(fname, 'cannot expand ' .. shapeStr(self) .. ' to ' .. tableShapeStr(shape)) end
       end
    end
    local out = viewOf(self, nd)
@@ -887,7 +910,13 @@ function Tensor:expand(...)
    return out
 end
 
-function Tensor:expandAs(other) return self:expand(other:shape()) end
+--- View with size-1 dimensions repeated to shape (no copy; read-only use).
+function Tensor:expand(...) return expandTo(self, shapeFromArgs(...), 'expand') end
+
+function Tensor:expandAs(other)
+   if not isTensor(other) then fail('expandAs', 'expected a tensor, got ' .. typeName(other)) end
+   return expandTo(self, other:shape(), 'expandAs')
+end
 
 function T.cat(list, dim)
    if type(list) ~= 'table' or #list == 0 then fail('cat', 'expected a non-empty list of tensors') end
@@ -938,11 +967,12 @@ end
 
 function T.stack(list, dim)
    if type(list) ~= 'table' or #list == 0 then fail('stack', 'expected a non-empty list of tensors') end
-   dim = dim or 1
+   if not isTensor(list[1]) then fail('stack', 'expected tensors, got ' .. typeName(list[1]) .. ' at position 1') end
+   dim = checkDim(list[1], dim or 1, 'stack', 1)
    local us = {}
    for i, t in ipairs(list) do
       if not isTensor(t) then fail('stack', 'expected tensors, got ' .. typeName(t) .. ' at position ' .. i) end
-      if i > 1 and t:numel() ~= list[1]:numel() then
+      if i > 1 and shapeStr(t) ~= shapeStr(list[1]) then
          fail('stack', 'tensors must have equal shapes: ' .. shapeStr(list[1]) .. ' and ' .. shapeStr(t))
       end
       us[i] = t:unsqueeze(dim)
@@ -970,6 +1000,7 @@ function Tensor:cpu() return self:to('cpu') end
 --- Move this tensor's storage to device in place (the Lua object keeps its
 -- identity, so optimizers and modules holding it see the move).
 function Tensor:moveTo_(device)
+   deviceNum(device, 'moveTo_')
    local moved = self:detach():to(device)
    self._c = moved._c
    self.device = moved.device
@@ -1016,9 +1047,12 @@ T._sameShape = sameShape
 
 --- Sum g down to the shape of t (undoing broadcasting).
 function T.sumTo(g, t)
+   if not isTensor(g) or not isTensor(t) then
+      fail('sumTo', 'expected two tensors, got ' .. typeName(g) .. ' and ' .. typeName(t))
+   end
    if sameShape(g, t) then return g end
    local out = emptyLike(t)
-   if C.sl_sum_to(out._c, contig(g)._c) ~= 0 then cfail() end
+   if C.sl_sum_to(out._c, contig(g)._c) ~= 0 then cfailAs('sumTo') end
    return out
 end
 local sumTo = T.sumTo
@@ -1227,7 +1261,7 @@ function Tensor:clamp(lo, hi)
    lo = lo or -math.huge
    hi = hi or math.huge
    if type(lo) ~= 'number' or type(hi) ~= 'number' or lo > hi then
-      fail('clamp', 'expected numbers lo <= hi, got ' .. tostring(lo) .. ', ' .. tostring(hi))
+      fail('clamp', 'expected numbers lo <= hi, got ' .. valueStr(lo) .. ', ' .. valueStr(hi))
    end
    local a = contig(self)
    local out = emptyLike(a)
@@ -1243,7 +1277,7 @@ function Tensor:clamp_(lo, hi)
    lo = lo or -math.huge
    hi = hi or math.huge
    if type(lo) ~= 'number' or type(hi) ~= 'number' or lo > hi then
-      fail('clamp_', 'expected numbers lo <= hi, got ' .. tostring(lo) .. ', ' .. tostring(hi))
+      fail('clamp_', 'expected numbers lo <= hi, got ' .. valueStr(lo) .. ', ' .. valueStr(hi))
    end
    writeInPlace(self, 'clamp_', true)
    if C.sl_clamp(self._c, self._c, lo, hi) ~= 0 then cfail() end
@@ -1260,6 +1294,7 @@ function Tensor:add_(x, alpha)
    if not isTensor(x) or x:numel() ~= self:numel() then
       fail('add_', 'expected a tensor of ' .. shapeStr(self) .. ', got ' .. typeName(x))
    end
+   if alpha ~= nil and type(alpha) ~= 'number' then fail('add_', 'expected a number alpha, got ' .. typeName(alpha)) end
    if C.sl_axpy(self._c, alpha or 1, contig(x)._c) ~= 0 then cfail() end
    return self
 end
@@ -1278,7 +1313,7 @@ local isFinite = L.isFinite
 function Tensor:uniform_(lo, hi)
    lo, hi = lo or 0, hi or 1
    if not isFinite(lo) or not isFinite(hi) or lo > hi then
-      fail('uniform_', 'expected finite numbers lo <= hi, got ' .. tostring(lo) .. ', ' .. tostring(hi))
+      fail('uniform_', 'expected finite numbers lo <= hi, got ' .. valueStr(lo) .. ', ' .. valueStr(hi))
    end
    writeInPlace(self, 'uniform_', true)
    if C.sl_rand_uniform(self._c, lo, hi) ~= 0 then cfail() end
@@ -1289,7 +1324,7 @@ end
 function Tensor:normal_(mean, std)
    mean, std = mean or 0, std or 1
    if not isFinite(mean) or not isFinite(std) or std < 0 then
-      fail('normal_', 'expected a finite mean and a finite std >= 0, got ' .. tostring(mean) .. ', ' .. tostring(std))
+      fail('normal_', 'expected a finite mean and a finite std >= 0, got ' .. valueStr(mean) .. ', ' .. valueStr(std))
    end
    writeInPlace(self, 'normal_', true)
    if C.sl_rand_normal(self._c, mean, std) ~= 0 then cfail() end
@@ -1300,7 +1335,7 @@ end
 function Tensor:bernoulli_(p)
    p = p or 0.5
    if type(p) ~= 'number' or not (p >= 0 and p <= 1) then
-      fail('bernoulli_', 'expected a probability in [0, 1], got ' .. tostring(p))
+      fail('bernoulli_', 'expected a probability in [0, 1], got ' .. valueStr(p))
    end
    writeInPlace(self, 'bernoulli_', true)
    if C.sl_rand_bernoulli(self._c, p) ~= 0 then cfail() end
@@ -1347,24 +1382,25 @@ function T.onesShape(n)
 end
 
 function Tensor:mean(dim)
+   if dim ~= nil then dim = checkDim(self, dim, 'mean') end
    local n = dim == nil and self:numel() or self:size(dim)
    return self:sum(dim) / n
 end
 
 --- max(dim): values and 1-based indices along dim (kept as size 1).
 -- max(): the largest value as a number, and its 1-based flat index.
-function Tensor:max(dim)
+local function maxOf(self, dim, fname)
    local a = contig(self)
    if dim == nil then
       local v, i = ffi.new('float[1]'), ffi.new('int64_t[1]')
-      if C.sl_max_all(v, i, a._c) ~= 0 then cfail() end
+      if C.sl_max_all(v, i, a._c) ~= 0 then cfailAs(fname) end
       return floatAt(v, 0), tonumber(i[0]) + 1
    end
-   dim = checkDim(self, dim, 'max')
+   dim = checkDim(self, dim, fname)
    local shape = reducedShape(self, dim)
-   local values = emptyOf(shape, DEVNUM[self.device], 'max')
-   local idx = emptyOf(shape, DEVNUM[self.device], 'max')
-   if C.sl_max_dim(values._c, idx._c, a._c, dim - 1) ~= 0 then cfail() end
+   local values = emptyOf(shape, DEVNUM[self.device], fname)
+   local idx = emptyOf(shape, DEVNUM[self.device], fname)
+   if C.sl_max_dim(values._c, idx._c, a._c, dim - 1) ~= 0 then cfailAs(fname) end
    local inShape, dev = self:shape(), self.device
    A.record(values, {self}, function(g)
       local gin = emptyOf(inShape, DEVNUM[dev], 'max')
@@ -1374,22 +1410,25 @@ function Tensor:max(dim)
    return values, rawScalar(ADD, idx, 1)
 end
 
+function Tensor:max(dim) return maxOf(self, dim, 'max') end
+
 function Tensor:min(dim)
    if dim == nil then
       local v, i = ffi.new('float[1]'), ffi.new('int64_t[1]')
-      if C.sl_min_all(v, i, contig(self)._c) ~= 0 then cfail() end
+      if C.sl_min_all(v, i, contig(self)._c) ~= 0 then cfailAs('min') end
       return floatAt(v, 0), tonumber(i[0]) + 1
    end
-   local v, i = (-self):max(dim)
+   dim = checkDim(self, dim, 'min')
+   local v, i = maxOf(-self, dim, 'min')
    return -v, i
 end
 
 function Tensor:argmax(dim)
    if dim == nil then
-      local _, i = self:max()
+      local _, i = maxOf(self, nil, 'argmax')
       return i
    end
-   local _, i = A.noGrad(Tensor.max, self, dim)
+   local _, i = A.noGrad(maxOf, self, dim, 'argmax')
    return i
 end
 
@@ -1460,6 +1499,8 @@ function T.maxAbsDiff(a, b)
    if not isTensor(a) or not isTensor(b) then
       fail('maxAbsDiff', 'expected two tensors, got ' .. typeName(a) .. ' and ' .. typeName(b))
    end
+   if shapeStr(a) ~= shapeStr(b) then fail('maxAbsDiff', 'shapes ' .. shapeStr(a) .. ' and ' .. shapeStr(b) .. ' differ') end
+   if a:numel() == 0 then return 0 end
    local d = (a:detach() - b:detach()):abs()
    return (d:max())
 end

@@ -24,14 +24,21 @@ local tsb = ffi.new('sl_utils_timespec')
 --- Seconds on a monotonic clock (or on the POSIX clock `clock`: 2 is the
 -- process's CPU time).
 function M.now(clock)
-   ffi.C.clock_gettime(clock or 1, tsb)
+   if clock ~= nil and not L.isWhole(clock, 0, 2 ^ 31 - 1) then
+      L.raise('now: expected a POSIX clock id (a whole number), got ' .. (type(clock) == 'number' and tostring(clock) or type(clock)))
+   end
+   if ffi.C.clock_gettime(clock or 1, tsb) ~= 0 then L.raise('now: no clock ' .. clock .. ' on this system') end
    return tonumber(tsb.tv_sec) + tonumber(tsb.tv_nsec) * 1e-9
 end
 
 --- Median of a list of numbers (the list is not changed).
 function M.median(xs)
+   if type(xs) ~= 'table' then L.raise('median: expected a list of numbers, got ' .. type(xs)) end
    local s = {}
-   for i, v in ipairs(xs) do s[i] = v end
+   for i, v in ipairs(xs) do
+      if type(v) ~= 'number' then L.raise('median: expected a list of numbers, got a ' .. type(v) .. ' at ' .. i) end
+      s[i] = v
+   end
    table.sort(s)
    local n = #s
    if n == 0 then return nil end
@@ -40,6 +47,16 @@ end
 
 --- Median seconds of fn() over reps calls, after `warmup` calls (default 1).
 function M.timeit(fn, reps, warmup)
+   local mt = type(fn) == 'table' and getmetatable(fn)
+   if type(fn) ~= 'function' and not (mt and mt.__call) then
+      L.raise('timeit: expected a function to time, got ' .. type(fn))
+   end
+   for _, a in ipairs({{'reps', reps, 1}, {'warmup', warmup or 1, 0}}) do
+      if not L.isWhole(a[2], a[3], 2 ^ 31 - 1) then
+         L.raise('timeit: expected ' .. a[1] .. ' as a whole number >= ' .. a[3] .. ', got '
+            .. (type(a[2]) == 'number' and tostring(a[2]) or type(a[2])))
+      end
+   end
    for _ = 1, warmup or 1 do fn() end
    local ts = {}
    for i = 1, reps do
@@ -55,8 +72,18 @@ end
 -- (a Lua list, or a tensor of N values).
 function M.correct(output, labels)
    local T = require('slayer.tensor')
+   if not T.isTensor(output) or output:dim() ~= 5 then
+      L.raise('correct: expected the output as a 5-D (N, C, H, W, T) spike tensor, got ' .. T.typeName(output))
+   end
    if T.isTensor(labels) then labels = labels:detach():cpu():contiguous():view({labels:numel()}):totable() end
    if type(labels) ~= 'table' then L.raise('correct: expected labels as a list or a tensor, got ' .. type(labels)) end
+   local classes = output:size(2) * output:size(3) * output:size(4)
+   for i = 1, #labels do
+      if not L.isWhole(labels[i], 1, classes) then
+         L.raise('correct: label ' .. i .. ' is ' .. L.valueStr(labels[i]) .. ', expected a class in 1..' .. classes
+            .. ' (labels are 1-based)')
+      end
+   end
    local pred, n = require('slayer.predict').getClass(output):totable(), 0
    if #labels ~= #pred then
       L.raise('correct: ' .. #labels .. ' labels for a batch of ' .. #pred .. ' outputs')
@@ -69,6 +96,17 @@ end
 -- lossFn(output, target) per sample (nil without lossFn), the number
 -- correct, the number of samples and the summed loss.
 function M.evaluate(net, loader, lossFn)
+   local function callable(f)
+      local mt = type(f) == 'table' and getmetatable(f)
+      return type(f) == 'function' or (mt and mt.__call ~= nil) or false
+   end
+   if not callable(net) then L.raise('evaluate: expected a network (a module or function), got ' .. type(net)) end
+   if type(loader) ~= 'table' or type(loader.iter) ~= 'function' then
+      L.raise('evaluate: expected a loader with :iter() (snn.data.Loader), got ' .. type(loader))
+   end
+   if lossFn ~= nil and not callable(lossFn) then
+      L.raise('evaluate: expected lossFn as a function (output, target), got ' .. type(lossFn))
+   end
    local correct, total, lossSum = 0, 0, 0
    require('slayer.autograd').noGrad(function()
       for input, target, labels in loader:iter() do
@@ -175,6 +213,13 @@ end
 -- or false when the arguments ask for --help (or -h).
 function M.parseOptions(args, spec)
    args = args or {}
+   if type(args) ~= 'table' then L.raise('options: expected the arguments as a list of strings, got ' .. type(args)) end
+   for i = 1, #args do
+      if type(args[i]) ~= 'string' then
+         L.raise('options: expected the arguments as a list of strings, got a ' .. type(args[i]) .. ' at ' .. i)
+      end
+   end
+   if type(spec) ~= 'table' then L.raise('options: expected a spec table {name = {default, help}}, got ' .. type(spec)) end
    for _, a in ipairs(args) do
       if a == '--help' or a == '-h' then return false end
    end
@@ -260,6 +305,10 @@ local function encode(v, out)
          return map[c] or string.format('\\u%04x', c:byte())
       end) .. '"'
    elseif t == 'table' then
+      -- out.open: the tables being encoded around this one (a cycle never ends)
+      out.open = out.open or {}
+      if out.open[v] then L.raise('json: cannot encode a table that contains itself') end
+      out.open[v] = true
       if #v > 0 or next(v) == nil then
          out[#out + 1] = '['
          for i, x in ipairs(v) do
@@ -282,6 +331,7 @@ local function encode(v, out)
          end
          out[#out + 1] = '}'
       end
+      out.open[v] = nil
    else
       L.raise('json: cannot encode a ' .. t)
    end
