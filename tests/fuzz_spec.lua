@@ -141,6 +141,7 @@ describe('fuzz: the public API under bad arguments', function()
          ['Tensor:t'] = 'transpose', ['Tensor:cuda'] = 'needs a GPU (cuda_spec)',
          ['snn.io.saccadeDefaults'] = 'a table', ['snn.io.Event'] = 'the class',
          ['snn.utils.options'] = 'parseOptions, then exits the process on a bad option',
+         ['snn.getNumThreads'] = 'takes nothing',
       }
       local missing = {}
       local function need(key) if not covered[key] and not exempt[key] then missing[#missing + 1] = key end end
@@ -149,6 +150,9 @@ describe('fuzz: the public API under bad arguments', function()
       end
       for k, v in pairs(T.Tensor) do
          if type(v) == 'function' and not k:match('^_') then need('Tensor:' .. k) end
+      end
+      for k, v in pairs(snn) do
+         if type(v) == 'function' and not k:match('^_') then need('snn.' .. k) end
       end
       for _, m in ipairs({'io', 'utils', 'plot', 'predict', 'optim'}) do
          for k, v in pairs(snn[m]) do

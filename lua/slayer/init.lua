@@ -104,6 +104,18 @@ function snn.memoryStats(device)
    }
 end
 
+--- The collections that only let memory be reused sooner wait until
+-- `factor` times the Lua heap was allocated since the last collection
+-- (default 16; 0 leaves only the fixed 16 MB on the CPU, 4 MB on the GPU):
+-- more saves collector time when the heap is large, less keeps less garbage.
+-- Returns the previous factor.
+function snn.setReuseFactor(factor)
+   if type(factor) ~= 'number' or not (factor >= 0 and factor <= 2 ^ 20) then
+      L.raise('setReuseFactor: expected a number in [0, 2^20], got ' .. L.valueStr(factor))
+   end
+   return T._setReuseFactor(factor)
+end
+
 --- Bound the bytes the caching allocator keeps for reuse (a non-negative
 -- integer; 0 keeps nothing).
 function snn.setCacheLimit(bytes, device)

@@ -74,7 +74,7 @@ local valueStr = L.valueStr
 -- alone.  The collections that only let memory be reused sooner (before a
 -- block the cache cannot serve, and after backward) therefore wait until
 -- the bytes allocated since the last collection reach 16 times the Lua
--- heap.  That bounds the collector's share of a training step's time (a
+-- heap (snn.setReuseFactor changes the 16).  That bounds the collector's share of a training step's time (a
 -- step does far more work per byte it allocates than a collection per byte
 -- of heap) at the price of at most that much garbage held, once, in the
 -- cache.  Collections for the live-memory bound (tensor.c's threshold)
@@ -92,9 +92,17 @@ end
 --- forced collections so far: how many, and the seconds they took
 function T._collections() return gcCount, gcSeconds end
 
+local reuseFactor = 16 -- snn.setReuseFactor
+
 --- the bytes to allocate between collections that only bring reuse
 -- forward (beside tensor.c's own floor: 16 MB on the CPU, 4 MB on the GPU)
-function T._reuseGap() return 16 * 1024 * collectgarbage('count') end
+function T._reuseGap() return reuseFactor * 1024 * collectgarbage('count') end
+
+function T._setReuseFactor(f)
+   local old = reuseFactor
+   reuseFactor = f
+   return old
+end
 
 local function reuseCollectionDue()
    return tonumber(C.sl_mem_since_bytes()) >= T._reuseGap()

@@ -187,6 +187,8 @@ return function(snn, dir)
    fn('snn.setNumThreads', {'setNumThreads'}, function() return {2} end, snn.setNumThreads)
    fn('snn.memoryStats', {'memoryStats'}, function() return {'cpu'} end, snn.memoryStats)
    fn('snn.setCacheLimit', {'setCacheLimit'}, function() return {2 ^ 30, 'cpu'} end, snn.setCacheLimit)
+   fn('snn.setReuseFactor', {'setReuseFactor'}, function() return {16} end, snn.setReuseFactor)
+   fn('snn.emptyCache', {'emptyCache'}, function() return {'cpu'} end, snn.emptyCache)
    fn('snn.noGrad', {'noGrad'}, function() return {function() end} end, snn.noGrad)
 
    ------------------------------------------------------------------------
