@@ -159,6 +159,23 @@ describe('optim.Adam and optim.Nadam', function()
       assert.has_error(function() snn.optim.Nadam({p}, {betas = {1.0, 0.9}}) end)
       assert.has_error(function() snn.optim.Adam({p}, {eps = -1}) end)
    end)
+
+   it('refuses options it does not know, naming the camelCase one a PyTorch spelling meant', function()
+      local p = T.fromtable({1, 2}):requiresGrad(true)
+      local err = H.errorOf(function() snn.optim.Adam({p}, {lr = 0.01, weight_decay = 0.1}) end)
+      assert.is_truthy(err:find("Adam: unknown option 'weight_decay' (did you mean 'weightDecay'?)", 1, true), err)
+      assert.is_truthy(err:find('options are amsgrad, betas, eps, lr, weightDecay', 1, true), err)
+      err = H.errorOf(function() snn.optim.SGD({p}, {lr = 0.1, betas = {0.9, 0.99}}) end)
+      assert.is_truthy(err:find("SGD: unknown option 'betas'", 1, true), err)
+      -- a flag given as a number was read as false
+      err = H.errorOf(function() snn.optim.Nadam({p}, {amsgrad = 1}) end)
+      assert.is_truthy(err:find('Nadam: amsgrad must be true or false, got 1', 1, true), err)
+      err = H.errorOf(function() snn.optim.SGD({p}, {momentum = 0.9, nesterov = 'yes'}) end)
+      assert.is_truthy(err:find('SGD: nesterov must be true or false', 1, true), err)
+      -- the known ones still work
+      snn.optim.Nadam({p}, {lr = 0.1, betas = {0.9, 0.99}, eps = 1e-8, weightDecay = 0, amsgrad = false})
+      snn.optim.SGD({p}, {lr = 0.1, momentum = 0.9, dampening = 0, weightDecay = 0, nesterov = true})
+   end)
 end)
 
 describe('optimizer steps check each gradient before it reaches C', function()

@@ -38,6 +38,29 @@ local function checkParams(name, params, opts)
    if opts ~= nil and type(opts) ~= 'table' then L.raise(name .. ': expected an options table, got ' .. type(opts)) end
 end
 
+-- opts may hold only the keys of `known` (a misspelt or snake_case key
+-- would otherwise be ignored: weight_decay for weightDecay), and the flags
+-- among them only booleans
+local function checkKeys(name, opts, known, flags)
+   if opts == nil then return end
+   for k, v in pairs(opts) do
+      if not known[k] then
+         local hint = ''
+         if type(k) == 'string' then
+            local camel = k:gsub('_(%l)', string.upper)
+            if known[camel] then hint = " (did you mean '" .. camel .. "'?)" end
+         end
+         local names = {}
+         for n in pairs(known) do names[#names + 1] = n end
+         table.sort(names)
+         L.raise(name .. ": unknown option '" .. L.valueStr(k) .. "'" .. hint .. '; options are ' .. table.concat(names, ', '))
+      end
+      if flags[k] and type(v) ~= 'boolean' then
+         L.raise(name .. ': ' .. k .. ' must be true or false, got ' .. L.valueStr(v))
+      end
+   end
+end
+
 local function number(name, opts, key, default, lo, hiExcl)
    local v = opts[key]
    if v == nil then return default end
@@ -101,6 +124,8 @@ M.SGD = SGD
 
 function SGD:__init(params, opts)
    checkParams('SGD', params, opts)
+   checkKeys('SGD', opts, {lr = true, momentum = true, dampening = true, weightDecay = true, nesterov = true},
+      {nesterov = true})
    opts = opts or {}
    self.params = params
    self.lr = number('SGD', opts, 'lr', 1e-3, 0)
@@ -142,6 +167,7 @@ end
 
 local function adamInit(self, name, params, opts)
    checkParams(name, params, opts)
+   checkKeys(name, opts, {lr = true, betas = true, eps = true, weightDecay = true, amsgrad = true}, {amsgrad = true})
    opts = opts or {}
    self.params = params
    self.lr = number(name, opts, 'lr', 1e-3, 0)
