@@ -119,6 +119,20 @@ numbers: [1.0e-8, 1.5e+20, -3, 0.1]
       assert.truthy(err:find('syntax error') and err:find('line %d+, column %d+'), err)
    end)
 
+   it('refuses a file whose top level is a list or a single value, and takes an empty one', function()
+      local path = tmpfile('- simulation\n- neuron\n')
+      local ok, err = pcall(snn.params, path)
+      assert.is_false(ok)
+      assert.truthy(err:find("params: '" .. path .. "' holds a list at its top level", 1, true), err)
+      ok, err = pcall(snn.params, tmpfile('simulation\n'))
+      assert.is_false(ok)
+      assert.truthy(err:find('holds a single value at its top level', 1, true), err)
+      assert.are.equal(nil, next(snn.params(tmpfile(''))))
+      assert.are.equal(nil, next(snn.params(tmpfile('# nothing yet\n'))))
+      -- parseString still reads any document
+      assert.are.same({'a', 'b'}, snn.params.parseString('- a\n- b\n'))
+   end)
+
    it('merges << keys (one mapping or a list, explicit keys and earlier mappings win), as PyYAML', function()
       local t = snn.params.parseString('base: &b {x: 1, z: 3}\nm:\n  <<: *b\n  y: 2\n  z: 4\n')
       assert.are.same({x = 1, y = 2, z = 4}, t.m)

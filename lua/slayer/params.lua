@@ -147,6 +147,8 @@ local TAGS = {
 -- that were floats (Python prints and dumps 1.0, not 1).  A float is
 -- remembered with its value, so a number assigned later is an integer again.
 local fileOrder = setmetatable({}, {__mode = 'k'})
+-- documents whose top level is one value, which build() wraps in a list
+local scalarRoots = setmetatable({}, {__mode = 'k'})
 local floatValues = setmetatable({}, {__mode = 'k'})
 M._fileOrder, M._floatValues = fileOrder, floatValues
 
@@ -289,7 +291,10 @@ local function build(doc, source)
    end
    if n == 0 then return {} end
    local root = node()
-   if type(root) ~= 'table' then root = {root} end
+   if type(root) ~= 'table' then
+      root = {root}
+      scalarRoots[root] = true
+   end
    return root
 end
 
@@ -614,7 +619,15 @@ function Params:require(...)
 end
 
 return setmetatable(M, {__call = function(_, pathOrTable, dict)
-   if type(pathOrTable) == 'string' then return new(loadFile(pathOrTable)) end
+   if type(pathOrTable) == 'string' then
+      local tree = loadFile(pathOrTable)
+      -- (fileOrder marks the mappings read; an empty file gives empty params)
+      if not fileOrder[tree] and next(tree) ~= nil then
+         L.raise("params: '" .. pathOrTable .. "' holds a " .. (scalarRoots[tree] and 'single value' or 'list')
+            .. ' at its top level; a network description is a mapping of sections (simulation:, neuron:, ...)')
+      end
+      return new(tree)
+   end
    if type(pathOrTable) == 'table' then return new(pathOrTable) end
    if pathOrTable == nil and type(dict) == 'table' then return new(dict) end
    L.raise('params: expected a YAML file path or a table, got ' .. type(pathOrTable))
