@@ -95,6 +95,7 @@ int sl_mem_pressure_dev(int64_t bytes, int device); /* the same, for a block of 
                                                       (the GPU's cache and allocations for SL_CUDA) */
 int64_t sl_mem_live_bytes(void); /* CPU and GPU bytes held by storages */
 int64_t sl_mem_since_bytes(void); /* CPU and GPU bytes allocated since the last collection */
+void sl_mem_set_reuse_gap(int64_t bytes); /* pressure asks for a reuse collection (2) only after this many */
 void sl_mem_collected(void); /* called after a Lua GC cycle: resets the threshold */
 
 /* ---- random numbers (ops/random.c): Philox4x32-10, counter based -------- */

@@ -15,8 +15,9 @@
  * bounded without the user calling collectgarbage().
  *
  * sl_mem_pressure_for(bytes) also asks for one (2, where the threshold
- * gives 1: the Lua layer may put this one off) before a large
- * allocation (256 KB or more) that the cache cannot serve, once 16 MB have
+ * gives 1) before a large allocation (256 KB or more) that the cache cannot
+ * serve, once 16 MB, and the gap the Lua layer set from its heap
+ * (sl_mem_set_reuse_gap: a collection's cost grows with the heap), have
  * been allocated since the last one (sl_mem_pressure_dev: the same for the
  * GPU's cache, where it also spares a cudaMalloc and keeps the device
  * footprint near one training step's): the garbage it returns to the cache is
@@ -276,12 +277,19 @@ void sl_mem_empty_cache(int device)
 
 static atomic_llong gpu_live;
 static atomic_llong gpu_since; /* GPU bytes allocated since the last collection */
+static atomic_llong reuse_gap; /* sl_mem_set_reuse_gap: CPU + GPU bytes between reuse collections */
+
+void sl_mem_set_reuse_gap(int64_t bytes)
+{
+    atomic_store(&reuse_gap, bytes < 0 ? 0 : bytes);
+}
 
 int sl_mem_pressure_dev(int64_t bytes, int device)
 {
     int64_t live = __atomic_load_n(&cpu.live, __ATOMIC_RELAXED) + atomic_load(&gpu_live);
     if (live > __atomic_load_n(&cpu.threshold, __ATOMIC_RELAXED)) return 1;
     if (bytes < REUSE_MIN_BYTES) return 0;
+    if (sl_mem_since_bytes() < atomic_load(&reuse_gap)) return 0;
     if (device == SL_CUDA) {
         /* the GPU's garbage, collected, is cached device memory: reusing it
            spares a cudaMalloc and keeps the footprint near one step's */

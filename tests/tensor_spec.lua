@@ -419,8 +419,12 @@ describe('sizes and permutations', function()
       assertError('fromPointer', function() return T.fromPointer(ffi.new('float[2]', 1, 2), {3}) end,
          'the array holds 2 floats, the shape [3] needs 3')
       assertError('fromPointer', function() return T.fromPointer(ffi.new('int[3]', 1, 2, 3), {3}) end,
-         'expected a pointer to floats or a float array, got ctype<int [3]>')
+         'expected a pointer to floats (or void *) or a float array, got ctype<int [3]>')
       assertError('fromPointer', function() return T.fromPointer(ffi.new('double[3]', 1, 2, 3), {3}) end, 'double')
+      -- a void * (malloc, another C library's buffer) is taken on trust, as a float *
+      local buf = ffi.new('float[2]', 5, 6)
+      assert.are.same({5, 6}, T.fromPointer(ffi.cast('void *', buf), {2}):totable())
+      assert.are.same({5, 6}, T.fromPointer(ffi.cast('const void *', buf), {2}):totable())
    end)
 end)
 

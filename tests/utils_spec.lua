@@ -24,6 +24,11 @@ describe('reference aliases', function()
       local lines = {}
       snn.utils.printConfig({neuron = {theta = 10}, Ts = 1}, function(s) lines[#lines + 1] = s end)
       assert.are.equal('Ts         : 1\nneuron :\n    theta      : 10', lines[1])
+      -- a tree read from YAML keeps its file order and float spellings
+      local p = snn.params.parseString('zeta: 1.0\nalpha:\n    b: 2\n    a: 3.0\n')
+      lines = {}
+      snn.utils.printConfig(p, function(s) lines[#lines + 1] = s end)
+      assert.are.equal('zeta       : 1.0\nalpha :\n    b          : 2\n    a          : 3.0', lines[1])
    end)
 end)
 
@@ -97,6 +102,11 @@ describe('writeFile', function()
       assert.truthy(not ok and err:find('correct: 1 labels for a batch of 3 outputs', 1, true), err)
       ok, err = pcall(U.correct, out, 2)
       assert.truthy(not ok and err:find('correct: expected labels as a list or a tensor', 1, true), err)
+      -- a label outside the classes (a dataset's "no class" mark, which the
+      -- loaders pass through) is never right; a fractional one is an error
+      assert.are.equal(1, U.correct(out, {2, 0, -1}))
+      ok, err = pcall(U.correct, out, {2, 1.5, 2})
+      assert.truthy(not ok and err:find('correct: label 2 is 1.5, expected a whole-number class', 1, true), err)
    end)
 
    it('writeFiles writes every file or none, from strings or chunk producers', function()

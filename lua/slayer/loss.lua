@@ -128,8 +128,8 @@ function Loss:numSpikes(spikeOut, desiredClass, numSpikesScale)
       L.raise(string.format('%s: tgtSpikeRegion [%g, %g) ms begins before time 0 (bin %d)', fname, region.start,
          region.stop, start))
    end
-   -- bins of the window that exist (Python slicing clamps to the sample)
-   local lo, hi = math.max(start, 0), math.min(stop, Tn)
+   -- bins of the window that exist (Python slicing clamps the stop to the sample)
+   local lo, hi = start, math.min(stop, Tn)
    local dev = spikeOut.device
    local mask = T.zeros({1, 1, 1, 1, Tn}, dev)
    local actual

@@ -81,40 +81,44 @@ local valueStr = L.valueStr
 -- always run.
 local gcCount, gcSeconds = 0, 0 -- forced collections, and the seconds they took (snn.memoryStats)
 local now = require('slayer.utils').now
+local reuseFactor, reuseGap = 16, 0 -- snn.setReuseFactor; the gap in bytes, set after each collection
+
+-- the heap that survived the last collection sets the gap (tensor.c keeps
+-- it, and asks for a reuse collection only once it was allocated)
+local function setReuseGap()
+   reuseGap = reuseFactor * 1024 * collectgarbage('count')
+   C.sl_mem_set_reuse_gap(reuseGap)
+end
 
 local function collect()
    local t0 = now()
    collectgarbage('collect')
    C.sl_mem_collected()
+   setReuseGap()
    gcCount, gcSeconds = gcCount + 1, gcSeconds + (now() - t0)
 end
 
 --- forced collections so far: how many, and the seconds they took
 function T._collections() return gcCount, gcSeconds end
 
-local reuseFactor = 16 -- snn.setReuseFactor
-
 --- the bytes to allocate between collections that only bring reuse
 -- forward (beside tensor.c's own floor: 16 MB on the CPU, 4 MB on the GPU)
-function T._reuseGap() return reuseFactor * 1024 * collectgarbage('count') end
+function T._reuseGap() return reuseGap end
 
+-- sets the factor and the gap from the heap as it is now; returns the old factor
 function T._setReuseFactor(f)
    local old = reuseFactor
    reuseFactor = f
+   setReuseGap()
    return old
 end
 
-local function reuseCollectionDue()
-   return tonumber(C.sl_mem_since_bytes()) >= T._reuseGap()
-end
-
 -- Collect before an allocation when the C allocator asks: live memory grew
--- past its threshold (1), or a large block (`numel` floats on `device`) is
--- about to come fresh from the system (or cudaMalloc) while garbage may hold
--- reusable ones (2; tensor.c).
+-- past its threshold, or a large block (`numel` floats on `device`) is about
+-- to come fresh from the system (or cudaMalloc) while garbage may hold
+-- reusable ones and the gap has been allocated (tensor.c).
 local function pressure(numel, device)
-   local why = C.sl_mem_pressure_dev(numel * 4, device)
-   if why == 1 or (why == 2 and reuseCollectionDue()) then collect() end
+   if C.sl_mem_pressure_dev(numel * 4, device) ~= 0 then collect() end
 end
 
 local function shapeNumel(ndim, shape)
@@ -341,15 +345,17 @@ function T.fromtable(values, shape, device)
 end
 
 --- Wrap n floats at a host pointer into a new tensor of the given shape (copy).
--- ptr points to floats, or is a float array (ffi.new('float[?]', n)), which
--- must hold the shape's n values; behind a pointer the caller vouches for them.
+-- ptr points to floats (float * or void *, e.g. from malloc or another C
+-- library), or is a float array (ffi.new('float[?]', n)), which must hold the
+-- shape's n values; behind a pointer the caller vouches for them.
 function T.fromPointer(ptr, shape)
    if type(ptr) ~= 'cdata' or ptr == nil then
       fail('fromPointer', 'expected a non-NULL pointer (cdata), got ' .. (type(ptr) == 'cdata' and 'NULL' or type(ptr)))
    end
    local ct = tostring(ffi.typeof(ptr))
-   if not ct:match('^ctype<const float [%*%[]') and not ct:match('^ctype<float [%*%[]') then
-      fail('fromPointer', 'expected a pointer to floats or a float array, got ' .. ct)
+   if not ct:match('^ctype<const float [%*%[]') and not ct:match('^ctype<float [%*%[]')
+      and ct ~= 'ctype<void *>' and ct ~= 'ctype<const void *>' then
+      fail('fromPointer', 'expected a pointer to floats (or void *) or a float array, got ' .. ct)
    end
    local t = emptyOf(shape, 0, 'fromPointer')
    local n = t:numel()
@@ -597,7 +603,7 @@ function Tensor:backward(grad)
    -- the graph's activations just became garbage: when they are large,
    -- collect now so the next step reuses their blocks from the cache
    -- instead of faulting in fresh pages
-   if C.sl_mem_live_bytes() > 64 * 1024 * 1024 and reuseCollectionDue() then collect() end
+   if C.sl_mem_live_bytes() > 64 * 1024 * 1024 and C.sl_mem_since_bytes() >= reuseGap then collect() end
 end
 
 function Tensor:zeroGrad()

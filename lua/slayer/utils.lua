@@ -78,10 +78,12 @@ function M.correct(output, labels)
    if T.isTensor(labels) then labels = labels:detach():cpu():contiguous():view({labels:numel()}):totable() end
    if type(labels) ~= 'table' then L.raise('correct: expected labels as a list or a tensor, got ' .. type(labels)) end
    local classes = output:size(2) * output:size(3) * output:size(4)
+   -- a label outside 1..classes (a dataset's "no class" mark: the loaders
+   -- give it no one-hot target) is never predicted, so it counts as wrong
    for i = 1, #labels do
-      if not L.isWhole(labels[i], 1, classes) then
-         L.raise('correct: label ' .. i .. ' is ' .. L.valueStr(labels[i]) .. ', expected a class in 1..' .. classes
-            .. ' (labels are 1-based)')
+      if not L.isWhole(labels[i], -2 ^ 31, 2 ^ 31 - 1) then
+         L.raise('correct: label ' .. i .. ' is ' .. L.valueStr(labels[i]) .. ', expected a whole-number class '
+            .. '(1-based: 1..' .. classes .. ')')
       end
    end
    local pred, n = require('slayer.predict').getClass(output):totable(), 0
@@ -462,9 +464,9 @@ local ALIASES = {
          if type(tree) ~= 'table' then
             L.raise('printConfig: expected a parameter tree (a table), got ' .. type(tree))
          end
-         local view = {}
-         for k, v in pairs(tree) do view[k] = v end
-         return require('slayer.params')(view):print(nil, out)
+         -- Params.print reads the tree itself: a copy would lose the file's
+         -- key order and float spellings, kept beside the original tables
+         return require('slayer.params').Params.print(tree, nil, out)
       end
    end,
 }

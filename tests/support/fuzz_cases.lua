@@ -453,9 +453,8 @@ return function(snn, dir)
       local s = snn.stats() s:update() return {s, path('lc-'), 'title'}
    end, snn.plot.learningCurves, {pool = 'light'})
    fn('snn.utils.correct', {'correct'}, function() return {spikes5(), {1, 2}} end, snn.utils.correct,
-      {extra = {must('labels 0 (0-based)', function() return {0, 0} end),
-         must('labels past the classes', function() return {1, 100} end),
-         must('labels strings', function() return {'a', 'b'} end)}})
+      {extra = {must('labels strings', function() return {'a', 'b'} end),
+         must('labels fractional', function() return {1.5, 2} end)}})
    fn('snn.utils.evaluate', {'evaluate', 'correct'}, function()
       return {layer():dense({4, 4, 2}, 2), snn.data.Loader(files()), nil}
    end, snn.utils.evaluate)
