@@ -411,6 +411,18 @@ end
 
 -- single-threaded.  File datasets load straight into the batch tensor (the
 -- same C routine the workers use); other datasets go through ds:get.
+-- sample i of a custom dataset gave t as its input or target: a tensor of
+-- the shape of the batch's first one (the message is built only on failure)
+local function checkSample(i, what, t, first)
+   if not T.isTensor(t) then
+      fail('Loader', 'ds:get(' .. i .. ') gave ' .. L.valueStr(t) .. ' as its ' .. what:match('%S+$') .. ', expected a tensor')
+   end
+   if first and not T._sameShape(t, first) then
+      fail('Loader', 'ds:get(' .. i .. ') gave ' .. what .. ' of ' .. T.shapeStr(t) .. ', the batch\'s first sample one of '
+         .. T.shapeStr(first))
+   end
+end
+
 local function lazyIter(self, order)
    local ds, B = self.dataset, self.batchSize
    local b, nb = 0, math.ceil(#order / B)
@@ -452,17 +464,8 @@ local function lazyIter(self, order)
       for k = lo, hi do
          local x, y, lab = ds:get(order[k])
          -- stacked into the batch: tensors of the shapes of the batch's first sample
-         for _, v in ipairs({{'input', x, inputs[1]}, {'target', y, targets[1]}}) do
-            if not T.isTensor(v[2]) then
-               fail('Loader', 'ds:get(' .. order[k] .. ') gave ' .. L.valueStr(v[2]) .. ' as its ' .. v[1]
-                  .. ', expected a tensor')
-            end
-            if v[3] and T.shapeStr(v[2]) ~= T.shapeStr(v[3]) then
-               fail('Loader', 'ds:get(' .. order[k] .. ') gave ' .. (v[1] == 'input' and 'an ' or 'a ') .. v[1] .. ' of '
-                  .. T.shapeStr(v[2])
-                  .. ', the batch\'s first sample one of ' .. T.shapeStr(v[3]))
-            end
-         end
+         checkSample(order[k], 'an input', x, inputs[1])
+         checkSample(order[k], 'a target', y, targets[1])
          inputs[#inputs + 1], targets[#targets + 1], labels[#labels + 1] = x, y, lab
       end
       if self.device ~= 'cpu' then

@@ -986,7 +986,7 @@ function T.stack(list, dim)
    local us = {}
    for i, t in ipairs(list) do
       if not isTensor(t) then fail('stack', 'expected tensors, got ' .. typeName(t) .. ' at position ' .. i) end
-      if i > 1 and shapeStr(t) ~= shapeStr(list[1]) then
+      if i > 1 and not sameShape(t, list[1]) then
          fail('stack', 'tensors must have equal shapes: ' .. shapeStr(list[1]) .. ' and ' .. shapeStr(t))
       end
       us[i] = t:unsqueeze(dim)
