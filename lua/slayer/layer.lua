@@ -268,9 +268,7 @@ function PspFilter:__init(nFilter, filterLength, Ts, filterScale)
    nn.Module.__init(self)
    local bound = 1 / math.sqrt(filterLength)
    self.Ts = Ts
-   local w = T._emptyOf({nFilter, 1, 1, 1, filterLength}, 0, 'pspFilter')
-   if C.sl_rand_uniform(w._c, 0, 1) ~= 0 then cfail() end
-   self.weight = w * (2 * bound) - bound
+   self.weight = T._rand({nFilter, 1, 1, 1, filterLength}, 0, 'pspFilter') * (2 * bound) - bound
    if filterScale ~= 1 then self.weight = self.weight * filterScale end
    self.weight = self.weight:detach():requiresGrad(true)
 end
@@ -405,9 +403,7 @@ function Delay:__init(inputSize, Ts)
       end
    end
    self.Ts = Ts
-   local d = T._emptyOf(shape, 0, 'delay')
-   if C.sl_rand_uniform(d._c, 0, 1) ~= 0 then cfail() end
-   self.delay = d:requiresGrad(true)
+   self.delay = T._rand(shape, 0, 'delay'):requiresGrad(true)
 end
 
 function Delay:__tostring()

@@ -50,9 +50,7 @@ local function initWeight(shape, fanIn, weightScale, fname)
       fail(fname, 'expected weightScale as a finite number, got ' .. L.valueStr(weightScale))
    end
    local bound = 1 / math.sqrt(fanIn)
-   local w = T._emptyOf(shape, 0, fname)
-   if C.sl_rand_uniform(w._c, 0, 1) ~= 0 then cfail() end
-   w = w * (2 * bound) - bound
+   local w = T._rand(shape, 0, fname) * (2 * bound) - bound
    if weightScale ~= 1 then w = w * weightScale end
    return w:detach():requiresGrad(true)
 end

@@ -234,11 +234,16 @@ function T.full(shape, value, device)
    return t
 end
 
-function T.rand(...)
-   local shape, dev = shapeArgs('rand', ...)
-   local t = emptyOf(shape, dev, 'rand')
+-- uniform [0, 1) values of `shape` on device number `dev`; errors name fname
+function T._rand(shape, dev, fname)
+   local t = emptyOf(shape, dev, fname)
    if C.sl_rand_uniform(t._c, 0, 1) ~= 0 then cfail() end
    return t
+end
+
+function T.rand(...)
+   local shape, dev = shapeArgs('rand', ...)
+   return T._rand(shape, dev, 'rand')
 end
 
 function T.randn(...)
