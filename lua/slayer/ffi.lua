@@ -93,6 +93,14 @@ function M.doubleAt(p, i)
 end
 
 --- Argument checks the modules share: a finite number; a whole number in [lo, hi].
+--- The element count of an FFI array (ffi.new('float[?]', n)), or nil for
+-- a pointer, whose length is unknown (its caller vouches for it).
+function M.ffiLength(v)
+   if not tostring(ffi.typeof(v)):find('%]>$') then return nil end
+   local elem = tonumber(ffi.cast('const char *', v + 1) - ffi.cast('const char *', v))
+   return ffi.sizeof(v) / elem
+end
+
 function M.isFinite(v) return type(v) == 'number' and v == v and v ~= math.huge and v ~= -math.huge end
 function M.isWhole(v, lo, hi) return M.isFinite(v) and v % 1 == 0 and v >= lo and v <= hi end
 

@@ -50,14 +50,6 @@ M.Event = Event
 
 local function isArrayLike(v) return type(v) == 'table' or type(v) == 'cdata' end
 
--- the element count of an FFI array, or nil for a pointer (whose length is
--- unknown: the caller vouches for n values behind it)
-local function ffiLength(v)
-   if not tostring(ffi.typeof(v)):find('%]>$') then return nil end
-   local elem = tonumber(ffi.cast('const char *', v + 1) - ffi.cast('const char *', v))
-   return ffi.sizeof(v) / elem
-end
-
 local INT32_MIN, INT32_MAX = -2 ^ 31, 2 ^ 31 - 1
 
 -- copy n values of v (Lua table, 1-based, or FFI array, 0-based) into a new
@@ -100,7 +92,7 @@ local function checkCount(fname, n, arrays)
       fail(fname, 'n must be a positive whole number of values, got ' .. L.valueStr(n))
    end
    for _, a in ipairs(arrays) do
-      local len = type(a[2]) == 'table' and #a[2] or ffiLength(a[2])
+      local len = type(a[2]) == 'table' and #a[2] or L.ffiLength(a[2])
       if len and len < n then fail(fname, 'n = ' .. n .. ' but ' .. a[1] .. ' holds ' .. len .. ' values') end
    end
 end
@@ -119,7 +111,7 @@ M._newEvent = newEvent
 -- An event's n, dim and arrays are plain fields a script can change; C and
 -- the loops here read n values from each array, so each must hold them
 -- (x, y, p int32, t double; y for 2-D events only).
-local EVENT_ARRAYS = {{'x', 'int', 4}, {'y', 'int', 4}, {'p', 'int', 4}, {'t', 'double', 8}}
+local EVENT_ARRAYS = {{'x', 'int'}, {'y', 'int'}, {'p', 'int'}, {'t', 'double'}}
 local function checkEvent(fname, ev, dim)
    if getmetatable(ev) ~= Event then fail(fname, 'expected an snn.io event, got ' .. type(ev)) end
    if not isWhole(ev.n, 0, INT32_MAX) then fail(fname, 'the event count n = ' .. L.valueStr(ev.n) .. ' is not valid') end
@@ -128,7 +120,7 @@ local function checkEvent(fname, ev, dim)
       fail(fname, 'expected ' .. dim .. '-D events, got ' .. ev.dim .. '-D')
    end
    for _, a in ipairs(EVENT_ARRAYS) do
-      local name, elem, size = a[1], a[2], a[3]
+      local name, elem = a[1], a[2]
       if name ~= 'y' or ev.dim == 2 then
          local v = ev[name]
          local ct = type(v) == 'cdata' and tostring(ffi.typeof(v)) or nil
@@ -137,8 +129,8 @@ local function checkEvent(fname, ev, dim)
             fail(fname, 'the event\'s ' .. name .. ' is not an array of ' .. what .. ' (got '
                .. (ct and ct:match('^ctype<(.*)>$') or type(v)) .. ')')
          end
-         if ffi.sizeof(v) < ev.n * size then
-            fail(fname, 'the event\'s ' .. name .. ' holds ' .. ffi.sizeof(v) / size .. ' values, its n is ' .. ev.n)
+         if L.ffiLength(v) < ev.n then
+            fail(fname, 'the event\'s ' .. name .. ' holds ' .. L.ffiLength(v) .. ' values, its n is ' .. ev.n)
          end
       end
    end

@@ -364,9 +364,9 @@ function T.fromPointer(ptr, shape)
    end
    local t = emptyOf(shape, 0, 'fromPointer')
    local n = t:numel()
-   if ct:find('%]>$') and ffi.sizeof(ptr) < n * 4 then
-      fail('fromPointer', 'the array holds ' .. ffi.sizeof(ptr) / 4 .. ' floats, the shape ' .. tableShapeStr(shape)
-         .. ' needs ' .. n)
+   local len = L.ffiLength(ptr)
+   if len and len < n then
+      fail('fromPointer', 'the array holds ' .. len .. ' floats, the shape ' .. tableShapeStr(shape) .. ' needs ' .. n)
    end
    ffi.copy(t._c.data, ptr, n * 4)
    return t
