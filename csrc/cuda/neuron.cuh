@@ -112,7 +112,7 @@ SLC_NHD void slc_spike_store(float *u, float *s, const float *win, int M, const 
 SLC_NHD float slc_exp_nonpos(float x)
 {
     float keep = x < -104.0f ? 0.0f : 1.0f; /* expf is 0 below ln 2^-150 */
-    if (x < -104.0f) x = -104.0f;
+    if (x < -104.0f) x = 0.0f; /* a lane of ones, zeroed by keep: no subnormal on the way */
     float k = rintf(x * 1.44269504089f);
     float r = (x - k * 0.693145751953125f) - k * 1.42860682030941723212e-6f;
     float p = 1.0f / 5040.0f;

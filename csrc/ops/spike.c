@@ -101,7 +101,7 @@ int sl_spike_forward(sl_tensor *spikes, sl_tensor *u, const sl_tensor *ref, floa
 static inline float exp_nonpos(float x)
 {
     float keep = x < -104.0f ? 0.0f : 1.0f; /* expf is 0 below ln 2^-150 */
-    if (x < -104.0f) x = -104.0f;
+    if (x < -104.0f) x = 0.0f; /* a lane of ones, zeroed by keep: no subnormal on the way */
     float k = nearbyintf(x * 1.44269504089f);
     float r = (x - k * 0.693145751953125f) - k * 1.42860682030941723212e-6f;
     float p = 1.0f / 5040.0f;
