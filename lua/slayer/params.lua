@@ -147,8 +147,6 @@ local TAGS = {
 -- that were floats (Python prints and dumps 1.0, not 1).  A float is
 -- remembered with its value, so a number assigned later is an integer again.
 local fileOrder = setmetatable({}, {__mode = 'k'})
--- documents whose top level is one value, which build() wraps in a list
-local scalarRoots = setmetatable({}, {__mode = 'k'})
 local floatValues = setmetatable({}, {__mode = 'k'})
 M._fileOrder, M._floatValues = fileOrder, floatValues
 
@@ -289,13 +287,11 @@ local function build(doc, source)
       isFloatNode = t == 5 and isFloatNode
       return value
    end
-   if n == 0 then return {} end
+   if n == 0 then return {}, 'empty' end
+   local kind = ({[1] = 'mapping', [3] = 'list', [5] = 'single value'})[C.sl_yaml_type(doc, 0)] or 'alias'
    local root = node()
-   if type(root) ~= 'table' then
-      root = {root}
-      scalarRoots[root] = true
-   end
-   return root
+   if type(root) ~= 'table' then root = {root} end
+   return root, kind
 end
 
 local function loadFile(path)
@@ -310,7 +306,7 @@ function M.parseString(text)
    local doc = C.sl_yaml_parse_string(text, #text)
    if doc == nil then error(L.lastError(), 0) end
    doc = ffi.gc(doc, C.sl_yaml_free)
-   return build(doc, 'string')
+   return (build(doc, 'string'))
 end
 
 ---------------------------------------------------------------------------
@@ -620,10 +616,10 @@ end
 
 return setmetatable(M, {__call = function(_, pathOrTable, dict)
    if type(pathOrTable) == 'string' then
-      local tree = loadFile(pathOrTable)
-      -- (fileOrder marks the mappings read; an empty file gives empty params)
-      if not fileOrder[tree] and next(tree) ~= nil then
-         L.raise("params: '" .. pathOrTable .. "' holds a " .. (scalarRoots[tree] and 'single value' or 'list')
+      local tree, kind = loadFile(pathOrTable)
+      -- (an empty file, or one holding only a null, gives empty params)
+      if kind ~= 'mapping' and next(tree) ~= nil then
+         L.raise("params: '" .. pathOrTable .. "' holds a " .. kind
             .. ' at its top level; a network description is a mapping of sections (simulation:, neuron:, ...)')
       end
       return new(tree)
