@@ -284,6 +284,27 @@ describe('memory', function()
       snn.setReuseFactor(factor)
    end)
 
+   it('gives the gradients passed between ops back during backward, not at the next collection', function()
+      local C = require('slayer.ffi').C
+      local factor = snn.setReuseFactor(2 ^ 20) -- no reuse collection after backward: measure what is live
+      local x = T.randn({2 ^ 20}):requiresGrad(true) -- 4 MB
+      local y = x
+      for _ = 1, 10 do y = y * 1.5 end -- 40 MB of results, kept by the graph
+      local loss = y:sum()
+      collectgarbage('collect')
+      local n0, live0 = snn.memoryStats().collections, tonumber(C.sl_mem_live_bytes())
+      loss:backward()
+      local grew = tonumber(C.sl_mem_live_bytes()) - live0
+      local forced = snn.memoryStats().collections - n0
+      snn.setReuseFactor(factor)
+      assert.are.equal(0, forced)
+      -- x.grad (4 MB) and at most the walk's last gradient; before, each of
+      -- the ten 4 MB gradients stayed until a collection (44 MB)
+      assert.is_true(grew <= 9 * 2 ^ 20, string.format('live memory grew %.1f MB over backward', grew / 2 ^ 20))
+      assert.are.equal(1.5 ^ 10, x.grad:narrow(1, 1, 1):item())
+      assert.are.equal(1.5 ^ 10, x.grad:narrow(1, 2 ^ 20, 1):item())
+   end)
+
    it('gives large blocks back to the system when the cache is emptied, and maps new ones that work', function()
       snn.emptyCache()
       local cachedBefore = snn.memoryStats().cachedBytes

@@ -127,8 +127,10 @@ local function topo(root)
 end
 
 --- Back-propagate grad from root through the recorded graph.
--- accumulate(leaf, g) adds g into leaf.grad; add(a, b) returns a + b.
-function M.run(root, grad, accumulate, add)
+-- accumulate(leaf, g) adds g into leaf.grad; add(a, b) returns a + b;
+-- release(g), when given, may free a gradient the walk no longer holds
+-- (it frees only tensors made during this backward: tensor.lua).
+function M.run(root, grad, accumulate, add, release)
    if not root._rg then
       if root._freed then
          L.raise('backward: the graph of this result was already freed by an earlier backward();'
@@ -145,7 +147,19 @@ function M.run(root, grad, accumulate, add)
    for k = 1, #order do
       if order[k]._node then checkVersions(order[k], order[k]._node) end
    end
-   local grads = {[root] = grad}
+   -- The walk counts its references to each gradient object (one per
+   -- pending entry of grads): a node's backward may pass its gradient on
+   -- unchanged, to several inputs.  An object whose count falls to 0 is
+   -- garbage to the walk, and release frees it now rather than at the next
+   -- collection.
+   local grads, refs = {[root] = grad}, {[grad] = 1}
+   local function hold(g) refs[g] = (refs[g] or 0) + 1 end
+   local function drop(g)
+      local n = refs[g] - 1
+      if n > 0 then refs[g] = n return end
+      refs[g] = nil
+      if release then release(g) end
+   end
    local prev = setEnabled(false) -- gradients of gradients are not recorded
    local ok, err = pcall(function()
       for k = #order, 1, -1 do
@@ -161,11 +175,29 @@ function M.run(root, grad, accumulate, add)
                   local gi = res[i]
                   if gi ~= nil and type(inp) == 'table' and inp._rg then
                      local sum = grads[inp]
-                     grads[inp] = sum and add(sum, gi) or gi
+                     if sum then
+                        local total = add(sum, gi)
+                        hold(total)
+                        grads[inp] = total
+                        drop(sum)
+                     else
+                        hold(gi)
+                        grads[inp] = gi
+                     end
+                  end
+               end
+               drop(g)
+               -- what the walk did not keep: gradients summed into a total,
+               -- or for inputs that need none
+               if release then
+                  for i = 1, node.n do
+                     local gi = res[i]
+                     if type(gi) == 'table' and not refs[gi] and gi._c then release(gi) end
                   end
                end
             else
                accumulate(t, g)
+               drop(g)
             end
          end
       end

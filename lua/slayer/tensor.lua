@@ -127,10 +127,23 @@ local function shapeNumel(ndim, shape)
    return n
 end
 
+-- Tensors made while a backward pass runs (Tensor:backward sets `born`):
+-- the gradients the walk passes between nodes, which autograd.run gives
+-- back (T._release) once no node needs them.  Weak keys: a tensor still
+-- in it is just not released early.
+local born = nil
+
+-- the Lua object of a new C tensor (which the collector frees)
+local function object(p, device)
+   ffi.gc(p, C.sl_tensor_free)
+   local t = setmetatable({_c = p, device = device}, Tensor)
+   if born then born[t] = true end
+   return t
+end
+
 local function wrap(ptr, fname)
    if ptr == nil then L.raise((fname and (fname .. ': ') or '') .. lastError()) end
-   ffi.gc(ptr, C.sl_tensor_free)
-   return setmetatable({_c = ptr, device = DEVNAME[ptr.device]}, Tensor)
+   return object(ptr, DEVNAME[ptr.device])
 end
 T._wrap = wrap
 
@@ -170,8 +183,7 @@ local function newTensor(ndim, device, fname)
    pressure(shapeNumel(ndim, shapebuf), device)
    local p = C.sl_tensor_new(ndim, shapebuf, device)
    if p == nil then allocFail(fname) end
-   ffi.gc(p, C.sl_tensor_free)
-   return setmetatable({_c = p, device = DEVNAME[device]}, Tensor)
+   return object(p, DEVNAME[device])
 end
 
 local function emptyLike(t)
@@ -179,8 +191,7 @@ local function emptyLike(t)
    pressure(shapeNumel(c.ndim, c.shape), c.device)
    local p = C.sl_tensor_new(c.ndim, c.shape, c.device)
    if p == nil then cfail() end
-   ffi.gc(p, C.sl_tensor_free)
-   return setmetatable({_c = p, device = t.device}, Tensor)
+   return object(p, t.device)
 end
 T._emptyLike = emptyLike
 
@@ -588,6 +599,16 @@ local function accumulate(leaf, g)
    end
 end
 
+local WEAK_KEYS = {__mode = 'k'}
+
+-- autograd.run's release: frees a gradient the walk made and let go of
+local function releaseBorn(g)
+   if born[g] and g._c then
+      born[g] = nil
+      T._release(g)
+   end
+end
+
 local function addGrads(a, b)
    return a + b
 end
@@ -604,7 +625,12 @@ function Tensor:backward(grad)
       fail('backward', 'gradient ' .. shapeStr(grad) .. ' on ' .. grad.device .. ' does not match result '
          .. shapeStr(self) .. ' on ' .. self.device)
    end
-   A.run(self, grad, accumulate, addGrads)
+   -- (not under pcall, which would cost the errors their caller's line: a
+   -- failed backward leaves `born` set until the next one replaces it,
+   -- which only costs the forward an insertion per tensor meanwhile)
+   born = setmetatable({}, WEAK_KEYS)
+   A.run(self, grad, accumulate, addGrads, releaseBorn)
+   born = nil
    -- the graph's activations just became garbage: when they are large,
    -- collect now so the next step reuses their blocks from the cache
    -- instead of faulting in fresh pages
@@ -677,8 +703,7 @@ local function viewOf(t, ndim, device)
    local c = t._c
    local p = C.sl_tensor_view(c, ndim, shapebuf, stridebuf, c.offset)
    if p == nil then cfail() end
-   ffi.gc(p, C.sl_tensor_free)
-   return setmetatable({_c = p, device = t.device}, Tensor)
+   return object(p, t.device)
 end
 
 -- Give an internal temporary's memory back now instead of at the next
