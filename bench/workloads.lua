@@ -222,7 +222,8 @@ print(string.format('%-16s %6s %12s %10s %10s %12s', 'workload', 'batch', 'step 
 for _, r in ipairs(results) do
    print(string.format('%-16s %6d %9.1f ms %7.1f ms %7.1f ms %9.1f ms', r.name, r.batch, r.step, r.min, r.max, r.fwd))
 end
-print(string.format('peak resident memory: %.0f MB', peakRssMB()))
+print(string.format('peak resident memory: %.0f MB; peak live tensor memory on %s: %.0f MB', peakRssMB(), opts.device,
+   snn.memoryStats(opts.device).peakLiveBytes / 2 ^ 20))
 for _, r in ipairs(results) do
    print(string.format('Lua collections forced per timed step, %s: %.2f (%.1f ms each)', r.name, r.collections,
       r.collectMs))
