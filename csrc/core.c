@@ -16,18 +16,23 @@
 #include <unistd.h>
 
 static _Thread_local char err_buf[2048];
+static _Thread_local int err_code;
 
 const char *sl_last_error(void) { return err_buf; }
+
+int sl_last_error_code(void) { return err_code; }
 
 int sl_set_error(const char *msg)
 {
     snprintf(err_buf, sizeof err_buf, "%s", msg ? msg : "");
+    err_code = SL_EINVAL;
     return SL_EINVAL;
 }
 
 static int verrorf(int code, const char *fmt, va_list ap)
 {
     vsnprintf(err_buf, sizeof err_buf, fmt, ap);
+    err_code = code;
     return code;
 }
 

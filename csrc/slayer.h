@@ -49,6 +49,7 @@ typedef struct sl_tensor {
 
 /* ---- core: errors, threads, version ------------------------------------ */
 const char *sl_last_error(void);
+int sl_last_error_code(void); /* the code that came with that message (SL_ENOMEM: out of memory) */
 int sl_set_error(const char *msg);
 const char *sl_version(void);
 const char *sl_cdef(void);

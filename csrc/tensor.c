@@ -150,6 +150,8 @@ static size_t size_class(size_t bytes, int *index)
     return r;
 }
 
+static void cpu_trim(int64_t limit);
+
 static void *cpu_alloc(size_t bytes, size_t *actual)
 {
     int idx;
@@ -166,6 +168,10 @@ static void *cpu_alloc(size_t bytes, size_t *actual)
     pthread_mutex_unlock(&cpu.lock);
     if (!p) {
         p = sys_alloc(r);
+        if (!p) { /* the cache's blocks may be what is missing: give them back and try again */
+            cpu_trim(0);
+            p = sys_alloc(r);
+        }
         if (!p) return NULL;
         pthread_mutex_lock(&cpu.lock);
         cpu.sys++;
@@ -287,10 +293,30 @@ void sl_mem_set_reuse_gap(int64_t bytes)
     atomic_store(&reuse_gap, bytes < 0 ? 0 : bytes);
 }
 
+/* Device memory is bounded, unlike the host's: collect before tensors, live
+   or garbage, would take more than 7/8 of what the device (or the process's
+   limit) allows, once 1/16 of it was allocated since the last collection
+   (so a working set near the top does not collect at every allocation).
+   An allocation that fails all the same is collected for and retried by the
+   Lua layer. */
+static int gpu_nearly_full(int64_t bytes)
+{
+    static int64_t (*capacity)(void);
+    static int resolved;
+    if (!resolved) {
+        capacity = (int64_t (*)(void))sl_cuda_symbol("sl_cuda_capacity");
+        resolved = 1;
+    }
+    int64_t cap = capacity ? capacity() : -1;
+    if (cap <= 0) return 0;
+    return atomic_load(&gpu_live) + bytes > cap - cap / 8 && atomic_load(&gpu_since) >= cap / 16;
+}
+
 int sl_mem_pressure_dev(int64_t bytes, int device)
 {
     int64_t live = __atomic_load_n(&cpu.live, __ATOMIC_RELAXED) + atomic_load(&gpu_live);
     if (live > __atomic_load_n(&cpu.threshold, __ATOMIC_RELAXED)) return 1;
+    if (device == SL_CUDA && gpu_nearly_full(bytes)) return 1;
     if (bytes < REUSE_MIN_BYTES) return 0;
     if (sl_mem_since_bytes() < atomic_load(&reuse_gap)) return 0;
     if (device == SL_CUDA) {
@@ -372,8 +398,7 @@ static sl_storage *storage_new(size_t bytes, int device)
             return NULL;
         }
         s->ptr = cuda_alloc(bytes);
-        if (!s->ptr) {
-            sl_errorf_code(SL_ENOMEM, "out of GPU memory allocating %zu bytes", bytes);
+        if (!s->ptr) { /* the allocator said why (the device's free memory, or the process's limit) */
             free(s);
             return NULL;
         }

@@ -997,6 +997,48 @@ if DEV == 'cuda' then
          assert.is_true(ratio <= 2, string.format('%.2fx', ratio))
       end)
 
+      it('stays under setMemoryLimit by collecting garbage, and names the limit when a tensor cannot fit', function()
+         collectgarbage('collect')
+         snn.cuda.emptyCache()
+         local base = snn.cuda.memoryStats().liveBytes
+         local limit = base + 64 * 2 ^ 20
+         -- no collection for reuse alone: only the limit's rules may collect
+         local factor = snn.setReuseFactor(2 ^ 20)
+         snn.cuda.setMemoryLimit(limit)
+         assert.are.equal(limit, snn.cuda.memoryLimit())
+         assert.are.equal(limit, snn.cuda.memoryStats().memoryLimit)
+         snn.cuda.resetPeakMemoryStats()
+         local n0, f0 = snn.memoryStats().collections, snn.cuda.memoryStats().allocFailures
+         for _ = 1, 40 do local _ = T.zeros({2 * 2 ^ 20}, 'cuda') end -- 8 MB each, dropped: 320 MB in all
+         local forced = snn.memoryStats().collections - n0
+         -- collected before the limit refused anything (7/8 of it)
+         local failed = snn.cuda.memoryStats().allocFailures - f0
+         local keep = T.full({10 * 2 ^ 20}, 2, 'cuda') -- 40 MB live
+         -- 32 MB more does not fit beside it, collected or not
+         local ok, err = pcall(T.zeros, {8 * 2 ^ 20}, 'cuda')
+         -- garbage that no count announced (the last collection saw it
+         -- live): the failed allocation collects and tries again
+         keep = nil
+         local again = T.full({10 * 2 ^ 20}, 3, 'cuda')
+         -- refused twice (before and after the collection), then once
+         local failedLater = snn.cuda.memoryStats().allocFailures - f0 - failed
+         local peak = snn.cuda.memoryStats().peakReservedBytes
+         snn.cuda.setMemoryLimit(nil)
+         snn.setReuseFactor(factor)
+         assert.is_nil(snn.cuda.memoryLimit())
+         assert.is_true(forced >= 4, forced .. ' forced collections for 320 MB of garbage under a 64 MB limit')
+         assert.are.equal(0, failed)
+         assert.are.equal(3, failedLater)
+         assert.is_true(peak <= limit, string.format('peak reserved %.1f MB over a limit of %.1f MB', peak / 2 ^ 20,
+            limit / 2 ^ 20))
+         assert.is_false(ok)
+         assert.truthy(err:find('zeros: out of GPU memory allocating 33554432 bytes', 1, true), err)
+         assert.truthy(err:find('cuda.setMemoryLimit', 1, true), err)
+         assert.are.equal(3 * 10 * 2 ^ 20, again:sum():item())
+         local e2 = select(2, pcall(snn.cuda.setMemoryLimit, -1))
+         assert.truthy(e2:find('cuda.setMemoryLimit: expected a non-negative integer', 1, true), e2)
+      end)
+
       -- The host emulator (tests/cudaemu) counts launches, host waits and
       -- cudaMalloc calls, so the rule "no allocation and no host wait inside
       -- a training step" can be checked where it applies; a real GPU has no

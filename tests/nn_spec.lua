@@ -327,6 +327,46 @@ describe('memory', function()
       assert.is_true(forced >= 8, forced .. ' forced collections in 8 steps')
    end)
 
+   it('collects and retries when the system refuses memory that garbage still holds', function()
+      -- a child whose address space is capped 200 MB above its start: the
+      -- dropped 64 MB tensors are garbage until a collection, which the
+      -- live-memory threshold (256 MB above what survived) would run only
+      -- after the cap refused one
+      local root = debug.getinfo(1, 'S').source:sub(2):match('^(.*)/tests/[^/]*$') or '.'
+      local script = os.tmpname()
+      local f = assert(io.open(script, 'w'))
+      f:write([=[
+         local root = ...
+         package.path = root .. '/lua/?.lua;' .. root .. '/lua/?/init.lua;' .. package.path
+         local ffi = require 'ffi'
+         ffi.cdef 'struct slRlimit { uint64_t cur, max; }; int setrlimit(int, const struct slRlimit *);'
+         local snn = require 'slayer'
+         local T = snn.tensor
+         snn.setNumThreads(1)
+         snn.setReuseFactor(2 ^ 20)
+         T.ones({4}):sum() -- threads and pools start before the cap
+         local vm
+         for line in io.lines('/proc/self/status') do vm = vm or tonumber(line:match('^VmSize:%s*(%d+)')) end
+         local cap = vm * 1024 + 200 * 2 ^ 20
+         assert(ffi.C.setrlimit(9, ffi.new('struct slRlimit', cap, cap)) == 0) -- RLIMIT_AS
+         local n0 = snn.memoryStats().collections
+         for i = 1, 20 do local t = T.empty({16 * 2 ^ 20}) end -- 64 MB each, 1.25 GB in all
+         -- a size class the cache lacks: its cached blocks go back first
+         local big = T.full({40 * 2 ^ 20}, 1)
+         print(string.format('done: %d forced collections, sum %d', snn.memoryStats().collections - n0,
+            big:sum():item()))
+      ]=])
+      f:close()
+      local p = io.popen('luajit ' .. script .. ' ' .. root .. ' 2>&1')
+      local out = p:read('*a')
+      p:close()
+      os.remove(script)
+      local forced, sum = out:match('done: (%d+) forced collections, sum (%d+)')
+      assert.truthy(forced, out)
+      assert.is_true(tonumber(forced) >= 1, out)
+      assert.are.equal(40 * 2 ^ 20, tonumber(sum))
+   end)
+
    it('gives large blocks back to the system when the cache is emptied, and maps new ones that work', function()
       snn.emptyCache()
       local cachedBefore = snn.memoryStats().cachedBytes

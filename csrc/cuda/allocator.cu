@@ -14,6 +14,12 @@
  *
  * The cache is bounded (sl_cuda_set_cache_limit, default: the device's
  * memory); when cudaMalloc fails the cache is emptied and the call retried.
+ * sl_cuda_set_memory_limit caps what the process holds (live + cached), as
+ * if the device were that small: past it, cached blocks go back to the
+ * driver first, then the allocation fails as out of memory.  libslayer
+ * reads sl_cuda_capacity (the cap, or the device's memory) to have Lua
+ * collect garbage before live memory nears it, and the Lua layer collects
+ * and retries once when an allocation still fails.
  */
 #include "common.cuh"
 
@@ -29,6 +35,8 @@ struct Pool {
     std::vector<void *> lists[N_CLASSES];
     int64_t live = 0, cached = 0, peak_live = 0, peak_reserved = 0;
     int64_t calls = 0, sys = 0, limit = -1;
+    int64_t cap = -1; /* sl_cuda_set_memory_limit: live + cached at most this; -1 none */
+    int64_t failures = 0; /* allocations refused as out of memory (sl_cuda_alloc_failures) */
 };
 
 Pool &pool()
@@ -118,6 +126,26 @@ SL_CUDA_API void *sl_cuda_malloc(size_t bytes)
         }
     }
     if (!p) {
+        int64_t live, cached, cap;
+        {
+            std::lock_guard<std::mutex> g(P.lock);
+            live = P.live;
+            cached = P.cached;
+            cap = P.cap;
+        }
+        int64_t over = live + cached + (int64_t)r - cap;
+        if (cap >= 0 && over > 0) {
+            if (live + (int64_t)r > cap) {
+                std::lock_guard<std::mutex> g(P.lock);
+                P.failures++;
+                sl_errorf_code(SL_ENOMEM,
+                               "out of GPU memory allocating %zu bytes (%lld bytes live; the process's limit is "
+                               "%lld bytes, set by cuda.setMemoryLimit)",
+                               bytes, (long long)live, (long long)cap);
+                return NULL;
+            }
+            trim(cached - over); /* cached blocks go back to the driver until the block fits */
+        }
         cudaError_t e = cudaMalloc(&p, r);
         if (e != cudaSuccess) {
             cudaGetLastError();
@@ -131,6 +159,8 @@ SL_CUDA_API void *sl_cuda_malloc(size_t bytes)
             cudaGetLastError();
             sl_errorf_code(SL_ENOMEM, "out of GPU memory allocating %zu bytes (%zu of %zu bytes free on the device)",
                            bytes, free_b, total);
+            std::lock_guard<std::mutex> g(P.lock);
+            P.failures++;
             return NULL;
         }
         std::lock_guard<std::mutex> g(P.lock);
@@ -224,6 +254,49 @@ SL_CUDA_API void sl_cuda_set_cache_limit(int64_t bytes)
 }
 
 SL_CUDA_API void sl_cuda_empty_cache(void) { trim(0); }
+
+/* cap live + cached device bytes (negative: no cap); cached blocks past it
+   go back to the driver now */
+SL_CUDA_API void sl_cuda_set_memory_limit(int64_t bytes)
+{
+    Pool &P = pool();
+    int64_t keep, cached;
+    {
+        std::lock_guard<std::mutex> g(P.lock);
+        P.cap = bytes < 0 ? -1 : bytes;
+        cached = P.cached;
+        keep = bytes < 0 ? cached : bytes - P.live;
+    }
+    if (keep < cached) trim(keep < 0 ? 0 : keep);
+}
+
+/* allocations refused as out of memory so far (each retry counts again) */
+SL_CUDA_API int64_t sl_cuda_alloc_failures(void)
+{
+    Pool &P = pool();
+    std::lock_guard<std::mutex> g(P.lock);
+    return P.failures;
+}
+
+SL_CUDA_API int64_t sl_cuda_memory_limit(void)
+{
+    Pool &P = pool();
+    std::lock_guard<std::mutex> g(P.lock);
+    return P.cap;
+}
+
+/* what allocations may take in all: the cap, or else the device's memory */
+SL_CUDA_API int64_t sl_cuda_capacity(void)
+{
+    static int64_t total = -1;
+    Pool &P = pool();
+    {
+        std::lock_guard<std::mutex> g(P.lock);
+        if (P.cap >= 0) return P.cap;
+    }
+    if (total < 0) total = default_limit();
+    return total;
+}
 
 namespace slc {
 

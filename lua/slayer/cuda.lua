@@ -40,6 +40,9 @@ local SIGNATURES = {
    sl_cuda_mem_info = 'int (*)(int64_t *, int64_t *)',
    sl_cuda_peak_reserved = 'int64_t (*)(void)',
    sl_cuda_reset_peak = 'void (*)(void)',
+   sl_cuda_set_memory_limit = 'void (*)(int64_t)',
+   sl_cuda_memory_limit = 'int64_t (*)(void)',
+   sl_cuda_alloc_failures = 'int64_t (*)(void)',
    sl_cuda_host_alloc = 'void *(*)(size_t)',
    sl_cuda_host_free = 'void (*)(void *)',
    sl_cuda_event_record = 'void *(*)(void)',
@@ -94,7 +97,9 @@ end
 --- The caching allocator's counters, in bytes: liveBytes (held by tensors),
 -- cachedBytes (kept for reuse), reservedBytes (both), peakLiveBytes,
 -- peakReservedBytes, allocCalls, systemAllocs (cudaMalloc calls),
--- cacheLimit, and the driver's deviceFreeBytes and deviceTotalBytes.
+-- cacheLimit, memoryLimit (setMemoryLimit's, or nil), allocFailures
+-- (allocations refused as out of memory, each retry counted), and the
+-- driver's deviceFreeBytes and deviceTotalBytes.
 function M.memoryStats()
    local s = ffi.new('sl_mem_stats')
    fn('sl_cuda_synchronize', 'memoryStats') -- raises when unavailable
@@ -107,7 +112,8 @@ function M.memoryStats()
       peakLiveBytes = tonumber(s.peak_live_bytes),
       peakReservedBytes = tonumber(fn('sl_cuda_peak_reserved', 'memoryStats')()),
       allocCalls = tonumber(s.alloc_calls), systemAllocs = tonumber(s.system_allocs),
-      cacheLimit = tonumber(s.cache_limit),
+      cacheLimit = tonumber(s.cache_limit), memoryLimit = M.memoryLimit(),
+      allocFailures = tonumber(fn('sl_cuda_alloc_failures', 'memoryStats')()),
       deviceFreeBytes = tonumber(free[0]), deviceTotalBytes = tonumber(total[0]),
    }
 end
@@ -133,6 +139,27 @@ function M.setCacheLimit(bytes)
    end
    fn('sl_cuda_synchronize', 'setCacheLimit')
    C.sl_mem_set_cache_limit(1, bytes)
+end
+
+--- Hold at most `bytes` of device memory (tensors and the cache together),
+-- as if the GPU were that small, e.g. to share it with other processes;
+-- nil removes the limit.  Cached blocks past it go back to the driver now.
+-- Garbage is collected before live memory nears the limit (as before it
+-- nears the device's memory), and an allocation that does not fit even
+-- then fails with an out-of-memory error naming the limit.
+function M.setMemoryLimit(bytes)
+   if bytes ~= nil and (type(bytes) ~= 'number' or bytes < 0 or bytes % 1 ~= 0 or bytes > 2 ^ 62) then
+      L.raise('cuda.setMemoryLimit: expected a non-negative integer number of bytes (at most 2^62) or nil, got '
+         .. L.valueStr(bytes))
+   end
+   fn('sl_cuda_synchronize', 'setMemoryLimit') -- raises when unavailable
+   fn('sl_cuda_set_memory_limit', 'setMemoryLimit')(bytes or -1)
+end
+
+--- The limit setMemoryLimit set, in bytes, or nil.
+function M.memoryLimit()
+   local b = fn('sl_cuda_memory_limit', 'memoryLimit')()
+   return b >= 0 and tonumber(b) or nil
 end
 
 --- n floats of page-locked (pinned) host memory, freed when the pointer

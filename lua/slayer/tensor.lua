@@ -179,9 +179,23 @@ local function allocFail(fname)
    L.raise(msg)
 end
 
+-- A new tensor's storage.  When memory ran out, garbage the collector has
+-- not reached yet may hold what is missing (tensor.c asks for collections
+-- by counts, which cannot see the device's free memory or other
+-- processes): collect and try once more before giving up.
+local ENOMEM = C.SL_ENOMEM
+local function newStorage(ndim, shape, device)
+   local p = C.sl_tensor_new(ndim, shape, device)
+   if p == nil and C.sl_last_error_code() == ENOMEM then
+      collect()
+      p = C.sl_tensor_new(ndim, shape, device)
+   end
+   return p
+end
+
 local function newTensor(ndim, device, fname)
    pressure(shapeNumel(ndim, shapebuf), device)
-   local p = C.sl_tensor_new(ndim, shapebuf, device)
+   local p = newStorage(ndim, shapebuf, device)
    if p == nil then allocFail(fname) end
    return object(p, DEVNAME[device])
 end
@@ -189,7 +203,7 @@ end
 local function emptyLike(t)
    local c = t._c
    pressure(shapeNumel(c.ndim, c.shape), c.device)
-   local p = C.sl_tensor_new(c.ndim, c.shape, c.device)
+   local p = newStorage(c.ndim, c.shape, c.device)
    if p == nil then cfail() end
    return object(p, t.device)
 end
