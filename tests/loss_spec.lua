@@ -133,6 +133,51 @@ describe('numSpikes', function()
       assert.is_true(math.abs(err:numSpikes(out, target):item() - want) < 1e-6 * want + 1e-9)
    end)
 
+   it('fuses the formula\'s tensor ops without changing a bit of the loss or its gradient', function()
+      -- the formula as separate tensor ops (how the loss computed it before
+      -- ops/loss.c fused the per-neuron steps)
+      local function composed(err, out, desiredClass, scale)
+         local ed, Ts = err.errorDescriptor, err.Ts
+         local start, stop = snn.loss.rint(ed.tgtSpikeRegion.start / Ts), snn.loss.rint(ed.tgtSpikeRegion.stop / Ts)
+         local N, Cn, Hh, W, Tn = unpack(out:shape())
+         local lo, hi = math.min(start, Tn), math.min(stop, Tn)
+         local mask = T.zeros({1, 1, 1, 1, Tn})
+         local outD = out:detach()
+         local actual = T.zeros({N, Cn, Hh, W, 1})
+         if hi > lo then
+            mask:narrow(5, lo + 1, hi - lo):fill(1)
+            actual = outD:narrow(5, lo + 1, hi - lo):sum(5) * Ts
+         end
+         local isTrue = desiredClass:eq(1)
+         local desired = isTrue * ed.tgtSpikeCount[true] + (1 - isTrue) * ed.tgtSpikeCount[false]
+         local c = (actual - desired) / (stop - start) * scale
+         local e = err.slayer:psp(out - outD * mask) + c * mask
+         return (e:square():sum() * 0.5) * Ts
+      end
+      local cases = {
+         {Ts = 1, T = 120, start = 0, stop = 120, scale = 1},
+         {Ts = 0.5, T = 90, start = 10, stop = 30, scale = 2.5},
+         {Ts = 0.1, T = 80, start = 0.3, stop = 4, scale = 0.3}, -- 1/Ts not a power of 2
+         {Ts = 1, T = 60, start = 20, stop = 500, scale = 1},     -- ends past the sample
+         {Ts = 1, T = 60, start = 70, stop = 500, scale = 1},     -- begins past it: no bins
+      }
+      for i, cs in ipairs(cases) do
+         snn.manualSeed(40 + i)
+         local err = snn.loss(netParams({type = 'NumSpikes', tgtSpikeRegion = {start = cs.start, stop = cs.stop},
+            tgtSpikeCount = {[true] = 60, [false] = 10}}, {Ts = cs.Ts, tSample = cs.T * cs.Ts}))
+         local spikes = T.bernoulli({2, 3, 2, 1, cs.T}, 0.1) * (1 / cs.Ts)
+         local target = T.zeros({2, 3, 2, 1, 1})
+         target:narrow(2, 2, 1):fill(1)
+         local a, b = spikes:clone():requiresGrad(true), spikes:clone():requiresGrad(true)
+         local la, lb = err:numSpikes(a, target, cs.scale), composed(err, b, target, cs.scale)
+         la:backward()
+         lb:backward()
+         assert.are.equal(lb:item(), la:item(), 'case ' .. i)
+         assert.are.same(b.grad:totable(), a.grad:totable(), 'case ' .. i)
+         assert.is_true(la:item() > 0)
+      end
+   end)
+
    it('rejects a target of the wrong shape', function()
       local err = snn.loss(netParams(NUMSPIKES))
       local ok, msg = pcall(err.numSpikes, err, T.zeros({2, 10, 1, 1, 300}), T.zeros({2, 10}))

@@ -25,6 +25,8 @@ local T = require 'slayer.tensor'
 local A = require 'slayer.autograd'
 local nn = require 'slayer.nn'
 
+local C = L.C
+
 local Loss = nn.class('snn.loss', nn.Module)
 
 local function fail(msg) L.raise('loss: ' .. msg) end
@@ -129,21 +131,26 @@ function Loss:numSpikes(spikeOut, desiredClass, numSpikesScale)
          region.stop, start))
    end
    -- bins of the window that exist (Python slicing clamps the stop to the sample)
-   local lo, hi = start, math.min(stop, Tn)
-   local dev = spikeOut.device
-   local mask = T.zeros({1, 1, 1, 1, Tn}, dev)
-   local actual
-   local outD = spikeOut:detach()
-   if hi > lo then
-      mask:narrow(5, lo + 1, hi - lo):fill(1)
-      actual = outD:narrow(5, lo + 1, hi - lo):sum(5) * Ts
-   else
-      actual = T.zeros({N, Cn, H, W, 1}, dev)
+   local lo = math.min(start, Tn)
+   local hi = math.max(lo, math.min(stop, Tn))
+   if spikeOut.device ~= desiredClass.device then
+      L.raise(fname .. ': spikeOut on ' .. spikeOut.device .. ' and desiredClass on ' .. desiredClass.device)
    end
-   local isTrue = desiredClass:detach():eq(1)
-   local desired = isTrue * count[true] + (1 - isTrue) * count[false]
-   local c = (actual - desired) / (stop - start) * numSpikesScale
-   local e = self.slayer:psp(spikeOut - outD * mask) + c * mask
+   -- x = out - R * out_detached and c, per neuron, in one pass (ops/loss.c:
+   -- the same float32 steps as the tensor ops of the formula above);
+   -- x's gradient is out's (the window's part is detached)
+   local x = T._emptyLike(spikeOut)
+   local c = T._emptyOf({N, Cn, H, W, 1}, spikeOut._c.device, fname)
+   if C.sl_numspikes_prep(x._c, c._c, T._contig(spikeOut)._c, T._contig(desiredClass)._c, lo, hi, Ts, count[true],
+      count[false], stop - start, numSpikesScale) ~= 0 then
+      L.raise(fname .. ': ' .. L.lastError())
+   end
+   A.record(x, {spikeOut}, function(g) return g end, 1)
+   -- e = psp(x) + c * R
+   local p = self.slayer:psp(x)
+   local e = T._emptyLike(p)
+   if C.sl_window_add(e._c, p._c, c._c, lo, hi) ~= 0 then L.raise(fname .. ': ' .. L.lastError()) end
+   A.record(e, {p}, function(g) return g end, 1)
    return (e:square():sum() * 0.5) * Ts
 end
 

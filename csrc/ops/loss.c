@@ -1,0 +1,75 @@
+/*
+ * loss.c -- the numSpikes error's element-wise steps, fused (SPEC.md 11).
+ *
+ * The loss (lua/slayer/loss.lua) needs, per neuron row, the spike count in
+ * the target window, the correction c that pulls it to the target count, the
+ * output with the window's bins cancelled (it goes through the psp), and
+ * later that psp plus c inside the window.  As separate tensor ops those are
+ * about fifteen passes and launches over tiny (N, C, H, W, 1) tensors; here
+ * they are two.  Each step rounds to float32 exactly as the separate ops do
+ * (same operations, same order, the count summed in double as sum(5)), so
+ * the results are bit-identical to them.
+ */
+#include "../internal.h"
+
+static int check_rows(const char *op, const sl_tensor *a, const sl_tensor *b, const sl_tensor *c,
+                      const sl_tensor *rowsOf, int64_t lo, int64_t hi, int64_t *rows, int64_t *T)
+{
+    char b1[128], b2[128];
+    if (a->ndim < 1) return sl_errorf("%s: expected a (..., T) tensor, got %s", op, sl_shape_str(a, b1, sizeof b1));
+    *T = a->shape[a->ndim - 1];
+    *rows = *T ? a->numel / *T : 0;
+    if (b->numel != a->numel)
+        return sl_errorf("%s: %s and %s differ in size", op, sl_shape_str(a, b1, sizeof b1), sl_shape_str(b, b2, sizeof b2));
+    if (c->numel != *rows || (rowsOf && rowsOf->numel != *rows))
+        return sl_errorf("%s: expected one value per row (%lld), got %s", op, (long long)*rows,
+                         sl_shape_str(c->numel != *rows ? c : rowsOf, b1, sizeof b1));
+    if (lo < 0 || hi < lo || hi > *T)
+        return sl_errorf("%s: window [%lld, %lld) outside the %lld bins", op, (long long)lo, (long long)hi, (long long)*T);
+    return 0;
+}
+
+int sl_numspikes_prep(sl_tensor *x, sl_tensor *c, const sl_tensor *out, const sl_tensor *desired, int64_t lo,
+                      int64_t hi, float Ts, float countTrue, float countFalse, float len, float scale)
+{
+    SL_DISPATCH(sl_numspikes_prep, SL_DEVICE_OF("numSpikes", x, c, out, desired), x, c, out, desired, lo, hi, Ts,
+                countTrue, countFalse, len, scale);
+    SL_REQUIRE_CONTIGUOUS("numSpikes", x, c, out, desired);
+    int64_t rows = 0, T = 0;
+    int rc = check_rows("numSpikes", out, x, c, desired, lo, hi, &rows, &T);
+    if (rc) return rc;
+    SL_FOR(r, rows, rows * T > SL_PAR_MIN, {
+        const float *o = out->data + r * T;
+        float *y = x->data + r * T;
+        double s = 0;
+        for (int64_t t = lo; t < hi; t++) s += o[t];
+        float actual = (float)s * Ts;
+        float isTrue = desired->data[r] == 1.0f ? 1.0f : 0.0f;
+        float d = isTrue * countTrue + (1.0f - isTrue) * countFalse;
+        c->data[r] = (actual - d) / len * scale;
+        for (int64_t t = 0; t < T; t++) {
+            float m = t >= lo && t < hi ? 1.0f : 0.0f;
+            y[t] = o[t] - o[t] * m;
+        }
+    });
+    return 0;
+}
+
+int sl_window_add(sl_tensor *e, const sl_tensor *p, const sl_tensor *c, int64_t lo, int64_t hi)
+{
+    SL_DISPATCH(sl_window_add, SL_DEVICE_OF("numSpikes", e, p, c), e, p, c, lo, hi);
+    SL_REQUIRE_CONTIGUOUS("numSpikes", e, p, c);
+    int64_t rows = 0, T = 0;
+    int rc = check_rows("numSpikes", p, e, c, NULL, lo, hi, &rows, &T);
+    if (rc) return rc;
+    SL_FOR(r, rows, rows * T > SL_PAR_MIN, {
+        const float *pr = p->data + r * T;
+        float *er = e->data + r * T;
+        float cr = c->data[r];
+        for (int64_t t = 0; t < T; t++) {
+            float m = t >= lo && t < hi ? 1.0f : 0.0f;
+            er[t] = pr[t] + cr * m;
+        }
+    });
+    return 0;
+}
