@@ -293,11 +293,15 @@ void sl_mem_set_reuse_gap(int64_t bytes)
     atomic_store(&reuse_gap, bytes < 0 ? 0 : bytes);
 }
 
+static atomic_llong gpu_survived; /* GPU bytes live after the last collection */
+
 /* Device memory is bounded, unlike the host's: collect before tensors, live
-   or garbage, would take more than 7/8 of what the device (or the process's
-   limit) allows, once 1/16 of it was allocated since the last collection
-   (so a working set near the top does not collect at every allocation).
-   An allocation that fails all the same is collected for and retried by the
+   or garbage, would take more than 3/4 of what the device (or the process's
+   limit) allows (the allocator rounds blocks up by up to 1/8), once a quarter
+   of the room the last collection left was allocated since (at least 1 MB,
+   at most 1/16 of the device): a working set near the top collects as
+   often as its garbage can fill that room, not at every allocation.  An
+   allocation that fails all the same is collected for and retried by the
    Lua layer. */
 static int gpu_nearly_full(int64_t bytes)
 {
@@ -308,8 +312,11 @@ static int gpu_nearly_full(int64_t bytes)
         resolved = 1;
     }
     int64_t cap = capacity ? capacity() : -1;
-    if (cap <= 0) return 0;
-    return atomic_load(&gpu_live) + bytes > cap - cap / 8 && atomic_load(&gpu_since) >= cap / 16;
+    if (cap <= 0 || atomic_load(&gpu_live) + bytes <= cap - cap / 4) return 0;
+    int64_t every = (cap - atomic_load(&gpu_survived)) / 4;
+    if (every > cap / 16) every = cap / 16;
+    if (every < ((int64_t)1 << 20)) every = (int64_t)1 << 20;
+    return atomic_load(&gpu_since) >= every;
 }
 
 int sl_mem_pressure_dev(int64_t bytes, int device)
@@ -356,22 +363,34 @@ int64_t sl_mem_live_bytes(void)
     return __atomic_load_n(&cpu.live, __ATOMIC_RELAXED) + atomic_load(&gpu_live);
 }
 
-/* The most that survived a recent collection, decaying by 1/16 per
-   collection.  A training step's live memory swings from its parameters
-   (after backward) to all its activations: from the small end, doubling
-   alone would collect again and again while the forward pass builds
-   activations that are all still live, freeing nothing (W2 at batch 12 on
-   the CPU: two such collections per step, at 515 and 1055 MB live, after 34
-   MB survived the last backward).  Memory that a recent collection found
-   live is expected back, so the threshold stays at 1.5 times the mark. */
+/* The most that survived a recent collection.  A training step's live
+   memory swings from its parameters (after backward) to all its
+   activations: from the small end, doubling alone would collect again and
+   again while the forward pass builds activations that are all still live,
+   freeing nothing (W2 at batch 12 on the CPU: two such collections per step,
+   at 515 and 1055 MB live, after 34 MB survived the last backward).  Memory
+   that a recent collection found live is expected back, so the threshold
+   stays at 1.5 times the mark.  The mark decays faster the longer no
+   collection has reached it (1/128 after the first that does not, then
+   1/64, ... up to 1/2 per collection): a step's cycle reaches it again
+   within about six collections, while a one-off peak (a large evaluation
+   batch, a dataset load) is forgotten within about eight. */
 static int64_t live_mark;
+static int mark_streak; /* collections since one reached the mark */
 
 void sl_mem_collected(void)
 {
     pthread_mutex_lock(&cpu.lock);
     int64_t live = cpu.live + atomic_load(&gpu_live);
-    live_mark -= live_mark / 16;
-    if (live > live_mark) live_mark = live;
+    if (live >= live_mark) {
+        live_mark = live;
+        mark_streak = 0;
+    } else {
+        if (mark_streak < 7) mark_streak++;
+        live_mark -= live_mark >> (8 - mark_streak);
+        if (live > live_mark) live_mark = live;
+    }
+    atomic_store(&gpu_survived, atomic_load(&gpu_live));
     int64_t t = live * 2 > live + MIN_PRESSURE_BYTES ? live * 2 : live + MIN_PRESSURE_BYTES;
     cpu.threshold = t > live_mark + live_mark / 2 ? t : live_mark + live_mark / 2;
     cpu.since = 0;
@@ -460,7 +479,7 @@ sl_tensor *sl_tensor_new(int ndim, const int32_t *shape, int device)
         }
         n *= shape[d];
         if (n > ((int64_t)1 << 40)) {
-            sl_errorf_code(SL_ENOMEM, "tensor: %lld elements is too large", (long long)n);
+            sl_errorf("tensor: %lld elements is too large", (long long)n);
             return NULL;
         }
     }

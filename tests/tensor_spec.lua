@@ -563,6 +563,36 @@ describe('in-place writes', function()
    end)
 end)
 
+describe('gradients given back during backward', function()
+   local A = require 'slayer.autograd'
+
+   it('lets a backward function run another backward', function()
+      local w = T.ones({3}):requiresGrad(true)
+      local aux = (w * 3):sum()
+      local x = T.ones({3}):requiresGrad(true)
+      local function op(t)
+         return A.record(t:detach():clone(), {t}, function(g) aux:backward() return g * 2 end, 1)
+      end
+      op(x * 1):sum():backward()
+      assert.are.same({2, 2, 2}, x.grad:totable())
+      assert.are.same({3, 3, 3}, w.grad:totable())
+   end)
+
+   it('makes a gradient kept past its backward function raise an error when used, not crash', function()
+      local kept
+      local function op(t)
+         return A.record(t:detach():clone(), {t}, function(g) kept = g return g end, 1)
+      end
+      local x = T.ones({4}):requiresGrad(true)
+      ;(op(x * 2) * 3):sum():backward()
+      assert.are.same({6, 6, 6, 6}, x.grad:totable())
+      local ok, err = pcall(function() return kept:sum() end)
+      assert.is_false(ok)
+      assert.truthy(tostring(err):find('this tensor was released', 1, true), err)
+      assert.are.equal('tensor (released)', tostring(kept))
+   end)
+end)
+
 describe('backward twice', function()
    it('says the graph was freed, and a leaf keeps its shape in .grad', function()
       local x = T.fromtable({1, 2, 3}):requiresGrad(true)

@@ -16,13 +16,16 @@
  * memory); when cudaMalloc fails the cache is emptied and the call retried.
  * sl_cuda_set_memory_limit caps what the process holds (live + cached), as
  * if the device were that small: past it, cached blocks go back to the
- * driver first, then the allocation fails as out of memory.  libslayer
+ * driver first, then the allocation fails as out of memory.  (The check is
+ * not atomic with the cudaMalloc after it: device memory is allocated from
+ * the thread that runs Lua only.)  libslayer
  * reads sl_cuda_capacity (the cap, or the device's memory) to have Lua
  * collect garbage before live memory nears it, and the Lua layer collects
  * and retries once when an allocation still fails.
  */
 #include "common.cuh"
 
+#include <atomic>
 #include <mutex>
 #include <vector>
 
@@ -139,9 +142,9 @@ SL_CUDA_API void *sl_cuda_malloc(size_t bytes)
                 std::lock_guard<std::mutex> g(P.lock);
                 P.failures++;
                 sl_errorf_code(SL_ENOMEM,
-                               "out of GPU memory allocating %zu bytes (%lld bytes live; the process's limit is "
-                               "%lld bytes, set by cuda.setMemoryLimit)",
-                               bytes, (long long)live, (long long)cap);
+                               "out of GPU memory allocating %zu bytes (a block of %zu; %lld bytes live; the "
+                               "process's limit is %lld bytes, set by cuda.setMemoryLimit)",
+                               bytes, r, (long long)live, (long long)cap);
                 return NULL;
             }
             trim(cached - over); /* cached blocks go back to the driver until the block fits */
@@ -285,17 +288,27 @@ SL_CUDA_API int64_t sl_cuda_memory_limit(void)
     return P.cap;
 }
 
-/* what allocations may take in all: the cap, or else the device's memory */
+/* what allocations may take in all: the cap, or else the device's memory
+   (-1 while the driver cannot say; asked again next time) */
 SL_CUDA_API int64_t sl_cuda_capacity(void)
 {
-    static int64_t total = -1;
+    static std::atomic<int64_t> total{-1};
     Pool &P = pool();
     {
         std::lock_guard<std::mutex> g(P.lock);
         if (P.cap >= 0) return P.cap;
     }
-    if (total < 0) total = default_limit();
-    return total;
+    int64_t t = total.load();
+    if (t < 0) {
+        size_t free_b = 0, all = 0;
+        if (cudaMemGetInfo(&free_b, &all) != cudaSuccess) {
+            cudaGetLastError();
+            return -1;
+        }
+        t = (int64_t)all;
+        total.store(t);
+    }
+    return t;
 }
 
 namespace slc {

@@ -4,7 +4,10 @@ slayer.autograd -- reverse-mode automatic differentiation.
 Every differentiable op calls `record(out, inputs, backward)` after computing
 its result.  When recording is on and one of the inputs requires a gradient,
 the result remembers a node {inputs, backward}; `backward(gradOut)` returns
-one gradient per input (nil where an input needs none).
+one gradient per input (nil where an input needs none).  A backward function
+must not keep gradOut or what it returns beyond its call: the walk gives
+gradients made during the backward back to the allocator once no node needs
+them (a kept one raises an error when used; keep a clone).
 
 `run(root, grad)` orders the graph reachable from root (inputs before
 outputs), walks it from the root back, sums the gradients arriving at each
@@ -192,7 +195,7 @@ function M.run(root, grad, accumulate, add, release)
                if release then
                   for i = 1, node.n do
                      local gi = res[i]
-                     if type(gi) == 'table' and not refs[gi] and gi._c then release(gi) end
+                     if type(gi) == 'table' and not refs[gi] and rawget(gi, '_c') then release(gi) end
                   end
                end
             else

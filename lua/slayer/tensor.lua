@@ -617,7 +617,7 @@ local WEAK_KEYS = {__mode = 'k'}
 
 -- autograd.run's release: frees a gradient the walk made and let go of
 local function releaseBorn(g)
-   if born[g] and g._c then
+   if born and born[g] and rawget(g, '_c') then
       born[g] = nil
       T._release(g)
    end
@@ -642,9 +642,10 @@ function Tensor:backward(grad)
    -- (not under pcall, which would cost the errors their caller's line: a
    -- failed backward leaves `born` set until the next one replaces it,
    -- which only costs the forward an insertion per tensor meanwhile)
+   local outer = born -- a backward run inside a backward function's own
    born = setmetatable({}, WEAK_KEYS)
    A.run(self, grad, accumulate, addGrads, releaseBorn)
-   born = nil
+   born = outer
    -- the graph's activations just became garbage: when they are large,
    -- collect now so the next step reuses their blocks from the cache
    -- instead of faulting in fresh pages
@@ -726,9 +727,22 @@ end
 -- of its size class misses the cache and forces a collection).  Only for
 -- tensors that never left the function that made them; `t` is unusable
 -- afterwards.  A view only drops its reference to the storage.
+-- A released tensor raises an error on any use, rather than handing C a
+-- NULL pointer.
+local Released = {
+   __index = function(_, k)
+      L.raise('tensor: this tensor was released (' .. tostring(k) .. ' read after its memory was given back): '
+         .. 'a gradient kept past the backward function that received it, or an internal temporary; '
+         .. 'keep a clone instead')
+   end,
+   __tostring = function() return 'tensor (released)' end,
+}
+
 function T._release(t)
    local c = t._c
    t._c = nil
+   t.device = nil
+   setmetatable(t, Released)
    C.sl_tensor_free(ffi.gc(c, nil))
 end
 
