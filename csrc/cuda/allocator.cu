@@ -229,13 +229,16 @@ SL_CUDA_API void sl_cuda_mem_stats(sl_mem_stats *out)
     out->cache_limit = P.limit < 0 ? default_limit() : P.limit;
 }
 
-/* highest live + cached bytes: what the process held on the device */
-SL_CUDA_API int64_t sl_cuda_peak_reserved(void)
+/* one counter of the pool, read under its lock */
+static int64_t counter(int64_t Pool::*field)
 {
     Pool &P = pool();
     std::lock_guard<std::mutex> g(P.lock);
-    return P.peak_reserved;
+    return P.*field;
 }
+
+/* highest live + cached bytes: what the process held on the device */
+SL_CUDA_API int64_t sl_cuda_peak_reserved(void) { return counter(&Pool::peak_reserved); }
 
 /* restart both peaks from the current values */
 SL_CUDA_API void sl_cuda_reset_peak(void)
@@ -274,19 +277,10 @@ SL_CUDA_API void sl_cuda_set_memory_limit(int64_t bytes)
 }
 
 /* allocations refused as out of memory so far (each retry counts again) */
-SL_CUDA_API int64_t sl_cuda_alloc_failures(void)
-{
-    Pool &P = pool();
-    std::lock_guard<std::mutex> g(P.lock);
-    return P.failures;
-}
+SL_CUDA_API int64_t sl_cuda_alloc_failures(void) { return counter(&Pool::failures); }
 
-SL_CUDA_API int64_t sl_cuda_memory_limit(void)
-{
-    Pool &P = pool();
-    std::lock_guard<std::mutex> g(P.lock);
-    return P.cap;
-}
+/* the cap sl_cuda_set_memory_limit set, or -1 */
+SL_CUDA_API int64_t sl_cuda_memory_limit(void) { return counter(&Pool::cap); }
 
 /* what allocations may take in all: the cap, or else the device's memory
    (-1 while the driver cannot say; asked again next time) */
