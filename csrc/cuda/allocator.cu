@@ -16,12 +16,12 @@
  * memory); when cudaMalloc fails the cache is emptied and the call retried.
  * sl_cuda_set_memory_limit caps what the process holds (live + cached), as
  * if the device were that small: past it, cached blocks go back to the
- * driver first, then the allocation fails as out of memory.  (The check is
+ * driver first, then the allocation fails as out of memory (the check is
  * not atomic with the cudaMalloc after it: device memory is allocated from
- * the thread that runs Lua only.)  libslayer
- * reads sl_cuda_capacity (the cap, or the device's memory) to have Lua
- * collect garbage before live memory nears it, and the Lua layer collects
- * and retries once when an allocation still fails.
+ * the thread that runs Lua only).  libslayer reads sl_cuda_capacity (the
+ * cap, or the device's memory) to have Lua collect garbage before live
+ * memory nears it, and the Lua layer collects and retries once when an
+ * allocation still fails.
  */
 #include "common.cuh"
 

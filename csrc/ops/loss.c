@@ -8,7 +8,8 @@
  * about fifteen passes and launches over tiny (N, C, H, W, 1) tensors; here
  * they are two.  Each step rounds to float32 exactly as the separate ops do
  * (same operations, same order, the count summed in double as sum(5)), so
- * the results are bit-identical to them.
+ * the results are bit-identical to them.  Both ops check their operands
+ * before they dispatch, so the CUDA twins (cuda/loss.cu) need not.
  */
 #include "../internal.h"
 
@@ -32,12 +33,13 @@ static int check_rows(const char *op, const sl_tensor *a, const sl_tensor *b, co
 int sl_numspikes_prep(sl_tensor *x, sl_tensor *c, const sl_tensor *out, const sl_tensor *desired, int64_t lo,
                       int64_t hi, float Ts, float countTrue, float countFalse, float len, float scale)
 {
-    SL_DISPATCH(sl_numspikes_prep, SL_DEVICE_OF("numSpikes", x, c, out, desired), x, c, out, desired, lo, hi, Ts,
-                countTrue, countFalse, len, scale);
+    int dev = SL_DEVICE_OF("numSpikes", x, c, out, desired);
+    if (dev < 0) return dev;
     SL_REQUIRE_CONTIGUOUS("numSpikes", x, c, out, desired);
     int64_t rows = 0, T = 0;
     int rc = check_rows("numSpikes", out, x, c, desired, lo, hi, &rows, &T);
     if (rc) return rc;
+    SL_DISPATCH(sl_numspikes_prep, dev, x, c, out, desired, lo, hi, Ts, countTrue, countFalse, len, scale);
     SL_FOR(r, rows, rows * T > SL_PAR_MIN, {
         const float *o = out->data + r * T;
         float *y = x->data + r * T;
@@ -57,11 +59,13 @@ int sl_numspikes_prep(sl_tensor *x, sl_tensor *c, const sl_tensor *out, const sl
 
 int sl_window_add(sl_tensor *e, const sl_tensor *p, const sl_tensor *c, int64_t lo, int64_t hi)
 {
-    SL_DISPATCH(sl_window_add, SL_DEVICE_OF("numSpikes", e, p, c), e, p, c, lo, hi);
+    int dev = SL_DEVICE_OF("numSpikes", e, p, c);
+    if (dev < 0) return dev;
     SL_REQUIRE_CONTIGUOUS("numSpikes", e, p, c);
     int64_t rows = 0, T = 0;
     int rc = check_rows("numSpikes", p, e, c, NULL, lo, hi, &rows, &T);
     if (rc) return rc;
+    SL_DISPATCH(sl_window_add, dev, e, p, c, lo, hi);
     SL_FOR(r, rows, rows * T > SL_PAR_MIN, {
         const float *pr = p->data + r * T;
         float *er = e->data + r * T;

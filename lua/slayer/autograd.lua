@@ -129,10 +129,15 @@ local function topo(root)
    return order
 end
 
+-- Tensors made while a walk runs: tensor.lua adds each new tensor to
+-- M.born when it is set (weak keys), so release frees only those.
+M.born = nil
+local WEAK_KEYS = {__mode = 'k'}
+
 --- Back-propagate grad from root through the recorded graph.
 -- accumulate(leaf, g) adds g into leaf.grad; add(a, b) returns a + b;
 -- release(g), when given, may free a gradient the walk no longer holds
--- (it frees only tensors made during this backward: tensor.lua).
+-- (tensor.lua frees only those in M.born).
 function M.run(root, grad, accumulate, add, release)
    if not root._rg then
       if root._freed then
@@ -164,6 +169,8 @@ function M.run(root, grad, accumulate, add, release)
       if release then release(g) end
    end
    local prev = setEnabled(false) -- gradients of gradients are not recorded
+   local outerBorn = M.born -- (a backward run inside a backward function has its own)
+   M.born = setmetatable({}, WEAK_KEYS)
    local ok, err = pcall(function()
       for k = #order, 1, -1 do
          local t = order[k]
@@ -206,6 +213,7 @@ function M.run(root, grad, accumulate, add, release)
       end
    end)
    setEnabled(prev) -- also after an error, in a node's backward or in a leaf's grad
+   M.born = outerBorn
    if not ok then
       -- raised inside the pcall, our errors lost their position: give it the user's line
       if type(err) == 'string' and not err:match('^[^:\n]+:%d+: ') then L.raise(err) end

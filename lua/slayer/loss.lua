@@ -133,9 +133,6 @@ function Loss:numSpikes(spikeOut, desiredClass, numSpikesScale)
    -- bins of the window that exist (Python slicing clamps the stop to the sample)
    local lo = math.min(start, Tn)
    local hi = math.max(lo, math.min(stop, Tn))
-   if spikeOut.device ~= desiredClass.device then
-      L.raise(fname .. ': spikeOut on ' .. spikeOut.device .. ' and desiredClass on ' .. desiredClass.device)
-   end
    -- x = out - R * out_detached and c, per neuron, in one pass (ops/loss.c:
    -- the same float32 steps as the tensor ops of the formula above);
    -- x's gradient is out's (the window's part is detached)

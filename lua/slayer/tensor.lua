@@ -127,16 +127,13 @@ local function shapeNumel(ndim, shape)
    return n
 end
 
--- Tensors made while a backward pass runs (Tensor:backward sets `born`):
--- the gradients the walk passes between nodes, which autograd.run gives
--- back (T._release) once no node needs them.  Weak keys: a tensor still
--- in it is just not released early.
-local born = nil
-
--- the Lua object of a new C tensor (which the collector frees)
+-- the Lua object of a new C tensor (which the collector frees); one made
+-- while autograd walks a graph goes into A.born, so that the walk can give
+-- it back (T._release) once no node needs it
 local function object(p, device)
    ffi.gc(p, C.sl_tensor_free)
    local t = setmetatable({_c = p, device = device}, Tensor)
+   local born = A.born
    if born then born[t] = true end
    return t
 end
@@ -613,10 +610,9 @@ local function accumulate(leaf, g)
    end
 end
 
-local WEAK_KEYS = {__mode = 'k'}
-
 -- autograd.run's release: frees a gradient the walk made and let go of
 local function releaseBorn(g)
+   local born = A.born
    if born and born[g] and rawget(g, '_c') then
       born[g] = nil
       T._release(g)
@@ -639,13 +635,7 @@ function Tensor:backward(grad)
       fail('backward', 'gradient ' .. shapeStr(grad) .. ' on ' .. grad.device .. ' does not match result '
          .. shapeStr(self) .. ' on ' .. self.device)
    end
-   -- (not under pcall, which would cost the errors their caller's line: a
-   -- failed backward leaves `born` set until the next one replaces it,
-   -- which only costs the forward an insertion per tensor meanwhile)
-   local outer = born -- a backward run inside a backward function's own
-   born = setmetatable({}, WEAK_KEYS)
    A.run(self, grad, accumulate, addGrads, releaseBorn)
-   born = outer
    -- the graph's activations just became garbage: when they are large,
    -- collect now so the next step reuses their blocks from the cache
    -- instead of faulting in fresh pages
