@@ -795,6 +795,13 @@ describe('mixing devices', function()
       assert.are_not.equal(0, rc)
       local msg = L.lastError()
       assert.truthy(msg:find('different devices') and msg:find('argument 3 on cuda'), msg)
+      -- the numSpikes loss names its own arguments
+      local neuron = {type = 'SRMALPHA', theta = 10, tauSr = 10, tauRef = 1, scaleRef = 2, tauRho = 1, scaleRho = 1}
+      local loss = snn.loss({type = 'NumSpikes', tgtSpikeRegion = {start = 0, stop = 20},
+         tgtSpikeCount = {[true] = 4, [false] = 1}}, neuron, {Ts = 1, tSample = 20}):cuda()
+      local ok2, err2 = pcall(function() return loss:numSpikes(T.zeros({1, 2, 1, 1, 20}, DEV), T.zeros({1, 2, 1, 1, 1})) end)
+      assert.is_false(ok2)
+      assert.truthy(err2:find('numSpikes: spikeOut on cuda and desiredClass on cpu', 1, true), err2)
    end)
 end)
 

@@ -133,6 +133,11 @@ function Loss:numSpikes(spikeOut, desiredClass, numSpikesScale)
    -- bins of the window that exist (Python slicing clamps the stop to the sample)
    local lo = math.min(start, Tn)
    local hi = math.max(lo, math.min(stop, Tn))
+   if spikeOut.device ~= desiredClass.device then
+      -- (the C dispatch would name them by their position in its call)
+      L.raise(fname .. ': spikeOut on ' .. spikeOut.device .. ' and desiredClass on ' .. desiredClass.device
+         .. ': move both to one device')
+   end
    -- x = out - R * out_detached and c, per neuron, in one pass (ops/loss.c:
    -- the same float32 steps as the tensor ops of the formula above);
    -- x's gradient is out's (the window's part is detached)
@@ -140,13 +145,13 @@ function Loss:numSpikes(spikeOut, desiredClass, numSpikesScale)
    local c = T._emptyOf({N, Cn, H, W, 1}, spikeOut._c.device, fname)
    if C.sl_numspikes_prep(x._c, c._c, T._contig(spikeOut)._c, T._contig(desiredClass)._c, lo, hi, Ts, count[true],
       count[false], stop - start, numSpikesScale) ~= 0 then
-      L.raise(fname .. ': ' .. L.lastError())
+      L.raise(L.lastError()) -- (its messages begin with 'numSpikes: ')
    end
    A.record(x, {spikeOut}, function(g) return g end, 1)
    -- e = psp(x) + c * R
    local p = self.slayer:psp(x)
    local e = T._emptyLike(p)
-   if C.sl_window_add(e._c, p._c, c._c, lo, hi) ~= 0 then L.raise(fname .. ': ' .. L.lastError()) end
+   if C.sl_window_add(e._c, p._c, c._c, lo, hi) ~= 0 then L.raise(L.lastError()) end
    A.record(e, {p}, function(g) return g end, 1)
    return (e:square():sum() * 0.5) * Ts
 end
