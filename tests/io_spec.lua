@@ -298,6 +298,23 @@ describe('spike files', function()
       assert.truthy(err(sio.read3Dspikes, '/tmp'):find("read3Dspikes: '/tmp' is a directory", 1, true))
       assert.truthy(err(sio.readIdx, '/tmp'):find("readIdx: '/tmp' is a directory", 1, true))
       assert.truthy(err(sio.readNpSpikes, SIO .. 'NMNIST_1.bs2', 'xypt', 'x'):find('timeUnit', 1, true))
+      -- encodeNpSpikes ignores timeUnit, as the reference, but not a wrong one
+      local e2, out = sio.event({1, 2}, {1, 2}, {0, 1}, {1, 20}), tmp('.npy')
+      for _, bad in ipairs({'x', 0, -1e-3, 0 / 0, 1 / 0}) do
+         assert.truthy(err(sio.encodeNpSpikes, out, e2, 'xypt', bad)
+            :find('encodeNpSpikes: timeUnit must be a positive number of seconds, got', 1, true))
+      end
+      sio.encodeNpSpikes(out, e2, 'xypt', 1e-6)
+      assert.are.same({20, 20}, {sio.readNpSpikes(out).t[1], sio.readNpSpikes(out, 'xypt', 1e-3).t[1]})
+      -- versions other than 1.0, 2.0 and 3.0 (NumPy reads no others)
+      local raw = bytes(out)
+      for _, v in ipairs({'\1\1', '\2\5', '\4\0'}) do
+         local f = assert(io.open(out, 'wb'))
+         f:write(raw:sub(1, 6), v, raw:sub(9))
+         f:close()
+         assert.truthy(err(sio.readNpSpikes, out):find('has unsupported .npy version', 1, true))
+      end
+      os.remove(out)
    end)
 
    it('checks the output path of every encoder before writing (nil used to crash)', function()

@@ -355,6 +355,16 @@ describe('delayShift', function()
          assert.are.equal(0, y[16 + t])
       end
    end)
+
+   it('refuses a scalar delay that is not finite, naming it', function()
+      local sl = layerOf(NMNIST)
+      local x = T.randn({1, 3, 1, 1, 8})
+      for _, d in ipairs({0 / 0, 1 / 0, -1 / 0}) do
+         local ok, err = pcall(sl.delayShift, sl, x, d)
+         assert.is_false(ok)
+         assert.matches('delayShift: expected a finite delay, got ' .. (d ~= d and 'nan' or '%-?inf'), err)
+      end
+   end)
 end)
 
 describe('delay', function()

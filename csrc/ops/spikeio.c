@@ -339,8 +339,13 @@ int64_t sl_npy_read(const char *path, double **data, int64_t *rows, int64_t *col
         rc = sl_errorf_code(SL_EFORMAT, "%s: '%s' is not a .npy file (bad magic at byte 0)", op, path);
         goto done;
     }
-    int major = buf[6];
+    int major = buf[6], minor = buf[7];
     size_t hlen, hstart;
+    if (minor != 0) {
+        /* every .npy version so far is n.0; NumPy itself refuses others */
+        rc = sl_errorf_code(SL_EFORMAT, "%s: '%s' has unsupported .npy version %d.%d", op, path, major, minor);
+        goto done;
+    }
     if (major == 1) {
         hlen = buf[8] | (buf[9] << 8);
         hstart = 10;
@@ -352,7 +357,7 @@ int64_t sl_npy_read(const char *path, double **data, int64_t *rows, int64_t *col
         hlen = buf[8] | (buf[9] << 8) | ((size_t)buf[10] << 16) | ((size_t)buf[11] << 24);
         hstart = 12;
     } else {
-        rc = sl_errorf_code(SL_EFORMAT, "%s: '%s' has unsupported .npy version %d", op, path, major);
+        rc = sl_errorf_code(SL_EFORMAT, "%s: '%s' has unsupported .npy version %d.0", op, path, major);
         goto done;
     }
     if (hstart + hlen > size) {

@@ -433,11 +433,15 @@ function M.readNpSpikes(path, fmt, timeUnit)
 end
 
 --- encodeNpSpikes(path, ev): float64 N x 3 (x, p, t) or N x 4 (x, y, p, t)
--- with t in ms, as the reference writes (timeUnit is ignored there too).
+-- with t in ms, as the reference writes: its timeUnit argument is accepted
+-- and ignored (read such a file back with readNpSpikes' default, 1e-3).
 function M.encodeNpSpikes(path, ev, fmt, timeUnit)
    checkPath('encodeNpSpikes', path)
    checkEvent('encodeNpSpikes', ev)
    if (fmt or 'xypt') ~= 'xypt' then fail('encodeNpSpikes', "fmt='" .. L.valueStr(fmt) .. "' not implemented") end
+   if timeUnit ~= nil and (not isFinite(timeUnit) or not (timeUnit > 0)) then
+      fail('encodeNpSpikes', 'timeUnit must be a positive number of seconds, got ' .. L.valueStr(timeUnit))
+   end
    local w = ev.dim == 1 and 3 or 4
    local buf = doublearr(math.max(ev.n * w, 1))
    for i = 0, ev.n - 1 do

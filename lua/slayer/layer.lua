@@ -379,6 +379,11 @@ function Layer.delayShiftFunction(input, delay, Ts)
       end
    elseif type(delay) ~= 'number' then
       fail(fname, 'expected a number or tensor delay, got ' .. type(delay))
+   elseif not L.isFinite(delay) then
+      -- (a NaN would shift by 0 bins and an infinity zero the signal: in a
+      -- tensor of learned delays that is the reference's conversion, but a
+      -- scalar given here is a mistake)
+      fail(fname, 'expected a finite delay, got ' .. L.valueStr(delay))
    end
    local out = shiftRaw(input, delay, Ts, fname)
    return A.record(out, {input}, function(g) return shiftRaw(g, negated(delay), Ts, fname) end, 1)
