@@ -267,6 +267,13 @@ int sl_numspikes_prep(sl_tensor *x, sl_tensor *c, const sl_tensor *out, const sl
                       int64_t hi, float Ts, float countTrue, float countFalse, float len, float scale);
 /* e[r,t] = p[r,t] + c[r] * m(t), m as above */
 int sl_window_add(sl_tensor *e, const sl_tensor *p, const sl_tensor *c, int64_t lo, int64_t hi);
+/* Both losses' E = 1/2 * sum(e^2) * Ts, into the one-element out on e's device:
+     out[0] = ((float)(sum_i (float)(e[i] * e[i]), in double) * 0.5f) * scale
+   summed in the order sum(e:square()) uses on that device */
+int sl_half_sq_sum(sl_tensor *out, const sl_tensor *e, float scale);
+/* its gradient for the one-element upstream gradient g:
+     ge[i] = (((g[0] * scale) * 0.5f) * e[i]) * 2 */
+int sl_half_sq_sum_backward(sl_tensor *ge, const sl_tensor *g, const sl_tensor *e, float scale);
 
 /* ---- Loihi integer neuron (ops/loihi.c) --------------------------------- */
 typedef struct sl_loihi_neuron {

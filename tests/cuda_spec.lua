@@ -731,6 +731,29 @@ describe('losses on the GPU', function()
          closeNorm(dg, g, GRAD, kind .. ' gradient')
       end
    end)
+
+   it('1/2 * sum(e^2) * Ts in one op each way: the bits of the tensor ops on the GPU, within 1e-5 of the CPU', function()
+      -- one thread, one block and chunked sums on the GPU
+      for i, n in ipairs({50, 64, 65, 65535, 65536, 200001}) do
+         snn.manualSeed(70 + i)
+         local Ts = ({1, 0.1, 0.5, 1, 0.3, 2})[i]
+         local e = T.randn({n}) * 3
+         local g = T.fromtable({0.6})
+         local function run(x, fused)
+            x = x:detach():requiresGrad(true)
+            local l = fused and snn.loss._halfSquaredSum(x, Ts, 'spikeTime') or (x:square():sum() * 0.5) * Ts
+            l:backward(x.device == 'cuda' and dev(g) or g)
+            return l:item(), x.grad
+         end
+         local dl, dg = run(dev(e), true)
+         local cl, cg = run(dev(e), false)
+         local hl, hg = run(e, true)
+         assert.are.equal(cl, dl, 'n = ' .. n)
+         identical(dg, cg, 'gradient, n = ' .. n)
+         assert.is_true(math.abs(dl - hl) <= FWD * hl, 'n = ' .. n .. ': ' .. dl .. ' vs ' .. hl)
+         identical(dg, hg, 'gradient against the CPU, n = ' .. n)
+      end
+   end)
 end)
 
 describe('data loaders on the GPU', function()

@@ -178,6 +178,35 @@ describe('numSpikes', function()
       end
    end)
 
+   it('computes 1/2 * sum(e^2) * Ts and its gradient in one op each, bit-identical to the tensor ops', function()
+      -- sizes on both sides of the GPU's serial/block/chunked sums and of
+      -- the CPU's 65,536-value chunks; a non-unit upstream gradient
+      for i, n in ipairs({1, 64, 65, 65535, 65536, 200001}) do
+         snn.manualSeed(60 + i)
+         local Ts = ({1, 0.1, 0.5, 1, 0.3, 2})[i]
+         local e = T.randn({n}) * 3
+         local a, b = e:clone():requiresGrad(true), e:clone():requiresGrad(true)
+         local la, lb = snn.loss._halfSquaredSum(a, Ts, 'spikeTime'), (b:square():sum() * 0.5) * Ts
+         local g = T.fromtable({-1.7})
+         la:backward(g)
+         lb:backward(g)
+         assert.are.equal(lb:item(), la:item(), 'n = ' .. n)
+         assert.are.same(b.grad:totable(), a.grad:totable(), 'n = ' .. n)
+      end
+      -- the spikeTime loss uses it: the same bits as the composed formula
+      local err = snn.loss(netParams({type = 'SpikeTime'}))
+      local out = T.bernoulli({2, 3, 1, 1, 300}, 0.05)
+      local want = T.bernoulli({2, 3, 1, 1, 300}, 0.05)
+      local a, b = out:clone():requiresGrad(true), out:clone():requiresGrad(true)
+      local la = err:spikeTime(a, want)
+      local e = err.slayer:psp(b - want)
+      local lb = (e:square():sum() * 0.5) * err.Ts
+      la:backward()
+      lb:backward()
+      assert.are.equal(lb:item(), la:item())
+      assert.are.same(b.grad:totable(), a.grad:totable())
+   end)
+
    it('rejects a target of the wrong shape', function()
       local err = snn.loss(netParams(NUMSPIKES))
       local ok, msg = pcall(err.numSpikes, err, T.zeros({2, 10, 1, 1, 300}), T.zeros({2, 10}))

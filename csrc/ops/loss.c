@@ -8,8 +8,16 @@
  * about fifteen passes and launches over tiny (N, C, H, W, 1) tensors; here
  * they are two.  Each step rounds to float32 exactly as the separate ops do
  * (same operations, same order, the count summed in double as sum(5)), so
- * the results are bit-identical to them.  Both ops check their operands
- * before they dispatch, so the CUDA twins (cuda/loss.cu) need not.
+ * the results are bit-identical to them.
+ *
+ * Both losses end in E = 1/2 * sum(e^2) * Ts: square, sum, two scalings and,
+ * backward, as many again.  half_sq_sum does it in one pass each way, with
+ * the squares summed in the order of sum(e:square()) on the device (on the
+ * CPU: in double, over fixed chunks of 65,536 added in order, as sum_all),
+ * so E and its gradient are bit-identical to the composed ops as well.
+ *
+ * Every op checks its operands before it dispatches, so the CUDA twins
+ * (cuda/loss.cu) need not.
  */
 #include "../internal.h"
 
@@ -75,5 +83,56 @@ int sl_window_add(sl_tensor *e, const sl_tensor *p, const sl_tensor *c, int64_t 
             er[t] = pr[t] + cr * m;
         }
     });
+    return 0;
+}
+
+static int check_half_sq(const char *op, const sl_tensor *one, const sl_tensor *a, const sl_tensor *b)
+{
+    char b1[128], b2[128];
+    if (one->numel != 1) return sl_errorf("%s: expected a one-element tensor, got %s", op, sl_shape_str(one, b1, sizeof b1));
+    if (b && a->numel != b->numel)
+        return sl_errorf("%s: %s and %s differ in size", op, sl_shape_str(a, b1, sizeof b1), sl_shape_str(b, b2, sizeof b2));
+    return 0;
+}
+
+int sl_half_sq_sum(sl_tensor *out, const sl_tensor *e, float scale)
+{
+    int dev = SL_DEVICE_OF("loss", out, e);
+    if (dev < 0) return dev;
+    SL_REQUIRE_CONTIGUOUS("loss", out, e);
+    int rc = check_half_sq("loss", out, e, NULL);
+    if (rc) return rc;
+    SL_DISPATCH(sl_half_sq_sum, dev, out, e, scale);
+    enum { CHUNK = 65536 };
+    int64_t n = e->numel, chunks = (n + CHUNK - 1) / CHUNK;
+    int64_t per = (chunks + 255) / 256;
+    if (per < 1) per = 1;
+    int64_t groups = (chunks + per - 1) / per;
+    double part[256];
+    SL_FOR(g, groups, n > 8 * SL_PAR_MIN, {
+        double acc = 0;
+        int64_t lo = g * per * CHUNK, hi = lo + per * CHUNK < n ? lo + per * CHUNK : n;
+        for (int64_t i = lo; i < hi; i++) {
+            float q = e->data[i] * e->data[i];
+            acc += q;
+        }
+        part[g] = acc;
+    });
+    double s = 0;
+    for (int64_t g = 0; g < groups; g++) s += part[g];
+    out->data[0] = ((float)s * 0.5f) * scale;
+    return 0;
+}
+
+int sl_half_sq_sum_backward(sl_tensor *ge, const sl_tensor *g, const sl_tensor *e, float scale)
+{
+    int dev = SL_DEVICE_OF("loss backward", ge, g, e);
+    if (dev < 0) return dev;
+    SL_REQUIRE_CONTIGUOUS("loss backward", ge, g, e);
+    int rc = check_half_sq("loss backward", g, ge, e);
+    if (rc) return rc;
+    SL_DISPATCH(sl_half_sq_sum_backward, dev, ge, g, e, scale);
+    float h = (g->data[0] * scale) * 0.5f;
+    SL_FOR(i, e->numel, e->numel > SL_PAR_MIN, { ge->data[i] = (h * e->data[i]) * 2.0f; });
     return 0;
 }
