@@ -24,6 +24,7 @@
 #ifndef SLAYER_CUDA_COMMON_CUH
 #define SLAYER_CUDA_COMMON_CUH
 
+#include "../shapes.h"
 #include "../slayer.h"
 
 #include <cuda_runtime.h>
