@@ -25,4 +25,25 @@ static inline void sl_split_dims(const sl_tensor *a, int dim, int64_t *outer, in
     *n = a->shape[dim];
 }
 
+/* the strides of t broadcast to out's dims (0 along repeated dims);
+   SL_BCAST_DIMS when t has more dims than out, SL_BCAST_SHAPES when a size
+   differs and is not 1 */
+enum { SL_BCAST_OK, SL_BCAST_DIMS, SL_BCAST_SHAPES };
+static inline int sl_bcast_strides(const sl_tensor *t, const sl_tensor *out, int64_t *st)
+{
+    int off = out->ndim - t->ndim;
+    if (off < 0) return SL_BCAST_DIMS;
+    for (int d = 0; d < out->ndim; d++) {
+        if (d < off) {
+            st[d] = 0;
+        } else {
+            int32_t s = t->shape[d - off];
+            if (s == out->shape[d]) st[d] = s == 1 ? 0 : t->stride[d - off];
+            else if (s == 1) st[d] = 0;
+            else return SL_BCAST_SHAPES;
+        }
+    }
+    return SL_BCAST_OK;
+}
+
 #endif
