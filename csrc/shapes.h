@@ -25,6 +25,14 @@ static inline void sl_split_dims(const sl_tensor *a, int dim, int64_t *outer, in
     *n = a->shape[dim];
 }
 
+/* x (N, ..., T) as rows of T bins, R rows per sample (delays) */
+static inline void sl_time_rows(const sl_tensor *x, int64_t *T, int64_t *rows, int64_t *R)
+{
+    *T = x->shape[x->ndim - 1];
+    *rows = *T ? x->numel / *T : 0;
+    *R = x->shape[0] ? *rows / x->shape[0] : 0;
+}
+
 /* the strides of t broadcast to out's dims (0 along repeated dims);
    SL_BCAST_DIMS when t has more dims than out, SL_BCAST_SHAPES when a size
    differs and is not 1 */
