@@ -33,6 +33,18 @@ static inline void sl_time_rows(const sl_tensor *x, int64_t *T, int64_t *rows, i
     *R = x->shape[0] ? *rows / x->shape[0] : 0;
 }
 
+/* a bank of F filters of K taps h applied to x [N, R, T] (temporal
+   filtering): y is [N, F*R, T] */
+static inline void sl_bank_dims(const sl_tensor *x, const sl_tensor *h, int64_t *N, int64_t *F, int64_t *R,
+                                int64_t *T, int64_t *K)
+{
+    *T = x->shape[x->ndim - 1];
+    *N = x->shape[0];
+    *K = h->shape[h->ndim - 1];
+    *F = h->numel / *K;
+    *R = *N && *T ? x->numel / (*N * *T) : 0;
+}
+
 /* the strides of t broadcast to out's dims (0 along repeated dims);
    SL_BCAST_DIMS when t has more dims than out, SL_BCAST_SHAPES when a size
    differs and is not 1 */
