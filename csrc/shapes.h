@@ -66,4 +66,35 @@ static inline int sl_bcast_strides(const sl_tensor *t, const sl_tensor *out, int
     return SL_BCAST_OK;
 }
 
+/* the geometry of a per-time-bin convolution: x [N, C, H, W, T], weight
+   [O, C/G, kh, kw, 1], y [N, O, OH, OW, T] */
+typedef struct {
+    int64_t N, C, H, W, T, O, OH, OW, G, KK, P; /* P = OH * OW * T */
+    int32_t kh, kw, sh, sw, ph, pw, dh, dw;
+} sl_conv_dims;
+
+static inline void sl_conv_dims_of(sl_conv_dims *d, const sl_tensor *x, const sl_tensor *w, const sl_tensor *y,
+                                   const sl_conv_params *p)
+{
+    d->N = x->shape[0];
+    d->C = x->shape[1];
+    d->H = x->shape[2];
+    d->W = x->shape[3];
+    d->T = x->shape[4];
+    d->O = w->shape[0];
+    d->G = p->groups;
+    d->OH = y->shape[2];
+    d->OW = y->shape[3];
+    d->KK = (int64_t)p->kh * p->kw;
+    d->P = d->OH * d->OW * d->T;
+    d->kh = p->kh;
+    d->kw = p->kw;
+    d->sh = p->sh;
+    d->sw = p->sw;
+    d->ph = p->ph;
+    d->pw = p->pw;
+    d->dh = p->dh;
+    d->dw = p->dw;
+}
+
 #endif
