@@ -8,7 +8,10 @@
  * Device dispatch: SL_DISPATCH(fn, device, args...) forwards a call whose
  * operands live on the GPU to fn##_cuda in libslayer_cuda.so, resolved once by
  * name; the CUDA function has the same signature as the CPU one.  It is the
- * only place where the choice between backends is made.
+ * only place where the choice between backends is made.  An op takes the
+ * device (SL_DEVICE_OF), checks its operands and arguments, and only then
+ * dispatches, so the twin trusts them; geometry both sides need is in
+ * shapes.h.
  */
 #ifndef SLAYER_INTERNAL_H
 #define SLAYER_INTERNAL_H

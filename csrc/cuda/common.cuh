@@ -9,8 +9,10 @@
  * in this directory (CMake globs them) and nothing else.
  *
  * Rules every twin follows:
- *   - check shapes and contiguity again, cheaply, with the CPU op's messages
- *     (the CPU op dispatches before its own checks);
+ *   - trust the operands: the CPU op checks shapes, contiguity and arguments
+ *     once, before it dispatches, so a twin checks only what is CUDA's own
+ *     (grid limits, scratch memory, launches); the geometry both sides read
+ *     off the shapes is in ../shapes.h;
  *   - launch on slc::stream() only, never on the legacy default stream, and
  *     never synchronise the host (only copies to the host do);
  *   - take scratch memory from slc::scratch (the caching allocator): freeing
@@ -24,6 +26,7 @@
 #ifndef SLAYER_CUDA_COMMON_CUH
 #define SLAYER_CUDA_COMMON_CUH
 
+#include "../shapes.h"
 #include "../slayer.h"
 
 #include <cuda_runtime.h>
@@ -72,8 +75,6 @@ static inline unsigned grid_for(int64_t n)
     if (b > cap) b = cap;
     return (unsigned)(b < 1 ? 1 : b);
 }
-
-static inline bool contiguous(const sl_tensor *t) { return t == NULL || sl_tensor_is_contiguous(t); }
 
 /* a strided index space of up to SL_MAX_DIMS dims and up to three operands;
    row-major over size, operand k at offset sum_d idx_d * st[k][d] */
@@ -170,14 +171,6 @@ __device__ T block_sum(T v, T *shared)
     do {                                                                          \
         cudaError_t e__ = (call);                                                 \
         if (e__ != cudaSuccess) return slc::cuda_fail(op, e__);                   \
-    } while (0)
-
-#define SLC_REQUIRE_CONTIGUOUS(op, ...)                                           \
-    do {                                                                          \
-        const sl_tensor *ts__[] = {__VA_ARGS__};                                  \
-        for (size_t i__ = 0; i__ < sizeof ts__ / sizeof ts__[0]; i__++)           \
-            if (!slc::contiguous(ts__[i__]))                                      \
-                return sl_errorf("%s: argument %d must be contiguous", op, (int)i__ + 1); \
     } while (0)
 
 #endif

@@ -15,7 +15,8 @@
  * one block per neuron r; each term is rounded to float32 as on the CPU and
  * summed in double (a fixed tree, so the result does not depend on the
  * schedule; it differs from the CPU's sequential double sum only far below
- * float32 resolution).
+ * float32 resolution).  The CPU ops check the operands (contiguous, an
+ * (N, ..., T) input, one delay per neuron, Ts > 0) before they dispatch here.
  */
 #include "common.cuh"
 
@@ -56,31 +57,12 @@ delay_grad_kernel(float *__restrict__ gdelay, const float *__restrict__ grad, co
     if (threadIdx.x == 0) gdelay[r] = __fmul_rn((float)s, Ts);
 }
 
-int rows_of(const char *op, const sl_tensor *x, int64_t *T, int64_t *rows, int64_t *R)
-{
-    char b[128];
-    if (x->ndim < 2) return sl_errorf("%s: expected an (N, ..., T) tensor, got %s", op, sl_shape_str(x, b, sizeof b));
-    *T = x->shape[x->ndim - 1];
-    *rows = *T ? x->numel / *T : 0;
-    *R = x->shape[0] ? *rows / x->shape[0] : 0;
-    return 0;
-}
-
 } /* namespace */
 
 SL_CUDA_API int sl_shift_cuda(sl_tensor *out, const sl_tensor *in, const sl_tensor *delay, float scalar, float Ts)
 {
-    SLC_REQUIRE_CONTIGUOUS("delayShift", out, in, delay);
     int64_t T = 0, rows = 0, R = 0;
-    int rc = rows_of("delayShift", in, &T, &rows, &R);
-    if (rc) return rc;
-    bool same = out->ndim == in->ndim;
-    for (int d = 0; same && d < in->ndim; d++) same = out->shape[d] == in->shape[d];
-    if (!same) return sl_errorf("delayShift: output and input shapes differ");
-    if (delay && delay->numel != R)
-        return sl_errorf("delayShift: expected one delay per neuron (%lld values), got %lld", (long long)R,
-                         (long long)delay->numel);
-    if (!(Ts > 0)) return sl_errorf("delayShift: Ts must be positive, got %g", Ts);
+    sl_time_rows(in, &T, &rows, &R);
     int64_t n = in->numel;
     if (n == 0) return 0;
     shift_kernel<<<slc::grid_for(n), slc::THREADS, 0, slc::stream()>>>(out->data, in->data,
@@ -91,13 +73,8 @@ SL_CUDA_API int sl_shift_cuda(sl_tensor *out, const sl_tensor *in, const sl_tens
 
 SL_CUDA_API int sl_delay_grad_cuda(sl_tensor *gdelay, const sl_tensor *grad, const sl_tensor *out, float Ts)
 {
-    SLC_REQUIRE_CONTIGUOUS("delay backward", gdelay, grad, out);
     int64_t T = 0, rows = 0, R = 0;
-    int rc = rows_of("delay backward", out, &T, &rows, &R);
-    if (rc) return rc;
-    if (grad->numel != out->numel) return sl_errorf("delay backward: gradient and output sizes differ");
-    if (gdelay->numel != R)
-        return sl_errorf("delay backward: expected %lld delays, got %lld", (long long)R, (long long)gdelay->numel);
+    sl_time_rows(out, &T, &rows, &R);
     if (R == 0) return 0;
     if (R > INT32_MAX) return sl_errorf("delay backward: %lld delays exceed the grid limit", (long long)R);
     int64_t N = rows / R;

@@ -6,7 +6,10 @@
  *   unary:   out[i] = f(a[i]);  clamp, axpy (y += alpha x), where_mask
  *
  * Broadcasting is resolved on the host exactly as on the CPU: operand strides
- * (0 along broadcast dims), then dims contiguous in all three tensors merged.
+ * (0 along broadcast dims, sl_bcast_strides in ../shapes.h), then dims
+ * contiguous in all three tensors merged.  The CPU ops check the operands
+ * (contiguous, sizes that fit or broadcast, a known op code) before they
+ * dispatch here.
  * One merged dim with unit or zero strides runs the flat kernel; otherwise
  * each thread decomposes its output index over the merged dims (32-bit
  * divisions when the tensor fits).  Each op is a template parameter, so each
@@ -126,37 +129,11 @@ __global__ void where_mask_kernel(float *o, const float *g, const float *mask, i
 
 /* ---- host side ----------------------------------------------------------- */
 
-/* broadcast strides of t aligned to out's dims, as the CPU's bcast_strides */
-static int bcast_strides(const sl_tensor *t, const sl_tensor *out, int64_t *st)
-{
-    int off = out->ndim - t->ndim;
-    char b1[128], b2[128];
-    if (off < 0)
-        return sl_errorf("binary: operand %s has more dimensions than the result %s", sl_shape_str(t, b1, sizeof b1),
-                         sl_shape_str(out, b2, sizeof b2));
-    for (int d = 0; d < out->ndim; d++) {
-        if (d < off) {
-            st[d] = 0;
-        } else {
-            int32_t s = t->shape[d - off];
-            if (s == out->shape[d]) st[d] = s == 1 ? 0 : t->stride[d - off];
-            else if (s == 1) st[d] = 0;
-            else
-                return sl_errorf("binary: shapes %s and result %s do not broadcast", sl_shape_str(t, b1, sizeof b1),
-                                 sl_shape_str(out, b2, sizeof b2));
-        }
-    }
-    return 0;
-}
-
 SL_CUDA_API int sl_binary_cuda(int op, sl_tensor *out, const sl_tensor *a, const sl_tensor *b)
 {
-    SLC_REQUIRE_CONTIGUOUS("binary", out, a, b);
-    if (op < SL_ADD || op > SL_NE) return sl_errorf("binary: unknown operation %d", op);
     slc::Strided g;
-    int rc = bcast_strides(a, out, g.st[1]);
-    if (!rc) rc = bcast_strides(b, out, g.st[2]);
-    if (rc) return rc;
+    sl_bcast_strides(a, out, g.st[1]);
+    sl_bcast_strides(b, out, g.st[2]);
     int64_t n = out->numel;
     if (n == 0) return 0;
     g.nd = out->ndim;
@@ -192,12 +169,6 @@ SL_CUDA_API int sl_binary_cuda(int op, sl_tensor *out, const sl_tensor *a, const
 
 SL_CUDA_API int sl_binary_scalar_cuda(int op, sl_tensor *out, const sl_tensor *a, float s, int reversed)
 {
-    SLC_REQUIRE_CONTIGUOUS("binary", out, a);
-    char b1[128], b2[128];
-    if (out->numel != a->numel)
-        return sl_errorf("binary: result %s and operand %s differ", sl_shape_str(out, b1, sizeof b1),
-                         sl_shape_str(a, b2, sizeof b2));
-    if (op < SL_ADD || op > SL_NE) return sl_errorf("binary: unknown operation %d", op);
     int64_t n = out->numel;
     if (n == 0) return 0;
     unsigned grid = slc::grid_for(n);
@@ -212,9 +183,6 @@ SL_CUDA_API int sl_binary_scalar_cuda(int op, sl_tensor *out, const sl_tensor *a
 
 SL_CUDA_API int sl_unary_cuda(int op, sl_tensor *out, const sl_tensor *a)
 {
-    SLC_REQUIRE_CONTIGUOUS("unary", out, a);
-    if (out->numel != a->numel) return sl_errorf("unary: result and operand sizes differ");
-    if (op < SL_NEG || op > SL_SQUARE) return sl_errorf("unary: unknown operation %d", op);
     int64_t n = out->numel;
     if (n == 0) return 0;
     unsigned grid = slc::grid_for(n);
@@ -229,8 +197,6 @@ SL_CUDA_API int sl_unary_cuda(int op, sl_tensor *out, const sl_tensor *a)
 
 SL_CUDA_API int sl_clamp_cuda(sl_tensor *out, const sl_tensor *a, float lo, float hi)
 {
-    SLC_REQUIRE_CONTIGUOUS("clamp", out, a);
-    if (out->numel != a->numel) return sl_errorf("clamp: result and operand sizes differ");
     int64_t n = out->numel;
     if (n == 0) return 0;
     clamp_kernel<<<slc::grid_for(n), slc::THREADS, 0, slc::stream()>>>(out->data, a->data, lo, hi, n);
@@ -240,10 +206,6 @@ SL_CUDA_API int sl_clamp_cuda(sl_tensor *out, const sl_tensor *a, float lo, floa
 
 SL_CUDA_API int sl_axpy_cuda(sl_tensor *y, float alpha, const sl_tensor *x)
 {
-    SLC_REQUIRE_CONTIGUOUS("axpy", y, x);
-    char b1[128], b2[128];
-    if (y->numel != x->numel)
-        return sl_errorf("axpy: sizes differ (%s and %s)", sl_shape_str(y, b1, sizeof b1), sl_shape_str(x, b2, sizeof b2));
     int64_t n = y->numel;
     if (n == 0) return 0;
     axpy_kernel<<<slc::grid_for(n), slc::THREADS, 0, slc::stream()>>>(y->data, alpha, x->data, n);
@@ -253,8 +215,6 @@ SL_CUDA_API int sl_axpy_cuda(sl_tensor *y, float alpha, const sl_tensor *x)
 
 SL_CUDA_API int sl_where_mask_cuda(sl_tensor *out, const sl_tensor *g, const sl_tensor *mask)
 {
-    SLC_REQUIRE_CONTIGUOUS("where_mask", out, g, mask);
-    if (out->numel != g->numel || out->numel != mask->numel) return sl_errorf("where_mask: sizes differ");
     int64_t n = out->numel;
     if (n == 0) return 0;
     where_mask_kernel<<<slc::grid_for(n), slc::THREADS, 0, slc::stream()>>>(out->data, g->data, mask->data, n);

@@ -19,7 +19,9 @@
  * CPU keeps a counter of recent spikes).
  *
  * One thread per row, 32 rows per block; time moves through shared memory
- * in tiles of 32 bins so that rows are read and written coalesced.
+ * in tiles of 32 bins so that rows are read and written coalesced.  The CPU
+ * op checks the operands (contiguous, the outputs of the input's shape, the
+ * neuron's constants in range, Ts) before it dispatches here.
  */
 #include "common.cuh"
 #include "neuron.cuh"
@@ -67,33 +69,11 @@ loihi_kernel(float *__restrict__ s, float *__restrict__ V, float *__restrict__ U
     }
 }
 
-bool same_shape(const sl_tensor *a, const sl_tensor *b)
-{
-    if (a->ndim != b->ndim) return false;
-    for (int d = 0; d < a->ndim; d++)
-        if (a->shape[d] != b->shape[d]) return false;
-    return true;
-}
-
 } /* namespace */
 
 SL_CUDA_API int sl_loihi_forward_cuda(sl_tensor *spikes, sl_tensor *voltage, sl_tensor *current, const sl_tensor *in,
                                       const sl_loihi_neuron *n, float Ts)
 {
-    SLC_REQUIRE_CONTIGUOUS("spikeLoihi", spikes, voltage, current, in);
-    char b1[128], b2[128];
-    if (in->ndim < 1 || !same_shape(spikes, in) || (voltage && !same_shape(voltage, in)) ||
-        (current && !same_shape(current, in)))
-        return sl_errorf("spikeLoihi: outputs must have the input's shape %s (spikes %s)",
-                         sl_shape_str(in, b1, sizeof b1), sl_shape_str(spikes, b2, sizeof b2));
-    if (n->iDecay < 0 || n->iDecay > 4096 || n->vDecay < 0 || n->vDecay > 4096)
-        return sl_errorf("spikeLoihi: decays must lie in [0, 4096], got iDecay %d, vDecay %d", (int)n->iDecay,
-                         (int)n->vDecay);
-    if (n->refDelay < 1) return sl_errorf("spikeLoihi: refDelay must be >= 1, got %d", (int)n->refDelay);
-    if (n->wgtExp < -6 || n->wgtExp > 25) return sl_errorf("spikeLoihi: wgtExp %d out of range", (int)n->wgtExp);
-    if (n->vThMant < 0 || n->vThMant > (INT32_MAX >> 6))
-        return sl_errorf("spikeLoihi: vThMant %d out of range", (int)n->vThMant);
-    if (!(Ts > 0) || isinf(Ts)) return sl_errorf("spikeLoihi: Ts must be positive, got %g", (double)Ts);
     int64_t T = in->shape[in->ndim - 1];
     if (T == 0 || in->numel == 0) return 0;
     int64_t rows = in->numel / T, blocks = (rows + ROWS - 1) / ROWS;

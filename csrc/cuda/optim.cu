@@ -10,6 +10,8 @@
  *        vmax <- max(vmax, v) when amsgrad;  denom = sqrt(vmax or v) + eps
  *        step = lr*sqrt(bias2)/bias1;  Adam: p <- p - step*m/denom
  *        Nadam: p <- p - step*(b1*m + (1-b1)*g)/denom
+ * The CPU ops check the operands (contiguous, parameter, gradient and state
+ * of one size) before they dispatch here.
  */
 #include "common.cuh"
 
@@ -33,9 +35,6 @@ __global__ void sgd_kernel(float *p, const float *g, float *buf, int64_t n, floa
 SL_CUDA_API int sl_sgd_step_cuda(sl_tensor *p, sl_tensor *g, sl_tensor *buf, float lr, float momentum, float dampening,
                                  float weight_decay, int nesterov, int first)
 {
-    SLC_REQUIRE_CONTIGUOUS("sgd", p, g, buf);
-    if (g->numel != p->numel || (buf && buf->numel != p->numel))
-        return sl_errorf("sgd: parameter, gradient and state sizes differ");
     int64_t n = p->numel;
     if (n == 0) return 0;
     sgd_kernel<<<slc::grid_for(n), slc::THREADS, 0, slc::stream()>>>(p->data, g->data, buf ? buf->data : NULL, n, lr,
@@ -75,10 +74,6 @@ SL_CUDA_API int sl_adam_step_cuda(int mode, sl_tensor *p, sl_tensor *g, sl_tenso
                                   double lr, double beta1, double beta2, float eps, float weight_decay,
                                   int amsgrad, double bias1, double bias2)
 {
-    SLC_REQUIRE_CONTIGUOUS("adam", p, g, m, v, vmax);
-    if (g->numel != p->numel || m->numel != p->numel || v->numel != p->numel ||
-        (amsgrad && (!vmax || vmax->numel != p->numel)))
-        return sl_errorf("adam: parameter, gradient and state sizes differ");
     int64_t n = p->numel;
     if (n == 0) return 0;
     /* 1 - beta in double, as the reference's Python scalars (see optim.c) */

@@ -17,7 +17,9 @@
  *     chunks in order, accumulating in double and combining with a fixed
  *     tree.
  * max/min ties keep the first index; NaN follows the CPU: max_dim returns the
- * first NaN, max_all/min_all ignore NaNs after the first element.
+ * first NaN, max_all/min_all ignore NaNs after the first element.  The CPU
+ * ops check the operands (contiguous, the dim and the result's size, a
+ * non-empty max) before they dispatch here.
  */
 #include "common.cuh"
 
@@ -28,29 +30,6 @@
          i += (int64_t)gridDim.x * blockDim.x)
 
 static const int RBLOCK = 256; /* threads of a reducing block */
-
-static void split_dims(const sl_tensor *a, int dim, int64_t *outer, int64_t *n, int64_t *inner)
-{
-    *outer = 1;
-    *inner = 1;
-    for (int d = 0; d < dim; d++) *outer *= a->shape[d];
-    for (int d = dim + 1; d < a->ndim; d++) *inner *= a->shape[d];
-    *n = a->shape[dim];
-}
-
-static int check_dim_out(const char *op, const sl_tensor *out, const sl_tensor *a, int dim)
-{
-    char b1[128], b2[128];
-    if (dim < 0 || dim >= a->ndim)
-        return sl_errorf("%s: dimension %d out of range for %s", op, dim + 1, sl_shape_str(a, b1, sizeof b1));
-    int64_t rest = 1;
-    for (int d = 0; d < a->ndim; d++)
-        if (d != dim) rest *= a->shape[d];
-    if (out->numel != rest)
-        return sl_errorf("%s: result %s does not match input %s reduced over dimension %d", op,
-                         sl_shape_str(out, b1, sizeof b1), sl_shape_str(a, b2, sizeof b2), dim + 1);
-    return 0;
-}
 
 /* the launches' status, read before the scratch block they use is released
    (a release may call the runtime, which must not see a launch error first) */
@@ -153,11 +132,8 @@ __global__ void sum_chunks_kernel(float *out, const double *part, int64_t m, int
 
 SL_CUDA_API int sl_sum_dim_cuda(sl_tensor *out, const sl_tensor *a, int dim)
 {
-    SLC_REQUIRE_CONTIGUOUS("sum", out, a);
-    int rc = check_dim_out("sum", out, a, dim);
-    if (rc) return rc;
     int64_t outer, n, inner;
-    split_dims(a, dim, &outer, &n, &inner);
+    sl_split_dims(a, dim, &outer, &n, &inner);
     if (out->numel == 0) return 0;
     cudaStream_t st = slc::stream();
     if (n == 0) {
@@ -287,13 +263,8 @@ __global__ void max_rows_block_kernel(float *values, float *indices, const float
 
 SL_CUDA_API int sl_max_dim_cuda(sl_tensor *values, sl_tensor *indices, const sl_tensor *a, int dim)
 {
-    SLC_REQUIRE_CONTIGUOUS("max", values, indices, a);
-    int rc = check_dim_out("max", values, a, dim);
-    if (rc) return rc;
-    if (indices->numel != values->numel) return sl_errorf("max: values and indices sizes differ");
     int64_t outer, n, inner;
-    split_dims(a, dim, &outer, &n, &inner);
-    if (n == 0) return sl_errorf("max: cannot reduce an empty dimension");
+    sl_split_dims(a, dim, &outer, &n, &inner);
     if (values->numel == 0) return 0;
     cudaStream_t st = slc::stream();
     if (inner == 1 && n > 64 && outer < 65536)
@@ -334,7 +305,6 @@ __global__ void sum_parts_kernel(double *result, const double *part, int nparts)
 
 SL_CUDA_API int sl_sum_all_cuda(double *result, const sl_tensor *a)
 {
-    SLC_REQUIRE_CONTIGUOUS("sum", a);
     int64_t n = a->numel;
     if (n == 0) {
         *result = 0;
@@ -399,9 +369,7 @@ template <int WANT_MAX>
 static int extreme_all(float *value, int64_t *index, const sl_tensor *a)
 {
     const char *op = WANT_MAX ? "max" : "min";
-    SLC_REQUIRE_CONTIGUOUS(op, a);
     int64_t n = a->numel;
-    if (n == 0) return sl_errorf("%s: empty tensor", op);
     unsigned grid = all_grid(n);
     size_t bytes = (grid + 1) * sizeof(ValIdx);
     ValIdx *part = (ValIdx *)slc::scratch(bytes);
@@ -442,7 +410,6 @@ __global__ void count_nonzero_kernel(unsigned long long *count, const float *a, 
 
 SL_CUDA_API int64_t sl_count_nonzero_cuda(const sl_tensor *a)
 {
-    if (!sl_tensor_is_contiguous(a)) return sl_errorf("count_nonzero: tensor must be contiguous");
     int64_t n = a->numel;
     if (n == 0) return 0;
     unsigned long long *count = (unsigned long long *)slc::scratch(sizeof *count), host = 0;
@@ -482,12 +449,8 @@ __global__ void scatter_dim_kernel(float *out, const float *index, const float *
 
 SL_CUDA_API int sl_scatter_dim_cuda(sl_tensor *out, const sl_tensor *index, const sl_tensor *g, int dim)
 {
-    SLC_REQUIRE_CONTIGUOUS("max backward", out, index, g);
-    int rc = check_dim_out("max backward", g, out, dim);
-    if (rc) return rc;
-    if (index->numel != g->numel) return sl_errorf("max backward: index and gradient sizes differ");
     int64_t outer, n, inner;
-    split_dims(out, dim, &outer, &n, &inner);
+    sl_split_dims(out, dim, &outer, &n, &inner);
     if (out->numel == 0) return 0;
     cudaStream_t st = slc::stream();
     SLC_CHECK("max backward", cudaMemsetAsync(out->data, 0, (size_t)out->numel * sizeof(float), st));
@@ -561,61 +524,52 @@ __global__ void sum_to_block_kernel(float *out, const float *a, SumTo p)
 
 SL_CUDA_API int sl_sum_to_cuda(sl_tensor *out, const sl_tensor *a)
 {
-    SLC_REQUIRE_CONTIGUOUS("sum_to", out, a);
-    char b1[128], b2[128];
     int nd = a->ndim, off = a->ndim - out->ndim;
-    if (off < 0) goto bad;
-    for (int d = 0; d < out->ndim; d++)
-        if (out->shape[d] != 1 && out->shape[d] != a->shape[d + off]) goto bad;
-    {
-        if (out->numel == 0) return 0;
-        cudaStream_t st = slc::stream();
-        if (a->numel == 0) {
-            SLC_CHECK("sum_to", cudaMemsetAsync(out->data, 0, (size_t)out->numel * sizeof(float), st));
-            return 0;
-        }
-        SumTo p;
-        p.kept.nd = 0;
-        p.reduced.nd = 0;
-        int64_t stride[SL_MAX_DIMS], s = 1;
-        for (int d = nd - 1; d >= 0; d--) {
-            stride[d] = s;
-            s *= a->shape[d];
-        }
-        /* kept: dims where out has a's size (> 1); reduced: the others */
-        bool last_reduced = nd > 0 && (nd - 1 < off || out->shape[nd - 1 - off] == 1);
-        p.last = last_reduced ? a->shape[nd - 1] : 0;
-        for (int d = 0; d < nd; d++) {
-            bool kept = d >= off && out->shape[d - off] != 1;
-            if (kept) {
-                p.kept.size[p.kept.nd] = a->shape[d];
-                p.kept.st[0][p.kept.nd++] = stride[d];
-            } else if (!(last_reduced && d == nd - 1)) {
-                p.reduced.size[p.reduced.nd] = a->shape[d];
-                p.reduced.st[0][p.reduced.nd++] = stride[d];
-            }
-        }
-        if (p.kept.nd == 0) {
-            p.kept.nd = 1;
-            p.kept.size[0] = 1;
-            p.kept.st[0][0] = 0;
-        }
-        if (p.reduced.nd == 0) {
-            p.reduced.nd = 1;
-            p.reduced.size[0] = 1;
-            p.reduced.st[0][0] = 0;
-        }
-        p.nred = 1;
-        for (int d = 0; d < p.reduced.nd; d++) p.nred *= p.reduced.size[d];
-        int64_t m = out->numel;
-        int64_t per = p.nred * (p.last ? p.last : 1);
-        if (m < 2048 && per >= 2048)
-            sum_to_block_kernel<<<(unsigned)m, RBLOCK, 0, st>>>(out->data, a->data, p);
-        else
-            sum_to_serial_kernel<<<slc::grid_for(m), slc::THREADS, 0, st>>>(out->data, a->data, p, m);
-        SLC_LAUNCHED("sum_to");
+    if (out->numel == 0) return 0;
+    cudaStream_t st = slc::stream();
+    if (a->numel == 0) {
+        SLC_CHECK("sum_to", cudaMemsetAsync(out->data, 0, (size_t)out->numel * sizeof(float), st));
         return 0;
     }
-bad:
-    return sl_errorf("sum_to: cannot reduce %s to %s", sl_shape_str(a, b1, sizeof b1), sl_shape_str(out, b2, sizeof b2));
+    SumTo p;
+    p.kept.nd = 0;
+    p.reduced.nd = 0;
+    int64_t stride[SL_MAX_DIMS], s = 1;
+    for (int d = nd - 1; d >= 0; d--) {
+        stride[d] = s;
+        s *= a->shape[d];
+    }
+    /* kept: dims where out has a's size (> 1); reduced: the others */
+    bool last_reduced = nd > 0 && (nd - 1 < off || out->shape[nd - 1 - off] == 1);
+    p.last = last_reduced ? a->shape[nd - 1] : 0;
+    for (int d = 0; d < nd; d++) {
+        bool kept = d >= off && out->shape[d - off] != 1;
+        if (kept) {
+            p.kept.size[p.kept.nd] = a->shape[d];
+            p.kept.st[0][p.kept.nd++] = stride[d];
+        } else if (!(last_reduced && d == nd - 1)) {
+            p.reduced.size[p.reduced.nd] = a->shape[d];
+            p.reduced.st[0][p.reduced.nd++] = stride[d];
+        }
+    }
+    if (p.kept.nd == 0) {
+        p.kept.nd = 1;
+        p.kept.size[0] = 1;
+        p.kept.st[0][0] = 0;
+    }
+    if (p.reduced.nd == 0) {
+        p.reduced.nd = 1;
+        p.reduced.size[0] = 1;
+        p.reduced.st[0][0] = 0;
+    }
+    p.nred = 1;
+    for (int d = 0; d < p.reduced.nd; d++) p.nred *= p.reduced.size[d];
+    int64_t m = out->numel;
+    int64_t per = p.nred * (p.last ? p.last : 1);
+    if (m < 2048 && per >= 2048)
+        sum_to_block_kernel<<<(unsigned)m, RBLOCK, 0, st>>>(out->data, a->data, p);
+    else
+        sum_to_serial_kernel<<<slc::grid_for(m), slc::THREADS, 0, st>>>(out->data, a->data, p, m);
+    SLC_LAUNCHED("sum_to");
+    return 0;
 }

@@ -23,6 +23,8 @@
  *   du[t] = ds[t] * rho(u[t]),  rho(u) = (scale / tau) * exp(-|u - theta| / tau)
  * with the CPU's own exp (slc_exp_nonpos in neuron.cuh, checked against the
  * CPU by tests/c/test_cuda_neuron.c), so the gradient is bit-identical too.
+ * The CPU ops check the operands (contiguous, sizes that match, tau > 0)
+ * before they dispatch here.
  */
 #include "common.cuh"
 #include "neuron.cuh"
@@ -90,14 +92,6 @@ __global__ void spike_backward_kernel(float *__restrict__ gin, const float *__re
     }
 }
 
-bool same_shape(const sl_tensor *a, const sl_tensor *b)
-{
-    if (a->ndim != b->ndim) return false;
-    for (int d = 0; d < a->ndim; d++)
-        if (a->shape[d] != b->shape[d]) return false;
-    return true;
-}
-
 /* the most dynamic shared memory one block may use on this device */
 int shared_limit()
 {
@@ -118,11 +112,6 @@ int shared_limit()
 
 SL_CUDA_API int sl_spike_forward_cuda(sl_tensor *spikes, sl_tensor *u, const sl_tensor *ref, float theta, float Ts)
 {
-    SLC_REQUIRE_CONTIGUOUS("spike", spikes, u, ref);
-    char b1[128], b2[128];
-    if (!same_shape(spikes, u) || u->ndim < 1)
-        return sl_errorf("spike: output %s and membrane potential %s differ", sl_shape_str(spikes, b1, sizeof b1),
-                         sl_shape_str(u, b2, sizeof b2));
     int64_t T = u->shape[u->ndim - 1];
     if (T == 0 || u->numel == 0) return 0;
     int64_t rows = u->numel / T, K = ref->numel;
@@ -149,10 +138,6 @@ SL_CUDA_API int sl_spike_forward_cuda(sl_tensor *spikes, sl_tensor *u, const sl_
 SL_CUDA_API int sl_spike_backward_cuda(sl_tensor *gin, const sl_tensor *gout, const sl_tensor *u, float theta,
                                        float tau, float scale)
 {
-    SLC_REQUIRE_CONTIGUOUS("spike backward", gin, gout, u);
-    if (gin->numel != u->numel || gout->numel != u->numel)
-        return sl_errorf("spike backward: gradient and potential sizes differ");
-    if (!(tau > 0)) return sl_errorf("spike backward: tauRho * theta must be positive, got %g", tau);
     int64_t n = u->numel;
     if (n == 0) return 0;
     float st = scale / tau;

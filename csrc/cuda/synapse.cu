@@ -49,7 +49,9 @@
  *
  * The element and phase functions, the GEMM plans and the cut of the batch
  * into chunks are in synapse.cuh, which tests/c/test_cuda_synapse.c runs on
- * the host against the CPU ops.
+ * the host against the CPU ops.  The CPU ops check the operands (contiguous,
+ * 5-D, a valid kernel, shapes that fit, products within the int sizes BLAS
+ * and cuBLAS take) before they dispatch here.
  */
 #include "common.cuh"
 #include "synapse.cuh"
@@ -84,53 +86,7 @@ int run_gemm(const char *op, const slc_gemm &q)
     return s == CUBLAS_STATUS_SUCCESS ? 0 : blas_fail(op, s);
 }
 
-/* ---- shapes (the CPU's conv_dims_of) ------------------------------------ */
-
 typedef slc_conv_dims Dims;
-
-int conv_dims_of(const char *op, const sl_tensor *x, const sl_tensor *w, const sl_tensor *y, const sl_conv_params *p,
-                 Dims *d)
-{
-    char b1[128], b2[128], b3[128];
-    if (x->ndim != 5 || w->ndim != 5 || y->ndim != 5)
-        return sl_errorf("%s: expected 5-D input, weight and output, got %s, %s, %s", op, sl_shape_str(x, b1, sizeof b1),
-                         sl_shape_str(w, b2, sizeof b2), sl_shape_str(y, b3, sizeof b3));
-    if (p->groups < 1 || p->kh < 1 || p->kw < 1 || p->sh < 1 || p->sw < 1 || p->dh < 1 || p->dw < 1 || p->ph < 0 ||
-        p->pw < 0)
-        return sl_errorf("%s: invalid kernel, stride, padding, dilation or groups", op);
-    d->N = x->shape[0];
-    d->C = x->shape[1];
-    d->H = x->shape[2];
-    d->W = x->shape[3];
-    d->T = x->shape[4];
-    d->O = w->shape[0];
-    d->G = p->groups;
-    d->OH = y->shape[2];
-    d->OW = y->shape[3];
-    d->KK = (int64_t)p->kh * p->kw;
-    d->P = d->OH * d->OW * d->T;
-    d->kh = p->kh;
-    d->kw = p->kw;
-    d->sh = p->sh;
-    d->sw = p->sw;
-    d->ph = p->ph;
-    d->pw = p->pw;
-    d->dh = p->dh;
-    d->dw = p->dw;
-    int64_t oh = (d->H + 2 * p->ph - (int64_t)p->dh * (p->kh - 1) - 1) / p->sh + 1;
-    int64_t ow = (d->W + 2 * p->pw - (int64_t)p->dw * (p->kw - 1) - 1) / p->sw + 1;
-    if (w->shape[1] * d->G != d->C || w->shape[2] != p->kh || w->shape[3] != p->kw || d->O % d->G != 0 ||
-        y->shape[0] != d->N || y->shape[1] != d->O || y->shape[4] != d->T || d->OH != oh || d->OW != ow || oh < 1 ||
-        ow < 1)
-        return sl_errorf("%s: input %s, weight %s and output %s do not fit (groups %d)", op,
-                         sl_shape_str(x, b1, sizeof b1), sl_shape_str(w, b2, sizeof b2), sl_shape_str(y, b3, sizeof b3),
-                         p->groups);
-    /* cuBLAS takes int sizes and leading dimensions */
-    if (d->P > INT32_MAX || d->C * d->KK > INT32_MAX || d->O > INT32_MAX)
-        return sl_errorf("%s: a per-sample product of %lld x %lld x %lld is too large for cuBLAS", op,
-                         (long long)d->O, (long long)(d->C * d->KK), (long long)d->P);
-    return 0;
-}
 
 /* ---- im2col / col2im ------------------------------------------------------ */
 
@@ -435,13 +391,11 @@ int sparse_wgrad(const char *op, float *gw, const float *g, const float *x, cons
 typedef slc_conv_job ConvJob;
 
 /* the call's geometry and how its batch is cut (synapse.cuh) */
-int conv_job(const char *op, const sl_tensor *x, const sl_tensor *w, const sl_tensor *y, const sl_conv_params *p,
-             ConvJob *j)
+ConvJob conv_job(const sl_tensor *x, const sl_tensor *w, const sl_tensor *y, const sl_conv_params *p)
 {
-    Dims d = {};
-    int rc = conv_dims_of(op, x, w, y, p, &d);
-    if (!rc) *j = slc_conv_job_of(&d, COL_CAP);
-    return rc;
+    Dims d;
+    sl_conv_dims_of(&d, x, w, y, p);
+    return slc_conv_job_of(&d, COL_CAP);
 }
 
 /* the columns of samples n0 .. n0 + m - 1 and their sample stride: x
@@ -465,10 +419,9 @@ SL_CUDA_API int sl_conv_forward_cuda(sl_tensor *out, const sl_tensor *in, const 
                                      const sl_conv_params *p)
 {
     const char *op = "conv";
-    SLC_REQUIRE_CONTIGUOUS(op, out, in, weight);
-    ConvJob j;
-    int rc = conv_job(op, in, weight, out, p, &j);
-    if (rc || out->numel == 0) return rc;
+    if (out->numel == 0) return 0;
+    ConvJob j = conv_job(in, weight, out, p);
+    int rc;
     const Dims &d = j.d;
     if (sparse_eligible(d, j.full, p)) {
         Sparse s;
@@ -494,10 +447,9 @@ SL_CUDA_API int sl_conv_backward_input_cuda(sl_tensor *gin, const sl_tensor *gou
                                             const sl_conv_params *p)
 {
     const char *op = "conv backward";
-    SLC_REQUIRE_CONTIGUOUS(op, gin, gout, weight);
-    ConvJob j;
-    int rc = conv_job(op, gin, weight, gout, p, &j);
-    if (rc || gin->numel == 0) return rc;
+    if (gin->numel == 0) return 0;
+    ConvJob j = conv_job(gin, weight, gout, p);
+    int rc;
     const Dims &d = j.d;
     Scratch col(slc_conv_col_elems(&j));
     if (col.failed()) return SL_ENOMEM;
@@ -521,12 +473,10 @@ SL_CUDA_API int sl_conv_backward_weight_cuda(sl_tensor *gweight, const sl_tensor
                                              const sl_conv_params *p)
 {
     const char *op = "conv weight gradient";
-    SLC_REQUIRE_CONTIGUOUS(op, gweight, gout, in);
-    ConvJob j;
-    int rc = conv_job(op, in, gweight, gout, p, &j);
-    if (rc) return rc;
     int64_t wn = gweight->numel;
     if (wn == 0) return 0;
+    ConvJob j = conv_job(in, gweight, gout, p);
+    int rc;
     const Dims &d = j.d;
     if (gout->numel > 0 && sparse_eligible(d, j.full, p)) {
         Sparse s;
@@ -592,15 +542,8 @@ __global__ void unpool_kernel(float *__restrict__ x, const float *__restrict__ y
 SL_CUDA_API int sl_fold_pool_cuda(sl_tensor *y, sl_tensor *x, const sl_tensor *weight, const sl_conv_params *p,
                                   int adjoint, int odd_pad)
 {
-    SLC_REQUIRE_CONTIGUOUS("pool", y, x, weight);
-    char b1[128], b2[128];
-    if (x->ndim != 5 || y->ndim != 5 || weight->numel != (int64_t)p->kh * p->kw)
-        return sl_errorf("pool: expected 5-D tensors and a %dx%d weight", p->kh, p->kw);
     Fold f;
-    if (slc_fold_of(&f, x->shape, p, odd_pad) || y->shape[0] != f.N || y->shape[1] != f.C ||
-        y->shape[2] != f.Rf / f.C || y->shape[3] != f.Q || y->shape[4] != f.T)
-        return sl_errorf("pool: input %s and output %s do not fit the folded pooling", sl_shape_str(x, b1, sizeof b1),
-                         sl_shape_str(y, b2, sizeof b2));
+    slc_fold_of(&f, x->shape, p, odd_pad);
     if (!adjoint) {
         int64_t total = y->numel;
         if (total == 0) return 0;

@@ -18,6 +18,7 @@
 
 #include <stdint.h>
 
+#include "../shapes.h"
 #include "../slayer.h"
 
 #ifdef __CUDACC__
@@ -26,11 +27,9 @@
 #define SLC_SHD static inline
 #endif
 
-/* the geometry of a per-time-bin convolution (csrc/ops/synapse.c's conv_dims) */
-typedef struct {
-    int64_t N, C, H, W, T, O, OH, OW, G, KK, P; /* P = OH * OW * T */
-    int32_t kh, kw, sh, sw, ph, pw, dh, dw;
-} slc_conv_dims;
+/* the geometry of a per-time-bin convolution, as csrc/ops/synapse.c's
+   (../shapes.h: P = OH * OW * T, and the kernel's sizes) */
+typedef sl_conv_dims slc_conv_dims;
 
 /* ---- the products, as cuBLAS's column-major arguments ------------------
    C[b] = op(A[b]) op(B[b]) + beta C[b] for b < batch (op: transpose when

@@ -23,6 +23,10 @@
  * chunks that depends on the sizes only, each chunk's partial sums are
  * accumulated in double by one thread per tap, and a second kernel adds the
  * chunks in order, so the result does not depend on scheduling.
+ *
+ * The CPU ops check the operands (contiguous, an input with a time
+ * dimension, a filter, an output that fits) before they dispatch here;
+ * the twins check only the grid's limits.
  */
 #include "common.cuh"
 #include "temporal.cuh"
@@ -113,26 +117,6 @@ __global__ void flip_kernel(float *__restrict__ out, const float *__restrict__ i
     }
 }
 
-/* the CPU's check_bank: y [N, F*R, T] from x [N, R, T] and filters [F, K] */
-int check_bank(const char *op, const sl_tensor *y, const sl_tensor *x, const sl_tensor *h, int64_t *N, int64_t *F,
-               int64_t *R, int64_t *T, int64_t *K)
-{
-    char b1[128], b2[128], b3[128];
-    if (x->ndim < 2)
-        return sl_errorf("%s: expected an input with a time dimension, got %s", op, sl_shape_str(x, b1, sizeof b1));
-    if (h->ndim < 1 || h->numel == 0) return sl_errorf("%s: empty filter", op);
-    *T = x->shape[x->ndim - 1];
-    *N = x->shape[0];
-    *K = h->shape[h->ndim - 1];
-    *F = h->numel / *K;
-    *R = *N && *T ? x->numel / (*N * *T) : 0;
-    if (y->numel != *N * *F * *R * *T || y->shape[y->ndim - 1] != *T)
-        return sl_errorf("%s: output %s does not match input %s with %lld filters %s", op,
-                         sl_shape_str(y, b1, sizeof b1), sl_shape_str(x, b2, sizeof b2), (long long)*F,
-                         sl_shape_str(h, b3, sizeof b3));
-    return 0;
-}
-
 int too_many_blocks(const char *op, int64_t blocks)
 {
     return blocks > INT32_MAX ? sl_errorf("%s: %lld blocks exceed the grid limit", op, (long long)blocks) : 0;
@@ -142,13 +126,13 @@ int too_many_blocks(const char *op, int64_t blocks)
 
 SL_CUDA_API int sl_temporal_conv_cuda(sl_tensor *out, const sl_tensor *in, const sl_tensor *filters, float Ts)
 {
-    SLC_REQUIRE_CONTIGUOUS("psp", out, in, filters);
     int64_t N = 0, F = 0, R = 0, T = 0, K = 0;
-    int rc = check_bank("psp", out, in, filters, &N, &F, &R, &T, &K);
-    if (rc || out->numel == 0) return rc;
+    sl_bank_dims(in, filters, &N, &F, &R, &T, &K);
+    if (out->numel == 0) return 0;
     int threads = slc_temporal_threads(T);
     int64_t tiles = (T + threads * TV - 1) / (threads * TV), blocks = N * F * R * tiles;
-    if ((rc = too_many_blocks("psp", blocks))) return rc;
+    int rc = too_many_blocks("psp", blocks);
+    if (rc) return rc;
     temporal_kernel<false><<<(unsigned)blocks, threads, 0, slc::stream()>>>(out->data, in->data, filters->data, R, F,
                                                                             T, K, tiles, Ts);
     SLC_LAUNCHED("psp");
@@ -157,13 +141,13 @@ SL_CUDA_API int sl_temporal_conv_cuda(sl_tensor *out, const sl_tensor *in, const
 
 SL_CUDA_API int sl_temporal_corr_cuda(sl_tensor *out, const sl_tensor *grad, const sl_tensor *filters, float Ts)
 {
-    SLC_REQUIRE_CONTIGUOUS("psp backward", out, grad, filters);
     int64_t N = 0, F = 0, R = 0, T = 0, K = 0;
-    int rc = check_bank("psp backward", grad, out, filters, &N, &F, &R, &T, &K);
-    if (rc || out->numel == 0) return rc;
+    sl_bank_dims(out, filters, &N, &F, &R, &T, &K);
+    if (out->numel == 0) return 0;
     int threads = slc_temporal_threads(T);
     int64_t tiles = (T + threads * TV - 1) / (threads * TV), blocks = N * R * tiles;
-    if ((rc = too_many_blocks("psp backward", blocks))) return rc;
+    int rc = too_many_blocks("psp backward", blocks);
+    if (rc) return rc;
     temporal_kernel<true><<<(unsigned)blocks, threads, 0, slc::stream()>>>(out->data, grad->data, filters->data, R,
                                                                            F, T, K, tiles, Ts);
     SLC_LAUNCHED("psp backward");
@@ -174,10 +158,8 @@ SL_CUDA_API int sl_temporal_filter_grad_cuda(sl_tensor *dfilters, const sl_tenso
                                              float Ts)
 {
     const char *op = "psp filter gradient";
-    SLC_REQUIRE_CONTIGUOUS(op, dfilters, grad, in);
     int64_t N = 0, F = 0, R = 0, T = 0, K = 0;
-    int rc = check_bank(op, grad, in, dfilters, &N, &F, &R, &T, &K);
-    if (rc) return rc;
+    sl_bank_dims(in, dfilters, &N, &F, &R, &T, &K);
     int64_t rows = N * R;
     /* at most 2048 chunks of at least 16 rows: a function of the sizes only */
     int64_t chunks = (rows + 15) / 16;
@@ -203,10 +185,6 @@ SL_CUDA_API int sl_temporal_filter_grad_cuda(sl_tensor *dfilters, const sl_tenso
 
 SL_CUDA_API int sl_temporal_flip_cuda(sl_tensor *out, const sl_tensor *in)
 {
-    SLC_REQUIRE_CONTIGUOUS("flip", out, in);
-    bool same = out->ndim == in->ndim;
-    for (int d = 0; same && d < in->ndim; d++) same = out->shape[d] == in->shape[d];
-    if (!same || in->ndim < 1) return sl_errorf("flip: output and input shapes differ");
     int64_t K = in->shape[in->ndim - 1], n = in->numel;
     if (n == 0) return 0;
     flip_kernel<<<slc::grid_for(n), slc::THREADS, 0, slc::stream()>>>(out->data, in->data, K, n);

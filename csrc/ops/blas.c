@@ -67,13 +67,15 @@ void sl_sgemm_par(int ta, int tb, int m, int n, int k, float alpha, const float 
 int sl_gemm(sl_tensor *c, const sl_tensor *a, int ta, const sl_tensor *b, int tb, float alpha,
             float beta)
 {
-    SL_DISPATCH(sl_gemm, SL_DEVICE_OF("matmul", c, a, b), c, a, ta, b, tb, alpha, beta);
+    int dev = SL_DEVICE_OF("matmul", c, a, b);
+    if (dev < 0) return dev;
     SL_REQUIRE_CONTIGUOUS("matmul", c, a, b);
     if (a->ndim != 2 || b->ndim != 2 || c->ndim != 2)
         return sl_errorf("matmul: expected 2-D operands, got %d-D and %d-D", a->ndim, b->ndim);
     int m = 0, n = 0, k = 0;
     int rc = gemm_check("matmul", c, a, ta, b, tb, 0, &m, &n, &k);
     if (rc) return rc;
+    SL_DISPATCH(sl_gemm, dev, c, a, ta, b, tb, alpha, beta);
     if (m == 0 || n == 0) return 0;
     if (k == 0) {
         for (int64_t i = 0; i < c->numel; i++) c->data[i] *= beta;
@@ -86,7 +88,8 @@ int sl_gemm(sl_tensor *c, const sl_tensor *a, int ta, const sl_tensor *b, int tb
 int sl_bmm(sl_tensor *c, const sl_tensor *a, int ta, const sl_tensor *b, int tb, float alpha,
            float beta)
 {
-    SL_DISPATCH(sl_bmm, SL_DEVICE_OF("bmm", c, a, b), c, a, ta, b, tb, alpha, beta);
+    int dev = SL_DEVICE_OF("bmm", c, a, b);
+    if (dev < 0) return dev;
     SL_REQUIRE_CONTIGUOUS("bmm", c, a, b);
     if (a->ndim != 3 || b->ndim != 3 || c->ndim != 3)
         return sl_errorf("bmm: expected 3-D operands, got %d-D and %d-D", a->ndim, b->ndim);
@@ -97,6 +100,7 @@ int sl_bmm(sl_tensor *c, const sl_tensor *a, int ta, const sl_tensor *b, int tb,
     int m = 0, n = 0, k = 0;
     int rc = gemm_check("bmm", c, a, ta, b, tb, 1, &m, &n, &k);
     if (rc) return rc;
+    SL_DISPATCH(sl_bmm, dev, c, a, ta, b, tb, alpha, beta);
     int64_t sa = a->shape[0] == 1 ? 0 : (int64_t)a->shape[1] * a->shape[2];
     int64_t sb = b->shape[0] == 1 ? 0 : (int64_t)b->shape[1] * b->shape[2];
     int64_t sc = (int64_t)m * n;

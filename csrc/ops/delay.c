@@ -18,6 +18,7 @@
  *   dd_r = Ts * sum_{n, t} g[n, r, t] * D[n, r, t]
  */
 #include "../internal.h"
+#include "../shapes.h"
 
 #include <math.h>
 #include <string.h>
@@ -26,15 +27,14 @@ static int rows_of(const char *op, const sl_tensor *x, int64_t *T, int64_t *rows
 {
     char b[128];
     if (x->ndim < 2) return sl_errorf("%s: expected an (N, ..., T) tensor, got %s", op, sl_shape_str(x, b, sizeof b));
-    *T = x->shape[x->ndim - 1];
-    *rows = *T ? x->numel / *T : 0;
-    *R = x->shape[0] ? *rows / x->shape[0] : 0;
+    sl_time_rows(x, T, rows, R);
     return 0;
 }
 
 int sl_shift(sl_tensor *out, const sl_tensor *in, const sl_tensor *delay, float scalar, float Ts)
 {
-    SL_DISPATCH(sl_shift, SL_DEVICE_OF("delayShift", out, in, delay), out, in, delay, scalar, Ts);
+    int dev = SL_DEVICE_OF("delayShift", out, in, delay);
+    if (dev < 0) return dev;
     SL_REQUIRE_CONTIGUOUS("delayShift", out, in, delay);
     int64_t T = 0, rows = 0, R = 0;
     int rc = rows_of("delayShift", in, &T, &rows, &R);
@@ -44,6 +44,7 @@ int sl_shift(sl_tensor *out, const sl_tensor *in, const sl_tensor *delay, float 
         return sl_errorf("delayShift: expected one delay per neuron (%lld values), got %lld", (long long)R,
                          (long long)delay->numel);
     if (!(Ts > 0)) return sl_errorf("delayShift: Ts must be positive, got %g", Ts);
+    SL_DISPATCH(sl_shift, dev, out, in, delay, scalar, Ts);
     SL_FOR(r, rows, rows * T > SL_PAR_MIN, {
         float d = delay ? delay->data[r % R] : scalar;
         float q = d / Ts;
@@ -61,7 +62,8 @@ int sl_shift(sl_tensor *out, const sl_tensor *in, const sl_tensor *delay, float 
 
 int sl_delay_grad(sl_tensor *gdelay, const sl_tensor *grad, const sl_tensor *out, float Ts)
 {
-    SL_DISPATCH(sl_delay_grad, SL_DEVICE_OF("delay backward", gdelay, grad, out), gdelay, grad, out, Ts);
+    int dev = SL_DEVICE_OF("delay backward", gdelay, grad, out);
+    if (dev < 0) return dev;
     SL_REQUIRE_CONTIGUOUS("delay backward", gdelay, grad, out);
     int64_t T = 0, rows = 0, R = 0;
     int rc = rows_of("delay backward", out, &T, &rows, &R);
@@ -69,6 +71,7 @@ int sl_delay_grad(sl_tensor *gdelay, const sl_tensor *grad, const sl_tensor *out
     if (grad->numel != out->numel) return sl_errorf("delay backward: gradient and output sizes differ");
     if (gdelay->numel != R)
         return sl_errorf("delay backward: expected %lld delays, got %lld", (long long)R, (long long)gdelay->numel);
+    SL_DISPATCH(sl_delay_grad, dev, gdelay, grad, out, Ts);
     int64_t N = R ? rows / R : 0;
     float m = -1.0f / Ts, p = 1.0f / Ts;
     SL_FOR(r, R, rows * T > SL_PAR_MIN, {

@@ -9,6 +9,7 @@
  * to one flat loop whose operand strides are 0 or 1.
  */
 #include "../internal.h"
+#include "../shapes.h"
 
 #include <math.h>
 #include <string.h>
@@ -65,27 +66,19 @@ static void binary_row(int op, int64_t n, float *restrict o, const float *a, int
     }
 }
 
-/* broadcast strides of t aligned to an output of ndim dims */
+/* broadcast strides of t aligned to out's dims, or an error naming both */
 static int bcast_strides(const sl_tensor *t, const sl_tensor *out, int64_t *st, const char *op)
 {
-    int off = out->ndim - t->ndim;
     char b1[128], b2[128];
-    if (off < 0)
+    switch (sl_bcast_strides(t, out, st)) {
+    case SL_BCAST_DIMS:
         return sl_errorf("%s: operand %s has more dimensions than the result %s", op,
                          sl_shape_str(t, b1, sizeof b1), sl_shape_str(out, b2, sizeof b2));
-    for (int d = 0; d < out->ndim; d++) {
-        if (d < off) {
-            st[d] = 0;
-        } else {
-            int32_t s = t->shape[d - off];
-            if (s == out->shape[d]) st[d] = s == 1 ? 0 : t->stride[d - off];
-            else if (s == 1) st[d] = 0;
-            else
-                return sl_errorf("%s: shapes %s and result %s do not broadcast", op,
-                                 sl_shape_str(t, b1, sizeof b1), sl_shape_str(out, b2, sizeof b2));
-        }
+    case SL_BCAST_SHAPES:
+        return sl_errorf("%s: shapes %s and result %s do not broadcast", op,
+                         sl_shape_str(t, b1, sizeof b1), sl_shape_str(out, b2, sizeof b2));
+    default: return 0;
     }
-    return 0;
 }
 
 /* contiguous output strides */
@@ -130,13 +123,15 @@ static int coalesce3(int ndim, const int32_t *shape, int64_t *so, int64_t *sa, i
 
 int sl_binary(int op, sl_tensor *out, const sl_tensor *a, const sl_tensor *b)
 {
-    SL_DISPATCH(sl_binary, SL_DEVICE_OF("binary", out, a, b), op, out, a, b);
+    int dev = SL_DEVICE_OF("binary", out, a, b);
+    if (dev < 0) return dev;
     SL_REQUIRE_CONTIGUOUS("binary", out, a, b);
     if (op < SL_ADD || op > SL_NE) return sl_errorf("binary: unknown operation %d", op);
     int64_t so[SL_MAX_DIMS], sa[SL_MAX_DIMS], sb[SL_MAX_DIMS], cs[SL_MAX_DIMS];
     int rc = bcast_strides(a, out, sa, "binary");
     if (!rc) rc = bcast_strides(b, out, sb, "binary");
     if (rc) return rc;
+    SL_DISPATCH(sl_binary, dev, op, out, a, b);
     if (out->numel == 0) return 0;
     out_strides(out, so);
     int k = coalesce3(out->ndim, out->shape, so, sa, sb, cs);
@@ -171,13 +166,15 @@ int sl_binary(int op, sl_tensor *out, const sl_tensor *a, const sl_tensor *b)
 
 int sl_binary_scalar(int op, sl_tensor *out, const sl_tensor *a, float s, int reversed)
 {
-    SL_DISPATCH(sl_binary_scalar, SL_DEVICE_OF("binary", out, a), op, out, a, s, reversed);
+    int dev = SL_DEVICE_OF("binary", out, a);
+    if (dev < 0) return dev;
     SL_REQUIRE_CONTIGUOUS("binary", out, a);
     char b1[128], b2[128];
     if (out->numel != a->numel)
         return sl_errorf("binary: result %s and operand %s differ", sl_shape_str(out, b1, sizeof b1),
                          sl_shape_str(a, b2, sizeof b2));
     if (op < SL_ADD || op > SL_NE) return sl_errorf("binary: unknown operation %d", op);
+    SL_DISPATCH(sl_binary_scalar, dev, op, out, a, s, reversed);
     int64_t n = out->numel;
     int64_t chunks = n > 4 * SL_PAR_MIN ? (n + SL_PAR_MIN - 1) / SL_PAR_MIN : 1;
     SL_FOR(c, chunks, chunks > 1, {
@@ -222,10 +219,12 @@ static void unary_chunk(int op, int64_t n, float *restrict o, const float *restr
 
 int sl_unary(int op, sl_tensor *out, const sl_tensor *a)
 {
-    SL_DISPATCH(sl_unary, SL_DEVICE_OF("unary", out, a), op, out, a);
+    int dev = SL_DEVICE_OF("unary", out, a);
+    if (dev < 0) return dev;
     SL_REQUIRE_CONTIGUOUS("unary", out, a);
     if (out->numel != a->numel) return sl_errorf("unary: result and operand sizes differ");
     if (op < SL_NEG || op > SL_SQUARE) return sl_errorf("unary: unknown operation %d", op);
+    SL_DISPATCH(sl_unary, dev, op, out, a);
     int64_t n = out->numel;
     int64_t chunks = n > 4 * SL_PAR_MIN ? (n + SL_PAR_MIN - 1) / SL_PAR_MIN : 1;
     SL_FOR(c, chunks, chunks > 1, {
@@ -237,9 +236,11 @@ int sl_unary(int op, sl_tensor *out, const sl_tensor *a)
 
 int sl_clamp(sl_tensor *out, const sl_tensor *a, float lo, float hi)
 {
-    SL_DISPATCH(sl_clamp, SL_DEVICE_OF("clamp", out, a), out, a, lo, hi);
+    int dev = SL_DEVICE_OF("clamp", out, a);
+    if (dev < 0) return dev;
     SL_REQUIRE_CONTIGUOUS("clamp", out, a);
     if (out->numel != a->numel) return sl_errorf("clamp: result and operand sizes differ");
+    SL_DISPATCH(sl_clamp, dev, out, a, lo, hi);
     int64_t n = out->numel;
     SL_FOR(i, n, n > 4 * SL_PAR_MIN, {
         float x = a->data[i];
@@ -250,12 +251,14 @@ int sl_clamp(sl_tensor *out, const sl_tensor *a, float lo, float hi)
 
 int sl_axpy(sl_tensor *y, float alpha, const sl_tensor *x)
 {
-    SL_DISPATCH(sl_axpy, SL_DEVICE_OF("axpy", y, x), y, alpha, x);
+    int dev = SL_DEVICE_OF("axpy", y, x);
+    if (dev < 0) return dev;
     SL_REQUIRE_CONTIGUOUS("axpy", y, x);
     char b1[128], b2[128];
     if (y->numel != x->numel)
         return sl_errorf("axpy: sizes differ (%s and %s)", sl_shape_str(y, b1, sizeof b1),
                          sl_shape_str(x, b2, sizeof b2));
+    SL_DISPATCH(sl_axpy, dev, y, alpha, x);
     int64_t n = y->numel;
     float *restrict py = y->data;
     const float *restrict px = x->data;
@@ -265,10 +268,12 @@ int sl_axpy(sl_tensor *y, float alpha, const sl_tensor *x)
 
 int sl_where_mask(sl_tensor *out, const sl_tensor *g, const sl_tensor *mask)
 {
-    SL_DISPATCH(sl_where_mask, SL_DEVICE_OF("where_mask", out, g, mask), out, g, mask);
+    int dev = SL_DEVICE_OF("where_mask", out, g, mask);
+    if (dev < 0) return dev;
     SL_REQUIRE_CONTIGUOUS("where_mask", out, g, mask);
     if (out->numel != g->numel || out->numel != mask->numel)
         return sl_errorf("where_mask: sizes differ");
+    SL_DISPATCH(sl_where_mask, dev, out, g, mask);
     int64_t n = out->numel;
     SL_FOR(i, n, n > 4 * SL_PAR_MIN, out->data[i] = mask->data[i] != 0.0f ? g->data[i] : 0.0f;);
     return 0;

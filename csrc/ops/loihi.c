@@ -86,8 +86,8 @@ static void loihi_row(float *restrict s, float *restrict V, float *restrict U, c
 int sl_loihi_forward(sl_tensor *spikes, sl_tensor *voltage, sl_tensor *current, const sl_tensor *in,
                      const sl_loihi_neuron *n, float Ts)
 {
-    SL_DISPATCH(sl_loihi_forward, SL_DEVICE_OF("spikeLoihi", spikes, voltage, current, in), spikes, voltage,
-                current, in, n, Ts);
+    int dev = SL_DEVICE_OF("spikeLoihi", spikes, voltage, current, in);
+    if (dev < 0) return dev;
     SL_REQUIRE_CONTIGUOUS("spikeLoihi", spikes, voltage, current, in);
     char b1[128], b2[128];
     if (in->ndim < 1 || !sl_same_shape(spikes, in) || (voltage && !sl_same_shape(voltage, in)) ||
@@ -102,6 +102,7 @@ int sl_loihi_forward(sl_tensor *spikes, sl_tensor *voltage, sl_tensor *current, 
     if (n->vThMant < 0 || n->vThMant > (INT32_MAX >> 6))
         return sl_errorf("spikeLoihi: vThMant %d out of range", (int)n->vThMant);
     if (!(Ts > 0) || isinf(Ts)) return sl_errorf("spikeLoihi: Ts must be positive, got %g", (double)Ts);
+    SL_DISPATCH(sl_loihi_forward, dev, spikes, voltage, current, in, n, Ts);
     int64_t T = in->shape[in->ndim - 1];
     if (T == 0 || in->numel == 0) return 0;
     int64_t rows = in->numel / T;

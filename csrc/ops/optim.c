@@ -22,11 +22,12 @@
 int sl_sgd_step(sl_tensor *p, sl_tensor *g, sl_tensor *buf, float lr, float momentum,
                 float dampening, float weight_decay, int nesterov, int first)
 {
-    SL_DISPATCH(sl_sgd_step, SL_DEVICE_OF("sgd", p, g, buf), p, g, buf, lr, momentum, dampening,
-                weight_decay, nesterov, first);
+    int dev = SL_DEVICE_OF("sgd", p, g, buf);
+    if (dev < 0) return dev;
     SL_REQUIRE_CONTIGUOUS("sgd", p, g, buf);
     if (g->numel != p->numel || (buf && buf->numel != p->numel))
         return sl_errorf("sgd: parameter, gradient and state sizes differ");
+    SL_DISPATCH(sl_sgd_step, dev, p, g, buf, lr, momentum, dampening, weight_decay, nesterov, first);
     int64_t n = p->numel;
     float *restrict pp = p->data;
     const float *restrict pg = g->data;
@@ -49,12 +50,14 @@ int sl_adam_step(int mode, sl_tensor *p, sl_tensor *g, sl_tensor *m, sl_tensor *
                  double lr, double beta1, double beta2, float eps, float weight_decay, int amsgrad,
                  double bias1, double bias2)
 {
-    SL_DISPATCH(sl_adam_step, SL_DEVICE_OF("adam", p, g, m, v, vmax), mode, p, g, m, v, vmax, lr,
-                beta1, beta2, eps, weight_decay, amsgrad, bias1, bias2);
+    int dev = SL_DEVICE_OF("adam", p, g, m, v, vmax);
+    if (dev < 0) return dev;
     SL_REQUIRE_CONTIGUOUS("adam", p, g, m, v, vmax);
     if (g->numel != p->numel || m->numel != p->numel || v->numel != p->numel ||
         (amsgrad && (!vmax || vmax->numel != p->numel)))
         return sl_errorf("adam: parameter, gradient and state sizes differ");
+    SL_DISPATCH(sl_adam_step, dev, mode, p, g, m, v, vmax, lr, beta1, beta2, eps, weight_decay, amsgrad, bias1,
+                bias2);
     int64_t n = p->numel;
     float *restrict pp = p->data, *restrict pg = g->data, *restrict pm = m->data, *restrict pv = v->data;
     float *restrict px = amsgrad ? vmax->data : NULL;

@@ -75,8 +75,8 @@ int sl_rand_uniform(sl_tensor *out, float lo, float hi)
 {
     if (!(lo <= hi) || !isfinite(lo) || !isfinite(hi))
         return sl_errorf("uniform: expected finite bounds lo <= hi, got %g, %g", lo, hi);
-    SL_DISPATCH(sl_rand_uniform, out->device, out, lo, hi);
     SL_REQUIRE_CONTIGUOUS("rand", out);
+    SL_DISPATCH(sl_rand_uniform, out->device, out, lo, hi);
     int64_t n = out->numel;
     uint64_t key = gen[0].seed, base = sl_rng_reserve(SL_CPU, n);
     float *o = out->data;
@@ -92,8 +92,8 @@ int sl_rand_normal(sl_tensor *out, float mean, float std)
 {
     if (!(std >= 0.0f) || !isfinite(mean) || !isfinite(std))
         return sl_errorf("normal: expected a finite mean and a finite std >= 0, got %g, %g", mean, std);
-    SL_DISPATCH(sl_rand_normal, out->device, out, mean, std);
     SL_REQUIRE_CONTIGUOUS("randn", out);
+    SL_DISPATCH(sl_rand_normal, out->device, out, mean, std);
     int64_t n = out->numel;
     uint64_t key = gen[0].seed, base = sl_rng_reserve(SL_CPU, n);
     float *o = out->data;
@@ -117,8 +117,8 @@ int sl_rand_normal(sl_tensor *out, float mean, float std)
 int sl_rand_bernoulli(sl_tensor *out, float p)
 {
     if (!(p >= 0.0f && p <= 1.0f)) return sl_errorf("bernoulli: probability must be in [0, 1], got %g", p);
-    SL_DISPATCH(sl_rand_bernoulli, out->device, out, p);
     SL_REQUIRE_CONTIGUOUS("bernoulli", out);
+    SL_DISPATCH(sl_rand_bernoulli, out->device, out, p);
     int64_t n = out->numel;
     uint64_t key = gen[0].seed, base = sl_rng_reserve(SL_CPU, n);
     float *o = out->data;

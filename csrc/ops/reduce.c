@@ -9,18 +9,10 @@
  * sl_sum_to reduces a broadcast gradient back to an operand's shape.
  */
 #include "../internal.h"
+#include "../shapes.h"
 
 #include <math.h>
 #include <string.h>
-
-static void split_dims(const sl_tensor *a, int dim, int64_t *outer, int64_t *n, int64_t *inner)
-{
-    *outer = 1;
-    *inner = 1;
-    for (int d = 0; d < dim; d++) *outer *= a->shape[d];
-    for (int d = dim + 1; d < a->ndim; d++) *inner *= a->shape[d];
-    *n = a->shape[dim];
-}
 
 static int check_dim_out(const char *op, const sl_tensor *out, const sl_tensor *a, int dim)
 {
@@ -38,12 +30,14 @@ static int check_dim_out(const char *op, const sl_tensor *out, const sl_tensor *
 
 int sl_sum_dim(sl_tensor *out, const sl_tensor *a, int dim)
 {
-    SL_DISPATCH(sl_sum_dim, SL_DEVICE_OF("sum", out, a), out, a, dim);
+    int dev = SL_DEVICE_OF("sum", out, a);
+    if (dev < 0) return dev;
     SL_REQUIRE_CONTIGUOUS("sum", out, a);
     int rc = check_dim_out("sum", out, a, dim);
     if (rc) return rc;
+    SL_DISPATCH(sl_sum_dim, dev, out, a, dim);
     int64_t outer, n, inner;
-    split_dims(a, dim, &outer, &n, &inner);
+    sl_split_dims(a, dim, &outer, &n, &inner);
     const float *pa = a->data;
     float *po = out->data;
     if (inner == 1) {
@@ -67,14 +61,16 @@ int sl_sum_dim(sl_tensor *out, const sl_tensor *a, int dim)
 
 int sl_max_dim(sl_tensor *values, sl_tensor *indices, const sl_tensor *a, int dim)
 {
-    SL_DISPATCH(sl_max_dim, SL_DEVICE_OF("max", values, indices, a), values, indices, a, dim);
+    int dev = SL_DEVICE_OF("max", values, indices, a);
+    if (dev < 0) return dev;
     SL_REQUIRE_CONTIGUOUS("max", values, indices, a);
     int rc = check_dim_out("max", values, a, dim);
     if (rc) return rc;
     if (indices->numel != values->numel) return sl_errorf("max: values and indices sizes differ");
     int64_t outer, n, inner;
-    split_dims(a, dim, &outer, &n, &inner);
+    sl_split_dims(a, dim, &outer, &n, &inner);
     if (n == 0) return sl_errorf("max: cannot reduce an empty dimension");
+    SL_DISPATCH(sl_max_dim, dev, values, indices, a, dim);
     SL_FOR(o, outer, a->numel > 4 * SL_PAR_MIN && outer > 1, {
         for (int64_t i = 0; i < inner; i++) {
             const float *src = a->data + o * n * inner + i;
@@ -97,12 +93,12 @@ int sl_max_dim(sl_tensor *values, sl_tensor *indices, const sl_tensor *a, int di
 
 int sl_sum_all(double *result, const sl_tensor *a)
 {
+    SL_REQUIRE_CONTIGUOUS("sum", a);
     if (a->device == SL_CUDA) {
         int (*fn)(double *, const sl_tensor *) =
             (int (*)(double *, const sl_tensor *))sl_cuda_symbol("sl_sum_all_cuda");
         return fn ? fn(result, a) : SL_EDEVICE;
     }
-    SL_REQUIRE_CONTIGUOUS("sum", a);
     int64_t n = a->numel;
     int64_t chunks = (n + 65535) / 65536;
     double s = 0;
@@ -125,14 +121,14 @@ int sl_sum_all(double *result, const sl_tensor *a)
 
 static int extreme_all(float *value, int64_t *index, const sl_tensor *a, int want_max)
 {
+    SL_REQUIRE_CONTIGUOUS(want_max ? "max" : "min", a);
+    if (a->numel == 0) return sl_errorf("%s: empty tensor", want_max ? "max" : "min");
     if (a->device == SL_CUDA) {
         const char *name = want_max ? "sl_max_all_cuda" : "sl_min_all_cuda";
         int (*fn)(float *, int64_t *, const sl_tensor *) =
             (int (*)(float *, int64_t *, const sl_tensor *))sl_cuda_symbol(name);
         return fn ? fn(value, index, a) : SL_EDEVICE;
     }
-    SL_REQUIRE_CONTIGUOUS(want_max ? "max" : "min", a);
-    if (a->numel == 0) return sl_errorf("%s: empty tensor", want_max ? "max" : "min");
     float best = a->data[0];
     int64_t bi = 0;
     for (int64_t i = 1; i < a->numel; i++) {
@@ -152,13 +148,15 @@ int sl_min_all(float *value, int64_t *index, const sl_tensor *a) { return extrem
 
 int sl_scatter_dim(sl_tensor *out, const sl_tensor *index, const sl_tensor *g, int dim)
 {
-    SL_DISPATCH(sl_scatter_dim, SL_DEVICE_OF("max backward", out, index, g), out, index, g, dim);
+    int dev = SL_DEVICE_OF("max backward", out, index, g);
+    if (dev < 0) return dev;
     SL_REQUIRE_CONTIGUOUS("max backward", out, index, g);
     int rc = check_dim_out("max backward", g, out, dim);
     if (rc) return rc;
     if (index->numel != g->numel) return sl_errorf("max backward: index and gradient sizes differ");
+    SL_DISPATCH(sl_scatter_dim, dev, out, index, g, dim);
     int64_t outer, n, inner;
-    split_dims(out, dim, &outer, &n, &inner);
+    sl_split_dims(out, dim, &outer, &n, &inner);
     memset(out->data, 0, (size_t)out->numel * sizeof(float));
     for (int64_t o = 0; o < outer; o++)
         for (int64_t i = 0; i < inner; i++) {
@@ -171,59 +169,58 @@ int sl_scatter_dim(sl_tensor *out, const sl_tensor *index, const sl_tensor *g, i
 
 int sl_sum_to(sl_tensor *out, const sl_tensor *a)
 {
-    SL_DISPATCH(sl_sum_to, SL_DEVICE_OF("sum_to", out, a), out, a);
+    int dev = SL_DEVICE_OF("sum_to", out, a);
+    if (dev < 0) return dev;
     SL_REQUIRE_CONTIGUOUS("sum_to", out, a);
-    char b1[128], b2[128];
     int off = a->ndim - out->ndim;
-    int64_t so[SL_MAX_DIMS];
-    if (off < 0) goto bad;
-    {
-        int64_t s = 1;
-        for (int d = out->ndim - 1; d >= 0; d--) {
-            so[d + off] = out->shape[d] == 1 ? 0 : s;
-            if (out->shape[d] != 1 && out->shape[d] != a->shape[d + off]) goto bad;
-            s *= out->shape[d];
-        }
-        for (int d = 0; d < off; d++) so[d] = 0;
+    bool fits = off >= 0;
+    for (int d = 0; fits && d < out->ndim; d++) fits = out->shape[d] == 1 || out->shape[d] == a->shape[d + off];
+    if (!fits) {
+        char b1[128], b2[128];
+        return sl_errorf("sum_to: cannot reduce %s to %s", sl_shape_str(a, b1, sizeof b1),
+                         sl_shape_str(out, b2, sizeof b2));
     }
+    SL_DISPATCH(sl_sum_to, dev, out, a);
+    /* out's strides along a's dims, 0 where out has size 1 or no dim */
+    int64_t so[SL_MAX_DIMS], step = 1;
+    for (int d = out->ndim - 1; d >= 0; d--) {
+        so[d + off] = out->shape[d] == 1 ? 0 : step;
+        step *= out->shape[d];
+    }
+    for (int d = 0; d < off; d++) so[d] = 0;
     /* group a's dims into runs and walk rows; inner dim either kept (so = 1)
        or reduced (so = 0) */
     memset(out->data, 0, (size_t)out->numel * sizeof(float));
     if (a->numel == 0) return 0;
-    {
-        int nd = a->ndim;
-        int64_t inner = a->shape[nd - 1], si = so[nd - 1];
-        int64_t rows = a->numel / inner;
-        for (int64_t r = 0; r < rows; r++) {
-            int64_t rem = r, oo = 0;
-            for (int d = nd - 2; d >= 0; d--) {
-                oo += (rem % a->shape[d]) * so[d];
-                rem /= a->shape[d];
-            }
-            const float *src = a->data + r * inner;
-            float *dst = out->data + oo;
-            if (si == 0) {
-                double s = 0;
-                for (int64_t i = 0; i < inner; i++) s += src[i];
-                dst[0] += (float)s;
-            } else {
-                for (int64_t i = 0; i < inner; i++) dst[i] += src[i];
-            }
+    int nd = a->ndim;
+    int64_t inner = a->shape[nd - 1], si = so[nd - 1];
+    int64_t rows = a->numel / inner;
+    for (int64_t r = 0; r < rows; r++) {
+        int64_t rem = r, oo = 0;
+        for (int d = nd - 2; d >= 0; d--) {
+            oo += (rem % a->shape[d]) * so[d];
+            rem /= a->shape[d];
+        }
+        const float *src = a->data + r * inner;
+        float *dst = out->data + oo;
+        if (si == 0) {
+            double s = 0;
+            for (int64_t i = 0; i < inner; i++) s += src[i];
+            dst[0] += (float)s;
+        } else {
+            for (int64_t i = 0; i < inner; i++) dst[i] += src[i];
         }
     }
     return 0;
-bad:
-    return sl_errorf("sum_to: cannot reduce %s to %s", sl_shape_str(a, b1, sizeof b1),
-                     sl_shape_str(out, b2, sizeof b2));
 }
 
 int64_t sl_count_nonzero(const sl_tensor *a)
 {
+    if (!sl_tensor_is_contiguous(a)) return sl_errorf("count_nonzero: tensor must be contiguous");
     if (a->device == SL_CUDA) {
         int64_t (*fn)(const sl_tensor *) = (int64_t (*)(const sl_tensor *))sl_cuda_symbol("sl_count_nonzero_cuda");
         return fn ? fn(a) : SL_EDEVICE;
     }
-    if (!sl_tensor_is_contiguous(a)) return sl_errorf("count_nonzero: tensor must be contiguous");
     int64_t c = 0;
     if (a->numel > 4 * SL_PAR_MIN) {
 #pragma omp parallel for reduction(+ : c)

@@ -62,12 +62,14 @@ static void spike_block(float *u, float *s, int64_t nrows, int64_t T, const floa
 
 int sl_spike_forward(sl_tensor *spikes, sl_tensor *u, const sl_tensor *ref, float theta, float Ts)
 {
-    SL_DISPATCH(sl_spike_forward, SL_DEVICE_OF("spike", spikes, u, ref), spikes, u, ref, theta, Ts);
+    int dev = SL_DEVICE_OF("spike", spikes, u, ref);
+    if (dev < 0) return dev;
     SL_REQUIRE_CONTIGUOUS("spike", spikes, u, ref);
     char b1[128], b2[128];
     if (!sl_same_shape(spikes, u) || u->ndim < 1)
         return sl_errorf("spike: output %s and membrane potential %s differ", sl_shape_str(spikes, b1, sizeof b1),
                          sl_shape_str(u, b2, sizeof b2));
+    SL_DISPATCH(sl_spike_forward, dev, spikes, u, ref, theta, Ts);
     int64_t T = u->shape[u->ndim - 1];
     if (T == 0 || u->numel == 0) return 0;
     int64_t rows = u->numel / T, K = ref->numel;
@@ -138,11 +140,13 @@ static void rho_chunk(float *restrict gin, const float *restrict gout, const flo
 int sl_spike_backward(sl_tensor *gin, const sl_tensor *gout, const sl_tensor *u, float theta, float tau,
                       float scale)
 {
-    SL_DISPATCH(sl_spike_backward, SL_DEVICE_OF("spike backward", gin, gout, u), gin, gout, u, theta, tau, scale);
+    int dev = SL_DEVICE_OF("spike backward", gin, gout, u);
+    if (dev < 0) return dev;
     SL_REQUIRE_CONTIGUOUS("spike backward", gin, gout, u);
     if (gin->numel != u->numel || gout->numel != u->numel)
         return sl_errorf("spike backward: gradient and potential sizes differ");
     if (!(tau > 0)) return sl_errorf("spike backward: tauRho * theta must be positive, got %g", tau);
+    SL_DISPATCH(sl_spike_backward, dev, gin, gout, u, theta, tau, scale);
     float st = scale / tau;
     int64_t n = u->numel, chunks = n > 4 * SL_PAR_MIN ? (n + SL_PAR_MIN - 1) / SL_PAR_MIN : 1;
     SL_FOR(c, chunks, chunks > 1, {

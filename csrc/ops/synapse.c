@@ -34,6 +34,7 @@
  * geometries where a window would mix channels.
  */
 #include "../internal.h"
+#include "../shapes.h"
 
 #include <cblas.h>
 #include <stdlib.h>
@@ -58,12 +59,8 @@ static void axpy_t(float *restrict o, const float *restrict s, float w, int64_t 
 
 /* ---- shapes -------------------------------------------------------------- */
 
-typedef struct {
-    int64_t N, C, H, W, T, O, OH, OW, G, KK, P;
-} conv_dims;
-
 static int conv_dims_of(const char *op, const sl_tensor *x, const sl_tensor *w, const sl_tensor *y,
-                        const sl_conv_params *p, conv_dims *d)
+                        const sl_conv_params *p, sl_conv_dims *d)
 {
     char b1[128], b2[128], b3[128];
     if (x->ndim != 5 || w->ndim != 5 || y->ndim != 5)
@@ -72,17 +69,7 @@ static int conv_dims_of(const char *op, const sl_tensor *x, const sl_tensor *w, 
     if (p->groups < 1 || p->kh < 1 || p->kw < 1 || p->sh < 1 || p->sw < 1 || p->dh < 1 || p->dw < 1 || p->ph < 0 ||
         p->pw < 0)
         return sl_errorf("%s: invalid kernel, stride, padding, dilation or groups", op);
-    d->N = x->shape[0];
-    d->C = x->shape[1];
-    d->H = x->shape[2];
-    d->W = x->shape[3];
-    d->T = x->shape[4];
-    d->O = w->shape[0];
-    d->G = p->groups;
-    d->OH = y->shape[2];
-    d->OW = y->shape[3];
-    d->KK = (int64_t)p->kh * p->kw;
-    d->P = d->OH * d->OW * d->T;
+    sl_conv_dims_of(d, x, w, y, p);
     int64_t oh = (d->H + 2 * p->ph - (int64_t)p->dh * (p->kh - 1) - 1) / p->sh + 1;
     int64_t ow = (d->W + 2 * p->pw - (int64_t)p->dw * (p->kw - 1) - 1) / p->sw + 1;
     if (w->shape[1] * d->G != d->C || w->shape[2] != p->kh || w->shape[3] != p->kw || d->O % d->G != 0 ||
@@ -103,13 +90,13 @@ static int conv_dims_of(const char *op, const sl_tensor *x, const sl_tensor *w, 
 }
 
 /* the kernel covers the input exactly: col == x[n] */
-static int is_full_cover(const conv_dims *d, const sl_conv_params *p)
+static int is_full_cover(const sl_conv_dims *d, const sl_conv_params *p)
 {
     return d->OH == 1 && d->OW == 1 && p->ph == 0 && p->pw == 0 && p->dh == 1 && p->dw == 1 && d->H == p->kh &&
            d->W == p->kw;
 }
 
-static void im2col(float *col, const float *x, const conv_dims *d, const sl_conv_params *p)
+static void im2col(float *col, const float *x, const sl_conv_dims *d, const sl_conv_params *p)
 {
     int64_t rows = d->C * d->KK, T = d->T;
     SL_FOR(r, rows, rows * d->P > SL_PAR_MIN, {
@@ -130,7 +117,7 @@ static void im2col(float *col, const float *x, const conv_dims *d, const sl_conv
 /* gin[c, ih, iw, t] = sum of col[(c, i, j), (oh, ow, t)] over the (i, j,
    oh, ow) that read it; parallel over c, each channel cleared just before
    its sums, while it is in cache */
-static void col2im(float *gin, const float *col, const conv_dims *d, const sl_conv_params *p)
+static void col2im(float *gin, const float *col, const sl_conv_dims *d, const sl_conv_params *p)
 {
     int64_t T = d->T;
     SL_FOR(c, d->C, d->C * d->KK * d->P > SL_PAR_MIN, {
@@ -154,13 +141,13 @@ static void col2im(float *gin, const float *col, const conv_dims *d, const sl_co
 /* Work is split across threads by sample when there are enough samples
    (each thread with its own column buffer and a single-threaded GEMM),
    otherwise each sample's im2col and GEMM are split instead. */
-static int by_sample(const conv_dims *d)
+static int by_sample(const sl_conv_dims *d)
 {
     int nt = SL_OMP_THREADS();
     return nt > 1 && d->N >= nt && (double)d->O * d->C / d->G * d->KK * d->P * d->N > 4e6;
 }
 
-static void conv_fwd_sample(const conv_dims *d, const sl_conv_params *p, float *y, const float *x, const float *w,
+static void conv_fwd_sample(const sl_conv_dims *d, const sl_conv_params *p, float *y, const float *x, const float *w,
                             float *col, int full, int par)
 {
     const float *src = x;
@@ -181,13 +168,13 @@ static void conv_fwd_sample(const conv_dims *d, const sl_conv_params *p, float *
 
 /* one sample's work: dst from src and the weight, with a column buffer
    (unused when full) and the GEMM split across threads when par */
-typedef void (*conv_sample_fn)(const conv_dims *d, const sl_conv_params *p, float *dst, const float *src,
+typedef void (*conv_sample_fn)(const sl_conv_dims *d, const sl_conv_params *p, float *dst, const float *src,
                                const float *w, float *col, int full, int par);
 
 /* fn over the batch, dst and src advancing by their per-sample strides:
    threads take whole samples (each with its own columns) or, with few
    samples, share each sample's GEMM */
-static int conv_each_sample(const char *fname, const conv_dims *d, const sl_conv_params *p, conv_sample_fn fn,
+static int conv_each_sample(const char *fname, const sl_conv_dims *d, const sl_conv_params *p, conv_sample_fn fn,
                             float *dst, int64_t dstStride, const float *src, int64_t srcStride, const float *w)
 {
     int full = is_full_cover(d, p);
@@ -216,16 +203,19 @@ static int conv_each_sample(const char *fname, const conv_dims *d, const sl_conv
 
 int sl_conv_forward(sl_tensor *out, const sl_tensor *in, const sl_tensor *weight, const sl_conv_params *p)
 {
-    SL_DISPATCH(sl_conv_forward, SL_DEVICE_OF("conv", out, in, weight), out, in, weight, p);
+    int dev = SL_DEVICE_OF("conv", out, in, weight);
+    if (dev < 0) return dev;
     SL_REQUIRE_CONTIGUOUS("conv", out, in, weight);
-    conv_dims d;
+    sl_conv_dims d;
     int rc = conv_dims_of("conv", in, weight, out, p, &d);
-    if (rc || out->numel == 0) return rc;
+    if (rc) return rc;
+    SL_DISPATCH(sl_conv_forward, dev, out, in, weight, p);
+    if (out->numel == 0) return 0;
     return conv_each_sample("conv", &d, p, conv_fwd_sample, out->data, d.O * d.P, in->data, d.C * d.H * d.W * d.T,
                             weight->data);
 }
 
-static void conv_bwd_input_sample(const conv_dims *d, const sl_conv_params *p, float *gx, const float *g,
+static void conv_bwd_input_sample(const sl_conv_dims *d, const sl_conv_params *p, float *gx, const float *g,
                                   const float *w, float *col, int full, int par)
 {
     int64_t Og = d->O / d->G, Kg = d->C / d->G * d->KK;
@@ -243,16 +233,19 @@ static void conv_bwd_input_sample(const conv_dims *d, const sl_conv_params *p, f
 
 int sl_conv_backward_input(sl_tensor *gin, const sl_tensor *gout, const sl_tensor *weight, const sl_conv_params *p)
 {
-    SL_DISPATCH(sl_conv_backward_input, SL_DEVICE_OF("conv backward", gin, gout, weight), gin, gout, weight, p);
+    int dev = SL_DEVICE_OF("conv backward", gin, gout, weight);
+    if (dev < 0) return dev;
     SL_REQUIRE_CONTIGUOUS("conv backward", gin, gout, weight);
-    conv_dims d;
+    sl_conv_dims d;
     int rc = conv_dims_of("conv backward", gin, weight, gout, p, &d);
-    if (rc || gin->numel == 0) return rc;
+    if (rc) return rc;
+    SL_DISPATCH(sl_conv_backward_input, dev, gin, gout, weight, p);
+    if (gin->numel == 0) return 0;
     return conv_each_sample("conv backward", &d, p, conv_bwd_input_sample, gin->data, d.C * d.H * d.W * d.T,
                             gout->data, d.O * d.P, weight->data);
 }
 
-static void conv_bwd_weight_sample(const conv_dims *d, const sl_conv_params *p, float *gw, const float *g,
+static void conv_bwd_weight_sample(const sl_conv_dims *d, const sl_conv_params *p, float *gw, const float *g,
                                    const float *x, float *col, int full, int par)
 {
     const float *src = x;
@@ -277,7 +270,7 @@ static void conv_bwd_weight_sample(const conv_dims *d, const sl_conv_params *p, 
    its own buffer by one thread, and the buffers are then added in chunk
    order.  One chunk: the samples in turn, each product split across the
    threads by blocks of the weight (which leaves every sum's order alone). */
-static int64_t wgrad_chunks(const conv_dims *d, int64_t wn)
+static int64_t wgrad_chunks(const sl_conv_dims *d, int64_t wn)
 {
     if (d->N < 2 || (double)d->O * d->C / d->G * d->KK * d->P * d->N <= 4e6) return 1;
     int64_t cap = ((int64_t)1 << 24) / wn; /* partial sums: at most 64 MB */
@@ -287,11 +280,13 @@ static int64_t wgrad_chunks(const conv_dims *d, int64_t wn)
 
 int sl_conv_backward_weight(sl_tensor *gweight, const sl_tensor *gout, const sl_tensor *in, const sl_conv_params *p)
 {
-    SL_DISPATCH(sl_conv_backward_weight, SL_DEVICE_OF("conv weight gradient", gweight, gout, in), gweight, gout, in, p);
+    int dev = SL_DEVICE_OF("conv weight gradient", gweight, gout, in);
+    if (dev < 0) return dev;
     SL_REQUIRE_CONTIGUOUS("conv weight gradient", gweight, gout, in);
-    conv_dims d;
+    sl_conv_dims d;
     int rc = conv_dims_of("conv weight gradient", in, gweight, gout, p, &d);
     if (rc) return rc;
+    SL_DISPATCH(sl_conv_backward_weight, dev, gweight, gout, in, p);
     memset(gweight->data, 0, (size_t)gweight->numel * sizeof(float));
     if (gout->numel == 0 || gweight->numel == 0) return 0;
     int full = is_full_cover(&d, p);
@@ -557,7 +552,7 @@ int sl_dense_sparse_weight_grad(sl_tensor *gw, const sl_sparse_rows *x, const sl
      gw[:, c, ki, kj] = sum_{n, ih, iw, t} x[n, c, ih, iw, t] * g[n, :, oh, ow, t]   */
 
 /* output position reached from input (ih, iw) through tap (ki, kj), or -1 */
-static inline int64_t tap_target(int64_t ih, int64_t iw, int64_t ki, int64_t kj, const conv_dims *d,
+static inline int64_t tap_target(int64_t ih, int64_t iw, int64_t ki, int64_t kj, const sl_conv_dims *d,
                                  const sl_conv_params *p)
 {
     int64_t nh = ih + p->ph - ki * p->dh, nw = iw + p->pw - kj * p->dw;
@@ -566,7 +561,7 @@ static inline int64_t tap_target(int64_t ih, int64_t iw, int64_t ki, int64_t kj,
     return oh < d->OH && ow < d->OW ? oh * d->OW + ow : -1;
 }
 
-static int sparse_conv_check(const char *op, const sl_tensor *in, const sl_sparse_rows *x, const conv_dims *d,
+static int sparse_conv_check(const char *op, const sl_tensor *in, const sl_sparse_rows *x, const sl_conv_dims *d,
                              const sl_conv_params *p)
 {
     if (p->groups != 1) return sl_errorf("%s: the sparse path needs groups = 1, got %d", op, p->groups);
@@ -578,7 +573,7 @@ static int sparse_conv_check(const char *op, const sl_tensor *in, const sl_spars
 
 SL_HOT SL_NO_JAM
 static void conv_scatter_sample(float *restrict yT, const float *restrict wT, const sl_sparse_rows *x, int64_t n,
-                                const conv_dims *d, const sl_conv_params *p)
+                                const sl_conv_dims *d, const sl_conv_params *p)
 {
     int64_t O = d->O, T = d->T;
     const int64_t *start = x->start + n * x->I;
@@ -608,7 +603,7 @@ int sl_conv_sparse_forward(sl_tensor *out, const sl_tensor *in, const sl_sparse_
                            const sl_conv_params *p)
 {
     SL_REQUIRE_CONTIGUOUS("conv", out, wT);
-    conv_dims d;
+    sl_conv_dims d;
     /* conv_dims_of reads the weight's shape: [O, C, kh, kw, 1] as a view of wT's size */
     sl_tensor wview = *wT;
     wview.ndim = 5;
@@ -646,7 +641,7 @@ int sl_conv_sparse_forward(sl_tensor *out, const sl_tensor *in, const sl_sparse_
 
 SL_HOT SL_NO_JAM
 static void conv_gather_column(float *restrict acc, const float *restrict gb, const sl_sparse_rows *x, int64_t c,
-                               int64_t ki, int64_t kj, const conv_dims *d, const sl_conv_params *p)
+                               int64_t ki, int64_t kj, const sl_conv_dims *d, const sl_conv_params *p)
 {
     float a[SPARSE_OB] = {0};
     for (int64_t n = 0; n < d->N; n++)
@@ -672,7 +667,7 @@ int sl_conv_sparse_weight_grad(sl_tensor *gw, const sl_tensor *in, const sl_spar
                                const sl_conv_params *p)
 {
     SL_REQUIRE_CONTIGUOUS("conv weight gradient", gw, gout);
-    conv_dims d;
+    sl_conv_dims d;
     int rc = conv_dims_of("conv weight gradient", in, gw, gout, p, &d);
     if (!rc) rc = sparse_conv_check("conv weight gradient", in, x, &d, p);
     if (rc || gw->numel == 0) return rc;
@@ -720,7 +715,8 @@ static void fold_geometry(const sl_tensor *x, const sl_conv_params *p, int odd_p
 int sl_fold_pool(sl_tensor *y, sl_tensor *x, const sl_tensor *weight, const sl_conv_params *p, int adjoint,
                  int odd_pad)
 {
-    SL_DISPATCH(sl_fold_pool, SL_DEVICE_OF("pool", y, x, weight), y, x, weight, p, adjoint, odd_pad);
+    int dev = SL_DEVICE_OF("pool", y, x, weight);
+    if (dev < 0) return dev;
     SL_REQUIRE_CONTIGUOUS("pool", y, x, weight);
     char b1[128], b2[128];
     if (x->ndim != 5 || y->ndim != 5 || weight->numel != (int64_t)p->kh * p->kw)
@@ -731,10 +727,11 @@ int sl_fold_pool(sl_tensor *y, sl_tensor *x, const sl_tensor *weight, const sl_c
     int64_t Hf = C * Hp;
     int64_t Rf = (Hf + 2 * p->ph - (int64_t)p->dh * (p->kh - 1) - 1) / p->sh + 1;
     int64_t Q = (Wp + 2 * p->pw - (int64_t)p->dw * (p->kw - 1) - 1) / p->sw + 1;
-    if (Rf < 1 || Q < 1 || Rf % C != 0 || y->shape[0] != N || y->shape[1] != C || y->shape[2] != Rf / C ||
+    if (C < 1 || Rf < 1 || Q < 1 || Rf % C != 0 || y->shape[0] != N || y->shape[1] != C || y->shape[2] != Rf / C ||
         y->shape[3] != Q || y->shape[4] != T)
         return sl_errorf("pool: input %s and output %s do not fit the folded pooling", sl_shape_str(x, b1, sizeof b1),
                          sl_shape_str(y, b2, sizeof b2));
+    SL_DISPATCH(sl_fold_pool, dev, y, x, weight, p, adjoint, odd_pad);
     const float *w = weight->data;
     if (!adjoint) {
         /* parallel over (n, output row): each clears and fills its own row

@@ -24,6 +24,7 @@
  * threads, so results do not depend on the thread count.
  */
 #include "../internal.h"
+#include "../shapes.h"
 
 #include <math.h>
 #include <string.h>
@@ -128,11 +129,7 @@ static int check_bank(const char *op, const sl_tensor *y, const sl_tensor *x, co
     if (x->ndim < 2)
         return sl_errorf("%s: expected an input with a time dimension, got %s", op, sl_shape_str(x, b1, sizeof b1));
     if (h->ndim < 1 || h->numel == 0) return sl_errorf("%s: empty filter", op);
-    *T = x->shape[x->ndim - 1];
-    *N = x->shape[0];
-    *K = h->shape[h->ndim - 1];
-    *F = h->numel / *K;
-    *R = *N && *T ? x->numel / (*N * *T) : 0;
+    sl_bank_dims(x, h, N, F, R, T, K);
     if (y->numel != *N * *F * *R * *T || y->shape[y->ndim - 1] != *T)
         return sl_errorf("%s: output %s does not match input %s with %lld filters %s", op,
                          sl_shape_str(y, b1, sizeof b1), sl_shape_str(x, b2, sizeof b2), (long long)*F,
@@ -142,11 +139,14 @@ static int check_bank(const char *op, const sl_tensor *y, const sl_tensor *x, co
 
 int sl_temporal_conv(sl_tensor *out, const sl_tensor *in, const sl_tensor *filters, float Ts)
 {
-    SL_DISPATCH(sl_temporal_conv, SL_DEVICE_OF("psp", out, in, filters), out, in, filters, Ts);
+    int dev = SL_DEVICE_OF("psp", out, in, filters);
+    if (dev < 0) return dev;
     SL_REQUIRE_CONTIGUOUS("psp", out, in, filters);
     int64_t N, F, R, T, K;
     int rc = check_bank("psp", out, in, filters, &N, &F, &R, &T, &K);
-    if (rc || out->numel == 0) return rc;
+    if (rc) return rc;
+    SL_DISPATCH(sl_temporal_conv, dev, out, in, filters, Ts);
+    if (out->numel == 0) return 0;
     const float *x = in->data, *h = filters->data;
     float *y = out->data;
     int64_t jobs = N * R;
@@ -176,12 +176,15 @@ int sl_temporal_conv(sl_tensor *out, const sl_tensor *in, const sl_tensor *filte
 
 int sl_temporal_corr(sl_tensor *out, const sl_tensor *grad, const sl_tensor *filters, float Ts)
 {
-    SL_DISPATCH(sl_temporal_corr, SL_DEVICE_OF("psp backward", out, grad, filters), out, grad, filters, Ts);
+    int dev = SL_DEVICE_OF("psp backward", out, grad, filters);
+    if (dev < 0) return dev;
     SL_REQUIRE_CONTIGUOUS("psp backward", out, grad, filters);
     /* out plays the role of the conv input here: [N, R, T]; grad is [N, F, R, T] */
     int64_t N, F, R, T, K;
     int rc = check_bank("psp backward", grad, out, filters, &N, &F, &R, &T, &K);
-    if (rc || out->numel == 0) return rc;
+    if (rc) return rc;
+    SL_DISPATCH(sl_temporal_corr, dev, out, grad, filters, Ts);
+    if (out->numel == 0) return 0;
     const float *g = grad->data, *h = filters->data;
     float *x = out->data;
     int64_t jobs = N * R;
@@ -215,12 +218,13 @@ int sl_temporal_corr(sl_tensor *out, const sl_tensor *grad, const sl_tensor *fil
 
 int sl_temporal_filter_grad(sl_tensor *dfilters, const sl_tensor *grad, const sl_tensor *in, float Ts)
 {
-    SL_DISPATCH(sl_temporal_filter_grad, SL_DEVICE_OF("psp filter gradient", dfilters, grad, in), dfilters,
-                grad, in, Ts);
+    int dev = SL_DEVICE_OF("psp filter gradient", dfilters, grad, in);
+    if (dev < 0) return dev;
     SL_REQUIRE_CONTIGUOUS("psp filter gradient", dfilters, grad, in);
     int64_t N, F, R, T, K;
     int rc = check_bank("psp filter gradient", grad, in, dfilters, &N, &F, &R, &T, &K);
     if (rc) return rc;
+    SL_DISPATCH(sl_temporal_filter_grad, dev, dfilters, grad, in, Ts);
     const float *g = grad->data, *x = in->data;
     float *dh = dfilters->data;
     int64_t rows = N * R, chunks = (rows + FG_CHUNK - 1) / FG_CHUNK;
@@ -255,9 +259,11 @@ int sl_temporal_filter_grad(sl_tensor *dfilters, const sl_tensor *grad, const sl
 
 int sl_temporal_flip(sl_tensor *out, const sl_tensor *in)
 {
-    SL_DISPATCH(sl_temporal_flip, SL_DEVICE_OF("flip", out, in), out, in);
+    int dev = SL_DEVICE_OF("flip", out, in);
+    if (dev < 0) return dev;
     SL_REQUIRE_CONTIGUOUS("flip", out, in);
     if (!sl_same_shape(out, in) || in->ndim < 1) return sl_errorf("flip: output and input shapes differ");
+    SL_DISPATCH(sl_temporal_flip, dev, out, in);
     int64_t K = in->shape[in->ndim - 1];
     int64_t rows = K ? in->numel / K : 0;
     for (int64_t r = 0; r < rows; r++)
