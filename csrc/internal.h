@@ -86,6 +86,10 @@ void sl_scratch_free(void *p, size_t bytes);
 void sl_sgemm_par(int ta, int tb, int m, int n, int k, float alpha, const float *a, int lda, const float *b,
                   int ldb, float beta, float *c, int ldc);
 
+/* the CPU's whole-tensor sum, in double over fixed chunks (ops/reduce.c);
+   squares: of each a[i] * a[i] rounded to float (the losses' sum(e^2)) */
+double sl_sum_chunked(const float *a, int64_t n, int squares);
+
 /* Parallel-for threshold: loops shorter than this stay serial. */
 #define SL_PAR_MIN 32768
 

@@ -103,23 +103,7 @@ int sl_half_sq_sum(sl_tensor *out, const sl_tensor *e, float scale)
     int rc = check_half_sq("loss", out, e, NULL);
     if (rc) return rc;
     SL_DISPATCH(sl_half_sq_sum, dev, out, e, scale);
-    enum { CHUNK = 65536 };
-    int64_t n = e->numel, chunks = (n + CHUNK - 1) / CHUNK;
-    int64_t per = (chunks + 255) / 256;
-    if (per < 1) per = 1;
-    int64_t groups = (chunks + per - 1) / per;
-    double part[256];
-    SL_FOR(g, groups, n > 8 * SL_PAR_MIN, {
-        double acc = 0;
-        int64_t lo = g * per * CHUNK, hi = lo + per * CHUNK < n ? lo + per * CHUNK : n;
-        for (int64_t i = lo; i < hi; i++) {
-            float q = e->data[i] * e->data[i];
-            acc += q;
-        }
-        part[g] = acc;
-    });
-    double s = 0;
-    for (int64_t g = 0; g < groups; g++) s += part[g];
+    double s = sl_sum_chunked(e->data, e->numel, 1);
     out->data[0] = ((float)s * 0.5f) * scale;
     return 0;
 }

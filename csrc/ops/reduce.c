@@ -91,6 +91,34 @@ int sl_max_dim(sl_tensor *values, sl_tensor *indices, const sl_tensor *a, int di
     return 0;
 }
 
+/* sum of a[0..n) (of a[i]*a[i], rounded to float, when squares), in double
+   over fixed chunks of 65,536 whose partial sums are added in chunk order:
+   the same bits for any thread count */
+double sl_sum_chunked(const float *a, int64_t n, int squares)
+{
+    enum { CHUNK = 65536 };
+    int64_t chunks = (n + CHUNK - 1) / CHUNK;
+    double part[256];
+    int64_t per = (chunks + 255) / 256;
+    if (per < 1) per = 1;
+    int64_t groups = (chunks + per - 1) / per;
+    SL_FOR(g, groups, n > 8 * SL_PAR_MIN, {
+        double acc = 0;
+        int64_t lo = g * per * CHUNK, hi = lo + per * CHUNK < n ? lo + per * CHUNK : n;
+        if (squares)
+            for (int64_t i = lo; i < hi; i++) {
+                float q = a[i] * a[i];
+                acc += q;
+            }
+        else
+            for (int64_t i = lo; i < hi; i++) acc += a[i];
+        part[g] = acc;
+    });
+    double s = 0;
+    for (int64_t g = 0; g < groups; g++) s += part[g];
+    return s;
+}
+
 int sl_sum_all(double *result, const sl_tensor *a)
 {
     SL_REQUIRE_CONTIGUOUS("sum", a);
@@ -99,23 +127,7 @@ int sl_sum_all(double *result, const sl_tensor *a)
             (int (*)(double *, const sl_tensor *))sl_cuda_symbol("sl_sum_all_cuda");
         return fn ? fn(result, a) : SL_EDEVICE;
     }
-    int64_t n = a->numel;
-    int64_t chunks = (n + 65535) / 65536;
-    double s = 0;
-    /* fixed chunking, partial sums added in chunk order: thread-count independent */
-    double part[256];
-    int64_t per = (chunks + 255) / 256;
-    if (per < 1) per = 1;
-    int64_t groups = (chunks + per - 1) / per;
-    SL_FOR(g, groups, n > 8 * SL_PAR_MIN, {
-        double acc = 0;
-        int64_t lo = g * per * 65536, hi = lo + per * 65536;
-        if (hi > n) hi = n;
-        for (int64_t i = lo; i < hi; i++) acc += a->data[i];
-        part[g] = acc;
-    });
-    for (int64_t g = 0; g < groups; g++) s += part[g];
-    *result = s;
+    *result = sl_sum_chunked(a->data, a->numel, 0);
     return 0;
 }
 

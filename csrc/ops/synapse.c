@@ -719,6 +719,8 @@ int sl_fold_pool(sl_tensor *y, sl_tensor *x, const sl_tensor *weight, const sl_c
     if (dev < 0) return dev;
     SL_REQUIRE_CONTIGUOUS("pool", y, x, weight);
     char b1[128], b2[128];
+    if (p->kh < 1 || p->kw < 1 || p->sh < 1 || p->sw < 1 || p->dh < 1 || p->dw < 1 || p->ph < 0 || p->pw < 0)
+        return sl_errorf("pool: invalid kernel, stride, padding or dilation");
     if (x->ndim != 5 || y->ndim != 5 || weight->numel != (int64_t)p->kh * p->kw)
         return sl_errorf("pool: expected 5-D tensors and a %dx%d weight", p->kh, p->kw);
     int64_t N = x->shape[0], C = x->shape[1], H = x->shape[2], W = x->shape[3], T = x->shape[4];

@@ -89,6 +89,29 @@ TEST(errors_name_the_op_and_shapes)
     sl_tensor_free(c);
 }
 
+TEST(pool_and_conv_refuse_a_zero_kernel_or_stride)
+{
+    /* the Lua layer refuses them first; a direct call must not divide by 0 */
+    int32_t xs[5] = {1, 2, 4, 4, 3}, ys[5] = {1, 2, 2, 2, 3}, ws[5] = {2, 2, 2, 2, 1}, one[1] = {4};
+    sl_tensor *x = sl_tensor_new(5, xs, SL_CPU), *y = sl_tensor_new(5, ys, SL_CPU);
+    sl_tensor *wp = sl_tensor_new(1, one, SL_CPU), *wc = sl_tensor_new(5, ws, SL_CPU);
+    sl_conv_params ok = {2, 2, 2, 2, 0, 0, 1, 1, 1, 0, 0};
+    CHECK(sl_fold_pool(y, x, wp, &ok, 0, 0) == 0);
+    for (int f = 0; f < 6; f++) {
+        sl_conv_params p = ok;
+        int32_t *field[6] = {&p.kh, &p.kw, &p.sh, &p.sw, &p.dh, &p.dw};
+        *field[f] = 0;
+        CHECK(sl_fold_pool(y, x, wp, &p, 0, 1) == SL_EINVAL);
+        CHECK(strstr(sl_last_error(), "pool: invalid kernel") != NULL);
+        CHECK(sl_conv_forward(y, x, wc, &p) == SL_EINVAL);
+        CHECK(strstr(sl_last_error(), "conv: invalid kernel") != NULL);
+    }
+    sl_tensor_free(x);
+    sl_tensor_free(y);
+    sl_tensor_free(wp);
+    sl_tensor_free(wc);
+}
+
 TEST(random_numbers_independent_of_threads)
 {
     int32_t s[1] = {100001};
@@ -165,6 +188,7 @@ int main(void)
     RUN(views_and_strided_copy);
     RUN(view_keeps_storage_alive);
     RUN(errors_name_the_op_and_shapes);
+    RUN(pool_and_conv_refuse_a_zero_kernel_or_stride);
     RUN(random_numbers_independent_of_threads);
     RUN(file_format_detects_corruption);
     RUN(sum_is_thread_count_independent);
