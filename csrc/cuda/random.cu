@@ -14,7 +14,7 @@
  * dispatch here.
  */
 #include "common.cuh"
-#include "philox.cuh"
+#include "../philox.h"
 
 #include <math.h>
 
@@ -27,16 +27,16 @@ __global__ void draw_kernel(float *o, int64_t n, uint64_t key, uint64_t base, fl
     int64_t blocks = (n + 3) / 4;
     for (int64_t j = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; j < blocks; j += (int64_t)gridDim.x * blockDim.x) {
         uint32_t w[4];
-        slc_philox(key, base + (uint64_t)j, w);
+        sl_philox(key, base + (uint64_t)j, w);
         float v[4];
         if (KIND == DRAW_NORMAL) {
             float z[4];
-            slc_box_muller(w, z);
+            sl_box_muller(w, z);
             for (int l = 0; l < 4; l++) v[l] = p0 + p1 * z[l];
         } else if (KIND == DRAW_UNIFORM) {
-            for (int l = 0; l < 4; l++) v[l] = p0 + (p1 - p0) * slc_u01(w[l]);
+            for (int l = 0; l < 4; l++) v[l] = p0 + (p1 - p0) * sl_u01(w[l]);
         } else {
-            for (int l = 0; l < 4; l++) v[l] = slc_u01(w[l]) < p0 ? 1.0f : 0.0f;
+            for (int l = 0; l < 4; l++) v[l] = sl_u01(w[l]) < p0 ? 1.0f : 0.0f;
         }
         for (int l = 0; l < 4 && 4 * j + l < n; l++) o[4 * j + l] = v[l];
     }

@@ -7,12 +7,13 @@
  * offset + ceil(n/4) - 1, element i taking word i % 4 of block offset + i/4,
  * and then advances offset.  Any thread can compute any element, so the
  * result does not depend on how the loop is split; the CUDA back end uses the
- * same function and therefore draws the same numbers.
+ * same functions (../philox.h) and therefore draws the same numbers.
  *   uniform: (w >> 8) * 2^-24 in [0, 1), scaled to [lo, hi)
  *   normal:  Box-Muller on the word pairs (0, 1) and (2, 3) of a block
  *   bernoulli(p): 1 if uniform < p
  */
 #include "../internal.h"
+#include "../philox.h"
 
 #include <math.h>
 
@@ -37,31 +38,6 @@ void sl_rng_set_state(int device, uint64_t seed, uint64_t offset)
     gen[d].offset = offset;
 }
 
-static inline void philox(uint64_t key, uint64_t ctr, uint32_t out[4])
-{
-    uint32_t c0 = (uint32_t)ctr, c1 = (uint32_t)(ctr >> 32), c2 = 0, c3 = 0;
-    uint32_t k0 = (uint32_t)key, k1 = (uint32_t)(key >> 32);
-    for (int r = 0; r < 10; r++) {
-        uint64_t p0 = (uint64_t)0xD2511F53u * c0, p1 = (uint64_t)0xCD9E8D57u * c2;
-        uint32_t n0 = (uint32_t)(p1 >> 32) ^ c1 ^ k0;
-        uint32_t n1 = (uint32_t)p1;
-        uint32_t n2 = (uint32_t)(p0 >> 32) ^ c3 ^ k1;
-        uint32_t n3 = (uint32_t)p0;
-        c0 = n0;
-        c1 = n1;
-        c2 = n2;
-        c3 = n3;
-        k0 += 0x9E3779B9u;
-        k1 += 0xBB67AE85u;
-    }
-    out[0] = c0;
-    out[1] = c1;
-    out[2] = c2;
-    out[3] = c3;
-}
-
-static inline float u01(uint32_t w) { return (float)(w >> 8) * (1.0f / 16777216.0f); }
-
 /* reserve ceil(n/4) blocks, returning the first block number */
 uint64_t sl_rng_reserve(int device, int64_t n)
 {
@@ -82,8 +58,8 @@ int sl_rand_uniform(sl_tensor *out, float lo, float hi)
     float *o = out->data;
     SL_FOR(j, (n + 3) / 4, n > SL_PAR_MIN, {
         uint32_t w[4];
-        philox(key, base + (uint64_t)j, w);
-        for (int l = 0; l < 4 && 4 * j + l < n; l++) o[4 * j + l] = lo + (hi - lo) * u01(w[l]);
+        sl_philox(key, base + (uint64_t)j, w);
+        for (int l = 0; l < 4 && 4 * j + l < n; l++) o[4 * j + l] = lo + (hi - lo) * sl_u01(w[l]);
     });
     return 0;
 }
@@ -99,16 +75,9 @@ int sl_rand_normal(sl_tensor *out, float mean, float std)
     float *o = out->data;
     SL_FOR(j, (n + 3) / 4, n > SL_PAR_MIN, {
         uint32_t w[4];
-        philox(key, base + (uint64_t)j, w);
+        sl_philox(key, base + (uint64_t)j, w);
         float z[4];
-        for (int h = 0; h < 2; h++) {
-            /* (0, 1] for the logarithm */
-            float u1 = ((float)(w[2 * h] >> 8) + 1.0f) * (1.0f / 16777216.0f);
-            float u2 = u01(w[2 * h + 1]);
-            float r = sqrtf(-2.0f * logf(u1));
-            z[2 * h] = r * cosf(6.28318530718f * u2);
-            z[2 * h + 1] = r * sinf(6.28318530718f * u2);
-        }
+        sl_box_muller(w, z);
         for (int l = 0; l < 4 && 4 * j + l < n; l++) o[4 * j + l] = mean + std * z[l];
     });
     return 0;
@@ -124,8 +93,8 @@ int sl_rand_bernoulli(sl_tensor *out, float p)
     float *o = out->data;
     SL_FOR(j, (n + 3) / 4, n > SL_PAR_MIN, {
         uint32_t w[4];
-        philox(key, base + (uint64_t)j, w);
-        for (int l = 0; l < 4 && 4 * j + l < n; l++) o[4 * j + l] = u01(w[l]) < p ? 1.0f : 0.0f;
+        sl_philox(key, base + (uint64_t)j, w);
+        for (int l = 0; l < 4 && 4 * j + l < n; l++) o[4 * j + l] = sl_u01(w[l]) < p ? 1.0f : 0.0f;
     });
     return 0;
 }

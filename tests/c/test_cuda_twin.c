@@ -1,8 +1,8 @@
 /* The CUDA back end's host-checkable parts, run on every machine (no GPU
-   needed): its copy of the Philox generator and float mappings
-   (csrc/cuda/philox.cuh) must give exactly what the CPU generator gives, so
-   that a seed draws the same numbers on both devices; and without a usable
-   GPU, putting a tensor on the device fails cleanly with a reason. */
+   needed): the CPU generator's calls follow the element layout that the GPU
+   kernels also use with the shared Philox code (csrc/philox.h), so that a
+   seed draws the same numbers on both devices; and without a usable GPU,
+   putting a tensor on the device fails cleanly with a reason. */
 #define _POSIX_C_SOURCE 200809L
 #include "slayer.h"
 #include "ctest.h"
@@ -10,7 +10,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "cuda/philox.cuh"
+#include "philox.h"
 
 static sl_tensor *vec(int n)
 {
@@ -31,11 +31,11 @@ TEST(uniform_and_bernoulli_match_the_cpu_generator_bit_for_bit)
     int bad_u = 0, bad_b = 0;
     for (int i = 0; i < n; i++) {
         uint32_t w[4];
-        slc_philox(20240917u, 5 + (uint64_t)(i / 4), w);
-        float eu = -2.0f + (3.0f - -2.0f) * slc_u01(w[i % 4]);
+        sl_philox(20240917u, 5 + (uint64_t)(i / 4), w);
+        float eu = -2.0f + (3.0f - -2.0f) * sl_u01(w[i % 4]);
         if (memcmp(&eu, &u->data[i], sizeof eu) != 0) bad_u++;
-        slc_philox(20240917u, after_u + (uint64_t)(i / 4), w);
-        float eb = slc_u01(w[i % 4]) < 0.3f ? 1.0f : 0.0f;
+        sl_philox(20240917u, after_u + (uint64_t)(i / 4), w);
+        float eb = sl_u01(w[i % 4]) < 0.3f ? 1.0f : 0.0f;
         if (eb != b->data[i]) bad_b++;
     }
     CHECK(bad_u == 0);
@@ -54,8 +54,8 @@ TEST(normals_match_the_cpu_generator)
     for (int i = 0; i < n; i++) {
         uint32_t w[4];
         float e[4];
-        slc_philox(77u, (uint64_t)(i / 4), w);
-        slc_box_muller(w, e);
+        sl_philox(77u, (uint64_t)(i / 4), w);
+        sl_box_muller(w, e);
         float v = 1.5f + 2.0f * e[i % 4];
         if (v != z->data[i]) bad++;
     }
@@ -69,7 +69,7 @@ TEST(normals_match_the_cpu_generator)
 TEST(philox_matches_the_published_test_vector)
 {
     uint32_t w[4];
-    slc_philox(0, 0, w);
+    sl_philox(0, 0, w);
     CHECK(w[0] == 0x6627e8d5u && w[1] == 0xe169c58du && w[2] == 0xbc57ac4cu && w[3] == 0x9b00dbd8u);
 }
 

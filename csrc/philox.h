@@ -1,8 +1,9 @@
 /*
- * philox.cuh -- Philox4x32-10 and the float mappings of csrc/ops/random.c,
- * usable on the host and the device, so both back ends draw the same numbers
- * (tests/cuda_spec.lua compares them; tests/c/test_cuda_twin.c checks this
- * copy against the CPU generator without a GPU).
+ * philox.h -- Philox4x32-10 and its float mappings, one copy for the CPU
+ * (ops/random.c) and the GPU (cuda/random.cu), so both back ends draw the
+ * same numbers by construction (tests/cuda_spec.lua compares them;
+ * tests/c/test_cuda_twin.c checks the element layout and the published test
+ * vector without a GPU).
  *
  *   block j of stream `seed` = philox(seed, j), four 32-bit words;
  *   element i of a call that reserved blocks from `base` = word i % 4 of
@@ -12,19 +13,19 @@
  * The device code is built with --fmad=false, so the float arithmetic rounds
  * exactly as the CPU build's (FP contraction off).
  */
-#ifndef SLAYER_CUDA_PHILOX_CUH
-#define SLAYER_CUDA_PHILOX_CUH
+#ifndef SLAYER_PHILOX_H
+#define SLAYER_PHILOX_H
 
 #include <math.h>
 #include <stdint.h>
 
 #ifdef __CUDACC__
-#define SLC_HD __host__ __device__ __forceinline__
+#define SL_HD __host__ __device__ __forceinline__
 #else
-#define SLC_HD static inline
+#define SL_HD static inline
 #endif
 
-SLC_HD void slc_philox(uint64_t key, uint64_t ctr, uint32_t out[4])
+SL_HD void sl_philox(uint64_t key, uint64_t ctr, uint32_t out[4])
 {
     uint32_t c0 = (uint32_t)ctr, c1 = (uint32_t)(ctr >> 32), c2 = 0, c3 = 0;
     uint32_t k0 = (uint32_t)key, k1 = (uint32_t)(key >> 32);
@@ -47,14 +48,14 @@ SLC_HD void slc_philox(uint64_t key, uint64_t ctr, uint32_t out[4])
     out[3] = c3;
 }
 
-SLC_HD float slc_u01(uint32_t w) { return (float)(w >> 8) * (1.0f / 16777216.0f); }
+SL_HD float sl_u01(uint32_t w) { return (float)(w >> 8) * (1.0f / 16777216.0f); }
 
 /* the four normals of one block */
-SLC_HD void slc_box_muller(const uint32_t w[4], float z[4])
+SL_HD void sl_box_muller(const uint32_t w[4], float z[4])
 {
     for (int h = 0; h < 2; h++) {
         float u1 = ((float)(w[2 * h] >> 8) + 1.0f) * (1.0f / 16777216.0f); /* (0, 1] */
-        float u2 = slc_u01(w[2 * h + 1]);
+        float u2 = sl_u01(w[2 * h + 1]);
         float r = sqrtf(-2.0f * logf(u1));
         z[2 * h] = r * cosf(6.28318530718f * u2);
         z[2 * h + 1] = r * sinf(6.28318530718f * u2);
