@@ -1,6 +1,6 @@
 /*
  * random.cu -- the GPU twins of csrc/ops/random.c: the same Philox4x32-10
- * stream and the same float mappings (philox.cuh), so a seed gives the same
+ * stream and the same float mappings (csrc/philox.h, shared with the CPU), so a seed gives the same
  * numbers on both devices.  The CUDA generator's seed and offset live in
  * libslayer (sl_rng_seed / sl_rng_reserve with SL_CUDA): reserving the
  * blocks on the host keeps launches asynchronous and the sequence
