@@ -114,6 +114,78 @@ describe('snn.auto.loihi.Network', function()
       assert.are.same({0, 2.5, 5, 0}, dl:totable())
    end)
 
+   it('normalises the dense and conv weights with weightNorm: the same spikes, the gradient through g and v', function()
+      local layers = {{dim = '5x5x2'}, {dim = '4c3'}, {dim = '2a'}, {dim = 6}}
+      snn.manualSeed(21)
+      local a = net(layers, {weightNorm = true})
+      snn.manualSeed(21)
+      local b = net(layers)
+      local _, names = a:parameters()
+      assert.are.same({'blocks.1.weightOp.weight_g', 'blocks.1.weightOp.weight_v', 'blocks.4.weightOp.weight_g',
+         'blocks.4.weightOp.weight_v'}, names)
+      assert.is_true(a.blocks[1].weightNorm and not b.blocks[1].weightNorm)
+      local x = bernoulli({2, 2, 5, 5, 12}, 0.4, 4)
+      local ya, yb = a(x), b(x)
+      -- v * g / ||v|| is the weight again to rounding, and quantised to steps of 2 it is the same
+      assert.are.equal(0, T.maxAbsDiff(ya, yb))
+      assert.is_true(ya:sum():item() > 0)
+      local R = T.randn(ya:shape())
+      ;(ya * R):sum():backward()
+      ;(yb * R):sum():backward()
+      -- dL/dg[o] = sum_i dL/dw[o, i] * v[o, i] / ||v[o]||, with dL/dw the plain network's gradient
+      for _, k in ipairs({1, 4}) do
+         local op = a.blocks[k].weightOp
+         local O = op.weight_v:size(1)
+         local gw = b.blocks[k].weightOp.weight.grad:reshape({O, -1}):totable()
+         local v = op.weight_v:reshape({O, -1}):totable()
+         local gg = op.weight_g.grad:totable()
+         local n = #v / O
+         for o = 1, O do
+            local nv, dot, scale = 0, 0, 0
+            for i = 1, n do nv = nv + v[(o - 1) * n + i] ^ 2 end
+            for i = 1, n do
+               dot = dot + gw[(o - 1) * n + i] * v[(o - 1) * n + i] / math.sqrt(nv)
+               scale = scale + math.abs(gw[(o - 1) * n + i] * v[(o - 1) * n + i] / math.sqrt(nv))
+            end
+            assert.is_true(math.abs(gg[o] - dot) <= 1e-5 * scale + 1e-12, k .. ', ' .. o .. ': ' .. gg[o] .. ' vs ' .. dot)
+         end
+         assert.is_true(op.weight_g.grad:abs():max() > 0 and op.weight_v.grad:abs():max() > 0)
+      end
+      -- gradFlow: ||grad|| / numel of weight_g with weightNorm, of the weight without
+      local fa, fb = a:gradFlow(), b:gradFlow()
+      assert.are.equal(2, #fa)
+      for i, k in ipairs({1, 4}) do
+         local function flow(g)
+            local s = 0
+            for _, v in ipairs(g:totable()) do s = s + v * v end
+            return math.sqrt(s) / g:numel()
+         end
+         H.assertClose({fa[i]}, {flow(a.blocks[k].weightOp.weight_g.grad)}, 1e-6, 0)
+         H.assertClose({fb[i]}, {flow(b.blocks[k].weightOp.weight.grad)}, 1e-6, 0)
+      end
+   end)
+
+   it('draws gradFlow on a log scale into path..gradFlow.png and .svg when given a path', function()
+      local n = net({{dim = 6}, {dim = 8}, {dim = 4}})
+      for _, blk in ipairs(n.blocks) do blk.weightOp.weight:detach():fill(60) end
+      n(bernoulli({1, 6, 1, 1, 12}, 0.5, 5)):sum():backward()
+      local prefix = os.tmpname()
+      local norms, files = n:gradFlow(prefix)
+      assert.are.equal(2, #norms)
+      assert.are.same({prefix .. 'gradFlow.png', prefix .. 'gradFlow.svg'}, files)
+      for _, f in ipairs(files) do
+         local h = assert(io.open(f, 'rb'))
+         local head = h:read(8)
+         h:close()
+         assert.truthy(head == '\137PNG\r\n\26\n' or head:find('<?xml', 1, true) or head:find('<svg', 1, true), f)
+         os.remove(f)
+      end
+      os.remove(prefix)
+      local ok, err = pcall(n.gradFlow, n, 5)
+      assert.is_false(ok)
+      assert.truthy(err:find('gradFlow: expected a path prefix (a string), got number', 1, true), err)
+   end)
+
    it('uses a layer\'s own neuron section, and rejects what it cannot parse', function()
       local own = {type = 'LOIHI', vThMant = 10, vDecay = 128, iDecay = 1024, refDelay = 1, wgtExp = 0, tauRho = 1,
          scaleRho = 1}

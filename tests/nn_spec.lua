@@ -123,6 +123,79 @@ describe('snn.Module', function()
    end)
 end)
 
+describe('weightNorm', function()
+   local NEURON = {type = 'SRMALPHA', theta = 10, tauSr = 1, tauRef = 1, scaleRef = 2, tauRho = 1, scaleRho = 1}
+   local function layer() return snn.layer(NEURON, {Ts = 1, tSample = 12}) end
+
+   it('splits a weight into g (its norm per output) and v, and computes v * g / ||v|| at each call', function()
+      snn.manualSeed(11)
+      local d = layer():dense(6, 4, 10)
+      local w0 = d.weight:clone()
+      assert.are.equal(d, snn.weightNorm(d))
+      local _, names = d:parameters()
+      assert.are.same({'weight_g', 'weight_v'}, names)
+      assert.are.same({4, 1, 1, 1, 1}, d.weight_g:shape())
+      -- g = ||w|| per output, summed here in Lua
+      local wv = w0:totable()
+      for o = 1, 4 do
+         local s = 0
+         for i = 1, 6 do s = s + wv[(o - 1) * 6 + i] ^ 2 end
+         assert.is_true(math.abs(d.weight_g:totable()[o] - math.sqrt(s)) <= 1e-6 * math.sqrt(s))
+      end
+      local x = T.bernoulli({2, 6, 1, 1, 12}, 0.3)
+      local y = d(x)
+      assert.is_true((d.weight - w0):abs():max() <= 1e-6 * w0:abs():max())
+      -- between calls the weight is a plain tensor, not a parameter
+      assert.is_false(d.weight:requiresGrad())
+      y:sum():backward()
+      assert.truthy(d.weight_g.grad and d.weight_v.grad)
+      -- halving g halves the weight the next call uses
+      d.weight_g:detach():mul_(0.5)
+      d(x)
+      assert.is_true((d.weight * 2 - w0):abs():max() <= 1e-6 * w0:abs():max())
+   end)
+
+   it('passes finite differences to g and v, per output and over the whole tensor', function()
+      snn.manualSeed(12)
+      local x = T.bernoulli({2, 5, 1, 1, 12}, 0.4)
+      for _, dim in ipairs({1, 2, 'all'}) do
+         local d = snn.weightNorm(layer():dense(5, 3, 10), 'weight', dim)
+         local g, v = d.weight_g, d.weight_v
+         assert(H.gradcheck(function(gg, vv)
+            d.weight_g, d.weight_v = gg, vv
+            return d(x)
+         end, {g, v}))
+      end
+   end)
+
+   it('is removed again, leaving the computed weight as the parameter', function()
+      local d = snn.weightNorm(layer():conv(2, 3, 3, 1, 1, 1, 1, 10))
+      d.weight_g:detach():mul_(3)
+      snn.removeWeightNorm(d)
+      local params, names = d:parameters()
+      assert.are.same({'weight'}, names)
+      assert.is_true(params[1]:isLeaf() and params[1]:requiresGrad())
+      assert.is_nil(d.weight_g)
+      local ok, err = pcall(snn.removeWeightNorm, d)
+      assert.is_false(ok)
+      assert.truthy(err:find('removeWeightNorm: the module is not weight-normalised', 1, true), err)
+   end)
+
+   it('refuses a module without that parameter, a second application and a bad dim, naming them', function()
+      local d = layer():dense(4, 2)
+      for _, c in ipairs({{{}, nil, nil, 'expected a module'}, {d, 'bias', nil, "the module has no parameter 'bias'"},
+                          {d, 'weight', 6, "expected dim in 1..5 or 'all', got 6"}}) do
+         local ok, err = pcall(snn.weightNorm, c[1], c[2], c[3])
+         assert.is_false(ok)
+         assert.truthy(err:find('weightNorm: ' .. c[4], 1, true), err)
+      end
+      snn.weightNorm(d)
+      local ok, err = pcall(snn.weightNorm, d)
+      assert.is_false(ok)
+      assert.truthy(err:find('already weight-normalised', 1, true), err)
+   end)
+end)
+
 describe('saving and loading', function()
    it('round-trips a module and a table of named tensors', function()
       local a, b = Net(3, 4, 2), Net(3, 4, 2)

@@ -22,7 +22,8 @@ learnable per-channel delay, as the reference.
 Differences: labels are 1-based (as getClass); the reference's genModel and
 loadModel write HDF5, which slayer-lua does not read or write: use
 snn.loihi.export (integer weights, floored delays, a JSON summary) and
-Module:save/load.  weightNorm is not provided.
+Module:save/load.  With weightNorm, snn.loihi.export writes the weight
+v * g / ||v|| of the last optimizer step (snn.updateWeightNorm).
 ]]
 local L = require 'slayer.ffi'
 local T = require 'slayer.tensor'
@@ -60,10 +61,19 @@ end
 local DenseBlock = nn.class('snn.auto.denseBlock', nn.Module)
 M.loihi.denseBlock = DenseBlock
 
-function DenseBlock:__init(slayer, inFeatures, outFeatures, weightScale, preHookFx, delay, maxDelay, countLog)
+-- the reference's weightNorm flag: torch.nn.utils.weight_norm of the weight
+-- op (nn.weightNorm), so the parameters are weight_g and weight_v
+local function normalised(op, weightNorm)
+   if weightNorm then nn.weightNorm(op) end
+   return op, weightNorm == true
+end
+
+function DenseBlock:__init(slayer, inFeatures, outFeatures, weightScale, preHookFx, weightNorm, delay, maxDelay,
+                           countLog)
    nn.Module.__init(self)
    self._slayer = slayer
-   self.weightOp = slayer:dense(inFeatures, outFeatures, weightScale or 100, preHookFx or false)
+   self.weightOp, self.weightNorm = normalised(slayer:dense(inFeatures, outFeatures, weightScale or 100,
+      preHookFx or false), weightNorm)
    if delay then self.delayOp = slayer:delay(outFeatures) end
    self.countLog, self.gradLog, self.maxDelay = countLog or false, true, maxDelay or 62
    self.paramsDict = {inFeatures = inFeatures, outFeatures = outFeatures}
@@ -74,11 +84,11 @@ local ConvBlock = nn.class('snn.auto.convBlock', nn.Module)
 M.loihi.convBlock = ConvBlock
 
 function ConvBlock:__init(slayer, inChannels, outChannels, kernelSize, stride, padding, dilation, groups, weightScale,
-                          preHookFx, delay, maxDelay, countLog)
+                          preHookFx, weightNorm, delay, maxDelay, countLog)
    nn.Module.__init(self)
    self._slayer = slayer
-   self.weightOp = slayer:conv(inChannels, outChannels, kernelSize, stride, padding, dilation, groups,
-      weightScale or 100, preHookFx or false)
+   self.weightOp, self.weightNorm = normalised(slayer:conv(inChannels, outChannels, kernelSize, stride, padding,
+      dilation, groups, weightScale or 100, preHookFx or false), weightNorm)
    if delay then self.delayOp = slayer:delay(outChannels) end
    self.countLog, self.gradLog, self.maxDelay = countLog or false, true, maxDelay or 62
    self.paramsDict = {inChannels = inChannels, outChannels = outChannels, kernelSize = kernelSize, stride = stride,
@@ -168,15 +178,15 @@ local Network = nn.class('snn.auto.loihi.Network', nn.Module)
 M.loihi.Network = Network
 
 --- Network(netParams[, opts]): opts.preHookFx (default: quantise in steps
--- of 2; false for none), opts.countLog, opts.verbose (default true: print
--- the simulation and neuron sections and the layer table).
+-- of 2; false for none), opts.weightNorm (weight normalisation of the dense
+-- and conv blocks, snn.weightNorm), opts.countLog, opts.verbose (default
+-- true: print the simulation and neuron sections and the layer table).
 function Network:__init(netParams, opts)
    nn.Module.__init(self)
    local fname = 'auto.loihi.Network'
    opts = opts or {}
    if type(netParams) ~= 'table' then fail(fname, 'expected the parameter tree, got ' .. type(netParams)) end
    if type(opts) ~= 'table' then fail(fname, 'expected an options table, got ' .. type(opts)) end
-   if opts.weightNorm then fail(fname, 'weightNorm is not provided by slayer-lua') end
    for _, k in ipairs({'simulation', 'neuron', 'layer'}) do
       if type(netParams[k]) ~= 'table' then fail(fname, "the parameter tree has no '" .. k .. "' section") end
    end
@@ -185,6 +195,7 @@ function Network:__init(netParams, opts)
    if hook ~= nil and type(hook) ~= 'function' then fail(fname, 'preHookFx must be a function or false') end
    self._netParams = netParams
    self.countLog = opts.countLog == true
+   self.weightNorm = opts.weightNorm == true
    self.slayer = Loihi()(netParams.neuron, netParams.simulation)
    self.layerDims = {}
    self.layerSlayers = {}
@@ -227,12 +238,12 @@ function Network:__init(netParams, opts)
          local function outSize(n) return math.floor((n + 2 * padding - dilation * (k - 1) - 1) / stride + 1) end
          local b
          if not is1D then
-            b = ConvBlock(sl, dims[1], out, k, stride, padding, dilation, groups, opt('wScale', 100), hook, delay,
-               opt('maxDelay', 62), self.countLog)
+            b = ConvBlock(sl, dims[1], out, k, stride, padding, dilation, groups, opt('wScale', 100), hook,
+               self.weightNorm, delay, opt('maxDelay', 62), self.countLog)
             dims = {out, outSize(dims[2]), outSize(dims[3])}
          else
             b = ConvBlock(sl, dims[1], out, {1, k}, {1, stride}, {0, padding}, {1, dilation}, groups,
-               opt('wScale', 100), hook, delay, opt('maxDelay', 62), self.countLog)
+               opt('wScale', 100), hook, self.weightNorm, delay, opt('maxDelay', 62), self.countLog)
             dims = {out, 1, outSize(dims[3])}
          end
          add(b)
@@ -252,8 +263,8 @@ function Network:__init(netParams, opts)
             self.layerDims[#self.layerDims + 1] = {dims[1], 1, 1}
          end
          local delay = opt('delay', false)
-         local b = add(DenseBlock(sl, dims[1], layer.dim, opt('wScale', 100), hook, delay, opt('maxDelay', 62),
-            self.countLog))
+         local b = add(DenseBlock(sl, dims[1], layer.dim, opt('wScale', 100), hook, self.weightNorm, delay,
+            opt('maxDelay', 62), self.countLog))
          dims = {layer.dim, 1, 1}
          self.layerDims[#self.layerDims + 1] = {dims[1], 1, 1}
          lines[#lines + 1] = tableRow('Dense', 1, 1, dims[1], nil, nil, nil, delay, countParams(b))
@@ -306,13 +317,19 @@ function Network:clamp()
    end
 end
 
---- ||grad||_2 / numel of each weighted block's weight (the reference plots
--- these as gradFlow.png).
-function Network:gradFlow()
+--- gradFlow([path]): ||grad||_2 / numel of each weighted block's weight
+-- (of weight_g with weightNorm), to watch for vanishing or exploding
+-- gradients; with a path prefix also drawn on a log scale against the block
+-- index into path..'gradFlow.png' and .svg, as the reference.  Returns the
+-- norms, and the files when drawn.
+function Network:gradFlow(path)
+   if path ~= nil and type(path) ~= 'string' then
+      fail('gradFlow', 'expected a path prefix (a string), got ' .. type(path))
+   end
    local out = {}
    for _, b in ipairs(self.blocks) do
       if b.gradLog then
-         local g = b.weightOp.weight.grad
+         local g = (b.weightNorm and b.weightOp.weight_g or b.weightOp.weight).grad
          if g == nil then
             out[#out + 1] = 0 / 0
          else
@@ -321,7 +338,9 @@ function Network:gradFlow()
          end
       end
    end
-   return out
+   if path == nil then return out end
+   return out, require('slayer.plot').lines({{name = 'gradient norm / elements', values = out}},
+      {output = path .. 'gradFlow', xlabel = 'Layer', ylabel = 'Gradient', logy = true}, 'gradFlow')
 end
 
 ---------------------------------------------------------------------------

@@ -36,7 +36,8 @@ local lazy = {
    auto = 'slayer.auto',
 }
 -- names re-exported from slayer.nn
-local fromNN = {Module = true, Sequential = true, class = true, save = true, load = true}
+local fromNN = {Module = true, Sequential = true, class = true, save = true, load = true, weightNorm = true,
+   removeWeightNorm = true, updateWeightNorm = true}
 
 setmetatable(snn, {__index = function(t, k)
    local mod = lazy[k]

@@ -459,6 +459,7 @@ function Loihi.export(net, dir, opts)
             entry.name)
       else
          info.file = entry.name .. '.txt'
+         nn.updateWeightNorm(m) -- (a weight-normalised layer's weight after the last step)
          local w = A.noGrad(function()
             return m.preHookFx and m.preHookFx(m.weight) or m.weight
          end)

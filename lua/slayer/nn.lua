@@ -17,6 +17,7 @@ whose name starts with an underscore are private and not visited.
 local ffi = require 'ffi'
 local L = require 'slayer.ffi'
 local T = require 'slayer.tensor'
+local A = require 'slayer.autograd'
 
 local C = L.C
 local isTensor = T.isTensor
@@ -76,7 +77,19 @@ function Module:forward()
    L.raise(tostring(self.__typename) .. ':forward is not implemented')
 end
 
+-- a weight-normalised module's weight, computed again at each call, is
+-- left as a plain tensor (a buffer) once the call returns
+local function afterCall(self, name, ...)
+   self[name] = self[name]:detach()
+   return ...
+end
+
 function Module:__call(...)
+   local wn = rawget(self, '_weightNorm')
+   if wn then
+      self[wn.name] = wn.compute(self)
+      return afterCall(self, wn.name, self:forward(...))
+   end
    return self:forward(...)
 end
 
@@ -361,6 +374,80 @@ function Sequential:__tostring()
    end
    lines[#lines + 1] = '}'
    return table.concat(lines, '\n')
+end
+
+---------------------------------------------------------------------------
+-- weight normalisation
+---------------------------------------------------------------------------
+
+-- ||v|| over every dimension but dim (a tensor of v's rank, size 1 except
+-- along dim), or over all of v (shape {1}) for dim 'all'
+local function normExceptDim(v, dim)
+   if dim == 'all' then return v:square():sum():sqrt() end
+   local x = dim == 1 and v or v:transpose(1, dim):contiguous()
+   local shape = {}
+   for i = 1, v:dim() do shape[i] = 1 end
+   shape[dim] = v:size(dim)
+   return x:reshape({x:size(1), x:numel() / x:size(1)}):square():sum(2):sqrt():reshape(shape)
+end
+
+--- weightNorm(module[, name][, dim]): weight normalisation (Salimans and
+-- Kingma 2016) as torch.nn.utils.weight_norm, which the reference's auto
+-- blocks use: module[name] (default 'weight') is replaced by two parameters,
+-- name_g (its norm, one value per index of dim: default 1, the output
+-- channels; 'all' for one norm of the whole tensor) and name_v (its
+-- direction, at first the weight itself), and every call of the module
+-- computes
+--     module[name] = v * (g / ||v||)      (the norm over every dim but dim)
+-- before its forward, so gradients reach g and v.  Between calls
+-- module[name] holds the last weight computed, as a plain tensor.  Apply it
+-- before building the optimizer over the module's parameters.
+function M.weightNorm(m, name, dim)
+   local fname = 'weightNorm'
+   if not isModule(m) then L.raise(fname .. ': expected a module, got ' .. type(m)) end
+   name = name == nil and 'weight' or name
+   if type(name) ~= 'string' then L.raise(fname .. ': expected a field name, got ' .. type(name)) end
+   if rawget(m, '_weightNorm') then L.raise(fname .. ': the module is already weight-normalised') end
+   local w = m[name]
+   if not isTensor(w) or not w:requiresGrad() or not w:isLeaf() then
+      L.raise(fname .. ": the module has no parameter '" .. name .. "'")
+   end
+   dim = dim == nil and 1 or dim
+   if dim ~= 'all' and not L.isWhole(dim, 1, w:dim()) then
+      L.raise(fname .. ': expected dim in 1..' .. w:dim() .. " or 'all', got " .. L.valueStr(dim))
+   end
+   local gname, vname = name .. '_g', name .. '_v'
+   if m[gname] ~= nil or m[vname] ~= nil then
+      L.raise(fname .. ": the module already has a field '" .. (m[gname] ~= nil and gname or vname) .. "'")
+   end
+   local v = w:detach():clone()
+   m[gname] = A.noGrad(function() return normExceptDim(v, dim) end):requiresGrad(true)
+   m[vname] = v:requiresGrad(true)
+   m[name] = w:detach()
+   m._weightNorm = {name = name, dim = dim, compute = function(self)
+      local vv = self[vname]
+      return vv * (self[gname] / normExceptDim(vv, dim))
+   end}
+   return m
+end
+
+--- Bring a weight-normalised module's weight up to date with its g and v
+-- (after an optimizer step, before reading module.weight outside a call).
+function M.updateWeightNorm(m)
+   local wn = isModule(m) and rawget(m, '_weightNorm')
+   if wn then m[wn.name] = A.noGrad(function() return wn.compute(m) end) end
+   return m
+end
+
+--- removeWeightNorm(module): the weight v * (g / ||v||) becomes a plain
+-- parameter again, and name_g and name_v are removed.
+function M.removeWeightNorm(m)
+   local wn = isModule(m) and rawget(m, '_weightNorm')
+   if not wn then L.raise('removeWeightNorm: the module is not weight-normalised') end
+   local w = A.noGrad(function() return wn.compute(m) end)
+   m[wn.name .. '_g'], m[wn.name .. '_v'], m._weightNorm = nil, nil, nil
+   m[wn.name] = w:detach():requiresGrad(true)
+   return m
 end
 
 return M

@@ -235,9 +235,9 @@ end
 -- opts: output (path without extension), title, xlabel, ylabel, logy
 -- (values <= 0 are left out; ignored when no value is positive).
 -- Writes output.png and output.svg, both or neither, and returns them.
-function M.lines(series, opts)
-   local outputs = lines(series, opts, 'plot.lines')
-   return outputs
+-- fname names the caller in errors (default 'plot.lines').
+function M.lines(series, opts, fname)
+   return lines(series, opts, fname or 'plot.lines')
 end
 
 --- The two figures of the reference's learningStats.plot: prefix..'loss'
