@@ -259,12 +259,12 @@ int sl_delay_grad(sl_tensor *gdelay, const sl_tensor *grad, const sl_tensor *out
 /* ---- losses (ops/loss.c): the numSpikes error's own steps, fused -------- */
 /* Per neuron row r of out (rows x T) and the window [lo, hi) of bins:
      actual = (float)(sum_{lo<=t<hi} out[r, t], in double) * Ts
-     isTrue = desired[r] == 1;  d = isTrue * countTrue + (1 - isTrue) * countFalse
-     c[r]   = (actual - d) / len * scale
+     d      = desired[r] == 1 ? countTrue : countFalse
+     c[r]   = (float)((actual - d) / len * scale, in double)
      x[r,t] = out[r,t] - out[r,t] * m(t)          (m = 1 inside the window, else 0)
    each step rounded to float32 as the loss's element-wise ops round it */
 int sl_numspikes_prep(sl_tensor *x, sl_tensor *c, const sl_tensor *out, const sl_tensor *desired, int64_t lo,
-                      int64_t hi, float Ts, float countTrue, float countFalse, float len, float scale);
+                      int64_t hi, float Ts, double countTrue, double countFalse, double len, double scale);
 /* e[r,t] = p[r,t] + c[r] * m(t), m as above */
 int sl_window_add(sl_tensor *e, const sl_tensor *p, const sl_tensor *c, int64_t lo, int64_t hi);
 /* Both losses' E = 1/2 * sum(e^2) * Ts, into the one-element out on e's device:

@@ -1,3 +1,4 @@
+local ffi = require 'ffi'
 -- snn.loss, snn.predict, snn.quantize (SPEC.md 11-13)
 local snn = require 'slayer'
 local H = require 'support.helpers'
@@ -134,8 +135,9 @@ describe('numSpikes', function()
    end)
 
    it('fuses the formula\'s tensor ops without changing a bit of the loss or its gradient', function()
-      -- the formula as separate tensor ops (how the loss computed it before
-      -- ops/loss.c fused the per-neuron steps)
+      -- the formula as separate tensor ops, with the reference's roundings:
+      -- the count in float32, c in double (NumPy's float32 - int64 is
+      -- float64) rounded to float32 once
       local function composed(err, out, desiredClass, scale)
          local ed, Ts = err.errorDescriptor, err.Ts
          local start, stop = snn.loss.rint(ed.tgtSpikeRegion.start / Ts), snn.loss.rint(ed.tgtSpikeRegion.stop / Ts)
@@ -148,9 +150,12 @@ describe('numSpikes', function()
             mask:narrow(5, lo + 1, hi - lo):fill(1)
             actual = outD:narrow(5, lo + 1, hi - lo):sum(5) * Ts
          end
-         local isTrue = desiredClass:eq(1)
-         local desired = isTrue * ed.tgtSpikeCount[true] + (1 - isTrue) * ed.tgtSpikeCount[false]
-         local c = (actual - desired) / (stop - start) * scale
+         local av, dv, cv = actual:totable(), desiredClass:totable(), {}
+         for i = 1, #av do
+            local d = dv[i] == 1 and ed.tgtSpikeCount[true] or ed.tgtSpikeCount[false]
+            cv[i] = (av[i] - d) / (stop - start) * scale
+         end
+         local c = T.fromtable(cv, {N, Cn, Hh, W, 1})
          local e = err.slayer:psp(out - outD * mask) + c * mask
          return (e:square():sum() * 0.5) * Ts
       end
@@ -176,6 +181,18 @@ describe('numSpikes', function()
          assert.are.same(b.grad:totable(), a.grad:totable(), 'case ' .. i)
          assert.is_true(la:item() > 0)
       end
+      -- one spike, count 60 over 300 bins, scale 3: c = (1 - 60) / 300 * 3 in
+      -- double is -0.589999974 in float32 (float32 steps gave -0.590000033),
+      -- and E = 1/2 * 300 * c^2
+      local err = snn.loss(netParams({type = 'NumSpikes', tgtSpikeRegion = {start = 0, stop = 300},
+         tgtSpikeCount = {[true] = 60, [false] = 10}}, {Ts = 1, tSample = 300}))
+      local out = T.zeros({1, 1, 1, 1, 300})
+      out:narrow(5, 100, 1):fill(1)
+      local f32 = function(v) return ffi.new('float[1]', v)[0] end
+      local c = f32((1 - 60) / 300 * 3)
+      assert.are.equal(f32(-0.589999974), c)
+      local want = f32(f32(300 * f32(c * c)) * 0.5)
+      assert.are.equal(want, err:numSpikes(out, T.ones({1, 1, 1, 1, 1}), 3):item())
    end)
 
    it('computes 1/2 * sum(e^2) * Ts and its gradient in one op each, bit-identical to the tensor ops', function()

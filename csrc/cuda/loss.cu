@@ -18,7 +18,7 @@ namespace {
 
 __global__ void prep_kernel(float *__restrict__ x, float *__restrict__ c, const float *__restrict__ out,
                             const float *__restrict__ desired, int64_t T, int64_t lo, int64_t hi, float Ts,
-                            float countTrue, float countFalse, float len, float scale, int64_t n)
+                            double countTrue, double countFalse, double len, double scale, int64_t n)
 {
     for (int64_t e = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; e < n; e += (int64_t)gridDim.x * blockDim.x) {
         int64_t r = e / T, t = e % T;
@@ -30,9 +30,8 @@ __global__ void prep_kernel(float *__restrict__ x, float *__restrict__ c, const 
             double s = 0;
             for (int64_t k = lo; k < hi; k++) s += row[k];
             float actual = (float)s * Ts;
-            float isTrue = desired[r] == 1.0f ? 1.0f : 0.0f;
-            float d = isTrue * countTrue + (1.0f - isTrue) * countFalse;
-            c[r] = (actual - d) / len * scale;
+            double d = desired[r] == 1.0f ? countTrue : countFalse;
+            c[r] = (float)(((double)actual - d) / len * scale);
         }
     }
 }
@@ -92,8 +91,8 @@ __global__ void half_sq_backward_kernel(float *__restrict__ ge, const float *__r
 } /* namespace */
 
 SL_CUDA_API int sl_numspikes_prep_cuda(sl_tensor *x, sl_tensor *c, const sl_tensor *out, const sl_tensor *desired,
-                                       int64_t lo, int64_t hi, float Ts, float countTrue, float countFalse, float len,
-                                       float scale)
+                                       int64_t lo, int64_t hi, float Ts, double countTrue, double countFalse, double len,
+                                       double scale)
 {
     int64_t T = out->shape[out->ndim - 1], n = out->numel;
     if (n == 0) return 0;

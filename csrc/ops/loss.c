@@ -6,9 +6,11 @@
  * output with the window's bins cancelled (it goes through the psp), and
  * later that psp plus c inside the window.  As separate tensor ops those are
  * about fifteen passes and launches over tiny (N, C, H, W, 1) tensors; here
- * they are two.  Each step rounds to float32 exactly as the separate ops do
- * (same operations, same order, the count summed in double as sum(5)), so
- * the results are bit-identical to them.
+ * they are two.  The count is summed in double and rounded to float32 (as
+ * sum(5)), times Ts in float32; c is computed in double and rounded once,
+ * as the reference's NumPy float64 step (its float32 count minus an integer
+ * count promotes to float64), and every other step rounds to float32 as the
+ * separate tensor ops do.
  *
  * Both losses end in E = 1/2 * sum(e^2) * Ts: square, sum, two scalings and,
  * backward, as many again.  half_sq_sum does it in one pass each way, with
@@ -39,7 +41,7 @@ static int check_rows(const char *op, const sl_tensor *a, const sl_tensor *b, co
 }
 
 int sl_numspikes_prep(sl_tensor *x, sl_tensor *c, const sl_tensor *out, const sl_tensor *desired, int64_t lo,
-                      int64_t hi, float Ts, float countTrue, float countFalse, float len, float scale)
+                      int64_t hi, float Ts, double countTrue, double countFalse, double len, double scale)
 {
     int dev = SL_DEVICE_OF("numSpikes", x, c, out, desired);
     if (dev < 0) return dev;
@@ -54,9 +56,8 @@ int sl_numspikes_prep(sl_tensor *x, sl_tensor *c, const sl_tensor *out, const sl
         double s = 0;
         for (int64_t t = lo; t < hi; t++) s += o[t];
         float actual = (float)s * Ts;
-        float isTrue = desired->data[r] == 1.0f ? 1.0f : 0.0f;
-        float d = isTrue * countTrue + (1.0f - isTrue) * countFalse;
-        c->data[r] = (actual - d) / len * scale;
+        double d = desired->data[r] == 1.0f ? countTrue : countFalse;
+        c->data[r] = (float)(((double)actual - d) / len * scale);
         for (int64_t t = 0; t < T; t++) {
             float m = t >= lo && t < hi ? 1.0f : 0.0f;
             y[t] = o[t] - o[t] * m;
