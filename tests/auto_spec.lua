@@ -165,6 +165,24 @@ describe('snn.auto.loihi.Network', function()
       end
    end)
 
+   it('builds blocks with the reference\'s defaults: weights quantised in steps of 2, stride 1, no padding', function()
+      local sl = net({{dim = 3}, {dim = 2}}).slayer
+      local A = snn.auto.loihi
+      local d = A.denseBlock(sl, 16, 4)
+      d.weightOp.weight:detach():copy(T.rand({4, 16, 1, 1, 1}) * 10)
+      local x = bernoulli({1, 16, 1, 1, 12}, 0.5, 6)
+      -- the quantised weight is what the op uses: round(w / 2) * 2
+      local q = snn.quantize(d.weightOp.weight:detach(), 2)
+      assert.is_true(T.maxAbsDiff(q, d.weightOp.weight) > 0)
+      local plain = sl:dense(16, 4, 100, false)
+      plain.weight:detach():copy(q)
+      assert.are.equal(0, T.maxAbsDiff(d.weightOp(x), plain(x)))
+      assert.is_nil(A.denseBlock(sl, 16, 4, 100, false).weightOp.preHookFx)
+      assert.is_function(A.convBlock(sl, 2, 4, 3).weightOp.preHookFx)
+      local p = A.convBlock(sl, 2, 4, 3).paramsDict
+      assert.are.same({1, 0, 1, 1}, {p.stride, p.padding, p.dilation, p.groups})
+   end)
+
    it('draws gradFlow on a log scale into path..gradFlow.png and .svg when given a path', function()
       local n = net({{dim = 6}, {dim = 8}, {dim = 4}})
       for _, blk in ipairs(n.blocks) do blk.weightOp.weight:detach():fill(60) end

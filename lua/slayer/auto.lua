@@ -68,12 +68,19 @@ local function normalised(op, weightNorm)
    return op, weightNorm == true
 end
 
+-- the blocks' preHookFx: the reference's default quantises in steps of 2;
+-- false for none
+local function hookOr(preHookFx)
+   if preHookFx == nil then return Loihi().quantizeStep2 end
+   return preHookFx
+end
+
 function DenseBlock:__init(slayer, inFeatures, outFeatures, weightScale, preHookFx, weightNorm, delay, maxDelay,
                            countLog)
    nn.Module.__init(self)
    self._slayer = slayer
    self.weightOp, self.weightNorm = normalised(slayer:dense(inFeatures, outFeatures, weightScale or 100,
-      preHookFx or false), weightNorm)
+      hookOr(preHookFx)), weightNorm)
    if delay then self.delayOp = slayer:delay(outFeatures) end
    self.countLog, self.gradLog, self.maxDelay = countLog or false, true, maxDelay or 62
    self.paramsDict = {inFeatures = inFeatures, outFeatures = outFeatures}
@@ -88,11 +95,11 @@ function ConvBlock:__init(slayer, inChannels, outChannels, kernelSize, stride, p
    nn.Module.__init(self)
    self._slayer = slayer
    self.weightOp, self.weightNorm = normalised(slayer:conv(inChannels, outChannels, kernelSize, stride, padding,
-      dilation, groups, weightScale or 100, preHookFx or false), weightNorm)
+      dilation, groups, weightScale or 100, hookOr(preHookFx)), weightNorm)
    if delay then self.delayOp = slayer:delay(outChannels) end
    self.countLog, self.gradLog, self.maxDelay = countLog or false, true, maxDelay or 62
-   self.paramsDict = {inChannels = inChannels, outChannels = outChannels, kernelSize = kernelSize, stride = stride,
-      padding = padding, dilation = dilation, groups = groups}
+   self.paramsDict = {inChannels = inChannels, outChannels = outChannels, kernelSize = kernelSize,
+      stride = stride or 1, padding = padding or 0, dilation = dilation or 1, groups = groups or 1}
 end
 ConvBlock.forward = weightedForward
 
@@ -191,8 +198,8 @@ function Network:__init(netParams, opts)
       if type(netParams[k]) ~= 'table' then fail(fname, "the parameter tree has no '" .. k .. "' section") end
    end
    local hook = opts.preHookFx
-   if hook == nil then hook = Loihi().quantizeStep2 elseif hook == false then hook = nil end
-   if hook ~= nil and type(hook) ~= 'function' then fail(fname, 'preHookFx must be a function or false') end
+   if hook == nil then hook = Loihi().quantizeStep2 end
+   if hook ~= false and type(hook) ~= 'function' then fail(fname, 'preHookFx must be a function or false') end
    self._netParams = netParams
    self.countLog = opts.countLog == true
    self.weightNorm = opts.weightNorm == true
