@@ -246,6 +246,31 @@ describe('snn.auto.dataset', function()
       assert.are.same({2, 2, 3, 4}, full:get(1):shape()) -- ceil(3.9)
    end)
 
+   it('takes the reference\'s positional arguments as well as an options table', function()
+      local printed = {}
+      local realPrint = _G.print
+      _G.print = function(...) printed[#printed + 1] = table.concat({...}, ' ') end
+      local ok, n = pcall(snn.auto.loihi.Network, params({{dim = 3}, {dim = 2}}), false, true, true)
+      _G.print = realPrint
+      assert.is_true(ok, n)
+      assert.is_true(#printed > 0) -- the positional form prints the table, as the reference
+      assert.is_true(n.countLog and n.weightNorm and n.blocks[1].weightNorm)
+      assert.is_nil(n.blocks[1].weightOp.preHookFx)
+      local bad, err = pcall(snn.auto.loihi.Network, params({{dim = 3}, {dim = 2}}), 5)
+      assert.is_false(bad)
+      assert.truthy(err:find('preHookFx must be a function or false', 1, true), err)
+      bad, err = pcall(snn.auto.loihi.Network, params({{dim = 3}, {dim = 2}}), false, false, false, 1)
+      assert.is_false(bad)
+      assert.truthy(err:find('auto.loihi.Network: expected at most 3 arguments after the required ones, got 4', 1, true),
+         err)
+      local m = net({{dim = '3x2x2'}, {dim = 2}})
+      local ds = snn.auto.dataset(base, m, true, 'SUM')
+      assert.are.same({true, 'SUM', false}, {ds.randomShift, ds.binningMode, ds.fullDataset})
+      local stats = snn.stats({out = {write = function() end, flush = function() end}})
+      local boss = snn.auto.assistant(m, {}, {}, function() end, {}, nil, stats, false, false, 2, 5)
+      assert.are.same({stats, 2, 5}, {boss.stats, boss.lossScale, boss.printInterval})
+   end)
+
    it('trains and tests through the assistant, with statistics', function()
       local n = net({{dim = '3x2x2'}, {dim = 2}})
       n.blocks[2].weightOp.weight:fill(100)

@@ -38,6 +38,18 @@ local M = {loihi = {}}
 
 local function Loihi() return require 'slayer.loihi' end
 
+-- the reference's trailing keyword arguments, given either as one options
+-- table (a plain table: no metatable) or positionally in its order
+local function options(fname, names, ...)
+   local n, first = select('#', ...), ...
+   if n == 0 or (n == 1 and first == nil) then return {} end
+   if n == 1 and type(first) == 'table' and getmetatable(first) == nil then return first end
+   if n > #names then fail(fname, 'expected at most ' .. #names .. ' arguments after the required ones, got ' .. n) end
+   local o, args = {}, {...}
+   for i = 1, n do o[names[i]] = args[i] end
+   return o
+end
+
 local function digits(s)
    local out = {}
    for d in tostring(s):gmatch('%d+') do out[#out + 1] = tonumber(d) end
@@ -187,13 +199,13 @@ M.loihi.Network = Network
 --- Network(netParams[, opts]): opts.preHookFx (default: quantise in steps
 -- of 2; false for none), opts.weightNorm (weight normalisation of the dense
 -- and conv blocks, snn.weightNorm), opts.countLog, opts.verbose (default
--- true: print the simulation and neuron sections and the layer table).
-function Network:__init(netParams, opts)
+-- true: print the simulation and neuron sections and the layer table); or
+-- the reference's positional Network(netParams, preHookFx, weightNorm, countLog).
+function Network:__init(netParams, ...)
    nn.Module.__init(self)
    local fname = 'auto.loihi.Network'
-   opts = opts or {}
+   local opts = options(fname, {'preHookFx', 'weightNorm', 'countLog'}, ...)
    if type(netParams) ~= 'table' then fail(fname, 'expected the parameter tree, got ' .. type(netParams)) end
-   if type(opts) ~= 'table' then fail(fname, 'expected an options table, got ' .. type(opts)) end
    for _, k in ipairs({'simulation', 'neuron', 'layer'}) do
       if type(netParams[k]) ~= 'table' then fail(fname, "the parameter tree has no '" .. k .. "' section") end
    end
@@ -386,10 +398,11 @@ end
 
 --- dataset(base, network[, opts]): base has base:get(i) -> events, label
 -- (1-based) and base:size() (else #base); events are x, y, p, t (ms).
--- opts: randomShift, binningMode ('OR'), fullDataset (T = ceil(max t), Ts ignored).
-function Dataset:__init(base, network, opts)
+-- opts: randomShift, binningMode ('OR'), fullDataset (T = ceil(max t), Ts ignored),
+-- or those three positionally, as the reference.
+function Dataset:__init(base, network, ...)
    local fname = 'auto.dataset'
-   opts = opts or {}
+   local opts = options(fname, {'randomShift', 'binningMode', 'fullDataset'}, ...)
    if type(base) ~= 'table' or type(base.get) ~= 'function' then fail(fname, 'expected a dataset with get(i)') end
    if type(network) ~= 'table' or type(network.inputShape) ~= 'table' or not network.nOutput then
       fail(fname, 'expected an snn.auto.loihi.Network')
@@ -441,10 +454,15 @@ M.Assistant = Assistant
 --- assistant(net, trainLoader, testLoader, error, optimizer[, opts]):
 -- error(output, target, labels) returns a one-element loss tensor; opts:
 -- scheduler (its step() runs after every training batch), stats
--- (snn.stats()), showTimeSteps, lossScale, printInterval (1).
-function Assistant:__init(net, trainLoader, testLoader, error, optimizer, opts)
+-- (snn.stats()), showTimeSteps, lossScale, printInterval (1); or positionally
+-- as the reference (scheduler, stats, dataParallel (ignored), showTimeSteps,
+-- lossScale, printInterval).  train(epoch[, {breakIter, printLog}]) and
+-- test(epoch[, {evalLoss, slidingWindow, breakIter, printLog}]) take theirs
+-- either way too.
+function Assistant:__init(net, trainLoader, testLoader, error, optimizer, ...)
    local fname = 'auto.assistant'
-   opts = opts or {}
+   local opts = options(fname, {'scheduler', 'stats', 'dataParallel', 'showTimeSteps', 'lossScale', 'printInterval'},
+      ...)
    if not nn.isModule(net) then fail(fname, 'expected a network module, got ' .. type(net)) end
    if type(error) ~= 'function' then fail(fname, 'expected an error function (output, target, labels)') end
    self.net, self.module = net, net
@@ -479,8 +497,8 @@ local function correctOf(output, labels)
 end
 
 --- One training epoch; opts: breakIter (stop after batch index breakIter, 0-based as the reference), printLog.
-function Assistant:train(epoch, opts)
-   opts = opts or {}
+function Assistant:train(epoch, ...)
+   local opts = options('assistant:train', {'breakIter', 'printLog'}, ...)
    epoch = epoch or 0
    local utils = require 'slayer.utils'
    local t0 = utils.now()
@@ -537,8 +555,8 @@ end
 --- One testing pass without gradients; opts: evalLoss (true), slidingWindow
 -- (a bin count: per-bin predictions of a batch of one sample, loss off),
 -- breakIter, printLog.
-function Assistant:test(epoch, opts)
-   opts = opts or {}
+function Assistant:test(epoch, ...)
+   local opts = options('assistant:test', {'evalLoss', 'slidingWindow', 'breakIter', 'printLog'}, ...)
    epoch = epoch or 0
    local utils = require 'slayer.utils'
    local evalLoss = opts.evalLoss ~= false
