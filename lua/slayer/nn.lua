@@ -434,7 +434,8 @@ end
 --- Bring a weight-normalised module's weight up to date with its g and v
 -- (after an optimizer step, before reading module.weight outside a call).
 function M.updateWeightNorm(m)
-   local wn = isModule(m) and rawget(m, '_weightNorm')
+   if not isModule(m) then L.raise('updateWeightNorm: expected a module, got ' .. type(m)) end
+   local wn = rawget(m, '_weightNorm')
    if wn then m[wn.name] = A.noGrad(function() return wn.compute(m) end) end
    return m
 end
@@ -442,7 +443,8 @@ end
 --- removeWeightNorm(module): the weight v * (g / ||v||) becomes a plain
 -- parameter again, and name_g and name_v are removed.
 function M.removeWeightNorm(m)
-   local wn = isModule(m) and rawget(m, '_weightNorm')
+   if not isModule(m) then L.raise('removeWeightNorm: expected a module, got ' .. type(m)) end
+   local wn = rawget(m, '_weightNorm')
    if not wn then L.raise('removeWeightNorm: the module is not weight-normalised') end
    local w = A.noGrad(function() return wn.compute(m) end)
    m[wn.name .. '_g'], m[wn.name .. '_v'], m._weightNorm = nil, nil, nil

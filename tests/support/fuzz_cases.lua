@@ -293,6 +293,22 @@ return function(snn, dir)
       function(m) return snn.Sequential():add(m) end)
    fn('Module:to', {'to'}, function() return {'cpu'} end, function(d) return layer():dense(4, 3):to(d) end)
    fn('Module:train', {'train'}, function() return {true} end, function(f) return layer():dense(4, 3):train(f) end)
+   fn('snn.weightNorm', {'weightNorm'}, function() return {layer():dense(4, 3), 'weight', 1} end, snn.weightNorm)
+   fn('snn.removeWeightNorm', {'removeWeightNorm'}, function() return {snn.weightNorm(layer():dense(4, 3))} end,
+      snn.removeWeightNorm)
+   fn('snn.updateWeightNorm', {'updateWeightNorm'}, function() return {snn.weightNorm(layer():dense(4, 3))} end,
+      snn.updateWeightNorm)
+   local function autoParams()
+      local p = netParams()
+      p.neuron = copy(LOIHI)
+      p.layer = {{dim = '2x2x1'}, {dim = 3}}
+      return p
+   end
+   fn('snn.auto.loihi.Network', {'Network', 'loihi'}, function() return {autoParams(), {verbose = false}} end,
+      snn.auto.loihi.Network)
+   fn('Network:gradFlow', {'gradFlow'}, function() return {path('g-')} end,
+      function(p) return snn.auto.loihi.Network(autoParams(), {verbose = false}):gradFlow(p) end,
+      {extra = OUTPATHS, pool = 'light'})
    fn('snn.save', {'save'}, function() return {path('s.t7s'), {w = T.ones({2})}} end, snn.save,
       {extra = OUTPATHS, pool = 'light'})
    fn('snn.load', {'load'}, function() return {goodT} end, snn.load, {extra = PATHS})
