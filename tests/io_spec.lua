@@ -749,4 +749,24 @@ describe('pictures', function()
       err(ev, {scale = 1.5}, 'scale must be a positive whole number')
       os.remove(path)
    end)
+
+   it('showTD writes the animation to a temporary GIF, says where and returns it (no display here)', function()
+      local ev = sio.read2Dspikes(SIO .. 'NMNIST_1.bs2')
+      local printed = {}
+      local realPrint = _G.print
+      _G.print = function(...) printed[#printed + 1] = table.concat({...}, ' ') end
+      local ok, path = pcall(sio.showTD, ev, nil, 10) -- the reference's (TD, fig, frameRate)
+      _G.print = realPrint
+      assert.is_true(ok, path)
+      assert.truthy(path:match('%.gif$'))
+      assert.are.same({'showTD: animation written to ' .. path .. ' (no display here: open it in an image viewer)'},
+         printed)
+      local _, _, frames = decodeGif(bytes(path))
+      assert.are.equal(math.ceil(305.924 / 100) - math.floor(0.893 / 100), #frames) -- frameRate 10
+      os.remove(path)
+      local e
+      ok, e = pcall(sio.showTD, ev, {frameRate = 0})
+      assert.is_false(ok)
+      assert.truthy(e:find('showTD: frameRate must be a positive number', 1, true), e)
+   end)
 end)

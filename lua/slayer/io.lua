@@ -5,7 +5,7 @@ snn.io -- spike events, spike files, binning, images (SPEC.md section 16).
     print(ev.x[0], ev.y[0], ev.p[0], ev.t[0])         -- 0-based FFI arrays, t in ms
     local s = ev:toSpikeTensor(T.zeros({2, 34, 34, 300}), 1)
     snn.io.encode2Dspikes('copy.bs2', ev)
-    snn.io.raster(s, 'raster.png');  snn.io.animTD(ev, 'events.gif')
+    snn.io.raster(s, 'raster.png');  snn.io.animTD(ev, 'events.gif')  -- showTD(ev): to a temporary GIF
 
 Events hold x, y (nil for 1-D), p as int32 arrays and t (ms) as a double
 array, all 0-based FFI arrays owned by the event.  As the reference's
@@ -827,6 +827,31 @@ function M.animTD(ev, path, opts)
    end
    local delay = math.min(65535, math.max(1, math.floor(100 / frameRate + 0.5)))
    if C.sl_gif_write(path, W, Hh, nFrames, frames, palette, 5, delay) ~= 0 then cfail() end
+   return path
+end
+
+--- showTD(ev[, fig][, frameRate]): the reference shows the animation in a
+-- matplotlib window; with no display here it writes it with animTD to a
+-- temporary GIF (or to opts.path when the second argument is an options
+-- table {path =, frameRate =, scale =}), says where, and returns the path.
+-- fig, as the reference's figure handle, is ignored.
+function M.showTD(ev, fig, frameRate)
+   local opts = {}
+   if type(fig) == 'table' then
+      for k, v in pairs(fig) do opts[k] = v end
+   elseif frameRate ~= nil then
+      opts.frameRate = frameRate
+   end
+   local path = opts.path
+   opts.path = nil
+   if path == nil then
+      local base = os.tmpname() -- (made as an empty file: only its unique name is used)
+      os.remove(base)
+      path = base .. '.gif'
+   end
+   local ok, err = pcall(M.animTD, ev, path, opts)
+   if not ok then fail('showTD', (tostring(err):gsub('^animTD: ', ''))) end
+   print('showTD: animation written to ' .. path .. ' (no display here: open it in an image viewer)')
    return path
 end
 
