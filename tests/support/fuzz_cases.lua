@@ -404,6 +404,9 @@ return function(snn, dir)
       {extra = OUTPATHS})
    fn('snn.io.animTD', {'animTD'}, function() return {ev2(), path('a.gif'), {frameRate = 50}} end, snn.io.animTD,
       {extra = OUTPATHS})
+   -- (only the events are fuzzed: any other second argument sends the GIF to a temporary file)
+   fn('snn.io.showTD', {'showTD'}, function() return {ev2(), {path = path('s.gif'), frameRate = 50}} end,
+      function(e, o) return snn.io.showTD(e, o) end, {skip = {[2] = true}})
    fn('snn.io.imageToPng', {'imageToPng'}, function() return {T.rand({8, 8}), path('i.png')} end, snn.io.imageToPng,
       {extra = OUTPATHS})
 
