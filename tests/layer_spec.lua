@@ -426,4 +426,33 @@ describe('delay', function()
       assert.is_false(ok)
       assert.truthy(err:find('delay'))
    end)
+
+   it('gives a per-channel delay the per-neuron gradients of its channel summed over H and W', function()
+      snn.manualSeed(11)
+      local sl = layerOf(NMNIST)
+      local C, Hn, Wn, Tn = 2, 2, 3, 40
+      local perChannel = sl:delay(C)
+      perChannel.delay:detach():mul_(0):add_(T.fromtable({1.4, 2.7}, {C, 1, 1}))
+      -- the same delays written out per neuron: channel c's value at each of its H*W neurons
+      local perNeuron = sl:delay({C, Hn, Wn})
+      local tiled = {}
+      for c = 1, C do
+         for _ = 1, Hn * Wn do tiled[#tiled + 1] = perChannel.delay:totable()[c] end
+      end
+      perNeuron.delay:detach():mul_(0):add_(T.fromtable(tiled, {C, Hn, Wn}))
+      local x = sl:psp(T.bernoulli({2, C, Hn, Wn, Tn}, 0.2))
+      local g = T.randn({2, C, Hn, Wn, Tn})
+      local y1 = perChannel(x)
+      local y2 = perNeuron(x)
+      assert.are.same(y2:totable(), y1:totable())
+      y1:backward(g)
+      y2:backward(g)
+      local per, got = perNeuron.delay.grad:totable(), perChannel.delay.grad:totable()
+      for c = 1, C do
+         local want = 0
+         for k = 1, Hn * Wn do want = want + per[(c - 1) * Hn * Wn + k] end
+         assert(math.abs(got[c] - want) <= 1e-5 * math.abs(want) + 1e-5,
+            'channel ' .. c .. ': ' .. got[c] .. ' vs ' .. want)
+      end
+   end)
 end)
