@@ -246,6 +246,14 @@ describe('snn.auto.dataset', function()
       assert.are.same({2, 2, 3, 4}, full:get(1):shape()) -- ceil(3.9)
    end)
 
+   it('makes int(tSample / Ts) time bins, truncating (0.3 / 0.1 = 2.9999999999999996 gives 2)', function()
+      assert.is_true(0.3 / 0.1 < 3)
+      local p = params({{dim = '3x2x2'}, {dim = 2}})
+      p.simulation = {Ts = 0.1, tSample = 0.3}
+      local ds = snn.auto.dataset(base, snn.auto.loihi.Network(p, {verbose = false}))
+      assert.are.same({2, 2, 3, 2}, ds:get(1):shape())
+   end)
+
    it('takes the reference\'s positional arguments as well as an options table', function()
       local printed = {}
       local realPrint = _G.print

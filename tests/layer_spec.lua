@@ -75,6 +75,16 @@ describe('snn.layer kernels', function()
       assert.are.equal(300, layerOf(NMNIST).Ns)
    end)
 
+   it('counts Ns = int(tSample / Ts) bins, truncating the double quotient (0.3 / 0.1 gives 2)', function()
+      -- 0.3 / 0.1 is 2.9999999999999996 in doubles, so Python's int() gives 2, not 3
+      assert.is_true(0.3 / 0.1 < 3)
+      local sl = snn.layer(NMNIST.neuron, {Ts = 0.1, tSample = 0.3})
+      assert.are.equal(2, sl.Ns)
+      assert.are.same({1, 1, 1, 1, 2}, sl:replicateInTime(T.ones({1, 1, 1, 1})):shape())
+      -- a quotient just short of a whole number is truncated too, not rounded
+      assert.are.equal(2, snn.layer(NMNIST.neuron, {Ts = 1, tSample = 2.9}).Ns)
+   end)
+
    it('rejects unknown neuron types and missing or non-numeric keys, and copies descriptors', function()
       local ok, err = pcall(snn.layer, {type = 'LIF', theta = 1}, NMNIST.simulation)
       assert.is_false(ok)
