@@ -514,6 +514,14 @@ describe('snn.loihi synapses (SPEC 15.7)', function()
       assert.is_true(snn.nn.isInstance(sl, snn.layer))
    end)
 
+   it('marks in getVoltage exactly the potentials at or below -500 theta, with theta + 1', function()
+      local sl = snn.loihi(loihiNeuron(), {Ts = 1, tSample = 5})
+      local theta = 80 * 64
+      local edge = -500 * theta -- -2,560,000: whole numbers this size are exact in float32
+      local u = T.fromtable({edge + 1, edge, edge - 1, 0, -theta}, {1, 1, 1, 1, 5})
+      assert.are.same({edge + 1, theta + 1, theta + 1, 0, -theta}, sl:getVoltage(u):totable())
+   end)
+
    it('builds snn.loss with the Loihi psp kernel (spikeTime of one spike = Ts/2 * sum kernel^2)', function()
       local netParams = {neuron = loihiNeuron(), simulation = {Ts = 1, tSample = 200},
          training = {error = {type = 'SpikeTime'}}}
