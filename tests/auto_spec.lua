@@ -329,4 +329,42 @@ describe('snn.auto.dataset', function()
       assert.is_true(right > 0 and right < 16)
       assert.are.equal(right, one.stats.testing.correctSamples)
    end)
+
+   it('clamps the delays to [0, maxDelay] after each optimizer step of train', function()
+      local n = net({{dim = '3x2x2'}, {dim = 2, delay = true, maxDelay = 5}})
+      local delay = n.blocks[2].delayOp.delay
+      local ds = snn.auto.dataset(base, n)
+      -- an optimizer that throws the delays out of range at every step and notes what it found
+      local seen = {}
+      local opt = {zeroGrad = function() end, step = function()
+         seen[#seen + 1] = delay:totable()
+         delay:copy(T.fromtable({-2, 9}, {2, 1, 1}))
+      end}
+      delay:copy(T.fromtable({1, 2}, {2, 1, 1}))
+      local loader = snn.data.Loader(ds, {batchSize = 1})
+      local boss = snn.auto.assistant(n, loader, loader, function(out) return out:sum() end, opt)
+      boss:train(0)
+      assert.are.same({{1, 2}, {0, 5}}, seen) -- the second step found the first one's delays clamped
+      assert.are.same({0, 5}, delay:totable())
+   end)
+
+   it('adds lossScale to lossSum once per batch in test with evalLoss = false, as the reference', function()
+      local n = net({{dim = '3x2x2'}, {dim = 2}})
+      local ds = snn.auto.dataset(base, n)
+      local quiet = {out = {write = function() end, flush = function() end}}
+      for _, batchSize in ipairs({1, 2}) do
+         local loader = snn.data.Loader(ds, {batchSize = batchSize})
+         local boss = snn.auto.assistant(n, loader, loader, function() error('no loss') end, {},
+            {stats = snn.stats(quiet), lossScale = 7})
+         boss:test(0, {evalLoss = false})
+         assert.are.equal(2, boss.stats.testing.numSamples)
+         assert.are.equal(7 * 2 / batchSize, boss.stats.testing.lossSum) -- 2 samples: 2 batches, then 1
+      end
+      -- without a lossScale each batch adds 1
+      local loader = snn.data.Loader(ds, {batchSize = 1})
+      local boss = snn.auto.assistant(n, loader, loader, function() error('no loss') end, {},
+         {stats = snn.stats(quiet)})
+      boss:test(0, {evalLoss = false})
+      assert.are.equal(2, boss.stats.testing.lossSum)
+   end)
 end)
