@@ -114,6 +114,29 @@ describe('snn.auto.loihi.Network', function()
       assert.are.same({0, 2.5, 5, 0}, dl:totable())
    end)
 
+   it('defaults a layer entry to wScale 100 and maxDelay 62, as the entry that spells them out', function()
+      local function build(extra)
+         local layers = {{dim = '5x5x2'}, {dim = '4c3', delay = true}, {dim = '2a'}, {dim = 6, delay = true}}
+         for k, v in pairs(extra) do layers[2][k], layers[4][k] = v, v end
+         snn.manualSeed(31)
+         return net(layers)
+      end
+      local default, explicit = build({}), build({wScale = 100, maxDelay = 62})
+      local smaller = build({wScale = 10})
+      for _, k in ipairs({1, 4}) do
+         local w = H.values(default.blocks[k].weightOp.weight)
+         assert.are.same(H.values(explicit.blocks[k].weightOp.weight), w)
+         assert.are_not.same(H.values(smaller.blocks[k].weightOp.weight), w)
+         assert.are.equal(62, default.blocks[k].maxDelay)
+      end
+      -- clamp() keeps the delays of both blocks within [0, 62]
+      default.blocks[1].delayOp.delay:copy(T.fromtable({-1, 70, 61.5, 62.5}, {4, 1, 1}))
+      default.blocks[4].delayOp.delay:copy(T.fromtable({-0.5, 62, 100, 3, 0, 63}, {6, 1, 1}))
+      default:clamp()
+      assert.are.same({0, 62, 61.5, 62}, default.blocks[1].delayOp.delay:totable())
+      assert.are.same({0, 62, 62, 3, 0, 62}, default.blocks[4].delayOp.delay:totable())
+   end)
+
    it('normalises the dense and conv weights with weightNorm: the same spikes, the gradient through g and v', function()
       local layers = {{dim = '5x5x2'}, {dim = '4c3'}, {dim = '2a'}, {dim = 6}}
       snn.manualSeed(21)

@@ -234,6 +234,19 @@ describe('pspLayer and pspFilter', function()
          {T.randn({2, 2, 1, 1, 12}):requiresGrad(true), pf2.weight}))
       assert.has_error(function() sl:pspFilter(0, 5) end)
    end)
+
+   it('defaults pspFilter to filterScale 1: the weights of an explicit 1 under the same seed', function()
+      local sl = layerOf(SNNDATA)
+      local function weightsOf(filterScale)
+         snn.manualSeed(12)
+         return H.values(sl:pspFilter(3, 25, filterScale).weight)
+      end
+      local default = weightsOf(nil)
+      assert.are.same(weightsOf(1), default)
+      -- and a scale multiplies those very draws
+      local doubled = weightsOf(2)
+      for i, v in ipairs(default) do assert.are.equal(r32(2 * v), doubled[i]) end
+   end)
 end)
 
 -- the reference's spike loop, emulated in float32 in Lua

@@ -477,6 +477,27 @@ describe('snn.loihi synapses (SPEC 15.7)', function()
       assert.is_function(ct.preHookFx)
    end)
 
+   it('defaults dense, conv and convTranspose to weightScale 100 (the same weights as an explicit 100)', function()
+      local sl = snn.loihi(loihiNeuron(), {Ts = 1, tSample = 20})
+      local function weightsOf(make)
+         snn.manualSeed(77)
+         return H.values(make().weight)
+      end
+      local cases = {
+         {'dense', function() return sl:dense(16, 4) end, function(s) return sl:dense(16, 4, s) end},
+         {'conv', function() return sl:conv(2, 3, 3) end,
+            function(s) return sl:conv(2, 3, 3, nil, nil, nil, nil, s) end},
+         {'convTranspose', function() return sl:convTranspose(2, 3, 3) end,
+            function(s) return sl:convTranspose(2, 3, 3, nil, nil, nil, nil, s) end},
+      }
+      for _, c in ipairs(cases) do
+         local name, withDefault, withScale = c[1], c[2], c[3]
+         local default = weightsOf(withDefault)
+         assert.are.same(weightsOf(function() return withScale(100) end), default, name)
+         assert.are_not.same(weightsOf(function() return withScale(10) end), default, name)
+      end
+   end)
+
    it('pools and unpools with the weight quantise(1.1 theta / maxPsp, 2) = 28', function()
       local sl = snn.loihi(loihiNeuron(), {Ts = 1, tSample = 5})
       assert.are.equal(28, sl:poolWeight()) -- 1.1 * 5120 / 195 = 28.88 -> 14.44 -> 14 -> 28

@@ -325,4 +325,14 @@ describe('quantize', function()
          assert.truthy(not ok and err:find('quantize: expected a positive step within float32', 1, true), err)
       end
    end)
+
+   it('defaults to step 1: rounds to whole numbers, half to even, as an explicit step of 1', function()
+      local w = T.fromtable({-2.5, -1.5, -0.5, 0.5, 1.5, 2.5, 0.6, 1.4, -3.7})
+      -- round(w / 1) * 1 with ties to the even neighbour
+      local want = {-2, -2, -0, 0, 2, 2, 1, 1, -4}
+      assert.are.same(want, snn.quantize(w):totable())
+      assert.are.same(want, snn.quantize.apply(w):totable())
+      assert.are.same(want, snn.utils.quantize(w):totable())
+      assert.are.same(snn.quantize(w, 1):totable(), snn.quantize(w):totable())
+   end)
 end)
