@@ -114,6 +114,29 @@ describe('snn.auto.loihi.Network', function()
       assert.are.same({0, 2.5, 5, 0}, dl:totable())
    end)
 
+   it('defaults a layer entry to wScale 100 and maxDelay 62, as the entry that spells them out', function()
+      local function build(extra)
+         local layers = {{dim = '5x5x2'}, {dim = '4c3', delay = true}, {dim = '2a'}, {dim = 6, delay = true}}
+         for k, v in pairs(extra) do layers[2][k], layers[4][k] = v, v end
+         snn.manualSeed(31)
+         return net(layers)
+      end
+      local default, explicit = build({}), build({wScale = 100, maxDelay = 62})
+      local smaller = build({wScale = 10})
+      for _, k in ipairs({1, 4}) do
+         local w = H.values(default.blocks[k].weightOp.weight)
+         assert.are.same(H.values(explicit.blocks[k].weightOp.weight), w)
+         assert.are_not.same(H.values(smaller.blocks[k].weightOp.weight), w)
+         assert.are.equal(62, default.blocks[k].maxDelay)
+      end
+      -- clamp() keeps the delays of both blocks within [0, 62]
+      default.blocks[1].delayOp.delay:copy(T.fromtable({-1, 70, 61.5, 62.5}, {4, 1, 1}))
+      default.blocks[4].delayOp.delay:copy(T.fromtable({-0.5, 62, 100, 3, 0, 63}, {6, 1, 1}))
+      default:clamp()
+      assert.are.same({0, 62, 61.5, 62}, default.blocks[1].delayOp.delay:totable())
+      assert.are.same({0, 62, 62, 3, 0, 62}, default.blocks[4].delayOp.delay:totable())
+   end)
+
    it('normalises the dense and conv weights with weightNorm: the same spikes, the gradient through g and v', function()
       local layers = {{dim = '5x5x2'}, {dim = '4c3'}, {dim = '2a'}, {dim = 6}}
       snn.manualSeed(21)
@@ -246,6 +269,14 @@ describe('snn.auto.dataset', function()
       assert.are.same({2, 2, 3, 4}, full:get(1):shape()) -- ceil(3.9)
    end)
 
+   it('makes int(tSample / Ts) time bins, truncating (0.3 / 0.1 = 2.9999999999999996 gives 2)', function()
+      assert.is_true(0.3 / 0.1 < 3)
+      local p = params({{dim = '3x2x2'}, {dim = 2}})
+      p.simulation = {Ts = 0.1, tSample = 0.3}
+      local ds = snn.auto.dataset(base, snn.auto.loihi.Network(p, {verbose = false}))
+      assert.are.same({2, 2, 3, 2}, ds:get(1):shape())
+   end)
+
    it('takes the reference\'s positional arguments as well as an options table', function()
       local printed = {}
       local realPrint = _G.print
@@ -320,5 +351,43 @@ describe('snn.auto.dataset', function()
       end
       assert.is_true(right > 0 and right < 16)
       assert.are.equal(right, one.stats.testing.correctSamples)
+   end)
+
+   it('clamps the delays to [0, maxDelay] after each optimizer step of train', function()
+      local n = net({{dim = '3x2x2'}, {dim = 2, delay = true, maxDelay = 5}})
+      local delay = n.blocks[2].delayOp.delay
+      local ds = snn.auto.dataset(base, n)
+      -- an optimizer that throws the delays out of range at every step and notes what it found
+      local seen = {}
+      local opt = {zeroGrad = function() end, step = function()
+         seen[#seen + 1] = delay:totable()
+         delay:copy(T.fromtable({-2, 9}, {2, 1, 1}))
+      end}
+      delay:copy(T.fromtable({1, 2}, {2, 1, 1}))
+      local loader = snn.data.Loader(ds, {batchSize = 1})
+      local boss = snn.auto.assistant(n, loader, loader, function(out) return out:sum() end, opt)
+      boss:train(0)
+      assert.are.same({{1, 2}, {0, 5}}, seen) -- the second step found the first one's delays clamped
+      assert.are.same({0, 5}, delay:totable())
+   end)
+
+   it('adds lossScale to lossSum once per batch in test with evalLoss = false, as the reference', function()
+      local n = net({{dim = '3x2x2'}, {dim = 2}})
+      local ds = snn.auto.dataset(base, n)
+      local quiet = {out = {write = function() end, flush = function() end}}
+      for _, batchSize in ipairs({1, 2}) do
+         local loader = snn.data.Loader(ds, {batchSize = batchSize})
+         local boss = snn.auto.assistant(n, loader, loader, function() error('no loss') end, {},
+            {stats = snn.stats(quiet), lossScale = 7})
+         boss:test(0, {evalLoss = false})
+         assert.are.equal(2, boss.stats.testing.numSamples)
+         assert.are.equal(7 * 2 / batchSize, boss.stats.testing.lossSum) -- 2 samples: 2 batches, then 1
+      end
+      -- without a lossScale each batch adds 1
+      local loader = snn.data.Loader(ds, {batchSize = 1})
+      local boss = snn.auto.assistant(n, loader, loader, function() error('no loss') end, {},
+         {stats = snn.stats(quiet)})
+      boss:test(0, {evalLoss = false})
+      assert.are.equal(2, boss.stats.testing.lossSum)
    end)
 end)

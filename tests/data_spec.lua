@@ -60,6 +60,12 @@ describe('SpikeFiles', function()
       err({binningMode = 5}, "binningMode must be 'OR', 'SUM' or 'COUNT', got 5")
       err({shape = {2, 'a', 34}}, 'shape must be {C, H, W} as positive whole numbers')
    end)
+
+   it('bins a sample into int(tSample / Ts) bins, truncating (0.3 / 0.1 = 2.9999999999999996 gives 2)', function()
+      assert.is_true(0.3 / 0.1 < 3)
+      local ds = snn.data.SpikeFiles{root = NM, list = 'test100.txt', shape = {2, 34, 34}, tSample = 0.3, Ts = 0.1}
+      assert.are.same({2, 34, 34, 2}, ds:get(1):shape())
+   end)
 end)
 
 describe('Loader', function()

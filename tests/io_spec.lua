@@ -96,6 +96,31 @@ describe('events', function()
       assert.are.equal(0, T.maxAbsDiff(a, b))
    end)
 
+   it('draws the random shift below max(tmin/Ts, tmax/Ts - T, T - tmax/Ts, 1), the tmin term included', function()
+      -- two 1-D events, neuron 0 at 60 ms and neuron 1 at 90 ms, binned at Ts = 1 into T = 100 bins:
+      -- the bound is max(60, 90 - 100, 100 - 90, 1) = 60, so the shift tSt takes 0 .. 59; without the
+      -- tmin term it would be 10.  Events land in bin round(t / Ts) - tSt: neuron 0's in 1 .. 60
+      local ev = sio.event({0, 1}, nil, {0, 0}, {60, 90})
+      local Tn = 100
+      local bound = math.max(60, 90 - Tn, Tn - 90, 1)
+      snn.manualSeed(16)
+      local lo, hi = math.huge, -math.huge
+      for _ = 1, 300 do
+         local v = ev:toSpikeTensor(T.zeros({1, 1, 2, Tn}), 1, true):totable()
+         local bin0, bin1
+         for t = 0, Tn - 1 do
+            if v[t + 1] ~= 0 then bin0 = t end
+            if v[Tn + t + 1] ~= 0 then bin1 = t end
+         end
+         local shift = 60 - bin0
+         assert.are.equal(90 - shift, bin1) -- one shift for all events
+         lo, hi = math.min(lo, shift), math.max(hi, shift)
+      end
+      assert.is_true(lo >= 0 and hi <= bound - 1, lo .. '..' .. hi)
+      -- 300 uniform draws from 0 .. 59 reach both ends of the range
+      assert.is_true(lo <= 3 and hi >= bound - 4, lo .. '..' .. hi)
+   end)
+
    it('refuses coordinates no int32 holds, non-finite times and a bad count n, naming the value', function()
       local function err(...)
          local ok, e = pcall(sio.event, ...)

@@ -75,6 +75,16 @@ describe('snn.layer kernels', function()
       assert.are.equal(300, layerOf(NMNIST).Ns)
    end)
 
+   it('counts Ns = int(tSample / Ts) bins, truncating the double quotient (0.3 / 0.1 gives 2)', function()
+      -- 0.3 / 0.1 is 2.9999999999999996 in doubles, so Python's int() gives 2, not 3
+      assert.is_true(0.3 / 0.1 < 3)
+      local sl = snn.layer(NMNIST.neuron, {Ts = 0.1, tSample = 0.3})
+      assert.are.equal(2, sl.Ns)
+      assert.are.same({1, 1, 1, 1, 2}, sl:replicateInTime(T.ones({1, 1, 1, 1})):shape())
+      -- a quotient just short of a whole number is truncated too, not rounded
+      assert.are.equal(2, snn.layer(NMNIST.neuron, {Ts = 1, tSample = 2.9}).Ns)
+   end)
+
    it('rejects unknown neuron types and missing or non-numeric keys, and copies descriptors', function()
       local ok, err = pcall(snn.layer, {type = 'LIF', theta = 1}, NMNIST.simulation)
       assert.is_false(ok)
@@ -223,6 +233,19 @@ describe('pspLayer and pspFilter', function()
       assert(H.gradcheck(function(v, w) pf2.weight = w return pf2(v) end,
          {T.randn({2, 2, 1, 1, 12}):requiresGrad(true), pf2.weight}))
       assert.has_error(function() sl:pspFilter(0, 5) end)
+   end)
+
+   it('defaults pspFilter to filterScale 1: the weights of an explicit 1 under the same seed', function()
+      local sl = layerOf(SNNDATA)
+      local function weightsOf(filterScale)
+         snn.manualSeed(12)
+         return H.values(sl:pspFilter(3, 25, filterScale).weight)
+      end
+      local default = weightsOf(nil)
+      assert.are.same(weightsOf(1), default)
+      -- and a scale multiplies those very draws
+      local doubled = weightsOf(2)
+      for i, v in ipairs(default) do assert.are.equal(r32(2 * v), doubled[i]) end
    end)
 end)
 
@@ -425,5 +448,34 @@ describe('delay', function()
       local ok, err = pcall(bad.forward, bad, x)
       assert.is_false(ok)
       assert.truthy(err:find('delay'))
+   end)
+
+   it('gives a per-channel delay the per-neuron gradients of its channel summed over H and W', function()
+      snn.manualSeed(11)
+      local sl = layerOf(NMNIST)
+      local C, Hn, Wn, Tn = 2, 2, 3, 40
+      local perChannel = sl:delay(C)
+      perChannel.delay:detach():mul_(0):add_(T.fromtable({1.4, 2.7}, {C, 1, 1}))
+      -- the same delays written out per neuron: channel c's value at each of its H*W neurons
+      local perNeuron = sl:delay({C, Hn, Wn})
+      local tiled = {}
+      for c = 1, C do
+         for _ = 1, Hn * Wn do tiled[#tiled + 1] = perChannel.delay:totable()[c] end
+      end
+      perNeuron.delay:detach():mul_(0):add_(T.fromtable(tiled, {C, Hn, Wn}))
+      local x = sl:psp(T.bernoulli({2, C, Hn, Wn, Tn}, 0.2))
+      local g = T.randn({2, C, Hn, Wn, Tn})
+      local y1 = perChannel(x)
+      local y2 = perNeuron(x)
+      assert.are.same(y2:totable(), y1:totable())
+      y1:backward(g)
+      y2:backward(g)
+      local per, got = perNeuron.delay.grad:totable(), perChannel.delay.grad:totable()
+      for c = 1, C do
+         local want = 0
+         for k = 1, Hn * Wn do want = want + per[(c - 1) * Hn * Wn + k] end
+         assert(math.abs(got[c] - want) <= 1e-5 * math.abs(want) + 1e-5,
+            'channel ' .. c .. ': ' .. got[c] .. ' vs ' .. want)
+      end
    end)
 end)

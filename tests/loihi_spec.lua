@@ -477,6 +477,27 @@ describe('snn.loihi synapses (SPEC 15.7)', function()
       assert.is_function(ct.preHookFx)
    end)
 
+   it('defaults dense, conv and convTranspose to weightScale 100 (the same weights as an explicit 100)', function()
+      local sl = snn.loihi(loihiNeuron(), {Ts = 1, tSample = 20})
+      local function weightsOf(make)
+         snn.manualSeed(77)
+         return H.values(make().weight)
+      end
+      local cases = {
+         {'dense', function() return sl:dense(16, 4) end, function(s) return sl:dense(16, 4, s) end},
+         {'conv', function() return sl:conv(2, 3, 3) end,
+            function(s) return sl:conv(2, 3, 3, nil, nil, nil, nil, s) end},
+         {'convTranspose', function() return sl:convTranspose(2, 3, 3) end,
+            function(s) return sl:convTranspose(2, 3, 3, nil, nil, nil, nil, s) end},
+      }
+      for _, c in ipairs(cases) do
+         local name, withDefault, withScale = c[1], c[2], c[3]
+         local default = weightsOf(withDefault)
+         assert.are.same(weightsOf(function() return withScale(100) end), default, name)
+         assert.are_not.same(weightsOf(function() return withScale(10) end), default, name)
+      end
+   end)
+
    it('pools and unpools with the weight quantise(1.1 theta / maxPsp, 2) = 28', function()
       local sl = snn.loihi(loihiNeuron(), {Ts = 1, tSample = 5})
       assert.are.equal(28, sl:poolWeight()) -- 1.1 * 5120 / 195 = 28.88 -> 14.44 -> 14 -> 28
@@ -512,6 +533,14 @@ describe('snn.loihi synapses (SPEC 15.7)', function()
       assert.are.same({1, 5}, sl3:getVoltage(u3):shape())
       assert.are.equal('snn.loihi', sl.__typename)
       assert.is_true(snn.nn.isInstance(sl, snn.layer))
+   end)
+
+   it('marks in getVoltage exactly the potentials at or below -500 theta, with theta + 1', function()
+      local sl = snn.loihi(loihiNeuron(), {Ts = 1, tSample = 5})
+      local theta = 80 * 64
+      local edge = -500 * theta -- -2,560,000: whole numbers this size are exact in float32
+      local u = T.fromtable({edge + 1, edge, edge - 1, 0, -theta}, {1, 1, 1, 1, 5})
+      assert.are.same({edge + 1, theta + 1, theta + 1, 0, -theta}, sl:getVoltage(u):totable())
    end)
 
    it('builds snn.loss with the Loihi psp kernel (spikeTime of one spike = Ts/2 * sum kernel^2)', function()

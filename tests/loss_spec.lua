@@ -134,6 +134,19 @@ describe('numSpikes', function()
       assert.is_true(math.abs(err:numSpikes(out, target):item() - want) < 1e-6 * want + 1e-9)
    end)
 
+   it('takes a neuron as the true class only where desiredClass is exactly 1 (0.9 and 2 count as false)', function()
+      local desc = {type = 'NumSpikes', tgtSpikeRegion = {start = 0, stop = 100}, tgtSpikeCount = {[true] = 5, [false] = 1}}
+      local err = snn.loss(netParams(desc, {Ts = 1, tSample = 100}))
+      local silent = T.zeros({1, 1, 1, 1, 100})
+      -- silence over a full window at Ts = 1: E = desired^2 / (2 * 100)
+      for _, v in ipairs({1, 0.9, 2, 0.5, 0, -1}) do
+         local desired = v == 1 and 5 or 1
+         local E = err:numSpikes(silent, T.fromtable({v}, {1, 1, 1, 1, 1})):item()
+         assert(math.abs(E - desired ^ 2 / 200) <= 1e-6 * desired ^ 2,
+            'desiredClass ' .. v .. ': loss ' .. E .. ', expected the count ' .. desired)
+      end
+   end)
+
    it('fuses the formula\'s tensor ops without changing a bit of the loss or its gradient', function()
       -- the formula as separate tensor ops, with the reference's roundings:
       -- the count in float32, c in double (NumPy's float32 - int64 is
@@ -311,5 +324,15 @@ describe('quantize', function()
          local ok, err = pcall(snn.quantize, w, step)
          assert.truthy(not ok and err:find('quantize: expected a positive step within float32', 1, true), err)
       end
+   end)
+
+   it('defaults to step 1: rounds to whole numbers, half to even, as an explicit step of 1', function()
+      local w = T.fromtable({-2.5, -1.5, -0.5, 0.5, 1.5, 2.5, 0.6, 1.4, -3.7})
+      -- round(w / 1) * 1 with ties to the even neighbour
+      local want = {-2, -2, -0, 0, 2, 2, 1, 1, -4}
+      assert.are.same(want, snn.quantize(w):totable())
+      assert.are.same(want, snn.quantize.apply(w):totable())
+      assert.are.same(want, snn.utils.quantize(w):totable())
+      assert.are.same(snn.quantize(w, 1):totable(), snn.quantize(w):totable())
    end)
 end)

@@ -145,6 +145,27 @@ describe('optim.Adam and optim.Nadam', function()
       end
    end)
 
+   it('default to lr 1e-3, betas {0.9, 0.999} and eps 1e-8: the steps of those values given explicitly', function()
+      -- two steps, so that beta1 reaches Adam's update and not only its state; gradients near 1e-8, so that
+      -- eps weighs in the denominator sqrt(v) + eps
+      local steps = {{0.25, -3.0, 1e-3, 1e-8, -2e-8}, {-0.5, 1.0, 2e-3, 3e-8, 1e-8}}
+      local function twoSteps(make, opts)
+         local p = T.zeros({5}):requiresGrad(true)
+         local opt = make({p}, opts)
+         for _, g in ipairs(steps) do
+            p.grad = T.fromtable(g)
+            opt:step()
+         end
+         return {p = p:totable(), m = opt.state[1].m:totable(), v = opt.state[1].v:totable()}
+      end
+      for _, case in ipairs({{'Adam', snn.optim.Adam}, {'Nadam', snn.optim.Nadam}}) do
+         local name, make = case[1], case[2]
+         local explicit = twoSteps(make, {lr = 1e-3, betas = {0.9, 0.999}, eps = 1e-8})
+         assert.are.same(explicit, twoSteps(make, nil), name)
+         assert.are.same(explicit, twoSteps(make, {}), name)
+      end
+   end)
+
    it('differs between Adam and Nadam (the numerator changes)', function()
       local a = run(function(ps) return snn.optim.Adam(ps, {lr = 0.01}) end)
       local n = run(function(ps) return snn.optim.Nadam(ps, {lr = 0.01}) end)

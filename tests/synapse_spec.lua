@@ -456,6 +456,16 @@ describe('convTranspose and unpool', function()
       assert.is_true(big.weight:abs():max() <= 1 / math.sqrt(50 * 4))
    end)
 
+   it('convTranspose defaults to weightScale 100: the weights of an explicit 100 under the same seed', function()
+      local function weightsOf(weightScale)
+         snn.manualSeed(13)
+         return H.values(sl:convTranspose(3, 4, 3, nil, nil, nil, nil, weightScale).weight)
+      end
+      local default = weightsOf(nil)
+      assert.are.same(weightsOf(100), default)
+      assert.are_not.same(weightsOf(10), default)
+   end)
+
    it('passes gradient checks for convTranspose', function()
       local ct = sl:convTranspose(2, 4, 3, 2, 1, 1, 2, 1)
       assert(H.gradcheck(function(v, w) ct.weight = w return ct(v) end,
@@ -543,6 +553,17 @@ describe('dropout', function()
       H.assertClose(x.grad, y, 1e-6)
       assert.has_error(function() sl:dropout(1.5) end)
       assertFails(function() sl:dropout(0 / 0) end, 'dropout', 'expected p in [0, 1], got nan')
+   end)
+
+   it('defaults to p = 0.5: survivors scaled by 1 / (1 - 0.5) = 2, the mask of an explicit 0.5', function()
+      local x = T.ones({2, 40, 1, 1, 3})
+      local function outOf(p)
+         snn.manualSeed(82)
+         return H.values(sl:dropout(p)(x))
+      end
+      local default = outOf(nil)
+      for _, v in ipairs(default) do assert.is_true(v == 0 or v == 2, 'value ' .. v) end
+      assert.are.same(outOf(0.5), default)
    end)
 
    it('keeps or drops each neuron for all time bins, afresh at every call; p = 0 and p = 1', function()
