@@ -373,6 +373,31 @@ describe('moving a model between devices', function()
       net:cpu()
       assert.are.equal('cpu', net.w.device)
    end)
+
+   it('a weight-normalised conv moves with its g and v and trains as on the CPU', function()
+      local sl = snn.layer({type = 'SRMALPHA', theta = 10, tauSr = 2, tauRef = 1, scaleRef = 2, tauRho = 1,
+         scaleRho = 1}, {Ts = 1, tSample = 20})
+      local function train(dev)
+         snn.manualSeed(15)
+         local c = snn.weightNorm(sl:conv(2, 3, 3, 1, 1, 1, 1, 10))
+         local x = T.bernoulli({2, 2, 5, 5, 20}, 0.3)
+         c:to(dev)
+         x = x:to(dev)
+         local opt = snn.optim.Adam(c:parameters(), {lr = 0.05})
+         for _ = 1, 3 do
+            opt:zeroGrad()
+            c(x):square():sum():backward()
+            opt:step()
+         end
+         return c
+      end
+      local cpu, gpu = train('cpu'), train(DEV)
+      assert.are.equal(DEV, gpu.weight_g.device)
+      assert.are.equal(DEV, gpu.weight.device)
+      closeNorm(gpu.weight_g, cpu.weight_g, GRAD, 'g trained on both devices')
+      closeNorm(gpu.weight_v, cpu.weight_v, GRAD, 'v trained on both devices')
+      closeNorm(gpu.weight, cpu.weight, GRAD, 'the weight they give')
+   end)
 end)
 
 describe('gradients on the GPU', function()
