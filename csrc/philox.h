@@ -1,7 +1,8 @@
 /*
  * philox.h -- Philox4x32-10 and its float mappings, one copy for the CPU
  * (ops/random.c) and the GPU (cuda/random.cu), so both back ends draw the
- * same numbers by construction (tests/cuda_spec.lua compares them;
+ * same words, uniforms and Bernoulli draws by construction (the normals go
+ * through each device's logf, sinf and cosf; tests/cuda_spec.lua compares;
  * tests/c/test_cuda_twin.c checks the element layout and the published test
  * vector without a GPU).
  *

@@ -300,6 +300,19 @@ describe('snn.auto.dataset', function()
       local stats = snn.stats({out = {write = function() end, flush = function() end}})
       local boss = snn.auto.assistant(m, {}, {}, function() end, {}, nil, stats, false, false, 2, 5)
       assert.are.same({stats, 2, 5}, {boss.stats, boss.lossScale, boss.printInterval})
+      -- an options table followed by nils is still the options; a plain
+      -- scheduler table is the positional scheduler; a misspelt key is named
+      boss = snn.auto.assistant(m, {}, {}, function() end, {}, {lossScale = 2, printInterval = 5}, nil)
+      assert.are.same({2, 5}, {boss.lossScale, boss.printInterval})
+      assert.is_nil(boss.scheduler)
+      local sched = {step = function() end}
+      assert.are.equal(sched, snn.auto.assistant(m, {}, {}, function() end, {}, sched).scheduler)
+      local bad, msg = pcall(snn.auto.assistant, m, {}, {}, function() end, {}, {schedular = sched})
+      assert.is_false(bad)
+      assert.truthy(msg:find("auto.assistant: unknown option 'schedular'", 1, true), msg)
+      bad, msg = pcall(snn.auto.dataset, base, m, {randomshift = true})
+      assert.is_false(bad)
+      assert.truthy(msg:find("auto.dataset: unknown option 'randomshift'", 1, true), msg)
    end)
 
    it('trains and tests through the assistant, with statistics', function()

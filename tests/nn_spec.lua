@@ -170,8 +170,10 @@ describe('weightNorm', function()
 
    it('is removed again, leaving the computed weight as the parameter', function()
       local d = snn.weightNorm(layer():conv(2, 3, 3, 1, 1, 1, 1, 10))
+      local w0 = d.weight:clone()
       d.weight_g:detach():mul_(3)
       snn.removeWeightNorm(d)
+      assert.is_true(T.maxAbsDiff(d.weight, w0 * 3) <= 1e-6 * w0:abs():max())
       local params, names = d:parameters()
       assert.are.same({'weight'}, names)
       assert.is_true(params[1]:isLeaf() and params[1]:requiresGrad())
@@ -179,6 +181,22 @@ describe('weightNorm', function()
       local ok, err = pcall(snn.removeWeightNorm, d)
       assert.is_false(ok)
       assert.truthy(err:find('removeWeightNorm: the module is not weight-normalised', 1, true), err)
+   end)
+
+   it('computes the weight in a forward called directly and leaves it plain after a forward that raises', function()
+      local d = snn.weightNorm(layer():dense(6, 4, 10))
+      local x = T.bernoulli({2, 6, 1, 1, 12}, 0.3)
+      d:forward(x):sum():backward() -- not through the call: the synapse computes v * g / ||v|| itself
+      assert.truthy(d.weight_g.grad and d.weight_v.grad)
+      assert.is_true(d.weight_v.grad:abs():max() > 0)
+      local ok, err = pcall(d, T.zeros({2, 5, 1, 1, 12}))
+      assert.is_false(ok)
+      assert.truthy(tostring(err):find('dense: expected input', 1, true), err)
+      assert.is_true(d.weight:isLeaf() and not d.weight:requiresGrad())
+      -- and the next call works as usual
+      d.weight_g.grad, d.weight_v.grad = nil, nil
+      d(x):sum():backward()
+      assert.truthy(d.weight_g.grad and d.weight_v.grad)
    end)
 
    it('refuses a module without that parameter, a second application and a bad dim, naming them', function()

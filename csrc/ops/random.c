@@ -7,7 +7,8 @@
  * offset + ceil(n/4) - 1, element i taking word i % 4 of block offset + i/4,
  * and then advances offset.  Any thread can compute any element, so the
  * result does not depend on how the loop is split; the CUDA back end uses the
- * same functions (../philox.h) and therefore draws the same numbers.
+ * same functions (../philox.h) and therefore draws the same numbers (the
+ * normals up to the rounding of each device's logf, sinf and cosf).
  *   uniform: (w >> 8) * 2^-24 in [0, 1), scaled to [lo, hi)
  *   normal:  Box-Muller on the word pairs (0, 1) and (2, 3) of a block
  *   bernoulli(p): 1 if uniform < p

@@ -70,8 +70,8 @@ static int conv_dims_of(const char *op, const sl_tensor *x, const sl_tensor *w, 
         p->pw < 0)
         return sl_errorf("%s: invalid kernel, stride, padding, dilation or groups", op);
     sl_conv_dims_of(d, x, w, y, p);
-    int64_t oh = (d->H + 2 * p->ph - (int64_t)p->dh * (p->kh - 1) - 1) / p->sh + 1;
-    int64_t ow = (d->W + 2 * p->pw - (int64_t)p->dw * (p->kw - 1) - 1) / p->sw + 1;
+    int64_t oh = (d->H + 2 * (int64_t)p->ph - (int64_t)p->dh * (p->kh - 1) - 1) / p->sh + 1;
+    int64_t ow = (d->W + 2 * (int64_t)p->pw - (int64_t)p->dw * (p->kw - 1) - 1) / p->sw + 1;
     if (w->shape[1] * d->G != d->C || w->shape[2] != p->kh || w->shape[3] != p->kw || d->O % d->G != 0 ||
         y->shape[0] != d->N || y->shape[1] != d->O || y->shape[4] != d->T || d->OH != oh || d->OW != ow || oh < 1 ||
         ow < 1)
@@ -727,8 +727,8 @@ int sl_fold_pool(sl_tensor *y, sl_tensor *x, const sl_tensor *weight, const sl_c
     int64_t Hp, Wp;
     fold_geometry(x, p, odd_pad, &Hp, &Wp);
     int64_t Hf = C * Hp;
-    int64_t Rf = (Hf + 2 * p->ph - (int64_t)p->dh * (p->kh - 1) - 1) / p->sh + 1;
-    int64_t Q = (Wp + 2 * p->pw - (int64_t)p->dw * (p->kw - 1) - 1) / p->sw + 1;
+    int64_t Rf = (Hf + 2 * (int64_t)p->ph - (int64_t)p->dh * (p->kh - 1) - 1) / p->sh + 1;
+    int64_t Q = (Wp + 2 * (int64_t)p->pw - (int64_t)p->dw * (p->kw - 1) - 1) / p->sw + 1;
     if (C < 1 || Rf < 1 || Q < 1 || Rf % C != 0 || y->shape[0] != N || y->shape[1] != C || y->shape[2] != Rf / C ||
         y->shape[3] != Q || y->shape[4] != T)
         return sl_errorf("pool: input %s and output %s do not fit the folded pooling", sl_shape_str(x, b1, sizeof b1),

@@ -39,13 +39,28 @@ local M = {loihi = {}}
 local function Loihi() return require 'slayer.loihi' end
 
 -- the reference's trailing keyword arguments, given either as one options
--- table (a plain table: no metatable) or positionally in its order
-local function options(fname, names, ...)
-   local n, first = select('#', ...), ...
-   if n == 0 or (n == 1 and first == nil) then return {} end
-   if n == 1 and type(first) == 'table' and getmetatable(first) == nil then return first end
+-- table or positionally in its order.  One plain table (no metatable) is
+-- the options when its keys are all known (names and the extra keys in
+-- more); otherwise it is an error naming the key, unless it can be the
+-- first positional argument (isFirst says so: a scheduler table).
+local function options(fname, names, more, isFirst, ...)
+   local args, n = {...}, select('#', ...)
+   while n > 0 and args[n] == nil do n = n - 1 end -- (trailing nils: not given)
+   if n == 0 then return {} end
+   local first = args[1]
+   if n == 1 and type(first) == 'table' and getmetatable(first) == nil then
+      local known = {}
+      for _, k in ipairs(names) do known[k] = true end
+      for _, k in ipairs(more) do known[k] = true end
+      local unknown
+      for k in pairs(first) do
+         if not known[k] then unknown = unknown or tostring(k) end
+      end
+      if not unknown then return first end
+      if not (isFirst and isFirst(first)) then fail(fname, "unknown option '" .. unknown .. "'") end
+   end
    if n > #names then fail(fname, 'expected at most ' .. #names .. ' arguments after the required ones, got ' .. n) end
-   local o, args = {}, {...}
+   local o = {}
    for i = 1, n do o[names[i]] = args[i] end
    return o
 end
@@ -76,7 +91,7 @@ M.loihi.denseBlock = DenseBlock
 -- the reference's weightNorm flag: torch.nn.utils.weight_norm of the weight
 -- op (nn.weightNorm), so the parameters are weight_g and weight_v
 local function normalised(op, weightNorm)
-   if weightNorm then nn.weightNorm(op) end
+   if weightNorm == true then nn.weightNorm(op) end
    return op, weightNorm == true
 end
 
@@ -204,7 +219,7 @@ M.loihi.Network = Network
 function Network:__init(netParams, ...)
    nn.Module.__init(self)
    local fname = 'auto.loihi.Network'
-   local opts = options(fname, {'preHookFx', 'weightNorm', 'countLog'}, ...)
+   local opts = options(fname, {'preHookFx', 'weightNorm', 'countLog'}, {'verbose'}, nil, ...)
    if type(netParams) ~= 'table' then fail(fname, 'expected the parameter tree, got ' .. type(netParams)) end
    for _, k in ipairs({'simulation', 'neuron', 'layer'}) do
       if type(netParams[k]) ~= 'table' then fail(fname, "the parameter tree has no '" .. k .. "' section") end
@@ -402,7 +417,7 @@ end
 -- or those three positionally, as the reference.
 function Dataset:__init(base, network, ...)
    local fname = 'auto.dataset'
-   local opts = options(fname, {'randomShift', 'binningMode', 'fullDataset'}, ...)
+   local opts = options(fname, {'randomShift', 'binningMode', 'fullDataset'}, {}, nil, ...)
    if type(base) ~= 'table' or type(base.get) ~= 'function' then fail(fname, 'expected a dataset with get(i)') end
    if type(network) ~= 'table' or type(network.inputShape) ~= 'table' or not network.nOutput then
       fail(fname, 'expected an snn.auto.loihi.Network')
@@ -462,7 +477,7 @@ M.Assistant = Assistant
 function Assistant:__init(net, trainLoader, testLoader, error, optimizer, ...)
    local fname = 'auto.assistant'
    local opts = options(fname, {'scheduler', 'stats', 'dataParallel', 'showTimeSteps', 'lossScale', 'printInterval'},
-      ...)
+      {}, function(t) return type(t.step) == 'function' end, ...)
    if not nn.isModule(net) then fail(fname, 'expected a network module, got ' .. type(net)) end
    if type(error) ~= 'function' then fail(fname, 'expected an error function (output, target, labels)') end
    self.net, self.module = net, net
@@ -498,7 +513,7 @@ end
 
 --- One training epoch; opts: breakIter (stop after batch index breakIter, 0-based as the reference), printLog.
 function Assistant:train(epoch, ...)
-   local opts = options('assistant:train', {'breakIter', 'printLog'}, ...)
+   local opts = options('assistant:train', {'breakIter', 'printLog'}, {}, nil, ...)
    epoch = epoch or 0
    local utils = require 'slayer.utils'
    local t0 = utils.now()
@@ -556,7 +571,7 @@ end
 -- (a bin count: per-bin predictions of a batch of one sample, loss off),
 -- breakIter, printLog.
 function Assistant:test(epoch, ...)
-   local opts = options('assistant:test', {'evalLoss', 'slidingWindow', 'breakIter', 'printLog'}, ...)
+   local opts = options('assistant:test', {'evalLoss', 'slidingWindow', 'breakIter', 'printLog'}, {}, nil, ...)
    epoch = epoch or 0
    local utils = require 'slayer.utils'
    local evalLoss = opts.evalLoss ~= false

@@ -77,18 +77,21 @@ function Module:forward()
    L.raise(tostring(self.__typename) .. ':forward is not implemented')
 end
 
--- a weight-normalised module's weight, computed again at each call, is
--- left as a plain tensor (a buffer) once the call returns
-local function afterCall(self, name, ...)
-   self[name] = self[name]:detach()
+-- a weight-normalised module's weight, computed at the outermost call, is
+-- left as a plain tensor (a buffer) once that call returns or raises
+local function afterCall(self, wn, ok, ...)
+   wn.depth = wn.depth - 1
+   if wn.depth == 0 then self[wn.name] = self[wn.name]:detach() end
+   if not ok then error((...), 0) end
    return ...
 end
 
 function Module:__call(...)
    local wn = rawget(self, '_weightNorm')
    if wn then
-      self[wn.name] = wn.compute(self)
-      return afterCall(self, wn.name, self:forward(...))
+      if wn.depth == 0 then self[wn.name] = wn.compute(self) end
+      wn.depth = wn.depth + 1
+      return afterCall(self, wn, pcall(self.forward, self, ...))
    end
    return self:forward(...)
 end
@@ -401,7 +404,10 @@ end
 --     module[name] = v * (g / ||v||)      (the norm over every dim but dim)
 -- before its forward, so gradients reach g and v.  Between calls
 -- module[name] holds the last weight computed, as a plain tensor.  Apply it
--- before building the optimizer over the module's parameters.
+-- before building the optimizer over the module's parameters.  As with
+-- torch's hook, calling module:forward(x) directly skips the computation
+-- for modules of your own; the synapse layers of snn.layer and snn.loihi
+-- compute it in their forward as well.
 function M.weightNorm(m, name, dim)
    local fname = 'weightNorm'
    if not isModule(m) then L.raise(fname .. ': expected a module, got ' .. type(m)) end
@@ -424,7 +430,7 @@ function M.weightNorm(m, name, dim)
    m[gname] = A.noGrad(function() return normExceptDim(v, dim) end):requiresGrad(true)
    m[vname] = v:requiresGrad(true)
    m[name] = w:detach()
-   m._weightNorm = {name = name, dim = dim, compute = function(self)
+   m._weightNorm = {name = name, dim = dim, depth = 0, compute = function(self)
       local vv = self[vname]
       return vv * (self[gname] / normExceptDim(vv, dim))
    end}

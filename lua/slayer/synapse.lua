@@ -62,6 +62,10 @@ local function check5D(x, fname)
 end
 
 local function hooked(self, fname)
+   -- a weight-normalised layer whose forward was called directly, not
+   -- through a call of the module (nn.weightNorm): v * g / ||v|| here
+   local wn = rawget(self, '_weightNorm')
+   if wn and wn.depth == 0 then self.weight = wn.compute(self) end
    local w = self.weight
    if self.preHookFx then
       w = self.preHookFx(w)
