@@ -6,6 +6,43 @@ local T = snn.tensor
 local sl = snn.layer({type = 'SRMALPHA', theta = 10, tauSr = 10, tauRef = 1, scaleRef = 2, tauRho = 1, scaleRho = 1},
    {Ts = 1, tSample = 300})
 
+describe('the sparse input list', function()
+   it('holds the same bits from the AVX-512 and the portable fill (SLAYER_NO_AVX512=1)', function()
+      -- each child builds a dense layer's output on the sparse path from one
+      -- seeded input holding spikes, other values, -0 and runs of zeros
+      local root = debug.getinfo(1, 'S').source:sub(2):match('^(.*)/tests/[^/]*$') or '.'
+      local script = os.tmpname()
+      local f = assert(io.open(script, 'w'))
+      f:write([=[
+         local root = ...
+         package.path = root .. '/lua/?.lua;' .. root .. '/lua/?/init.lua;' .. package.path
+         local snn = require 'slayer'
+         local T = snn.tensor
+         snn.manualSeed(3)
+         local x = T.bernoulli({3, 40, 1, 1, 203}, 0.05) * T.randn({3, 40, 1, 1, 203})
+         x:narrow(5, 17, 5):fill(-0.0)
+         local d = snn.layer({type = 'SRMALPHA', theta = 10, tauSr = 1, tauRef = 1, scaleRef = 2, tauRho = 1,
+            scaleRho = 1}, {Ts = 1, tSample = 203}):dense(40, 48, 10)
+         d.sparse = true
+         local out = {}
+         for _, v in ipairs(d(x):totable()) do out[#out + 1] = string.format('%a', v) end
+         io.write('sum ', x:abs():sum():item(), ' ', table.concat(out, ','))
+      ]=])
+      f:close()
+      local function run(env)
+         local p = io.popen(env .. ' luajit ' .. script .. ' ' .. root .. ' 2>&1')
+         local out = p:read('*a')
+         p:close()
+         return out
+      end
+      local fast, portable = run('SLAYER_NO_AVX512=0'), run('SLAYER_NO_AVX512=1')
+      os.remove(script)
+      assert.truthy(fast:match('^sum %d'), fast)
+      assert.is_true(#fast > 1000)
+      assert.are.equal(portable, fast)
+   end)
+end)
+
 describe('conv on sparse spikes', function()
    it('matches the GEMM path forward and in both gradients for strides, padding and dilation', function()
       snn.manualSeed(12)

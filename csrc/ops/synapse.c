@@ -39,6 +39,9 @@
 #include <cblas.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#endif
 
 #undef I /* complex.h, pulled in by cblas.h */
 
@@ -395,8 +398,51 @@ static void fill_row(int32_t *restrict tt, float *restrict vv, const float *rest
     }
 }
 
+#if defined(__x86_64__) && defined(__GNUC__)
+/* fill_row with AVX-512: per block of 16 bins, the non-zeros' values and
+   bin numbers are compressed within a register and stored under a mask of
+   their count (compressing straight to memory is slow on some CPUs) */
+__attribute__((target("avx512f")))
+static void fill_row_avx512(int32_t *restrict tt, float *restrict vv, const float *restrict row, int64_t T, int64_t nnz)
+{
+    const __m512i lanes = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    const __m512i magnitude = _mm512_set1_epi32(0x7fffffff);
+    int64_t k = 0, t0 = 0;
+    for (; t0 + 16 <= T && k < nnz; t0 += 16) {
+        __m512i b = _mm512_loadu_si512(row + t0);
+        __mmask16 m = _mm512_test_epi32_mask(b, magnitude);
+        if (!m) continue;
+        int c = __builtin_popcount(m);
+        __mmask16 head = (__mmask16)((1u << c) - 1);
+        _mm512_mask_storeu_epi32(vv + k, head, _mm512_maskz_compress_epi32(m, b));
+        _mm512_mask_storeu_epi32(tt + k, head,
+                                 _mm512_maskz_compress_epi32(m, _mm512_add_epi32(lanes, _mm512_set1_epi32((int)t0))));
+        k += c;
+    }
+    for (int64_t t = t0; t < T && k < nnz; t++) {
+        tt[k] = (int32_t)t;
+        vv[k] = row[t];
+        k += row[t] != 0.0f;
+    }
+}
+#endif
+
+typedef void (*fill_fn)(int32_t *restrict, float *restrict, const float *restrict, int64_t, int64_t);
+
+/* SLAYER_NO_AVX512=1 keeps the portable fill (the specs compare the two) */
+static fill_fn fill_impl(void)
+{
+#if defined(__x86_64__) && defined(__GNUC__)
+    const char *off = getenv("SLAYER_NO_AVX512");
+    if (__builtin_cpu_supports("avx512f") && !(off && *off && strcmp(off, "0") != 0)) return fill_row_avx512;
+#endif
+    return fill_row;
+}
+
 int sl_sparse_rows_new(sl_sparse_rows **out, const sl_tensor *x, double maxDensity)
 {
+    static fill_fn fill; /* chosen once (every thread would choose the same) */
+    if (!fill) fill = fill_impl();
     *out = NULL;
     if (x->device != SL_CPU || !sl_tensor_is_contiguous(x) || x->ndim < 2)
         return sl_errorf("dense: sparse input must be a contiguous CPU tensor with a time dimension");
@@ -422,7 +468,7 @@ int sl_sparse_rows_new(sl_sparse_rows **out, const sl_tensor *x, double maxDensi
     if (!s->t || !s->v) goto oom;
     SL_FOR(r, rows, rows * s->T > SL_PAR_MIN, {
         int64_t k = s->start[r], end = s->start[r + 1];
-        if (k < end) fill_row(s->t + k, s->v + k, x->data + r * s->T, s->T, end - k);
+        if (k < end) fill(s->t + k, s->v + k, x->data + r * s->T, s->T, end - k);
     });
     *out = s;
     return 0;
