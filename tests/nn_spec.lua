@@ -445,12 +445,9 @@ describe('memory', function()
       -- dropped 64 MB tensors are garbage until a collection, which the
       -- live-memory threshold (256 MB above what survived) would run only
       -- after the cap refused one
-      local root = debug.getinfo(1, 'S').source:sub(2):match('^(.*)/tests/[^/]*$') or '.'
-      local script = os.tmpname()
-      local f = assert(io.open(script, 'w'))
-      f:write([=[
-         local root = ...
-         package.path = root .. '/lua/?.lua;' .. root .. '/lua/?/init.lua;' .. package.path
+      -- (no OpenBLAS worker threads: one that starts under the cap retries
+      -- its buffer's mmap forever, and the process hangs at exit)
+      local out = H.runLua([=[
          local ffi = require 'ffi'
          ffi.cdef 'struct slRlimit { uint64_t cur, max; }; int setrlimit(int, const struct slRlimit *);'
          local snn = require 'slayer'
@@ -468,14 +465,7 @@ describe('memory', function()
          local big = T.full({40 * 2 ^ 20}, 1)
          print(string.format('done: %d forced collections, sum %d', snn.memoryStats().collections - n0,
             big:sum():item()))
-      ]=])
-      f:close()
-      -- (no OpenBLAS worker threads: one that starts under the cap retries
-      -- its buffer's mmap forever, and the process hangs at exit)
-      local p = io.popen('OPENBLAS_NUM_THREADS=1 timeout 120 luajit ' .. script .. ' ' .. root .. ' 2>&1')
-      local out = p:read('*a')
-      p:close()
-      os.remove(script)
+      ]=], 'OPENBLAS_NUM_THREADS=1 timeout 120')
       local forced, sum = out:match('done: (%d+) forced collections, sum (%d+)')
       assert.truthy(forced, out)
       assert.is_true(tonumber(forced) >= 1, out)

@@ -10,12 +10,7 @@ describe('the sparse input list', function()
    it('holds the same bits from the AVX-512 and the portable fill (SLAYER_NO_AVX512=1)', function()
       -- each child builds a dense layer's output on the sparse path from one
       -- seeded input holding spikes, other values, -0 and runs of zeros
-      local root = debug.getinfo(1, 'S').source:sub(2):match('^(.*)/tests/[^/]*$') or '.'
-      local script = os.tmpname()
-      local f = assert(io.open(script, 'w'))
-      f:write([=[
-         local root = ...
-         package.path = root .. '/lua/?.lua;' .. root .. '/lua/?/init.lua;' .. package.path
+      local source = [=[
          local snn = require 'slayer'
          local T = snn.tensor
          snn.manualSeed(3)
@@ -27,16 +22,8 @@ describe('the sparse input list', function()
          local out = {}
          for _, v in ipairs(d(x):totable()) do out[#out + 1] = string.format('%a', v) end
          io.write('sum ', x:abs():sum():item(), ' ', table.concat(out, ','))
-      ]=])
-      f:close()
-      local function run(env)
-         local p = io.popen(env .. ' luajit ' .. script .. ' ' .. root .. ' 2>&1')
-         local out = p:read('*a')
-         p:close()
-         return out
-      end
-      local fast, portable = run('SLAYER_NO_AVX512=0'), run('SLAYER_NO_AVX512=1')
-      os.remove(script)
+      ]=]
+      local fast, portable = H.runLua(source, 'SLAYER_NO_AVX512=0'), H.runLua(source, 'SLAYER_NO_AVX512=1')
       assert.truthy(fast:match('^sum %d'), fast)
       assert.is_true(#fast > 1000)
       assert.are.equal(portable, fast)

@@ -128,4 +128,21 @@ function H.readFile(path)
    return s
 end
 
+--- Run a Lua source in a child luajit with the package's path set up, as
+-- `env luajit <script> 2>&1` (env: variable settings and wrappers such as
+-- 'X=1 timeout 60', or ''); returns everything it printed.
+function H.runLua(source, env)
+   local root = debug.getinfo(1, 'S').source:sub(2):match('^(.*)/tests/support/[^/]*$') or '.'
+   local script = os.tmpname()
+   local f = assert(io.open(script, 'w'))
+   f:write(string.format('package.path = %q .. package.path\n', root .. '/lua/?.lua;' .. root .. '/lua/?/init.lua;'),
+      source)
+   f:close()
+   local p = io.popen((env or '') .. ' luajit ' .. script .. ' 2>&1')
+   local out = p:read('*a')
+   p:close()
+   os.remove(script)
+   return out
+end
+
 return H
