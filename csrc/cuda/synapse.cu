@@ -543,7 +543,7 @@ SL_CUDA_API int sl_fold_pool_cuda(sl_tensor *y, sl_tensor *x, const sl_tensor *w
                                   int adjoint, int odd_pad)
 {
     Fold f;
-    slc_fold_of(&f, x->shape, p, odd_pad);
+    sl_fold_of(&f, x->shape, p, odd_pad);
     if (!adjoint) {
         int64_t total = y->numel;
         if (total == 0) return 0;

@@ -180,37 +180,8 @@ SLC_SHD float slc_col2im_value(const float *col, const slc_conv_dims *d, int64_t
     return acc;
 }
 
-/* the folded pooling geometry: x [N, C, H, W, T] seen as [N, C*Hp, Wp, T]
-   (Hp = H + H mod kh with the reference's odd padding), y [N, Rf, Q, T] */
-typedef struct {
-    int64_t N, C, H, W, T, Hp, Hf, Rf, Q;
-    int32_t kh, kw, sh, sw, ph, pw, dh, dw;
-} slc_fold;
-
-/* the geometry of x [N, C, H, W, T] with kernel p; 0 when it is valid for
-   an output [N, C, Rf / C, Q, T] (windows never cross channels in Rf % C) */
-SLC_SHD int slc_fold_of(slc_fold *f, const int32_t *xshape, const sl_conv_params *p, int odd_pad)
-{
-    f->N = xshape[0];
-    f->C = xshape[1];
-    f->H = xshape[2];
-    f->W = xshape[3];
-    f->T = xshape[4];
-    f->kh = p->kh;
-    f->kw = p->kw;
-    f->sh = p->sh;
-    f->sw = p->sw;
-    f->ph = p->ph;
-    f->pw = p->pw;
-    f->dh = p->dh;
-    f->dw = p->dw;
-    f->Hp = odd_pad && f->H % p->kh ? f->H + f->H % p->kh : f->H;
-    int64_t Wp = odd_pad && f->W % p->kw ? f->W + f->W % p->kw : f->W;
-    f->Hf = f->C * f->Hp;
-    f->Rf = (f->Hf + 2 * (int64_t)p->ph - (int64_t)p->dh * (p->kh - 1) - 1) / p->sh + 1;
-    f->Q = (Wp + 2 * (int64_t)p->pw - (int64_t)p->dw * (p->kw - 1) - 1) / p->sw + 1;
-    return f->C >= 1 && f->Rf >= 1 && f->Q >= 1 && f->Rf % f->C == 0 ? 0 : -1;
-}
+/* the folded pooling geometry (sl_fold, shapes.h) */
+typedef sl_fold slc_fold;
 
 /* y element e = (n, r, q, t) */
 SLC_SHD float slc_pool_value(const float *x, const float *w, const slc_fold *f, int64_t e)

@@ -751,13 +751,6 @@ int sl_conv_sparse_weight_grad(sl_tensor *gw, const sl_tensor *in, const sl_spar
  * transpose: it scatters y back into xf.  `in` is x for pool and y for
  * unpool; both tensors are given with their C-channel shapes.
  */
-static void fold_geometry(const sl_tensor *x, const sl_conv_params *p, int odd_pad, int64_t *Hp, int64_t *Wp)
-{
-    int64_t H = x->shape[2], W = x->shape[3];
-    *Hp = odd_pad && H % p->kh ? H + H % p->kh : H;
-    *Wp = odd_pad && W % p->kw ? W + W % p->kw : W;
-}
-
 int sl_fold_pool(sl_tensor *y, sl_tensor *x, const sl_tensor *weight, const sl_conv_params *p, int adjoint,
                  int odd_pad)
 {
@@ -769,14 +762,10 @@ int sl_fold_pool(sl_tensor *y, sl_tensor *x, const sl_tensor *weight, const sl_c
         return sl_errorf("pool: invalid kernel, stride, padding or dilation");
     if (x->ndim != 5 || y->ndim != 5 || weight->numel != (int64_t)p->kh * p->kw)
         return sl_errorf("pool: expected 5-D tensors and a %dx%d weight", p->kh, p->kw);
-    int64_t N = x->shape[0], C = x->shape[1], H = x->shape[2], W = x->shape[3], T = x->shape[4];
-    int64_t Hp, Wp;
-    fold_geometry(x, p, odd_pad, &Hp, &Wp);
-    int64_t Hf = C * Hp;
-    int64_t Rf = (Hf + 2 * (int64_t)p->ph - (int64_t)p->dh * (p->kh - 1) - 1) / p->sh + 1;
-    int64_t Q = (Wp + 2 * (int64_t)p->pw - (int64_t)p->dw * (p->kw - 1) - 1) / p->sw + 1;
-    if (C < 1 || Rf < 1 || Q < 1 || Rf % C != 0 || y->shape[0] != N || y->shape[1] != C || y->shape[2] != Rf / C ||
-        y->shape[3] != Q || y->shape[4] != T)
+    sl_fold f;
+    int bad = sl_fold_of(&f, x->shape, p, odd_pad);
+    int64_t N = f.N, C = f.C, H = f.H, W = f.W, T = f.T, Hp = f.Hp, Hf = f.Hf, Rf = f.Rf, Q = f.Q;
+    if (bad || y->shape[0] != N || y->shape[1] != C || y->shape[2] != Rf / C || y->shape[3] != Q || y->shape[4] != T)
         return sl_errorf("pool: input %s and output %s do not fit the folded pooling", sl_shape_str(x, b1, sizeof b1),
                          sl_shape_str(y, b2, sizeof b2));
     SL_DISPATCH(sl_fold_pool, dev, y, x, weight, p, adjoint, odd_pad);

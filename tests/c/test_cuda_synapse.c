@@ -55,7 +55,7 @@ TEST(pool_and_unpool_elements_match_the_cpu_bit_for_bit)
         sl_conv_params p = {k[3], k[4], k[5], k[6], k[7], k[8], k[9], k[10], 1};
         int32_t xs[5] = {2, k[0], k[1], k[2], 7};
         slc_fold f;
-        CHECK(slc_fold_of(&f, xs, &p, k[11]) == 0);
+        CHECK(sl_fold_of(&f, xs, &p, k[11]) == 0);
         int32_t ys[5] = {2, k[0], (int32_t)(f.Rf / f.C), (int32_t)f.Q, 7}, ws[2] = {k[3], k[4]};
         sl_tensor *x = tensor(5, xs), *y = tensor(5, ys), *w = tensor(2, ws), *x2 = tensor(5, xs);
         CHECK(sl_fold_pool(y, x, w, &p, 0, k[11]) == 0);
