@@ -198,11 +198,12 @@ local function runW4(n, batch)
    end, function(loss) loss:backward() end)
 end
 
--- the names of a dataset's samples, as SpikeFiles keeps them
-local names = {paths = {}, indices = {}}
+-- the names of a dataset's samples, as SpikeFiles keeps them (its paths,
+-- and the dataset's own array of them)
+local names = {paths = {}}
 for i = 1, opts.names do
-   names.indices[i] = tostring(i)
    names.paths[i] = 'data/nmnist/train/' .. i .. '.bs2'
+   names[i] = names.paths[i]
 end
 
 local results = {}

@@ -153,7 +153,9 @@ function SpikeFiles:__init(o)
       fail(fname, 'cannot open the list file ' .. listPath .. ' (N-MNIST-style data: a folder of <index>.bs2 files '
          .. 'with train/test list files, e.g. ../shared/data/nmnist-small)')
    end
-   self.paths, self.labels, self.indices = {}, {}, {}
+   -- (only the paths and labels are kept: every string held here is an
+   -- object the collector visits at each full collection)
+   self.paths, self.labels = {}, {}
    local lineNo = 0
    for line in f:lines() do
       lineNo = lineNo + 1
@@ -169,7 +171,6 @@ function SpikeFiles:__init(o)
             f:close()
             fail(fname, listPath .. ' line ' .. lineNo .. ': label ' .. (lab - 1) .. ' outside 0..' .. (self.classes - 1))
          end
-         self.indices[#self.indices + 1] = idx
          self.paths[#self.paths + 1] = o.root .. '/' .. idx .. '.' .. self.ext
          self.labels[#self.labels + 1] = lab
       end
@@ -177,7 +178,7 @@ function SpikeFiles:__init(o)
    f:close()
    if #self.paths == 0 then fail(fname, listPath .. ' lists no samples') end
    if o.limit and o.limit > 0 then
-      for i = #self.paths, o.limit + 1, -1 do self.paths[i], self.labels[i], self.indices[i] = nil, nil, nil end
+      for i = #self.paths, o.limit + 1, -1 do self.paths[i], self.labels[i] = nil, nil end
    end
    fillArray(self)
 end
