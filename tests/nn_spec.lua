@@ -199,6 +199,24 @@ describe('weightNorm', function()
       assert.truthy(d.weight_g.grad and d.weight_v.grad)
    end)
 
+   it('keeps the computed weight through a call of the module from inside its own forward', function()
+      local R = snn.class('WeightNormRecursive', snn.Module)
+      function R:__init() snn.Module.__init(self); self.weight = T.randn({3, 4}):requiresGrad(true) end
+      function R:forward(x, depth)
+         local inner = depth > 0 and self(x, depth - 1) or 0
+         return x:matmul(self.weight) + inner -- the weight read after the inner call returned
+      end
+      snn.manualSeed(13)
+      local r = snn.weightNorm(R())
+      local x = T.randn({2, 3})
+      r(x, 1):sum():backward()
+      local twice = r.weight_v.grad:clone()
+      r.weight_g.grad, r.weight_v.grad = nil, nil
+      ;(r(x, 0) * 2):sum():backward()
+      assert.is_true(T.maxAbsDiff(twice, r.weight_v.grad) <= 1e-6 * r.weight_v.grad:abs():max())
+      assert.is_true(twice:abs():max() > 0)
+   end)
+
    it('refuses a module without that parameter, a second application and a bad dim, naming them', function()
       local d = layer():dense(4, 2)
       for _, c in ipairs({{{}, nil, nil, 'expected a module'}, {d, 'bias', nil, "the module has no parameter 'bias'"},
