@@ -208,6 +208,23 @@ describe('learning statistics', function()
       assert.truthy(err:find("stats:plot: cannot write '" .. prefix .. "no-such-folder/loss.png'", 1, true), err)
    end)
 
+   it('takes the reference\'s positional plot(figures, saveFig, path) and names an unknown option', function()
+      local st = snn.stats()
+      fill(st.training, 10, 2, 5); fill(st.testing, 10, 3, 4)
+      st:update()
+      local prefix = os.tmpname() .. '-'
+      local files = st:plot({1, 2}, true, prefix)
+      assert.are.same({prefix .. 'loss.png', prefix .. 'loss.svg', prefix .. 'accuracy.png', prefix .. 'accuracy.svg'},
+         files)
+      for _, f in ipairs(files) do
+         assert.truthy(io.open(f, 'rb'), f)
+         os.remove(f)
+      end
+      os.remove(prefix:sub(1, -2))
+      local err = H.errorOf(function() st:plot{Path = prefix} end)
+      assert.truthy(err:find("stats:plot: unknown option 'Path'", 1, true), err)
+   end)
+
    it('keeps titles, series names and paths from reaching gnuplot as commands', function()
       local st = snn.stats()
       fill(st.training, 10, 5, 7); fill(st.testing, 10, 6, 5); st:update()

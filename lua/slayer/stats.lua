@@ -309,11 +309,24 @@ end
 -- two files all or none, and returns the list of the four files.  A figure
 -- with nothing finite to draw (no epochs, accuracy never above 0, every
 -- loss NaN or infinite) is drawn empty with a note, so the four files are
--- always there after a successful call.  opts: path (prefix), title.
-function Stats:plot(opts)
+-- always there after a successful call.  opts: path (prefix), title; or
+-- the reference's positional plot(figures, saveFig, path), whose figure
+-- numbers are ignored and whose files are written whatever saveFig says
+-- (there is no display to show them on instead).
+function Stats:plot(opts, saveFig, path)
+   if opts == nil and (saveFig ~= nil or path ~= nil) then opts = {} end
    opts = opts or {}
    if type(opts) ~= 'table' then L.raise('stats:plot: expected options {path =, title =}, got ' .. type(opts)) end
-   local path = opts.path or ''
+   if opts[1] ~= nil or saveFig ~= nil or path ~= nil then
+      opts = {path = path} -- positional: (figures, saveFig, path)
+   else
+      for k in pairs(opts) do
+         if k ~= 'path' and k ~= 'title' and k ~= 'saveFig' and k ~= 'figures' then
+            L.raise("stats:plot: unknown option '" .. tostring(k) .. "' (expected path, title)")
+         end
+      end
+   end
+   path = opts.path or ''
    if type(path) ~= 'string' then L.raise('stats:plot: expected a path prefix (a string), got ' .. type(path)) end
    local files = require('slayer.plot').learningCurves(self, path, opts.title, 'stats:plot')
    return files
