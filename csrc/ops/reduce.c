@@ -36,6 +36,7 @@ int sl_sum_dim(sl_tensor *out, const sl_tensor *a, int dim)
     int rc = check_dim_out("sum", out, a, dim);
     if (rc) return rc;
     SL_DISPATCH(sl_sum_dim, dev, out, a, dim);
+    if (out->numel == 0) return 0; /* nothing to write (and no data pointer) */
     int64_t outer, n, inner;
     sl_split_dims(a, dim, &outer, &n, &inner);
     const float *pa = a->data;

@@ -769,6 +769,7 @@ int sl_fold_pool(sl_tensor *y, sl_tensor *x, const sl_tensor *weight, const sl_c
         return sl_errorf("pool: input %s and output %s do not fit the folded pooling", sl_shape_str(x, b1, sizeof b1),
                          sl_shape_str(y, b2, sizeof b2));
     SL_DISPATCH(sl_fold_pool, dev, y, x, weight, p, adjoint, odd_pad);
+    if ((adjoint ? x : y)->numel == 0) return 0; /* nothing to write (and no data pointer) */
     const float *w = weight->data;
     if (!adjoint) {
         /* parallel over (n, output row): each clears and fills its own row
