@@ -4,12 +4,13 @@
 #   make test    build, then run the C and busted tests (ends with "N passed, M failed")
 #   make demo    build, then run the main job (examples/fashion-events)
 #   make bench   build, then print the micro-benchmarks
+#   make sanitize  the tests against an ASan + UBSan build (build-asan/; ~25 min)
 BUILD ?= build
 SLAYER_CUDA ?= AUTO
 JOBS ?= 2
 LUAJIT ?= luajit
 
-.PHONY: deps build test demo bench clean
+.PHONY: deps build test demo bench sanitize clean
 
 deps:
 	sh tools/install-deps.sh
@@ -29,5 +30,8 @@ demo: build
 bench: build
 	SLAYER_LIB=$(CURDIR)/$(BUILD)/libslayer.so $(LUAJIT) bench/run.lua
 
+sanitize:
+	sh tools/sanitize.sh $(CURDIR)/build-asan
+
 clean:
-	rm -rf $(BUILD) build.luarocks
+	rm -rf $(BUILD) build-asan build.luarocks

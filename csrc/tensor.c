@@ -38,6 +38,20 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+/* Under AddressSanitizer (tools/sanitize.sh) the caching allocator tells it
+   which bytes are in use: the slack of a size class past the bytes asked
+   for, and a cached block but for its list link, are poisoned, so a kernel
+   that runs past its tensor or reads a freed one is reported as in a
+   malloc'd block.  Without ASan these are no-ops. */
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#define SL_ASAN_POISON(p, n) ASAN_POISON_MEMORY_REGION((p), (n))
+#define SL_ASAN_UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
+#else
+#define SL_ASAN_POISON(p, n) ((void)(p), (void)(n))
+#define SL_ASAN_UNPOISON(p, n) ((void)(p), (void)(n))
+#endif
+
 struct sl_storage {
     void *ptr;
     size_t bytes;       /* size class actually allocated */
@@ -162,6 +176,7 @@ static void *cpu_alloc(size_t bytes, size_t *actual)
     if (idx < N_CLASSES && cpu.lists[idx]) {
         free_block *b = cpu.lists[idx];
         cpu.lists[idx] = b->next;
+        SL_ASAN_UNPOISON(b, r);
         cpu.cached -= (int64_t)r;
         p = b;
     }
@@ -182,6 +197,7 @@ static void *cpu_alloc(size_t bytes, size_t *actual)
     cpu.since += (int64_t)r;
     if (cpu.live > cpu.peak) cpu.peak = cpu.live;
     pthread_mutex_unlock(&cpu.lock);
+    SL_ASAN_POISON((char *)p + bytes, r - bytes);
     *actual = r;
     return p;
 }
@@ -196,13 +212,18 @@ static void cpu_release(void *p, size_t r)
     if (cpu.limit < 0) cpu.limit = default_cache_limit();
     if (idx < N_CLASSES && cpu.cached + (int64_t)r <= cpu.limit) {
         free_block *b = (free_block *)p;
+        SL_ASAN_UNPOISON(b, sizeof *b);
         b->next = cpu.lists[idx];
         cpu.lists[idx] = b;
+        SL_ASAN_POISON((char *)p + sizeof *b, r - sizeof *b);
         cpu.cached += (int64_t)r;
         keep = true;
     }
     pthread_mutex_unlock(&cpu.lock);
-    if (!keep) sys_free(p, r);
+    if (!keep) {
+        SL_ASAN_UNPOISON(p, r); /* free() and munmap() see the whole block */
+        sys_free(p, r);
+    }
 }
 
 void *sl_scratch_alloc(size_t bytes)
@@ -256,7 +277,9 @@ static void cpu_trim(int64_t limit)
     pthread_mutex_unlock(&cpu.lock);
     while (drop) {
         free_block *n = drop->next;
-        sys_free(drop, drop->bytes);
+        size_t r = drop->bytes;
+        SL_ASAN_UNPOISON(drop, r);
+        sys_free(drop, r);
         drop = n;
     }
 }

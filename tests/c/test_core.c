@@ -38,6 +38,31 @@ TEST(cache_limit_trims)
     sl_mem_set_cache_limit(SL_CPU, (int64_t)1 << 30);
 }
 
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+/* built by tools/sanitize.sh: the caching allocator tells ASan that a block's
+   slack past the bytes asked for and a cached block are out of bounds */
+TEST(asan_sees_the_slack_and_the_cached_blocks)
+{
+    sl_tensor *t = make(10, 10); /* 400 bytes in a 448-byte size class */
+    char *p = (char *)t->data;
+    CHECK(__asan_region_is_poisoned(p, 400) == NULL);
+    CHECK(__asan_address_is_poisoned(p + 400) && __asan_address_is_poisoned(p + 447));
+    sl_tensor_free(t);
+    CHECK(__asan_address_is_poisoned(p + 16) && __asan_address_is_poisoned(p + 399)); /* all but the list link */
+    sl_tensor *u = make(10, 10); /* the same block, from the cache */
+    CHECK((char *)u->data == p && __asan_region_is_poisoned(p, 400) == NULL && __asan_address_is_poisoned(p + 400));
+    sl_tensor_free(u);
+    sl_tensor *big = make(1100, 1000); /* 4.4 MB: a block mapped for huge pages */
+    char *q = (char *)big->data;
+    CHECK(__asan_region_is_poisoned(q, 4400000) == NULL && __asan_address_is_poisoned(q + 4400000));
+    sl_tensor_free(big);
+    CHECK(__asan_address_is_poisoned(q + 4096));
+    sl_mem_set_cache_limit(SL_CPU, 0); /* unmapped: nothing stays poisoned for a later mapping */
+    sl_mem_set_cache_limit(SL_CPU, (int64_t)1 << 30);
+}
+#endif
+
 TEST(views_and_strided_copy)
 {
     sl_tensor *t = make(3, 4);
@@ -185,6 +210,9 @@ int main(void)
 {
     RUN(allocator_reuses_freed_blocks);
     RUN(cache_limit_trims);
+#if defined(__SANITIZE_ADDRESS__)
+    RUN(asan_sees_the_slack_and_the_cached_blocks);
+#endif
     RUN(views_and_strided_copy);
     RUN(view_keeps_storage_alive);
     RUN(errors_name_the_op_and_shapes);
