@@ -177,8 +177,11 @@ SL_CUDA_API void *sl_cuda_malloc(size_t bytes)
     }
 #ifdef SLAYER_CUDAEMU
     /* the host emulator (tests/cudaemu) fills every block it hands out with
-       NaN, in stream order: a kernel that reads what nobody wrote shows */
-    emu::poison(p, r);
+       NaN, in stream order: a kernel that reads what nobody wrote shows; and
+       the size class's slack past `bytes` with a canary that each kernel
+       given the block must leave as it is */
+    emu::redzone(p, bytes ? bytes : 1);
+    emu::poison(p, bytes ? bytes : 1);
 #endif
     return p;
 }

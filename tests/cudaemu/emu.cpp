@@ -39,6 +39,12 @@
  *   - Poison.  The back end's caching allocator, built here, has every
  *     block it hands out filled with NaN in stream order (emu::poison), so
  *     a kernel that reads memory nobody wrote gives NaN, not a lucky zero.
+ *   - Canaries.  The allocator's size classes round a request up, so a
+ *     block has slack past the bytes asked for, where the guard page cannot
+ *     catch an overrun.  emu::redzone fills that slack with a canary byte;
+ *     after each kernel, the blocks its pointer arguments point into are
+ *     checked, and a changed canary is a device fault naming the kernel.
+ *     Copies, memsets and GEMMs must stay within the bytes asked for.
  * Not emulated: concurrency between threads (no data race shows), timing,
  * several devices or streams running side by side.
  *
@@ -150,7 +156,11 @@ static size_t arena_pages = 0; /* pages handed out so far (high-water mark) */
    aligned), so a kernel that runs past the end of a block faults. */
 struct Block {
     size_t bytes, page, npages; /* data bytes; its pages [page, page + npages) */
+    /* bytes in use (redzone()): the rest holds the canary.  valid_host is
+       what the host last asked for, valid the same in stream order */
+    size_t valid_host, valid;
 };
+static const unsigned char CANARY = 0xfd;
 static std::map<size_t, Block> live;         /* byte offset of the data -> block */
 static std::map<size_t, size_t> free_pages;  /* first page -> count (guards included), coalesced */
 static int64_t used = 0;
@@ -218,7 +228,7 @@ static bool is_device(const void *p, size_t bytes)
     auto it = live.upper_bound(off);
     if (it == live.begin()) return false;
     --it;
-    return off + bytes <= it->first + it->second.bytes;
+    return off + bytes <= it->first + it->second.valid_host;
 }
 
 static bool is_pinned(const void *p, size_t bytes)
@@ -247,7 +257,7 @@ static void *arena_alloc(size_t bytes)
         page = arena_pages;
         arena_pages += need;
     }
-    Block b = {bytes, page, npages};
+    Block b = {bytes, page, npages, bytes, bytes};
     if (open_depth > 0) protect(b, PROT_READ | PROT_WRITE);
     size_t off = (page + npages) * PAGE - len;
     live[off] = b;
@@ -363,6 +373,42 @@ void poison(void *p, size_t bytes)
     std::lock_guard<std::recursive_mutex> g(big_lock);
     if (sticky || !is_device(p, bytes)) return;
     enqueue([p, bytes]() { memset(p, 0xff, bytes); });
+}
+
+void redzone(void *p, size_t valid)
+{
+    std::lock_guard<std::recursive_mutex> g(big_lock);
+    if (sticky || !arena || (char *)p < arena || (char *)p >= arena + ARENA) return;
+    size_t off = (size_t)((char *)p - arena);
+    auto it = live.find(off);
+    if (it == live.end() || valid > it->second.bytes) return;
+    it->second.valid_host = valid;
+    enqueue([off, valid]() {
+        auto b = live.find(off);
+        if (b == live.end()) return;
+        b->second.valid = valid;
+        memset(arena + off + valid, CANARY, b->second.bytes - valid);
+    });
+}
+
+/* after a kernel: the canary of every block it was given a pointer into */
+static void check_canaries(const char *name, const std::vector<const void *> &ptrs)
+{
+    for (const void *p : ptrs) {
+        size_t off = (size_t)((const char *)p - arena);
+        auto it = live.upper_bound(off);
+        if (it == live.begin()) continue;
+        --it;
+        const Block &b = it->second;
+        const unsigned char *z = (const unsigned char *)arena + it->first;
+        for (size_t i = b.valid; i < b.bytes; i++)
+            if (z[i] != CANARY) {
+                fault("kernel %s wrote past the end of an allocation of %zu bytes (at byte %zu of the "
+                      "%zu-byte cached block holding it)",
+                      name, b.valid, i, b.bytes);
+                return;
+            }
+    }
 }
 
 /* ---- kernels: blocks of fibers ----------------------------------------------------------- */
@@ -690,10 +736,14 @@ bool check_launch(const Config &c, const char *name, const void *kernel)
     return true;
 }
 
-bool check_pointer(const char *name, int arg, const void *p)
+bool check_pointer(const char *name, int arg, const void *p, Grid *grid)
 {
     std::lock_guard<std::recursive_mutex> g(big_lock);
-    if (p == NULL || is_device(p, 1) || is_pinned(p, 1)) return true;
+    if (p != NULL && is_device(p, 1)) {
+        grid->device_args.push_back(p);
+        return true;
+    }
+    if (p == NULL || is_pinned(p, 1)) return true;
     launch_fail(fail(cudaErrorInvalidValue, "kernel %s: argument %d (%p) is neither device memory nor pinned host memory",
                      name, arg, p));
     return false;
@@ -710,7 +760,10 @@ void enqueue_grid(const Config &c, const char *name, Grid *g)
                 name, c.grid.x, c.grid.y, c.grid.z, c.block.x, c.block.y, c.block.z, c.shared);
     Config cc = c;
     std::shared_ptr<Grid> grid(g);
-    enqueue([cc, name, grid]() { run_grid(cc, name, grid.get()); });
+    enqueue([cc, name, grid]() {
+        run_grid(cc, name, grid.get());
+        if (sticky == cudaSuccess) check_canaries(name, grid->device_args);
+    });
 }
 
 } /* namespace emu */

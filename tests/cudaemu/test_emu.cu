@@ -249,6 +249,24 @@ static void write_past_the_end(void)
     _exit(0);
 }
 
+/* a block the caching allocator hands out for 60 of its 64 floats */
+static void write_past_the_request(void)
+{
+    float *d = NULL;
+    if (cudaMalloc(&d, 64 * sizeof(float)) != cudaSuccess) _exit(3);
+    emu::redzone(d, 60 * sizeof(float));
+    static float host[64];
+    if (cudaMemcpyAsync(d, host, 61 * sizeof(float), cudaMemcpyHostToDevice, st) != cudaErrorInvalidValue) _exit(4);
+    cudaGetLastError();
+    if (cudaMemcpyAsync(d, host, 60 * sizeof(float), cudaMemcpyHostToDevice, st) != cudaSuccess) _exit(5);
+    store_kernel<<<1, 1, 0, st>>>(d, 59); /* the last element asked for: fine */
+    if (cudaStreamSynchronize(st) != cudaSuccess) _exit(6);
+    store_kernel<<<1, 1, 0, st>>>(d + 8, 52); /* element 60, through a pointer inside the block */
+    cudaError_t e = cudaStreamSynchronize(st);
+    if (e != cudaErrorLaunchFailure || !strstr(cudaGetErrorString(e), "store_kernel wrote past the end")) _exit(7);
+    _exit(0);
+}
+
 static void divergent_barrier(void)
 {
     float *d = NULL;
@@ -273,6 +291,12 @@ TEST(a_kernel_writing_past_the_end_of_a_block_crashes)
     CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGSEGV);
 }
 
+TEST(a_kernel_writing_into_the_slack_of_a_cached_block_is_a_fault)
+{
+    int status = in_child(write_past_the_request);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
 TEST(threads_waiting_at_different_barriers_are_a_fault)
 {
     int status = in_child(divergent_barrier);
@@ -293,6 +317,7 @@ int main(void)
     RUN(bad_launches_and_copies_are_refused_with_a_reason);
     RUN(host_access_to_device_memory_crashes);
     RUN(a_kernel_writing_past_the_end_of_a_block_crashes);
+    RUN(a_kernel_writing_into_the_slack_of_a_cached_block_is_a_fault);
     RUN(threads_waiting_at_different_barriers_are_a_fault);
     return END();
 }

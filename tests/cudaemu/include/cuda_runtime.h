@@ -28,6 +28,7 @@
 #include <tuple>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 /* ---- qualifiers ------------------------------------------------------------ */
 #define __global__
@@ -149,6 +150,12 @@ void *block_shared(const void *key, size_t bytes);
 /* queue a fill of device memory with all bits set (NaN): csrc/cuda's
    caching allocator calls it on every block it hands out when built here */
 void poison(void *p, size_t bytes);
+/* the caching allocator hands out block p (cudaMalloc's) for its first
+   `valid` bytes: the rest of the block (its size class's slack) is filled
+   with a canary in stream order, and a kernel given a pointer into the
+   block that changes the canary is a fault (written past the end of what
+   was asked for); copies and memsets must stay within `valid` bytes */
+void redzone(void *p, size_t valid);
 /* the scheduling order (0 forward, 1 reverse, 2 shuffle; emu.cpp), for
    the emulator's own test; $SLAYER_CUDAEMU_ORDER sets it otherwise */
 void set_order(int mode);
@@ -156,20 +163,24 @@ void set_order(int mode);
 /* a launched grid: thread() runs the kernel once, for the current thread;
    launch() checks the configuration and the pointer arguments, then queues it */
 struct Grid {
+    std::vector<const void *> device_args; /* pointer arguments into device memory */
     virtual ~Grid() {}
     virtual void thread() = 0;
 };
 bool check_launch(const Config &c, const char *name, const void *kernel);
-bool check_pointer(const char *name, int arg, const void *p);
+bool check_pointer(const char *name, int arg, const void *p, Grid *g);
 void enqueue_grid(const Config &c, const char *name, Grid *g);
 
-template <typename T> inline bool pointer_ok(const char *, int, const T &) { return true; }
-template <typename T> inline bool pointer_ok(const char *name, int arg, T *const &p) { return check_pointer(name, arg, p); }
+template <typename T> inline bool pointer_ok(const char *, int, const T &, Grid *) { return true; }
+template <typename T> inline bool pointer_ok(const char *name, int arg, T *const &p, Grid *g)
+{
+    return check_pointer(name, arg, p, g);
+}
 
-template <typename Tuple, size_t... I> bool pointers_ok(const char *name, const Tuple &t, std::index_sequence<I...>)
+template <typename Tuple, size_t... I> bool pointers_ok(const char *name, const Tuple &t, Grid *g, std::index_sequence<I...>)
 {
     bool ok = true;
-    (void)std::initializer_list<int>{(ok = ok && pointer_ok(name, (int)I + 1, std::get<I>(t)), 0)...};
+    (void)std::initializer_list<int>{(ok = ok && pointer_ok(name, (int)I + 1, std::get<I>(t), g), 0)...};
     return ok;
 }
 
@@ -185,7 +196,7 @@ template <typename... P, typename... A> void launch(const Config &c, const char 
     static_assert(sizeof...(P) == sizeof...(A), "kernel launched with the wrong number of arguments");
     if (!check_launch(c, name, (const void *)k)) return;
     KernelGrid<P...> *g = new KernelGrid<P...>(k, std::forward<A>(a)...);
-    if (!pointers_ok(name, g->args, std::index_sequence_for<P...>{})) {
+    if (!pointers_ok(name, g->args, g, std::index_sequence_for<P...>{})) {
         delete g;
         return;
     }
