@@ -10,18 +10,19 @@
 # behaviour stops the run with a report.  Spec files after the build
 # directory run only those (without the emulated GPU run).
 #
-# The emulator (tests/cudaemu) is built without ASan: it switches stacks
-# between its fibers, which ASan does not follow.  Emulated device memory
-# has its own checks (guard pages, canaries in the allocator's slack).
-# About 25 minutes on 2 cores, most of it the emulated GPU specs; not part
-# of `make test`.
+# The emulator (tests/cudaemu: the CUDA kernels compiled for the host) is
+# built with UBSan only: it switches stacks between its fibers, which ASan
+# does not follow.  Emulated device memory has its own checks (guard pages,
+# canaries in the allocator's slack).  About 30 minutes on 2 cores, most of
+# it the emulated GPU specs; not part of `make test`.
 set -eu
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${1:-$root/build-asan}
 [ $# -gt 0 ] && shift
 san="-fsanitize=address,undefined,float-cast-overflow"
 cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSLAYER_CUDA=OFF \
-  -DCMAKE_C_FLAGS="$san -fno-omit-frame-pointer -fno-sanitize-recover=all" -DCMAKE_CXX_FLAGS="" \
+  -DCMAKE_C_FLAGS="$san -fno-omit-frame-pointer -fno-sanitize-recover=all" \
+  -DCMAKE_CXX_FLAGS="-fsanitize=undefined,float-cast-overflow -fno-omit-frame-pointer -fno-sanitize-recover=all" \
   -DCMAKE_SHARED_LINKER_FLAGS="$san" -DCMAKE_EXE_LINKER_FLAGS="$san" >/dev/null
 cmake --build "$build" -j "$(nproc)"
 # LuaJIT itself is not instrumented: the runtimes are preloaded.  Leaks are
