@@ -96,10 +96,6 @@ function Module:__call(...)
    return self:forward(...)
 end
 
-function Module:__tostring()
-   return self.__typename or 'Module'
-end
-
 local function isModule(x) return M.isInstance(x, Module) end
 M.isModule = isModule
 
@@ -119,6 +115,29 @@ local function sortedKeys(tbl)
    table.sort(strs)
    for _, k in ipairs(strs) do nums[#nums + 1] = k end
    return nums
+end
+
+-- print(net) in the REPL: the class name and, one per line, the modules it
+-- holds (directly or in plain tables: blocks.1), each as it prints itself
+function Module:__tostring()
+   local name = self.__typename or 'Module'
+   local lines, seen = {}, {[self] = true}
+   local function rec(obj, prefix)
+      for _, k in ipairs(sortedKeys(obj)) do
+         local v = obj[k]
+         local key = prefix .. tostring(k)
+         if isModule(v) and not seen[v] then
+            seen[v] = true
+            lines[#lines + 1] = '  (' .. key .. '): ' .. tostring(v):gsub('\n', '\n  ')
+         elseif type(v) == 'table' and getmetatable(v) == nil and not seen[v] then
+            seen[v] = true
+            rec(v, key .. '.')
+         end
+      end
+   end
+   rec(self, '')
+   if #lines == 0 then return name end
+   return name .. ' {\n' .. table.concat(lines, '\n') .. '\n}'
 end
 
 -- visit(name, tensor) for every reachable tensor, once each

@@ -104,6 +104,34 @@ end
 local Optimizer = nn.class('Optimizer')
 M.Optimizer = Optimizer
 
+-- print(opt) in the REPL: Adam(lr = 0.01, betas = {0.9, 0.999}, ...) over 4 tensors
+function Optimizer:__tostring()
+   local keys, parts = {}, {}
+   for k, v in pairs(self) do
+      if type(k) == 'string' and k ~= 'params' and k ~= 'state' and k:sub(1, 1) ~= '_'
+         and (type(v) == 'number' or type(v) == 'boolean' or type(v) == 'table' and type(v[1]) == 'number') then
+         keys[#keys + 1] = k
+      end
+   end
+   table.sort(keys, function(a, b) return a == 'lr' or (b ~= 'lr' and a < b) end)
+   for _, k in ipairs(keys) do
+      local v = self[k]
+      if type(v) == 'table' then
+         local items = {}
+         for i, x in ipairs(v) do items[i] = string.format('%g', x) end
+         v = '{' .. table.concat(items, ', ') .. '}'
+      elseif type(v) == 'number' then
+         v = string.format('%g', v)
+      end
+      parts[#parts + 1] = k .. ' = ' .. tostring(v)
+   end
+   local n = 0
+   for _, p in ipairs(self.params or {}) do n = n + p:numel() end
+   local count = #(self.params or {})
+   return string.format('%s(%s) over %d tensor%s (%d values)', self.__typename, table.concat(parts, ', '), count,
+      count == 1 and '' or 's', n)
+end
+
 function Optimizer:zeroGrad()
    for _, p in ipairs(self.params) do p:zeroGrad() end
 end

@@ -599,6 +599,13 @@ function Params:print(key, out)
    return text
 end
 
+-- print(params) in the REPL: the same text
+function Params:__tostring()
+   local lines = {}
+   printTree(self, 0, lines)
+   return #lines > 0 and table.concat(lines, '\n') or 'snn.params (empty)'
+end
+
 --- Look up a nested key path ('training', 'error', 'type'); error naming
 -- the path when absent.
 function Params:require(...)

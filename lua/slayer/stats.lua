@@ -93,7 +93,25 @@ function Stat:displayString()
       minloss or loss, acc, maxAcc or acc)
 end
 
+-- print(stats.training) in the REPL
+function Stat:__tostring()
+   local loss, acc, parts = self:loss(), self:accuracy(), {}
+   if loss ~= nil then parts[1] = string.format('loss %.6g', loss) end
+   if acc ~= nil then parts[#parts + 1] = string.format('accuracy %.6g', acc) end
+   local text = #parts > 0 and (table.concat(parts, ', ') .. ' over ' .. self.numSamples .. ' samples this epoch')
+      or 'no samples this epoch'
+   local n, best = #self.lossLog, {}
+   if self.minloss ~= nil then best[#best + 1] = string.format('min loss %.6g', self.minloss) end
+   if self.maxAccuracy ~= nil then best[#best + 1] = string.format('max accuracy %.6g', self.maxAccuracy) end
+   text = text .. string.format('; %d epoch%s logged', n, n == 1 and '' or 's')
+   return #best > 0 and (text .. ' (' .. table.concat(best, ', ') .. ')') or text
+end
+
 local Stats = nn.class('snn.learningStats')
+
+function Stats:__tostring()
+   return 'snn.stats\n  training: ' .. tostring(self.training) .. '\n  testing:  ' .. tostring(self.testing)
+end
 
 -- epochSamples: nil, or {train = n, test = m} with whole numbers (or nil)
 local function checkEpochSamples(fname, train, test)

@@ -405,9 +405,12 @@ function Tensor:shape()
    return s
 end
 
+-- x:size()'s table prints as its shape in the REPL: [2, 2, 34, 34, 300]
+local Size = {__tostring = function(s) return '[' .. table.concat(s, ', ') .. ']' end}
+
 function Tensor:size(d)
    local c = self._c
-   if d == nil then return self:shape() end
+   if d == nil then return setmetatable(self:shape(), Size) end
    if type(d) ~= 'number' or d % 1 ~= 0 then fail('size', 'expected an integer dimension, got ' .. valueStr(d)) end
    if d < 0 then d = c.ndim + 1 + d end
    if d < 1 or d > c.ndim then
