@@ -1,6 +1,7 @@
 -- What print() shows in the REPL for the objects a training script builds:
 -- a shape, a network, an optimizer, learning statistics, network parameters.
 local snn = require 'slayer'
+local H = require 'support.helpers'
 local T = snn.tensor
 
 local function params()
@@ -75,6 +76,18 @@ describe('REPL printing', function()
       st.training.numSamples, st.training.lossSum, st.training.correctSamples = 10, 8, 4
       st:update()
       assert.are.equal('no samples this epoch; 2 epochs logged (min loss 0.5, max accuracy 0.7)', tostring(st.training))
+   end)
+
+   it('a dataset and a loader print what they hold and how they batch', function()
+      local data = assert(H.dataDir(), 'no ../shared/data')
+      local ds = snn.data.SpikeFiles{root = data .. '/nmnist-small', list = 'test100.txt', tSample = 250, Ts = 2,
+         limit = 30}
+      assert.are.equal('snn.data.SpikeFiles: 30 samples of 2x34x34 x 125 bins (Ts 2 ms), 10 classes', tostring(ds))
+      local loader = snn.data.Loader(ds, {batchSize = 8, shuffle = true, seed = 3, workers = 1})
+      assert.are.equal('snn.data.Loader over ' .. tostring(ds) .. '\n  batches of 8, shuffled (seed 3), 1 worker thread',
+         tostring(loader))
+      assert.are.equal('snn.data.Loader over ' .. tostring(ds) .. '\n  batches of 4, last partial batch dropped, '
+         .. '0 worker threads', tostring(snn.data.Loader(ds, {batchSize = 4, dropLast = true})))
    end)
 
    it('network parameters print as params:print writes them', function()

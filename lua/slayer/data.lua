@@ -62,6 +62,18 @@ M.Dataset = Dataset
 
 function Dataset:size() return #self.labels end
 
+-- print(ds) in the REPL: snn.data.SpikeFiles: 1000 samples of 2x34x34 x 300 bins (Ts 1 ms), 10 classes
+function Dataset:__tostring()
+   local ok, n = pcall(self.size, self)
+   local text = (self.__typename or 'dataset') .. ': ' .. (ok and tostring(n) or '?') .. ' samples'
+   local sh = self.shape
+   if type(sh) == 'table' and #sh > 0 and self.nBins then
+      text = text .. ' of ' .. table.concat(sh, 'x') .. ' x ' .. self.nBins .. ' bins (Ts ' .. tostring(self.Ts) .. ' ms)'
+   end
+   if self.classes then text = text .. ', ' .. self.classes .. ' classes' end
+   return text
+end
+
 -- ds[i] = path of sample i, so that #ds works under LuaJIT
 local function fillArray(self)
    for i = 1, #self.paths do self[i] = self.paths[i] end
@@ -305,6 +317,16 @@ local function permutation(n, seed, epoch)
    return p
 end
 M._permutation = permutation
+
+-- print(loader) in the REPL
+function Loader:__tostring()
+   local parts = {'batches of ' .. tostring(self.batchSize)}
+   if self.shuffle then parts[#parts + 1] = 'shuffled (seed ' .. tostring(self.seed) .. ')' end
+   if self.dropLast then parts[#parts + 1] = 'last partial batch dropped' end
+   parts[#parts + 1] = (self.workers or 0) .. ' worker thread' .. (self.workers == 1 and '' or 's')
+   if self.device ~= 'cpu' then parts[#parts + 1] = 'to ' .. tostring(self.device) end
+   return 'snn.data.Loader over ' .. tostring(self.dataset) .. '\n  ' .. table.concat(parts, ', ')
+end
 
 --- Loader(ds, opts): ds has ds:size() (else #ds) of at most 2^27 samples;
 -- opts batchSize (1), shuffle, seed (0..2^53), dropLast, workers (0..1024
