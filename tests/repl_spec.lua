@@ -97,4 +97,58 @@ describe('REPL printing', function()
       assert.truthy(tostring(p):find('theta      : 10', 1, true))
       assert.are.equal('snn.params (empty)', tostring(snn.params({})))
    end)
+
+   describe('common slips get an error saying what to write', function()
+      local p = params()
+      local sl = snn.layer(p.neuron, p.simulation)
+      local function msg(f)
+         local ok, e = pcall(f)
+         assert.is_false(ok)
+         return tostring(e)
+      end
+
+      it('x[i] on a tensor, read or written, instead of nil or a stray field', function()
+         local x = T.fromtable({1, 2, 3})
+         assert.truthy(msg(function() return x[2] end):find('tensor: indexing x[2] is not supported: use x:select', 1, true))
+         assert.truthy(msg(function() x[1] = 5 end):find('tensor: assigning to x[1] is not supported', 1, true))
+         assert.are.same({1, 2, 3}, x:totable())
+         assert.is_nil(rawget(x, 1))
+         x.note = 'fields with names still work'
+         assert.are.equal('fields with names still work', x.note)
+         assert.is_nil(x.noSuchField)
+      end)
+
+      it("a layer's method called with a dot", function()
+         assert.truthy(msg(function() return sl.dense(8, 4) end):find(
+            'dense: call it with a colon, sl:dense(...), on a layer made by snn.layer (got 8 as the layer)', 1, true))
+         assert.truthy(msg(function() return sl.psp(T.zeros({1, 1, 1, 1, 20})) end):find(
+            'psp: call it with a colon', 1, true))
+         local lp = snn.params({neuron = {type = 'LOIHI', vThMant = 80, vDecay = 128, iDecay = 1024, refDelay = 1,
+            wgtExp = 0, tauRho = 1, scaleRho = 1}, simulation = {Ts = 1, tSample = 20}})
+         local lh = snn.loihi(lp.neuron, lp.simulation)
+         assert.truthy(msg(function() return lh.spikeLoihi(T.zeros({1, 1, 1, 1, 20})) end):find(
+            'spikeLoihi: call it with a colon, sl:spikeLoihi(...), on a layer made by snn.loihi', 1, true))
+         -- the colon form and the inherited methods are unchanged
+         assert.are.equal('dense(1x1x8 -> 4)', tostring(sl:dense(8, 4)))
+         assert.are.same({1, 1, 1, 1, 20}, lh:psp(T.zeros({1, 1, 1, 1, 20})):shape())
+      end)
+
+      it('a layer instead of its class in snn.loss', function()
+         p.training = {error = {type = 'NumSpikes', tgtSpikeRegion = {start = 0, stop = 20},
+            tgtSpikeCount = {[true] = 5, [false] = 1}}}
+         assert.truthy(msg(function() return snn.loss(p, sl) end):find(
+            'loss: expected a layer class (snn.layer or snn.loihi) after the network descriptor, got a layer made by '
+            .. 'snn.layer: write snn.loss(params, snn.layer)', 1, true))
+         assert.are.equal('snn.loss(NumSpikes)', tostring(snn.loss(p, snn.layer)))
+      end)
+
+      it('an optimizer given a module, or no parameters', function()
+         assert.truthy(msg(function() return snn.optim.Adam(sl:dense(8, 4), {lr = 0.1}) end):find(
+            'Adam: expected a list of parameter tensors, got the module ' .. sl:dense(8, 4).__typename
+            .. ': pass its :parameters()', 1, true))
+         local Empty = snn.class('ReplEmpty', snn.Module)
+         assert.truthy(msg(function() return snn.optim.SGD(Empty():parameters()) end):find(
+            'SGD: the list of parameters is empty', 1, true))
+      end)
+   end)
 end)

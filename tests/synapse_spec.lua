@@ -635,7 +635,7 @@ describe('error positions', function()
       local cases = {
          {'dense: expected inFeatures', function() local m = sl:dense('x', 3); return m end},
          {'view: shape [4] holds 4 elements', function() local t = T.zeros({2, 3}):view({4}); return t end},
-         {'Adam: expected an options table', function() local o = snn.optim.Adam({}, 5); return o end},
+         {'Adam: expected an options table', function() local o = snn.optim.Adam({T.zeros({1})}, 5); return o end},
          {'psp: expected a 5-D', function() local y = sl:psp(T.zeros({2, 3})); return y end},
       }
       for _, c in ipairs(cases) do

@@ -592,7 +592,9 @@ function M.saccadeToFiles(images, paths, opts, seeds)
       fail(fname, 'expected non-empty images, got ' .. T.shapeStr(images))
    end
    checkFinitePixels(fname, images)
-   if type(paths) ~= 'table' then fail(fname, 'expected a table of output paths, got ' .. type(paths)) end
+   if type(paths) ~= 'table' or T.isTensor(paths) then
+      fail(fname, 'expected a table of output paths, got ' .. T.typeName(paths))
+   end
    local seen = {}
    for i = 1, n do
       local path = paths[i]

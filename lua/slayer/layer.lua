@@ -501,4 +501,23 @@ function Layer:replicateInTime(input, mode)
    return S().replicateInTime(input, self.Ns, mode or 'nearest')
 end
 
+--- sl.dense(8, 4) written for sl:dense(8, 4) shifts every argument by one
+-- and fails on the wrong one: the methods `names` of cls first check that
+-- they were called on a layer, and say how to call them when not.
+function Layer._requireColon(cls, kind, names)
+   for _, name in ipairs(names) do
+      local fn = rawget(cls, name)
+      cls[name] = function(self, ...)
+         if not nn.isInstance(self, cls) then
+            fail(name, 'call it with a colon, sl:' .. name .. '(...), on a layer made by ' .. kind .. ' (got '
+               .. (type(self) == 'table' and 'a table' or L.valueStr(self)) .. ' as the layer)')
+         end
+         return fn(self, ...)
+      end
+   end
+end
+Layer._requireColon(Layer, 'snn.layer', {'calculateSrmKernel', 'calculateRefKernel', 'psp', 'pspLayer', 'pspFilter',
+   'spike', 'delayShift', 'delay', 'poolWeight', 'dense', 'conv', 'pool', 'convTranspose', 'unpool', 'dropout',
+   'replicateInTime'})
+
 return Layer

@@ -484,4 +484,7 @@ function Loihi.export(net, dir, opts)
    return summary
 end
 
+Layer._requireColon(Loihi, 'snn.loihi', {'calculateSrmKernel', 'calculateRefKernel', 'spikeLoihi', 'spikeLoihiFull',
+   'getVoltage', 'poolWeight', 'dense', 'conv', 'convTranspose'})
+
 return Loihi

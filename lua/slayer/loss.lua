@@ -39,6 +39,11 @@ function Loss:__init(a, b, c, d)
    nn.Module.__init(self)
    local errorDesc, neuron, simulation, slayerClass
    if type(a) ~= 'table' then fail('expected a network descriptor or an error descriptor table, got ' .. type(a)) end
+   if b ~= nil and not isLayerClass(b) and isLayerClass(getmetatable(b)) then
+      fail('expected a layer class (snn.layer or snn.loihi) after the network descriptor, got a layer made by '
+         .. tostring(getmetatable(b).__typename) .. ': write snn.loss(params, ' .. tostring(getmetatable(b).__typename)
+         .. ')')
+   end
    if b ~= nil and not isLayerClass(b) then
       errorDesc, neuron, simulation, slayerClass = a, b, c, d
    else

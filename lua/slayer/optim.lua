@@ -18,8 +18,16 @@ local C = L.C
 local M = {}
 
 local function checkParams(name, params, opts)
+   if nn.isModule(params) then
+      L.raise(name .. ': expected a list of parameter tensors, got the module ' .. tostring(params.__typename)
+         .. ': pass its :parameters()')
+   end
    if type(params) ~= 'table' or T.isTensor(params) then
       L.raise(name .. ': expected a list of parameter tensors, got ' .. T.typeName(params))
+   end
+   if next(params) == nil then
+      -- (as torch.optim: a network whose layers were not registered as its fields has none)
+      L.raise(name .. ': the list of parameters is empty (does the network hold its layers as fields?)')
    end
    local n = 0
    for _ in pairs(params) do n = n + 1 end

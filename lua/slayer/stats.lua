@@ -24,6 +24,7 @@ local L = require 'slayer.ffi'
 local ffi = require 'ffi'
 local nn = require 'slayer.nn'
 local utils = require 'slayer.utils'
+local T = require 'slayer.tensor'
 
 ffi.cdef [[ int isatty(int fd); ]]
 
@@ -334,7 +335,9 @@ end
 function Stats:plot(opts, saveFig, path)
    if opts == nil and (saveFig ~= nil or path ~= nil) then opts = {} end
    opts = opts or {}
-   if type(opts) ~= 'table' then L.raise('stats:plot: expected options {path =, title =}, got ' .. type(opts)) end
+   if type(opts) ~= 'table' or T.isTensor(opts) then
+      L.raise('stats:plot: expected options {path =, title =}, got ' .. T.typeName(opts))
+   end
    if opts[1] ~= nil or saveFig ~= nil or path ~= nil then
       opts = {path = path} -- positional: (figures, saveFig, path)
    else

@@ -24,6 +24,22 @@ local Tensor = {}
 Tensor.__index = Tensor
 T.Tensor = Tensor
 
+-- x[i] (Torch's indexing) is not supported: reading gave nil and writing
+-- set a field of the Lua object, the tensor unchanged.  Both raise, naming
+-- what to use.  (Read: only a key no method has reaches this; write: only
+-- a key the object lacks.)
+local function noIndexing(k, what)
+   L.raise('tensor: ' .. what .. ' x[' .. tostring(k) .. '] is not supported: use x:select(1, i) or x:narrow(1, i, 1)'
+      .. ' for a slice, x:totable() or x:item() for values, x:narrow(...):fill(v) or :copy(src) to write')
+end
+setmetatable(Tensor, {__index = function(_, k)
+   if type(k) == 'number' then noIndexing(k, 'indexing') end
+end})
+function Tensor.__newindex(t, k, v)
+   if type(k) ~= 'string' then noIndexing(k, 'assigning to') end
+   rawset(t, k, v)
+end
+
 local DEVNAME = {[0] = 'cpu', [1] = 'cuda'}
 local DEVNUM = {cpu = 0, cuda = 1}
 
@@ -334,7 +350,9 @@ local function flattenNested(values)
 end
 
 function T.fromtable(values, shape, device)
-   if type(values) ~= 'table' then fail('fromtable', 'expected a table of numbers, got ' .. type(values)) end
+   if type(values) ~= 'table' or isTensor(values) then
+      fail('fromtable', 'expected a table of numbers, got ' .. typeName(values))
+   end
    if type(shape) == 'string' then shape, device = nil, shape end
    deviceNum(device, 'fromtable')
    if shape ~= nil then loadShape(shape, 'fromtable') end -- checked before the sizes are multiplied
