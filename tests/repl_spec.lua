@@ -118,6 +118,17 @@ describe('REPL printing', function()
          assert.is_nil(x.noSuchField)
       end)
 
+      it("PyTorch's dimension 0", function()
+         local x = T.zeros({2, 3})
+         for _, f in ipairs({function() return x:sum(0) end, function() return x:size(0) end,
+               function() return x:narrow(0, 1, 1) end}) do
+            assert.truthy(msg(f):find('dimension 0 out of range for a 2-D tensor [2, 3] (dimensions count from 1 '
+               .. 'here, as in Torch; -1 is the last)', 1, true))
+         end
+         assert.is_nil(msg(function() return x:sum(3) end):find('count from 1', 1, true))
+         assert.are.same({2, 1}, x:sum(-1):shape()) -- (Torch keeps the summed dimension)
+      end)
+
       it("a layer's method called with a dot", function()
          assert.truthy(msg(function() return sl.dense(8, 4) end):find(
             'dense: call it with a colon, sl:dense(...), on a layer made by snn.layer (got 8 as the layer)', 1, true))

@@ -423,6 +423,12 @@ function Tensor:shape()
    return s
 end
 
+-- a dimension outside 1..ndim (0 is PyTorch's first: say they count from 1 here)
+local function dimOutOfRange(fname, d, t)
+   fail(fname, 'dimension ' .. d .. ' out of range for a ' .. t._c.ndim .. '-D tensor ' .. shapeStr(t)
+      .. (d == 0 and ' (dimensions count from 1 here, as in Torch; -1 is the last)' or ''))
+end
+
 -- x:size()'s table prints as its shape in the REPL: [2, 2, 34, 34, 300]
 local Size = {__tostring = function(s) return '[' .. table.concat(s, ', ') .. ']' end}
 
@@ -432,7 +438,7 @@ function Tensor:size(d)
    if type(d) ~= 'number' or d % 1 ~= 0 then fail('size', 'expected an integer dimension, got ' .. valueStr(d)) end
    if d < 0 then d = c.ndim + 1 + d end
    if d < 1 or d > c.ndim then
-      fail('size', 'dimension ' .. d .. ' out of range for a ' .. c.ndim .. '-D tensor ' .. shapeStr(self))
+      dimOutOfRange('size', d, self)
    end
    return c.shape[d - 1]
 end
@@ -456,7 +462,7 @@ function Tensor:stride(d)
       if type(d) ~= 'number' or d % 1 ~= 0 then fail('stride', 'expected an integer dimension, got ' .. valueStr(d)) end
       if d < 0 then d = c.ndim + 1 + d end
       if d < 1 or d > c.ndim then
-         fail('stride', 'dimension ' .. d .. ' out of range for a ' .. c.ndim .. '-D tensor ' .. shapeStr(self))
+         dimOutOfRange('stride', d, self)
       end
       return tonumber(c.stride[d - 1])
    end
@@ -847,7 +853,7 @@ local function checkDim(t, d, fname, extra)
    if type(d) ~= 'number' or d % 1 ~= 0 then fail(fname, 'expected an integer dimension, got ' .. valueStr(d)) end
    if d < 0 then d = nd + 1 + d end
    if d < 1 or d > nd then
-      fail(fname, 'dimension ' .. d .. ' out of range for a ' .. t._c.ndim .. '-D tensor ' .. shapeStr(t))
+      dimOutOfRange(fname, d, t)
    end
    return d
 end
