@@ -62,8 +62,12 @@ describe('REPL printing', function()
       local w, b = T.zeros({4, 3}):requiresGrad(true), T.zeros({3}):requiresGrad(true)
       assert.are.equal('Adam(lr = 0.01, amsgrad = true, betas = {0.9, 0.999}, eps = 1e-08, weightDecay = 0)'
          .. ' over 2 tensors (15 values)', tostring(snn.optim.Adam({w, b}, {lr = 0.01, amsgrad = true})))
+      local sgd = snn.optim.SGD({w}, {lr = 0.1, momentum = 0.9})
       assert.are.equal('SGD(lr = 0.1, dampening = 0, momentum = 0.9, nesterov = false, weightDecay = 0)'
-         .. ' over 1 tensor (12 values)', tostring(snn.optim.SGD({w}, {lr = 0.1, momentum = 0.9})))
+         .. ' over 1 tensor (12 values)', tostring(sgd))
+      sgd.scale = T.ones({2}) -- a tensor field of one's own is not a setting (and not indexed)
+      assert.are.equal('SGD(lr = 0.1, dampening = 0, momentum = 0.9, nesterov = false, weightDecay = 0)'
+         .. ' over 1 tensor (12 values)', tostring(sgd))
    end)
 
    it('learning statistics print this epoch and the best so far', function()

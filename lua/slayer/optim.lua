@@ -117,7 +117,7 @@ function Optimizer:__tostring()
    local keys, parts = {}, {}
    for k, v in pairs(self) do
       if type(k) == 'string' and k ~= 'params' and k ~= 'state' and k:sub(1, 1) ~= '_'
-         and (type(v) == 'number' or type(v) == 'boolean' or type(v) == 'table' and type(v[1]) == 'number') then
+         and (type(v) == 'number' or type(v) == 'boolean' or type(v) == 'table' and not T.isTensor(v) and type(v[1]) == 'number') then
          keys[#keys + 1] = k
       end
    end
