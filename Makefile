@@ -4,7 +4,7 @@
 #   make test    build, then run the C and busted tests (ends with "N passed, M failed")
 #   make demo    build, then run the main job (examples/fashion-events)
 #   make bench   build, then print the micro-benchmarks
-#   make sanitize  the tests against an ASan + UBSan build (build-asan/; ~25 min)
+#   make sanitize  the tests against an ASan + UBSan build (build-asan/; ~17 min)
 BUILD ?= build
 SLAYER_CUDA ?= AUTO
 JOBS ?= 2

@@ -13,7 +13,7 @@
 # The emulator (tests/cudaemu: the CUDA kernels compiled for the host) is
 # built with UBSan only: it switches stacks between its fibers, which ASan
 # does not follow.  Emulated device memory has its own checks (guard pages,
-# canaries in the allocator's slack).  About 30 minutes on 2 cores, most of
+# canaries in the allocator's slack).  About 17 minutes on 2 cores, 13 of
 # it the emulated GPU specs; not part of `make test`.
 set -eu
 root=$(cd "$(dirname "$0")/.." && pwd)
