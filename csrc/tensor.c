@@ -538,8 +538,16 @@ sl_tensor *sl_tensor_view(const sl_tensor *src, int ndim, const int32_t *shape,
             sl_errorf("view: negative size or stride in dimension %d", d + 1);
             return NULL;
         }
-        n *= shape[d];
-        if (shape[d] > 0) hi += (int64_t)(shape[d] - 1) * stride[d];
+        if (__builtin_mul_overflow(n, (int64_t)shape[d], &n) || n > ((int64_t)1 << 40)) {
+            sl_errorf("view: more than 2^40 elements");
+            return NULL;
+        }
+        int64_t span; /* the last index along d: checked, so no wrap can pass the bound below */
+        if (shape[d] > 0 && (__builtin_mul_overflow((int64_t)(shape[d] - 1), stride[d], &span) ||
+                             __builtin_add_overflow(hi, span, &hi))) {
+            sl_errorf("view: stride %lld in dimension %d reaches past 2^63 elements", (long long)stride[d], d + 1);
+            return NULL;
+        }
     }
     int64_t cap = (int64_t)(src->storage->size / sizeof(float));
     if (n > 0 && (lo < 0 || hi >= cap)) {

@@ -63,6 +63,22 @@ TEST(asan_sees_the_slack_and_the_cached_blocks)
 }
 #endif
 
+TEST(a_view_whose_strides_wrap_is_refused)
+{
+    sl_tensor *t = make(2, 2);
+    int32_t shape[2] = {2, 2};
+    int64_t huge[2] = {(int64_t)1 << 62, (int64_t)1 << 62}; /* 2^62 + 2^62 wraps to a negative last index */
+    CHECK(sl_tensor_view(t, 2, shape, huge, 0) == NULL && strstr(sl_last_error(), "reaches past 2^63"));
+    int32_t big[4] = {65536, 65536, 65536, 65536}; /* 2^64 elements: the count wraps to 0 */
+    int64_t zero[4] = {0, 0, 0, 0};
+    CHECK(sl_tensor_view(t, 4, big, zero, 0) == NULL && strstr(sl_last_error(), "more than 2^40"));
+    int64_t ok[2] = {2, 1};
+    sl_tensor *v = sl_tensor_view(t, 2, shape, ok, 0);
+    CHECK(v != NULL);
+    sl_tensor_free(v);
+    sl_tensor_free(t);
+}
+
 TEST(views_and_strided_copy)
 {
     sl_tensor *t = make(3, 4);
@@ -213,6 +229,7 @@ int main(void)
 #if defined(__SANITIZE_ADDRESS__)
     RUN(asan_sees_the_slack_and_the_cached_blocks);
 #endif
+    RUN(a_view_whose_strides_wrap_is_refused);
     RUN(views_and_strided_copy);
     RUN(view_keeps_storage_alive);
     RUN(errors_name_the_op_and_shapes);
