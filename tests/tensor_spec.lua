@@ -210,6 +210,19 @@ describe('element-wise maths', function()
       assert.are.equal(6, (a:max()))
    end)
 
+   it('refuses max over a dimension longer than its float32 indices can count exactly (2^24)', function()
+      local n = 2 ^ 24
+      local last = T.zeros({1, n})
+      last:narrow(2, n, 1):fill(1)
+      local _, i = last:max(2)
+      assert.are.equal(n, i:item()) -- 2^24 entries: the last index is still exact
+      local over = T.zeros({1, n + 1})
+      local ok, err = pcall(function() return over:max(2) end)
+      assert.is_false(ok)
+      assert.truthy(tostring(err):find('max: dimension 2 has 16777217 entries; its indices (float32) are exact only up '
+         .. 'to 2^24', 1, true))
+   end)
+
    it('multiplies matrices and names the shapes when they do not fit', function()
       local a = T.fromtable({{1, 2}, {3, 4}, {5, 6}})
       local b = T.fromtable({{1, 0, 2}, {0, 1, 3}})

@@ -71,6 +71,9 @@ int sl_max_dim(sl_tensor *values, sl_tensor *indices, const sl_tensor *a, int di
     int64_t outer, n, inner;
     sl_split_dims(a, dim, &outer, &n, &inner);
     if (n == 0) return sl_errorf("max: cannot reduce an empty dimension");
+    if (n > ((int64_t)1 << 24)) /* the indices are float32: exact up to 2^24 */
+        return sl_errorf("max: dimension %d has %lld entries; its indices (float32) are exact only up to 2^24 = "
+                         "16777216", dim + 1, (long long)n);
     SL_DISPATCH(sl_max_dim, dev, values, indices, a, dim);
     SL_FOR(o, outer, a->numel > 4 * SL_PAR_MIN && outer > 1, {
         for (int64_t i = 0; i < inner; i++) {
