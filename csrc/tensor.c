@@ -29,6 +29,7 @@
  * than with reused ones).
  */
 #define _GNU_SOURCE
+#include "hostdev.h"
 #include "internal.h"
 
 #include <pthread.h>
@@ -152,14 +153,8 @@ static size_t size_class(size_t bytes, int *index)
         *index = (int)(r / 64);
         return r;
     }
-    int e = 63 - __builtin_clzll((unsigned long long)bytes);
-    size_t step = (size_t)1 << (e - 3);
-    size_t r = (bytes + step - 1) & ~(step - 1);
-    if (r == ((size_t)1 << (e + 1))) {
-        e += 1;
-        step <<= 1;
-    }
-    int sub = (int)((r - ((size_t)1 << e)) / step);
+    int e, sub;
+    size_t r = sl_size_class_eighths(bytes, &e, &sub);
     *index = 16 + e * 8 + sub;
     return r;
 }

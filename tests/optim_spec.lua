@@ -166,6 +166,45 @@ describe('optim.Adam and optim.Nadam', function()
       end
    end)
 
+   -- the CPU updates a large parameter in vector lanes and chunks of 8192 across threads, and a small one
+   -- through the loops' scalar tails: every element must get the bits it gets alone
+   it('update a large parameter element for element as a small one (lanes, chunks, tails)', function()
+      local n = 3 * 8192 + 11
+      local function tiled(list)
+         local t = {}
+         for i = 1, n do t[i] = list[(i - 1) % #list + 1] end
+         return T.fromtable(t)
+      end
+      local cases = {
+         {'Adam', snn.optim.Adam, {lr = 0.01, amsgrad = true}},
+         {'Adam', snn.optim.Adam, {lr = 0.01, weightDecay = 0.1}},
+         {'Nadam', snn.optim.Nadam, {lr = 0.01, betas = {0.8, 0.99}, eps = 1e-6, weightDecay = 0.1, amsgrad = true}},
+         {'Nadam', snn.optim.Nadam, {lr = 0.01}},
+         {'SGD', snn.optim.SGD, {lr = 0.1, momentum = 0.9, nesterov = true, weightDecay = 0.01}},
+      }
+      for _, case in ipairs(cases) do
+         local name, make, opts = case[1], case[2], case[3]
+         local small = T.fromtable(p0):requiresGrad(true)
+         local big = tiled(p0):requiresGrad(true)
+         local optSmall, optBig = make({small}, opts), make({big}, opts)
+         local gradBig
+         for _, g in ipairs(grads) do
+            small.grad, gradBig = T.fromtable(g), tiled(g)
+            big.grad = gradBig
+            optSmall:step()
+            optBig:step()
+         end
+         local want, got = small:totable(), big:totable()
+         local wantGrad, gotGrad = small.grad:totable(), gradBig:totable()
+         local bad = 0
+         for i = 1, n do
+            local k = (i - 1) % #p0 + 1
+            if got[i] ~= want[k] or gotGrad[i] ~= wantGrad[k] then bad = bad + 1 end
+         end
+         assert.are.equal(0, bad, name .. ': elements that differ from the small run')
+      end
+   end)
+
    it('differs between Adam and Nadam (the numerator changes)', function()
       local a = run(function(ps) return snn.optim.Adam(ps, {lr = 0.01}) end)
       local n = run(function(ps) return snn.optim.Nadam(ps, {lr = 0.01}) end)

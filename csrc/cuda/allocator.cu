@@ -24,6 +24,7 @@
  * allocation still fails.
  */
 #include "common.cuh"
+#include "../hostdev.h"
 
 #include <atomic>
 #include <mutex>
@@ -54,14 +55,8 @@ size_t size_class(size_t bytes, int *index)
         *index = 0;
         return 512;
     }
-    int e = 63 - __builtin_clzll((unsigned long long)bytes);
-    size_t step = (size_t)1 << (e - 3);
-    size_t r = (bytes + step - 1) & ~(step - 1);
-    if (r == ((size_t)1 << (e + 1))) {
-        e += 1;
-        step <<= 1;
-    }
-    int sub = (int)((r - ((size_t)1 << e)) / step);
+    int e, sub;
+    size_t r = sl_size_class_eighths(bytes, &e, &sub);
     *index = 1 + (e - 9) * 8 + sub; /* e >= 9 here */
     return r;
 }

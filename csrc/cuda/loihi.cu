@@ -78,15 +78,7 @@ SL_CUDA_API int sl_loihi_forward_cuda(sl_tensor *spikes, sl_tensor *voltage, sl_
     if (T == 0 || in->numel == 0) return 0;
     int64_t rows = in->numel / T, blocks = (rows + ROWS - 1) / ROWS;
     if (blocks > INT32_MAX) return sl_errorf("spikeLoihi: %lld rows exceed the grid limit", (long long)rows);
-    slc_loihi_consts c;
-    c.wScale = 1u << (6 + n->wgtExp);
-    c.theta = n->vThMant * 64;
-    c.keepI = 4096u - (uint32_t)n->iDecay;
-    c.keepV = 4096u - (uint32_t)n->vDecay;
-    c.refDelay = n->refDelay;
-    c.Ts = Ts;
-    c.vDecay = (float)n->vDecay;
-    c.amp = 1.0f / Ts;
+    slc_loihi_consts c = slc_loihi_consts_of(n, Ts);
     loihi_kernel<<<(unsigned)blocks, ROWS, 0, slc::stream()>>>(spikes->data, voltage ? voltage->data : NULL,
                                                               current ? current->data : NULL, in->data, rows, T, c);
     SLC_LAUNCHED("spikeLoihi");

@@ -12,9 +12,7 @@
  *   phases below (load, steps, store) are separated by barriers in the
  *   kernel; the host test runs them thread after thread.
  *
- * slc_exp_nonpos: exp(x) for x <= 0 as csrc/ops/spike.c computes it (range
- *   reduction x = k ln2 + r, a degree-7 polynomial, times 2^k; subnormal
- *   results as expf's, 0 below ln 2^-150).
+ * The surrogate gradient's exp is ../hostdev.h's sl_exp_nonpos, the CPU's.
  *
  * Loihi CUBA neuron (SPEC.md 15.5), one bin t >= 1 of one row:
  *   a  = trunc(x * Ts)                     (toward zero, saturating, NaN -> 0)
@@ -34,20 +32,17 @@
 #include <math.h>
 #include <stdint.h>
 
-#ifdef __CUDACC__
-#define SLC_NHD __host__ __device__ __forceinline__
-#else
-#define SLC_NHD static inline
-#endif
+#include "../hostdev.h"
+#include "../slayer.h"
 
 #define SLC_SPIKE_ROWS 32
 #define SLC_SPIKE_TB 32
 
 /* bins a spike changes (the refractory kernel's length, at least 1) */
-SLC_NHD int64_t slc_spike_reach(int64_t K) { return K > 0 ? K : 1; }
+SL_HD int64_t slc_spike_reach(int64_t K) { return K > 0 ? K : 1; }
 
 /* the window: the smallest power of two >= TB + reach - 1 (at least 32) */
-SLC_NHD int64_t slc_spike_window(int64_t K)
+SL_HD int64_t slc_spike_window(int64_t K)
 {
     int64_t need = SLC_SPIKE_TB + slc_spike_reach(K) - 1, M = 32;
     while (M < need) M *= 2;
@@ -55,7 +50,7 @@ SLC_NHD int64_t slc_spike_window(int64_t K)
 }
 
 /* the step starting at bin t0 needs bins [.., min(T, t0 + TB + reach - 1)) */
-SLC_NHD int64_t slc_spike_loaded(int64_t t0, int64_t T, int64_t K)
+SL_HD int64_t slc_spike_loaded(int64_t t0, int64_t T, int64_t K)
 {
     int64_t L = t0 + SLC_SPIKE_TB + slc_spike_reach(K) - 1;
     return L < T ? L : T;
@@ -64,7 +59,7 @@ SLC_NHD int64_t slc_spike_loaded(int64_t t0, int64_t T, int64_t K)
 /* bins [b0, b1) of the block's nr rows into their windows (row r's at
    win + r * (M + 1)); thread tid of nthreads, consecutive threads on
    consecutive bins */
-SLC_NHD void slc_spike_load(float *win, int M, const float *u, int64_t row0, int nr, int64_t T, int64_t b0,
+SL_HD void slc_spike_load(float *win, int M, const float *u, int64_t row0, int nr, int64_t T, int64_t b0,
                             int64_t b1, int tid, int nthreads)
 {
     int64_t w = b1 - b0;
@@ -78,7 +73,7 @@ SLC_NHD void slc_spike_load(float *win, int M, const float *u, int64_t row0, int
 /* one row's bins [t0, t1) in time order: the spike test, and the refractory
    kernel added into the window (u[t + j] += nu[j], j < K, t + j < T); the
    spikes into st[0 .. t1 - t0) */
-SLC_NHD void slc_spike_steps(float *wr, int M, float *st, int64_t t0, int64_t t1, int64_t T, const float *nu,
+SL_HD void slc_spike_steps(float *wr, int M, float *st, int64_t t0, int64_t t1, int64_t T, const float *nu,
                              int64_t K, float theta, float amp)
 {
     for (int64_t t = t0; t < t1; t++) {
@@ -97,7 +92,7 @@ SLC_NHD void slc_spike_steps(float *wr, int M, float *st, int64_t t0, int64_t t1
 
 /* bins [t0, t1) of the block's rows from their windows (and the spikes
    from st, row r's at st + r * (TB + 1)) back to u and s */
-SLC_NHD void slc_spike_store(float *u, float *s, const float *win, int M, const float *st, int64_t row0, int nr,
+SL_HD void slc_spike_store(float *u, float *s, const float *win, int M, const float *st, int64_t row0, int nr,
                              int64_t T, int64_t t0, int64_t t1, int tid, int nthreads)
 {
     int64_t w = t1 - t0;
@@ -109,34 +104,8 @@ SLC_NHD void slc_spike_store(float *u, float *s, const float *win, int M, const 
     }
 }
 
-SLC_NHD float slc_exp_nonpos(float x)
-{
-    float keep = x < -104.0f ? 0.0f : 1.0f; /* expf is 0 below ln 2^-150 */
-    if (x < -104.0f) x = 0.0f; /* a lane of ones, zeroed by keep: no subnormal on the way */
-    float k = rintf(x * 1.44269504089f);
-    float r = (x - k * 0.693145751953125f) - k * 1.42860682030941723212e-6f;
-    float p = 1.0f / 5040.0f;
-    p = p * r + 1.0f / 720.0f;
-    p = p * r + 1.0f / 120.0f;
-    p = p * r + 1.0f / 24.0f;
-    p = p * r + 1.0f / 6.0f;
-    p = p * r + 0.5f;
-    p = p * r + 1.0f;
-    p = p * r + 1.0f;
-    /* 2^k (k >= -150) as two normal powers of two: the first product is
-       exact, the second rounds once, into the subnormal range if need be */
-    int32_t k1 = (int32_t)k / 2, k2 = (int32_t)k - k1;
-    union {
-        int32_t i;
-        float f;
-    } b1, b2;
-    b1.i = (k1 + 127) << 23;
-    b2.i = (k2 + 127) << 23;
-    return p * b1.f * b2.f * keep;
-}
-
 /* float -> int32 toward zero, saturating at the limits, NaN -> 0 */
-SLC_NHD uint32_t slc_to_int_rz(float x)
+SL_HD uint32_t slc_to_int_rz(float x)
 {
 #ifdef __CUDA_ARCH__
     return (uint32_t)__float2int_rz(x);
@@ -149,7 +118,7 @@ SLC_NHD uint32_t slc_to_int_rz(float x)
 }
 
 /* sgn(z) * ((|z| * keep mod 2^32) >> 12), mod 2^32 */
-SLC_NHD uint32_t slc_loihi_decay(uint32_t z, uint32_t keep)
+SL_HD uint32_t slc_loihi_decay(uint32_t z, uint32_t keep)
 {
     uint32_t neg = (int32_t)z < 0;
     uint32_t mag = neg ? 0u - z : z; /* INT32_MIN stays 2^31 */
@@ -164,12 +133,27 @@ typedef struct {
     float Ts, vDecay, amp;
 } slc_loihi_consts;
 
+/* the step's constants for neuron n and bins of Ts ms (host side) */
+static inline slc_loihi_consts slc_loihi_consts_of(const sl_loihi_neuron *n, float Ts)
+{
+    slc_loihi_consts c;
+    c.wScale = 1u << (6 + n->wgtExp);
+    c.theta = n->vThMant * 64;
+    c.keepI = 4096u - (uint32_t)n->iDecay;
+    c.keepV = 4096u - (uint32_t)n->vDecay;
+    c.refDelay = n->refDelay;
+    c.Ts = Ts;
+    c.vDecay = (float)n->vDecay;
+    c.amp = 1.0f / Ts;
+    return c;
+}
+
 typedef struct {
     uint32_t u, v;
     int64_t last; /* bin of the last spike */
 } slc_loihi_state;
 
-SLC_NHD void slc_loihi_init(slc_loihi_state *s, const slc_loihi_consts *c)
+SL_HD void slc_loihi_init(slc_loihi_state *s, const slc_loihi_consts *c)
 {
     s->u = 0u;
     s->v = 0u;
@@ -178,7 +162,7 @@ SLC_NHD void slc_loihi_init(slc_loihi_state *s, const slc_loihi_consts *c)
 
 /* bin t >= 1 with input x: the spike output (0 or 1/Ts), current U and
    voltage V (vDecay at a spike) */
-SLC_NHD float slc_loihi_step(slc_loihi_state *s, const slc_loihi_consts *c, int64_t t, float x, float *U, float *V)
+SL_HD float slc_loihi_step(slc_loihi_state *s, const slc_loihi_consts *c, int64_t t, float x, float *U, float *V)
 {
     uint32_t a = slc_to_int_rz(x * c->Ts);
     s->u = slc_loihi_decay(s->u, c->keepI) + c->wScale * a;

@@ -2,7 +2,7 @@
  * optim.cu -- the GPU twins of csrc/ops/optim.c: one fused pass per
  * parameter, the same float32 operations in the same order (built with
  * --fmad=false, IEEE division and square root), so a step on the GPU gives
- * the CPU's bits.
+ * the CPU's bits: the per-element updates are ../hostdev.h's, the CPU's own.
  *
  * SGD:   g <- g + wd*p;  buf <- g (first step) or momentum*buf + (1-dampening)*g
  *        d <- nesterov ? g + momentum*buf : buf  (d = g without momentum);  p <- p - lr*d
@@ -14,22 +14,15 @@
  * of one size) before they dispatch here.
  */
 #include "common.cuh"
+#include "../hostdev.h"
 
 #include <math.h>
 
 __global__ void sgd_kernel(float *p, const float *g, float *buf, int64_t n, float lr, float momentum, float damp,
                            float weight_decay, int nesterov, int first)
 {
-    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
-        float d = g[i];
-        if (weight_decay != 0.0f) d = d + weight_decay * p[i];
-        if (buf) {
-            float b = first ? d : momentum * buf[i] + damp * d;
-            buf[i] = b;
-            d = nesterov ? d + momentum * b : b;
-        }
-        p[i] = p[i] - lr * d;
-    }
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x)
+        sl_sgd_elem(p + i, g + i, buf ? buf + i : NULL, lr, momentum, damp, weight_decay, nesterov, first);
 }
 
 SL_CUDA_API int sl_sgd_step_cuda(sl_tensor *p, sl_tensor *g, sl_tensor *buf, float lr, float momentum, float dampening,
@@ -47,27 +40,9 @@ SL_CUDA_API int sl_sgd_step_cuda(sl_tensor *p, sl_tensor *g, sl_tensor *buf, flo
 __global__ void adam_kernel(int mode, float *p, float *g, float *m, float *v, float *vmax, int64_t n, float beta1,
                             float beta2, float c1, float c2, float eps, float weight_decay, float step)
 {
-    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
-        float gi = g[i];
-        if (weight_decay != 0.0f) {
-            gi = gi + weight_decay * p[i];
-            if (mode == 1) g[i] = gi;
-        }
-        float mi = m[i] * beta1 + c1 * gi;
-        float vi = v[i] * beta2 + c2 * gi * gi;
-        m[i] = mi;
-        v[i] = vi;
-        float den;
-        if (vmax) {
-            float x = vmax[i] > vi ? vmax[i] : vi;
-            vmax[i] = x;
-            den = sqrtf(x) + eps;
-        } else {
-            den = sqrtf(vi) + eps;
-        }
-        float num = mode == 1 ? beta1 * mi + c1 * gi : mi;
-        p[i] = p[i] + step * num / den;
-    }
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x)
+        sl_adam_elem(mode, p + i, g + i, m + i, v + i, vmax ? vmax + i : NULL, beta1, beta2, c1, c2, eps, weight_decay,
+                     step);
 }
 
 SL_CUDA_API int sl_adam_step_cuda(int mode, sl_tensor *p, sl_tensor *g, sl_tensor *m, sl_tensor *v, sl_tensor *vmax,

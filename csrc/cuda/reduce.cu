@@ -22,6 +22,7 @@
  * non-empty max) before they dispatch here.
  */
 #include "common.cuh"
+#include "../hostdev.h"
 
 #include <math.h>
 
@@ -205,16 +206,8 @@ __global__ void max_dim_serial_kernel(float *values, float *indices, const float
     GRID_STRIDE(j, outer * inner)
     {
         int64_t o = j / inner, i = j - o * inner;
-        const float *src = a + o * n * inner + i;
-        float best = src[0];
-        int64_t bi = 0;
-        for (int64_t k = 1; k < n; k++) {
-            float v = src[k * inner];
-            if (v > best || (isnan(v) && !isnan(best))) {
-                best = v;
-                bi = k;
-            }
-        }
+        float best;
+        int64_t bi = sl_argmax_strided(a + o * n * inner + i, n, inner, &best);
         values[j] = best;
         indices[j] = (float)bi;
     }

@@ -21,8 +21,9 @@
  *
  * Backward (surrogate), element-wise on the post-refractory u:
  *   du[t] = ds[t] * rho(u[t]),  rho(u) = (scale / tau) * exp(-|u - theta| / tau)
- * with the CPU's own exp (slc_exp_nonpos in neuron.cuh, checked against the
- * CPU by tests/c/test_cuda_neuron.c), so the gradient is bit-identical too.
+ * computed by the CPU's own element function (sl_spike_surrogate in
+ * ../hostdev.h; tests/c/test_cuda_neuron.c checks it against the CPU op), so
+ * the gradient is bit-identical too.
  * The CPU ops check the operands (contiguous, sizes that match, tau > 0)
  * before they dispatch here.
  */
@@ -87,8 +88,7 @@ __global__ void spike_backward_kernel(float *__restrict__ gin, const float *__re
                                       const float *__restrict__ u, int64_t n, float theta, float tau, float st)
 {
     for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
-        float q = __fdiv_rn(-fabsf(__fsub_rn(u[i], theta)), tau);
-        gin[i] = __fmul_rn(gout[i], __fmul_rn(st, slc_exp_nonpos(q)));
+        gin[i] = sl_spike_surrogate(gout[i], u[i], theta, tau, st);
     }
 }
 

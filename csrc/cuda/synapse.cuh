@@ -21,11 +21,7 @@
 #include "../shapes.h"
 #include "../slayer.h"
 
-#ifdef __CUDACC__
-#define SLC_SHD __host__ __device__ __forceinline__
-#else
-#define SLC_SHD static inline
-#endif
+#include "../hostdev.h"
 
 /* the geometry of a per-time-bin convolution, as csrc/ops/synapse.c's
    (../shapes.h: P = OH * OW * T, and the kernel's sizes) */
@@ -143,7 +139,7 @@ static inline int slc_conv_wgrad_partials(slc_conv_job *j, int64_t wn, size_t pa
 }
 
 /* element e of the columns of samples n0, n0 + 1, ... */
-SLC_SHD float slc_im2col_value(const float *x, const slc_conv_dims *d, int64_t n0, int64_t e)
+SL_HD float slc_im2col_value(const float *x, const slc_conv_dims *d, int64_t n0, int64_t e)
 {
     int64_t q = e / d->T, t = e % d->T;
     int64_t ow = q % d->OW;
@@ -160,7 +156,7 @@ SLC_SHD float slc_im2col_value(const float *x, const slc_conv_dims *d, int64_t n
 
 /* element e (sample s, c, ih, iw, t) of the input gradient from the
    gradient columns col [s, (c, i, j), P]: the (i, j) terms in order */
-SLC_SHD float slc_col2im_value(const float *col, const slc_conv_dims *d, int64_t e)
+SL_HD float slc_col2im_value(const float *col, const slc_conv_dims *d, int64_t e)
 {
     int64_t q = e / d->T, t = e % d->T;
     int64_t iw = q % d->W;
@@ -184,7 +180,7 @@ SLC_SHD float slc_col2im_value(const float *col, const slc_conv_dims *d, int64_t
 typedef sl_fold slc_fold;
 
 /* y element e = (n, r, q, t) */
-SLC_SHD float slc_pool_value(const float *x, const float *w, const slc_fold *f, int64_t e)
+SL_HD float slc_pool_value(const float *x, const float *w, const slc_fold *f, int64_t e)
 {
     int64_t a = e / f->T, t = e % f->T;
     int64_t q = a % f->Q;
@@ -207,7 +203,7 @@ SLC_SHD float slc_pool_value(const float *x, const float *w, const slc_fold *f, 
 }
 
 /* x element e = (n, c, h, col, t) of the adjoint */
-SLC_SHD float slc_unpool_value(const float *y, const float *w, const slc_fold *f, int64_t e)
+SL_HD float slc_unpool_value(const float *y, const float *w, const slc_fold *f, int64_t e)
 {
     int64_t a = e / f->T, t = e % f->T;
     int64_t col = a % f->W;
@@ -252,7 +248,7 @@ SLC_SHD float slc_unpool_value(const float *y, const float *w, const slc_fold *f
    The count is exact on the device: a list that would overflow is not
    written, and the kernels read x itself instead (the *_scan twins), so
    the hint decides the speed, never the result. */
-SLC_SHD int64_t slc_sp_capacity(int64_t elems, int64_t hint, int force)
+SL_HD int64_t slc_sp_capacity(int64_t elems, int64_t hint, int force)
 {
     if (force < 0) return 0;
     const int64_t most = force > 0 ? elems : (int64_t)(2 * SLC_SP_MAX_DENSITY * (double)elems);
@@ -270,7 +266,7 @@ typedef struct {
     int64_t n, ob, t0, t1; /* bins [t0, t1) */
 } slc_sp_block;
 
-SLC_SHD slc_sp_block slc_sp_forward_block(int64_t b, int64_t T, int64_t oblocks)
+SL_HD slc_sp_block slc_sp_forward_block(int64_t b, int64_t T, int64_t oblocks)
 {
     slc_sp_block k;
     int64_t tiles = (T + SLC_SP_TT - 1) / SLC_SP_TT, rest = b / tiles;
@@ -282,7 +278,7 @@ SLC_SHD slc_sp_block slc_sp_forward_block(int64_t b, int64_t T, int64_t oblocks)
 }
 
 /* stage the starts of rows (n, i0 .. i0 + ni) (ni + 1 values) */
-SLC_SHD void slc_sp_stage(int64_t *st, const int64_t *start, const slc_sp_block *k, int64_t I, int64_t i0, int ni,
+SL_HD void slc_sp_stage(int64_t *st, const int64_t *start, const slc_sp_block *k, int64_t I, int64_t i0, int ni,
                           int tid, int nthreads)
 {
     for (int j = tid; j <= ni; j += nthreads) st[j] = start[k->n * I + i0 + j];
@@ -290,7 +286,7 @@ SLC_SHD void slc_sp_stage(int64_t *st, const int64_t *start, const slc_sp_block 
 
 /* thread tid's output column over the staged rows: acc[t - t0] (stride
    accStride) += v * wT[i, o] for the row's non-zeros in [t0, t1) */
-SLC_SHD void slc_sp_forward_rows(float *acc, int accStride, const int64_t *st, const int32_t *tt, const float *vv,
+SL_HD void slc_sp_forward_rows(float *acc, int accStride, const int64_t *st, const int32_t *tt, const float *vv,
                                  const float *wT, const slc_sp_block *k, int64_t O, int64_t i0, int ni, int tid)
 {
     const int64_t o = k->ob * SLC_SP_OB + tid;
@@ -311,7 +307,7 @@ SLC_SHD void slc_sp_forward_rows(float *acc, int accStride, const int64_t *st, c
 
 /* the same over rows i0 .. i0 + ni - 1 read from x [N, I, T] itself (the
    list overflowed): the same non-zeros in the same order, so the same sums */
-SLC_SHD void slc_sp_forward_scan(float *acc, int accStride, const float *x, const float *wT, const slc_sp_block *k,
+SL_HD void slc_sp_forward_scan(float *acc, int accStride, const float *x, const float *wT, const slc_sp_block *k,
                                  int64_t O, int64_t I, int64_t T, int64_t i0, int ni, int tid)
 {
     const int64_t o = k->ob * SLC_SP_OB + tid;
@@ -330,7 +326,7 @@ SLC_SHD void slc_sp_forward_scan(float *acc, int accStride, const float *x, cons
 
 /* the block's outputs from acc [t][o] (stride accStride) to y [N, O, T],
    consecutive threads on consecutive bins */
-SLC_SHD void slc_sp_forward_store(float *y, const float *acc, int accStride, const slc_sp_block *k, int64_t O,
+SL_HD void slc_sp_forward_store(float *y, const float *acc, int accStride, const slc_sp_block *k, int64_t O,
                                   int64_t T, int tid, int nthreads)
 {
     const int w = (int)(k->t1 - k->t0);
@@ -342,7 +338,7 @@ SLC_SHD void slc_sp_forward_store(float *y, const float *acc, int accStride, con
 }
 
 /* gw[o, i] for output o: over n, then the non-zeros of row (n, i), of v * gT[n, t, o] */
-SLC_SHD float slc_sp_wgrad_value(const int64_t *start, const int32_t *tt, const float *vv, const float *gT,
+SL_HD float slc_sp_wgrad_value(const int64_t *start, const int32_t *tt, const float *vv, const float *gT,
                                  int64_t N, int64_t I, int64_t O, int64_t T, int64_t i, int64_t o)
 {
     float a = 0.0f;
@@ -355,7 +351,7 @@ SLC_SHD float slc_sp_wgrad_value(const int64_t *start, const int32_t *tt, const 
 }
 
 /* the same, reading row (n, i) of x [N, I, T] itself (the list overflowed) */
-SLC_SHD float slc_sp_wgrad_scan(const float *x, const float *gT, int64_t N, int64_t I, int64_t O, int64_t T, int64_t i,
+SL_HD float slc_sp_wgrad_scan(const float *x, const float *gT, int64_t N, int64_t I, int64_t O, int64_t T, int64_t i,
                                 int64_t o)
 {
     float a = 0.0f;

@@ -18,11 +18,7 @@
 #include <math.h>
 #include <stdint.h>
 
-#ifdef __CUDACC__
-#define SLC_THD __host__ __device__ __forceinline__
-#else
-#define SLC_THD static inline
-#endif
+#include "../hostdev.h"
 
 #define SLC_TV 4            /* outputs per thread */
 #define SLC_KC 256          /* taps staged at a time */
@@ -30,11 +26,11 @@
 
 /* one padding word every 32 staged samples: a warp's TV-strided reads hit
    at most two banks at once */
-SLC_THD int slc_pad(int p) { return p + (p >> 5); }
+SL_HD int slc_pad(int p) { return p + (p >> 5); }
 
 /* threads per block: whole warps covering the row in one tile when T <=
    TV * SLC_MAX_THREADS, else SLC_MAX_THREADS */
-SLC_THD int slc_temporal_threads(int64_t T)
+SL_HD int slc_temporal_threads(int64_t T)
 {
     int64_t warps = (T + 32 * SLC_TV - 1) / (32 * SLC_TV);
     return warps >= SLC_MAX_THREADS / 32 ? SLC_MAX_THREADS : (int)warps * 32;
@@ -42,7 +38,7 @@ SLC_THD int slc_temporal_threads(int64_t T)
 
 /* the filter and the input row of output row orow: conv rows are (n, f, r)
    reading (n, r); corr rows are (n, r), reading (n, fi, r) of the gradient */
-SLC_THD void slc_temporal_rows(int corr, int64_t orow, int64_t fi, int64_t R, int64_t F, int64_t *f, int64_t *irow)
+SL_HD void slc_temporal_rows(int corr, int64_t orow, int64_t fi, int64_t R, int64_t F, int64_t *f, int64_t *irow)
 {
     if (corr) {
         *f = fi;
@@ -54,7 +50,7 @@ SLC_THD void slc_temporal_rows(int corr, int64_t orow, int64_t fi, int64_t R, in
 }
 
 /* whether taps from i0 on can meet the outputs [t0, t0 + tile) at all */
-SLC_THD int slc_temporal_chunk_live(int corr, int64_t t0, int64_t i0, int64_t T, int64_t tile)
+SL_HD int slc_temporal_chunk_live(int corr, int64_t t0, int64_t i0, int64_t T, int64_t tile)
 {
     return corr ? t0 + i0 < T : i0 <= t0 + tile - 1;
 }
@@ -62,7 +58,7 @@ SLC_THD int slc_temporal_chunk_live(int corr, int64_t t0, int64_t i0, int64_t T,
 /* stage the chunk of taps i0 .. i0 + kn - 1: the samples conv x[t0 - i0 -
    (KC-1) + k] or corr g[t0 + i0 + k] for k < tile + KC - 1 (zero outside the
    row) into xs, the taps into hs; thread tid of nthreads */
-SLC_THD void slc_temporal_stage(int corr, float *xs, float *hs, const float *x, const float *hf, int64_t t0,
+SL_HD void slc_temporal_stage(int corr, float *xs, float *hs, const float *x, const float *hf, int64_t t0,
                                 int64_t i0, int64_t T, int kn, int tid, int nthreads)
 {
     const int XS = nthreads * SLC_TV + SLC_KC - 1;
@@ -76,7 +72,7 @@ SLC_THD void slc_temporal_stage(int corr, float *xs, float *hs, const float *x, 
 
 /* thread tid's outputs over the staged chunk: conv output t0 + TV*tid + v
    reads staged sample c + v - ii, corr reads c + v + ii */
-SLC_THD void slc_temporal_taps(int corr, float *acc, const float *xs, const float *hs, int tid, int kn)
+SL_HD void slc_temporal_taps(int corr, float *acc, const float *xs, const float *hs, int tid, int kn)
 {
     const int c = corr ? SLC_TV * tid : SLC_TV * tid + SLC_KC - 1;
     float w[SLC_TV];
@@ -98,7 +94,7 @@ SLC_THD void slc_temporal_taps(int corr, float *acc, const float *xs, const floa
 
 /* a filter's sums into the result: conv multiplies by Ts once; corr adds
    the filters' products in filter order */
-SLC_THD void slc_temporal_finish(int corr, float *res, const float *acc, float Ts)
+SL_HD void slc_temporal_finish(int corr, float *res, const float *acc, float Ts)
 {
     for (int v = 0; v < SLC_TV; v++) res[v] = corr ? res[v] + acc[v] * Ts : acc[v] * Ts;
 }

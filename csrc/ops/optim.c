@@ -13,11 +13,49 @@
  *   step = lr*sqrt(bias2)/bias1       (bias_i = 1 - b_i^k, in double)
  *   Adam:  p <- p - step*m/denom
  *   Nadam: p <- p - step*(b1*m + (1-b1)*g)/denom
- * Each float32 operation is rounded in the order the reference performs it.
+ * Each float32 operation is rounded in the order the reference performs it;
+ * the per-element updates are ../hostdev.h's, which the GPU kernels share.
  */
+#include "../hostdev.h"
 #include "../internal.h"
 
 #include <math.h>
+
+/* the updates over [lo, hi) of elements, one clone per instruction set, and
+   one loop per variant (momentum buffer or not; Adam or Nadam, amsgrad or
+   not), so that each body is free of branches and vectorises: IEEE
+   division and square root give the same bits as one element at a time */
+SL_HOT
+static void sgd_range(float *restrict p, const float *restrict g, float *restrict buf, int64_t lo, int64_t hi,
+                      float lr, float momentum, float damp, float weight_decay, int nesterov, int first)
+{
+    if (buf)
+        for (int64_t i = lo; i < hi; i++)
+            sl_sgd_elem(p + i, g + i, buf + i, lr, momentum, damp, weight_decay, nesterov, first);
+    else
+        for (int64_t i = lo; i < hi; i++)
+            sl_sgd_elem(p + i, g + i, NULL, lr, momentum, damp, weight_decay, nesterov, first);
+}
+
+#define ADAM_LOOP(MODE, VMAX)                                                                                 \
+    for (int64_t i = lo; i < hi; i++)                                                                         \
+        sl_adam_elem(MODE, p + i, g + i, m + i, v + i, VMAX, b1, b2, c1, c2, eps, weight_decay, step)
+SL_HOT
+static void adam_range(int mode, float *restrict p, float *restrict g, float *restrict m, float *restrict v,
+                       float *restrict vmax, int64_t lo, int64_t hi, float b1, float b2, float c1, float c2,
+                       float eps, float weight_decay, float step)
+{
+    if (mode == 0 && vmax) ADAM_LOOP(0, vmax + i);
+    else if (mode == 0) ADAM_LOOP(0, NULL);
+    else if (vmax) ADAM_LOOP(1, vmax + i);
+    else ADAM_LOOP(1, NULL);
+}
+#undef ADAM_LOOP
+
+/* [lo, hi) of chunk k of n elements */
+#define CHUNK 8192
+#define CHUNK_BOUNDS(k, n, lo, hi)                                                                            \
+    int64_t lo = (k) * CHUNK, hi = lo + CHUNK < (n) ? lo + CHUNK : (n)
 
 int sl_sgd_step(sl_tensor *p, sl_tensor *g, sl_tensor *buf, float lr, float momentum,
                 float dampening, float weight_decay, int nesterov, int first)
@@ -33,15 +71,9 @@ int sl_sgd_step(sl_tensor *p, sl_tensor *g, sl_tensor *buf, float lr, float mome
     const float *restrict pg = g->data;
     float *restrict pb = buf ? buf->data : NULL;
     float damp = 1.0f - dampening;
-    SL_FOR(i, n, n > 4 * SL_PAR_MIN, {
-        float d = pg[i];
-        if (weight_decay != 0.0f) d = d + weight_decay * pp[i];
-        if (pb) {
-            float b = first ? d : momentum * pb[i] + damp * d;
-            pb[i] = b;
-            d = nesterov ? d + momentum * b : b;
-        }
-        pp[i] = pp[i] - lr * d;
+    SL_FOR(k, (n + CHUNK - 1) / CHUNK, n > 4 * SL_PAR_MIN, {
+        CHUNK_BOUNDS(k, n, lo, hi);
+        sgd_range(pp, pg, pb, lo, hi, lr, momentum, damp, weight_decay, nesterov, first);
     });
     return 0;
 }
@@ -67,26 +99,9 @@ int sl_adam_step(int mode, sl_tensor *p, sl_tensor *g, sl_tensor *m, sl_tensor *
     float b1 = (float)beta1, b2 = (float)beta2;
     float c1 = (float)(1.0 - beta1), c2 = (float)(1.0 - beta2);
     float step = (float)(-(lr * sqrt(bias2) / bias1));
-    SL_FOR(i, n, n > 4 * SL_PAR_MIN, {
-        float gi = pg[i];
-        if (weight_decay != 0.0f) {
-            gi = gi + weight_decay * pp[i];
-            if (mode == 1) pg[i] = gi;
-        }
-        float mi = pm[i] * b1 + c1 * gi;
-        float vi = pv[i] * b2 + c2 * gi * gi;
-        pm[i] = mi;
-        pv[i] = vi;
-        float den;
-        if (px) {
-            float x = px[i] > vi ? px[i] : vi;
-            px[i] = x;
-            den = sqrtf(x) + eps;
-        } else {
-            den = sqrtf(vi) + eps;
-        }
-        float num = mode == 1 ? b1 * mi + c1 * gi : mi;
-        pp[i] = pp[i] + step * num / den;
+    SL_FOR(k, (n + CHUNK - 1) / CHUNK, n > 4 * SL_PAR_MIN, {
+        CHUNK_BOUNDS(k, n, lo, hi);
+        adam_range(mode, pp, pg, pm, pv, px, lo, hi, b1, b2, c1, c2, eps, weight_decay, step);
     });
     return 0;
 }

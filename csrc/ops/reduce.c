@@ -8,6 +8,7 @@
  * the result, does not depend on the thread count.
  * sl_sum_to reduces a broadcast gradient back to an operand's shape.
  */
+#include "../hostdev.h"
 #include "../internal.h"
 #include "../shapes.h"
 
@@ -77,17 +78,8 @@ int sl_max_dim(sl_tensor *values, sl_tensor *indices, const sl_tensor *a, int di
     SL_DISPATCH(sl_max_dim, dev, values, indices, a, dim);
     SL_FOR(o, outer, a->numel > 4 * SL_PAR_MIN && outer > 1, {
         for (int64_t i = 0; i < inner; i++) {
-            const float *src = a->data + o * n * inner + i;
-            float best = src[0];
-            int64_t bi = 0;
-            for (int64_t k = 1; k < n; k++) {
-                float v = src[k * inner];
-                /* first maximum wins; NaN propagates like torch.max */
-                if (v > best || (isnan(v) && !isnan(best))) {
-                    best = v;
-                    bi = k;
-                }
-            }
+            float best;
+            int64_t bi = sl_argmax_strided(a->data + o * n * inner + i, n, inner, &best);
             values->data[o * inner + i] = best;
             indices->data[o * inner + i] = (float)bi;
         }

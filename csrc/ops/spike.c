@@ -14,6 +14,7 @@
  * with tau = tauRho * theta and every constant a float32, as the reference.
  * No gradient flows through the refractory kernel.
  */
+#include "../hostdev.h"
 #include "../internal.h"
 
 #include <math.h>
@@ -94,47 +95,11 @@ int sl_spike_forward(sl_tensor *spikes, sl_tensor *u, const sl_tensor *ref, floa
     return 0;
 }
 
-/* exp(x) for x <= 0, vectorisable: x = k ln2 + r with |r| <= ln2/2 (ln2 split
-   in two for an exact reduction), exp(r) by its degree-7 Taylor polynomial
-   (relative error below 2e-7, about 1.5 ulp), times 2^k built in the
-   exponent bits.  Like expf (the reference's torch.exp) it gives subnormal
-   results down to 2^-149 and 0 below: far from the threshold the surrogate
-   is 0, not a constant floor. */
-static inline float exp_nonpos(float x)
-{
-    float keep = x < -104.0f ? 0.0f : 1.0f; /* expf is 0 below ln 2^-150 */
-    if (x < -104.0f) x = 0.0f; /* a lane of ones, zeroed by keep: no subnormal on the way */
-    float k = nearbyintf(x * 1.44269504089f);
-    float r = (x - k * 0.693145751953125f) - k * 1.42860682030941723212e-6f;
-    float p = 1.0f / 5040.0f;
-    p = p * r + 1.0f / 720.0f;
-    p = p * r + 1.0f / 120.0f;
-    p = p * r + 1.0f / 24.0f;
-    p = p * r + 1.0f / 6.0f;
-    p = p * r + 0.5f;
-    p = p * r + 1.0f;
-    p = p * r + 1.0f;
-    /* 2^k (k >= -150) as two normal powers of two: the first product is
-       exact, the second rounds once, into the subnormal range if need be */
-    int32_t k1 = (int32_t)k / 2, k2 = (int32_t)k - k1;
-    union {
-        int32_t i;
-        float f;
-    } b1, b2;
-    b1.i = (k1 + 127) << 23;
-    b2.i = (k2 + 127) << 23;
-    return p * b1.f * b2.f * keep;
-}
-
 SL_HOT
 static void rho_chunk(float *restrict gin, const float *restrict gout, const float *restrict u, int64_t n,
                       float theta, float tau, float st)
 {
-    for (int64_t i = 0; i < n; i++) {
-        /* -|u - theta| / tau, rounded like the reference's division */
-        float q = -fabsf(u[i] - theta) / tau;
-        gin[i] = gout[i] * (st * exp_nonpos(q));
-    }
+    for (int64_t i = 0; i < n; i++) gin[i] = sl_spike_surrogate(gout[i], u[i], theta, tau, st);
 }
 
 int sl_spike_backward(sl_tensor *gin, const sl_tensor *gout, const sl_tensor *u, float theta, float tau,
