@@ -16,8 +16,11 @@ forward + loss + backward + Adam step.  Prints the median (and min/max)
 milliseconds per step over S steps after W warm-up steps (default 1 on the
 CPU, up to 40 on the GPU: see the option), the forward alone, the peak
 resident memory of the process, and the Lua collections the library forced
-per timed step.  --names N keeps N sample file names in Lua tables, as a
-dataset of N samples does: every collection then traverses them.
+per timed step.  --names N keeps a SpikeFiles dataset of N samples alive
+(from a generated list file; no sample is read), as a training script
+does: every collection then visits what it holds.  --names N --plain
+keeps N path strings in a Lua table instead, as datasets did before
+they packed their paths.
 W4 (only when asked for, --only W4): the Open Neuromorphic library
    benchmark's shape, one dense n -> n layer and spiking neurons (psp after
    the dense map, W1's neuron), batch 16, T = 500, for each n of --n
@@ -45,8 +48,9 @@ local opts = snn.utils.options({...}, {
    device = {'cpu', 'device to run on', choices = {'cpu', 'cuda'}},
    n = {'512,4096', 'layer sizes of W4', check = function(v) return not v:match('^%d+[%d,]*$') and 'sizes like 512,4096' or nil end},
    w4input = {'spikes', 'input of W4', choices = {'spikes', 'dense'}},
-   names = {0, 'keep a Lua list of this many sample file names alive, as a dataset of that size does '
+   names = {0, 'keep a SpikeFiles dataset of this many samples alive, as a training script does '
       .. '(60000 for N-MNIST): the collector\'s cost grows with the Lua heap', integer = true, min = 0},
+   plain = {false, 'with --names: hold the sample paths as Lua strings in a table instead of a dataset'},
 }, 'luajit bench/workloads.lua [options]')
 snn.setNumThreads(opts.threads)
 
@@ -198,12 +202,18 @@ local function runW4(n, batch)
    end, function(loss) loss:backward() end)
 end
 
--- the names of a dataset's samples, as SpikeFiles keeps them (its paths,
--- and the dataset's own array of them)
-local names = {paths = {}}
-for i = 1, opts.names do
-   names.paths[i] = 'data/nmnist/train/' .. i .. '.bs2'
-   names[i] = names.paths[i]
+-- a dataset of that many samples, held as a training script holds it
+local names
+if opts.names > 0 and opts.plain then
+   names = {}
+   for i = 1, opts.names do names[i] = 'data/nmnist/train/' .. i .. '.bs2' end
+elseif opts.names > 0 then
+   local list = os.tmpname()
+   local lines = {'#sample\tclass'}
+   for i = 1, opts.names do lines[#lines + 1] = (i - 1) .. '\t' .. (i - 1) % 10 end
+   snn.utils.writeFile(list, table.concat(lines, '\n') .. '\n')
+   names = snn.data.SpikeFiles{root = 'data/nmnist/train', list = list}
+   os.remove(list)
 end
 
 local results = {}

@@ -15,7 +15,7 @@ describe('SpikeFiles', function()
    it('reads the list file (CRLF, header), 1-based labels, and bins samples as the reference', function()
       local ds = nmnist('train1K.txt')
       assert.are.equal(1000, #ds)
-      assert.are.equal(NM .. '/1.bs2', ds[1])
+      assert.are.equal(1000, ds:size())
       -- class counts of train1K.txt (SPEC 20.3)
       local counts = {}
       for i = 1, #ds do counts[ds.labels[i]] = (counts[ds.labels[i]] or 0) + 1 end
@@ -29,6 +29,49 @@ describe('SpikeFiles', function()
       assert.are.equal(4670, x:countNonzero())
       local direct = snn.io.read2Dspikes(NM .. '/1.bs2'):toSpikeTensor(T.zeros({2, 34, 34, 300}), 1)
       assert.are.equal(0, T.maxAbsDiff(x, direct))
+   end)
+
+   it('keeps its paths packed until ds.paths is read, then reads that table (edits included)', function()
+      local ds = nmnist()
+      assert.is_nil(rawget(ds, 'paths'))
+      local x1, _, l1 = ds:get(1)
+      local packedBatches = {}
+      for x, _, labels in snn.data.Loader(ds, {batchSize = 7, workers = 2}):iter() do
+         packedBatches[#packedBatches + 1] = {x, labels}
+      end
+      assert.are.equal(15, #packedBatches)
+      -- reading ds.paths unpacks them into a plain table of strings
+      local paths = ds.paths
+      assert.are.equal('table', type(paths))
+      assert.are.equal(rawget(ds, 'paths'), paths)
+      assert.are.equal(100, #paths)
+      local want = {}
+      for line in io.lines(NM .. '/test100.txt') do
+         local idx = line:match('^(%d+)%s')
+         if idx then want[#want + 1] = NM .. '/' .. idx .. '.bs2' end
+      end
+      assert.are.same(want, paths)
+      -- and from then on the table is what the dataset reads: the same samples, then an edit
+      local x2, _, l2 = ds:get(1)
+      assert.are.equal(l1, l2)
+      assert.are.equal(0, T.maxAbsDiff(x1, x2))
+      local k = 0
+      for x, _, labels in snn.data.Loader(ds, {batchSize = 7, workers = 2}):iter() do
+         k = k + 1
+         assert.are.same(packedBatches[k][2], labels)
+         assert.are.equal(0, T.maxAbsDiff(packedBatches[k][1], x))
+      end
+      assert.are.equal(15, k)
+      paths[1] = paths[2]
+      local x3 = ds:get(1)
+      assert.are.equal(0, T.maxAbsDiff(ds:get(2), x3))
+      -- a class derived from SpikeFiles unpacks them too
+      local Mine = snn.class('MyFiles', snn.data.SpikeFiles)
+      function Mine:extra() return 'mine' end
+      local mine = Mine{root = NM, list = 'test100.txt'}
+      assert.are.equal('mine', mine:extra())
+      assert.are.equal(want[1], mine.paths[1])
+      assert.are.equal(100, #mine)
    end)
 
    it('reports a missing list file and a malformed line clearly', function()

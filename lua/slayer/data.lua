@@ -3,8 +3,8 @@ snn.data -- datasets and batch loaders.
 
 A dataset is any object with `#ds` (its size) and `ds:get(i)` returning
 input (C, H, W, T), target (classes, 1, 1, 1) and the 1-based label.
-(LuaJIT's `#` ignores __len on tables, so the datasets here keep sample i's
-file path at ds[i]; likewise loader[b] is the size of batch b, so #loader
+(LuaJIT's `#` ignores __len on tables, so the datasets here set ds[i] to
+true for each sample; likewise loader[b] is the size of batch b, so #loader
 is the number of batches.)
 
     local train = snn.data.SpikeFiles{root = 'NMNISTsmall', list = 'train1K.txt',
@@ -13,7 +13,9 @@ is the number of batches.)
     for input, target, labels in loader:iter() do ... end   -- (N, C, H, W, T), (N, classes, 1, 1, 1)
 
 Datasets made of spike files (SpikeFiles, and SaccadeImages once its cache
-is written) expose `ds.paths`/`ds.labels`; for them a Loader with
+is written) expose `ds.paths`/`ds.labels` (the paths are kept packed, two
+objects for the collector instead of one string per sample, and `ds.paths`
+becomes a table of strings when first read); for them a Loader with
 `workers > 0` reads and bins the files in C threads, a bounded number of
 batches ahead of the training loop, into fresh tensors (the batches handed
 out are the caller's to keep).  Other datasets are loaded in the calling
@@ -74,9 +76,44 @@ function Dataset:__tostring()
    return text
 end
 
--- ds[i] = path of sample i, so that #ds works under LuaJIT
-local function fillArray(self)
-   for i = 1, #self.paths do self[i] = self.paths[i] end
+-- The sample paths of a file dataset, packed: one string holding every path
+-- NUL-terminated and a C array of their offsets.  A table of paths is one
+-- object per sample for the collector, and each full collection visits them
+-- all: 60,000 names made one take 3.8 ms against 0.04 ms for the package
+-- alone, and the library forces about one per training step.  Reading
+-- ds.paths unpacks them into that table (for code that edits it), which is
+-- from then on what the dataset reads.
+local function packPaths(self, list)
+   local n = #list
+   local off = ffi.new('int64_t[?]', n + 1)
+   local pos = 0
+   for i = 1, n do
+      off[i - 1] = pos
+      pos = pos + #list[i] + 1
+   end
+   off[n] = pos
+   self._pathBlob, self._pathOff, self._pathCount = table.concat(list, '\0') .. '\0', off, n
+   for i = 1, n do self[i] = true end -- so that #ds works under LuaJIT
+end
+
+-- sample i's path as a C string while the paths are packed, else nil
+local function packedPath(ds, i)
+   local blob = rawget(ds, '_pathBlob')
+   if not blob or i < 1 or i > ds._pathCount then return nil end
+   return ffi.cast('const char *', blob) + ds._pathOff[i - 1]
+end
+
+nn.setLookup(Dataset, function(self, k)
+   if k ~= 'paths' or not rawget(self, '_pathBlob') then return nil end
+   local t = {}
+   for i = 1, self._pathCount do t[i] = ffi.string(packedPath(self, i)) end
+   self.paths, self._pathBlob, self._pathOff, self._pathCount = t, nil, nil, nil
+   return t
+end)
+
+-- true when ds's samples are files the C loaders can read
+local function isFileDataset(ds)
+   return (rawget(ds, '_pathBlob') ~= nil or type(ds.paths) == 'table') and ds.format ~= nil and ds.shape ~= nil
 end
 
 --- one sample as the loaders produce it, from a file on disk
@@ -89,12 +126,16 @@ function Dataset:_loadFile(path, label)
    return input, target, label
 end
 
--- sample i's file path and label, checked (the tables can be edited after
--- the dataset was made)
+-- sample i's file path (a string, or a C string into the packed paths)
+-- and label, checked (the tables can be edited after the dataset was made)
 local function sampleAt(ds, i, fname)
-   local path, label = ds.paths[i], ds.labels[i]
-   if type(path) ~= 'string' then
-      fail(fname, 'sample ' .. i .. ' has no file path (paths[' .. i .. '] is ' .. type(path) .. ')')
+   local path, label = packedPath(ds, i), ds.labels[i]
+   if not path then
+      if rawget(ds, '_pathBlob') then fail(fname, 'sample ' .. i .. ' outside 1..' .. ds._pathCount) end
+      path = type(ds.paths) == 'table' and ds.paths[i] or nil
+      if type(path) ~= 'string' then
+         fail(fname, 'sample ' .. i .. ' has no file path (paths[' .. i .. '] is ' .. type(path) .. ')')
+      end
    end
    if not isWhole(label, -2 ^ 31, 2 ^ 31 - 1) then
       fail(fname, 'sample ' .. i .. ' has no whole-number label (labels[' .. i .. '] is ' .. L.valueStr(label) .. ')')
@@ -165,9 +206,10 @@ function SpikeFiles:__init(o)
       fail(fname, 'cannot open the list file ' .. listPath .. ' (N-MNIST-style data: a folder of <index>.bs2 files '
          .. 'with train/test list files, e.g. ../shared/data/nmnist-small)')
    end
-   -- (only the paths and labels are kept: every string held here is an
-   -- object the collector visits at each full collection)
-   self.paths, self.labels = {}, {}
+   -- (only the paths, packed, and the labels are kept: every string held
+   -- here is an object the collector visits at each full collection)
+   local paths
+   paths, self.labels = {}, {}
    local lineNo = 0
    for line in f:lines() do
       lineNo = lineNo + 1
@@ -183,16 +225,16 @@ function SpikeFiles:__init(o)
             f:close()
             fail(fname, listPath .. ' line ' .. lineNo .. ': label ' .. (lab - 1) .. ' outside 0..' .. (self.classes - 1))
          end
-         self.paths[#self.paths + 1] = o.root .. '/' .. idx .. '.' .. self.ext
+         paths[#paths + 1] = o.root .. '/' .. idx .. '.' .. self.ext
          self.labels[#self.labels + 1] = lab
       end
    end
    f:close()
-   if #self.paths == 0 then fail(fname, listPath .. ' lists no samples') end
+   if #paths == 0 then fail(fname, listPath .. ' lists no samples') end
    if o.limit and o.limit > 0 then
-      for i = #self.paths, o.limit + 1, -1 do self.paths[i], self.labels[i] = nil, nil end
+      for i = #paths, o.limit + 1, -1 do paths[i], self.labels[i] = nil, nil end
    end
-   fillArray(self)
+   packPaths(self, paths)
 end
 
 ---------------------------------------------------------------------------
@@ -229,17 +271,19 @@ function SaccadeImages:__init(o)
    end
    local ok, err = pcall(require('slayer.utils').mkdir, o.cache)
    if not ok then fail(fname, 'cache: ' .. tostring(err):gsub('^.-mkdir: ', '')) end
-   self.paths, self.labels = {}, {}
+   local paths = {}
+   self.labels = {}
    for i = 1, n do
-      self.paths[i] = o.cache .. '/' .. i .. '.bs2'
+      paths[i] = o.cache .. '/' .. i .. '.bs2'
       self.labels[i] = labs[i] + 1
    end
-   fillArray(self)
+   packPaths(self, paths)
 end
 
 --- Convert image i unless its cache file exists.
 function SaccadeImages:convert(i)
-   local path = self.paths[i]
+   local path = sampleAt(self, i, 'convert')
+   if type(path) ~= 'string' then path = ffi.string(path) end
    if fileExists(path) then return false end
    local sio = require 'slayer.io'
    local so = {}
@@ -255,9 +299,11 @@ end
 -- by chunk (progress(done, total) is called after each chunk); returns how
 -- many were converted.
 function SaccadeImages:prepare(progress)
-   local missing = {}
-   for i = 1, #self.paths do
-      if not fileExists(self.paths[i]) then missing[#missing + 1] = i end
+   local missing, paths = {}, {}
+   for i = 1, self:size() do
+      local path = sampleAt(self, i, 'prepare')
+      paths[i] = type(path) == 'string' and path or ffi.string(path)
+      if not fileExists(paths[i]) then missing[#missing + 1] = i end
    end
    local sio = require 'slayer.io'
    local so = {}
@@ -271,12 +317,12 @@ function SaccadeImages:prepare(progress)
       local idx = {}
       for k = lo, hi do idx[#idx + 1] = missing[k] end
       local images = T.empty({#idx, self.images:size(2), self.images:size(3)})
-      local paths, seeds = {}, {}
+      local chunkPaths, seeds = {}, {}
       for k, i in ipairs(idx) do
          images:select(1, k):copy(self.images:select(1, i))
-         paths[k], seeds[k] = self.paths[i], base + i
+         chunkPaths[k], seeds[k] = paths[i], base + i
       end
-      sio.saccadeToFiles(images, paths, so, seeds)
+      sio.saccadeToFiles(images, chunkPaths, so, seeds)
       if progress then progress(hi, #missing) end
    end
    return #missing
@@ -401,8 +447,7 @@ function Loader:order(epoch)
 end
 
 local function usesWorkers(self)
-   local ds = self.dataset
-   return self.workers > 0 and type(ds.paths) == 'table' and ds.format ~= nil and ds.shape ~= nil
+   return self.workers > 0 and isFileDataset(self.dataset)
 end
 
 -- device batches: copy n values of pinned host memory into new GPU tensors
@@ -449,7 +494,7 @@ end
 local function lazyIter(self, order)
    local ds, B = self.dataset, self.batchSize
    local b, nb = 0, math.ceil(#order / B)
-   local files = type(ds.paths) == 'table' and ds.format ~= nil and ds.shape ~= nil
+   local files = isFileDataset(ds)
    return function()
       if b >= nb then return nil end
       local lo, hi = b * B + 1, math.min((b + 1) * B, #order)
@@ -504,10 +549,10 @@ local function workerIter(self, order)
    local n = #order
    local paths = ffi.new('const char *[?]', math.max(n, 1))
    local labels = ffi.new('int32_t[?]', math.max(n, 1))
-   local keep = {}
+   local keep = {rawget(ds, '_pathBlob')} -- the packed paths, or each path string
    for k = 1, n do
       local path, lab = sampleAt(ds, order[k], 'Loader')
-      keep[k] = path
+      if type(path) == 'string' then keep[#keep + 1] = path end
       paths[k - 1] = path
       labels[k - 1] = lab - 1
    end

@@ -36,6 +36,8 @@ function M.class(name, parent)
    end
    local cls = {__typename = name}
    cls.__index = cls
+   -- a parent's __lookup(obj, key) answers the keys no class in the chain holds
+   if parent and parent.__lookup then M.setLookup(cls, parent.__lookup) end
    if parent then
       for _, mm in ipairs(metamethods) do
          if rawget(parent, mm) then cls[mm] = parent[mm] end
@@ -53,6 +55,18 @@ function M.class(name, parent)
       __tostring = function() return 'class ' .. name end,
    })
    return cls
+end
+
+--- Give cls's instances (and those of classes derived from it later) a
+-- fallback: lookup(obj, key) answers a key that neither the instance nor
+-- any class in its chain holds (a field computed on first use).
+function M.setLookup(cls, lookup)
+   cls.__lookup = lookup
+   cls.__index = function(obj, k)
+      local v = cls[k]
+      if v == nil then return lookup(obj, k) end
+      return v
+   end
 end
 
 --- True when obj is an instance of cls or of a class derived from it.
