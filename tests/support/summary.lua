@@ -13,6 +13,10 @@ return function(options)
       local line = string.format('%d passed, %d failed', passed, failed)
       local skipped = handler.pendingsCount + (extra.skipped or 0)
       if skipped > 0 then line = line .. string.format(', %d skipped', skipped) end
+      -- a run under another build names it (tools/sanitize.sh), so that the
+      -- plain line is the test command's own
+      local label = os.getenv('SLAYER_SUMMARY_LABEL')
+      if label and label ~= '' then line = label .. ': ' .. line end
       io.write('\n' .. line .. '\n')
       io.flush()
       return nil, true
