@@ -274,7 +274,19 @@ describe('SaccadeImages', function()
          assert.are.equal(34, xb:size(4))
       end
       assert.are.equal(2, batches)
-      os.execute('rm -rf ' .. dir)
+      -- the loader's workers converted images 1 and 3 in one batch (prepare): each file is the one that
+      -- converting that image alone writes
+      local dir2 = os.tmpname()
+      os.remove(dir2)
+      local one = snn.data.SaccadeImages{images = img, labels = {0, 4, 9}, cache = dir2, tSample = 300, Ts = 1}
+      for i = 1, 3 do
+         local a, _, la = ds:get(i)
+         local b, _, lb = one:get(i)
+         assert.are.equal(la, lb)
+         assert.are.equal(0, T.maxAbsDiff(a, b), 'sample ' .. i)
+      end
+      assert.is_true(T.maxAbsDiff(ds:get(1), ds:get(3)) > 0)
+      os.execute('rm -rf ' .. dir .. ' ' .. dir2)
    end)
 
    it('refuses labels outside 0..classes-1 and a cache folder it cannot create', function()

@@ -281,9 +281,14 @@ function SaccadeImages:__init(o)
 end
 
 --- Convert image i unless its cache file exists.
+-- sample i's path as a Lua string (for io.open)
+local function pathString(ds, i, fname)
+   local path = sampleAt(ds, i, fname)
+   return type(path) == 'string' and path or ffi.string(path)
+end
+
 function SaccadeImages:convert(i)
-   local path = sampleAt(self, i, 'convert')
-   if type(path) ~= 'string' then path = ffi.string(path) end
+   local path = pathString(self, i, 'convert')
    if fileExists(path) then return false end
    local sio = require 'slayer.io'
    local so = {}
@@ -299,11 +304,13 @@ end
 -- by chunk (progress(done, total) is called after each chunk); returns how
 -- many were converted.
 function SaccadeImages:prepare(progress)
-   local missing, paths = {}, {}
+   local missing, missingPaths = {}, {}
    for i = 1, self:size() do
-      local path = sampleAt(self, i, 'prepare')
-      paths[i] = type(path) == 'string' and path or ffi.string(path)
-      if not fileExists(paths[i]) then missing[#missing + 1] = i end
+      local path = pathString(self, i, 'prepare')
+      if not fileExists(path) then
+         local k = #missing + 1
+         missing[k], missingPaths[k] = i, path
+      end
    end
    local sio = require 'slayer.io'
    local so = {}
@@ -314,13 +321,12 @@ function SaccadeImages:prepare(progress)
    local chunk = 256
    for lo = 1, #missing, chunk do
       local hi = math.min(lo + chunk - 1, #missing)
-      local idx = {}
-      for k = lo, hi do idx[#idx + 1] = missing[k] end
-      local images = T.empty({#idx, self.images:size(2), self.images:size(3)})
+      local images = T.empty({hi - lo + 1, self.images:size(2), self.images:size(3)})
       local chunkPaths, seeds = {}, {}
-      for k, i in ipairs(idx) do
+      for k = 1, hi - lo + 1 do
+         local i = missing[lo + k - 1]
          images:select(1, k):copy(self.images:select(1, i))
-         chunkPaths[k], seeds[k] = paths[i], base + i
+         chunkPaths[k], seeds[k] = missingPaths[lo + k - 1], base + i
       end
       sio.saccadeToFiles(images, chunkPaths, so, seeds)
       if progress then progress(hi, #missing) end
