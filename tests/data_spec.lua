@@ -34,6 +34,13 @@ describe('SpikeFiles', function()
    it('keeps its paths packed until ds.paths is read, then reads that table (edits included)', function()
       local ds = nmnist()
       assert.is_nil(rawget(ds, 'paths'))
+      local p2, l2path = ds:path(2)
+      assert.is_nil(rawget(ds, 'paths')) -- ds:path(i) leaves them packed
+      assert.are.equal('string', type(p2))
+      assert.are.equal(ds.labels[2], l2path)
+      local fromFile = snn.io.read2Dspikes(p2):toSpikeTensor(T.zeros({2, 34, 34, 300}), 1)
+      assert.are.equal(0, T.maxAbsDiff(ds:get(2), fromFile))
+      assert.has_error(function() ds:path(101) end, 'path: index 101 out of range 1..100')
       local x1, _, l1 = ds:get(1)
       local packedBatches = {}
       for x, _, labels in snn.data.Loader(ds, {batchSize = 7, workers = 2}):iter() do
@@ -51,6 +58,7 @@ describe('SpikeFiles', function()
          if idx then want[#want + 1] = NM .. '/' .. idx .. '.bs2' end
       end
       assert.are.same(want, paths)
+      assert.are.equal(want[2], p2)
       -- and from then on the table is what the dataset reads: the same samples, then an edit
       local x2, _, l2 = ds:get(1)
       assert.are.equal(l1, l2)

@@ -150,6 +150,21 @@ function Dataset:get(i)
    return self:_loadFile(sampleAt(self, i, 'get'))
 end
 
+-- sample i's path as a Lua string (for io.open)
+local function pathString(ds, i, fname)
+   local path = sampleAt(ds, i, fname)
+   return type(path) == 'string' and path or ffi.string(path)
+end
+
+--- ds:path(i): sample i's file path and label (to read its events, say),
+-- without unpacking the paths as reading ds.paths does.
+function Dataset:path(i)
+   if type(i) ~= 'number' or i < 1 or i > self:size() or i % 1 ~= 0 then
+      fail('path', 'index ' .. L.valueStr(i) .. ' out of range 1..' .. self:size())
+   end
+   return pathString(self, i, 'path'), self.labels[i]
+end
+
 local function sampleOpts(self, o, fname)
    self.shape = o.shape or {2, 34, 34}
    local sh = self.shape
@@ -281,12 +296,6 @@ function SaccadeImages:__init(o)
 end
 
 --- Convert image i unless its cache file exists.
--- sample i's path as a Lua string (for io.open)
-local function pathString(ds, i, fname)
-   local path = sampleAt(ds, i, fname)
-   return type(path) == 'string' and path or ffi.string(path)
-end
-
 function SaccadeImages:convert(i)
    local path = pathString(self, i, 'convert')
    if fileExists(path) then return false end
