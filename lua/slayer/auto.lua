@@ -564,6 +564,7 @@ local function slidingPredictions(output, w)
       end
       preds[#preds + 1] = bi
    end
+   T._anchor(y)
    return preds
 end
 

@@ -563,6 +563,7 @@ function M.saccade(image, opts)
    local c, o, scale = saccadeOptions(fname, opts)
    local img = T._contig((image:cpu() / scale):clamp(0, 1))
    local ev = C.sl_saccade(img:data(), image:size(1), image:size(2), c, o.seed)
+   T._anchor(img)
    if ev == nil then cfail() end
    ev = ffi.gc(ev, C.sl_events_free)
    local n = tonumber(C.sl_events_count(ev))
@@ -621,7 +622,9 @@ function M.saccadeToFiles(images, paths, opts, seeds)
       cseeds[i - 1] = seed
    end
    local img = T._contig((images:cpu() / scale):clamp(0, 1))
-   if C.sl_saccade_files(img:data(), n, images:size(2), images:size(3), c, cseeds, cpaths) ~= 0 then cfail() end
+   local rc = C.sl_saccade_files(img:data(), n, images:size(2), images:size(3), c, cseeds, cpaths)
+   T._anchor(img)
+   if rc ~= 0 then cfail() end
    return paths
 end
 
@@ -673,6 +676,7 @@ local function rasterOf(src, samplingTime, fname)
       for i = 0, s:numel() - 1 do
          if d[i] ~= 0 then hr[#hr + 1], hb[#hb + 1] = math.floor(i / bins), i % bins end
       end
+      T._anchor(s)
       return rows, bins, hr, hb
    end
    fail(fname, 'expected a spike tensor or an snn.io event, got ' .. type(src))
@@ -881,6 +885,7 @@ function M.imageToPng(img, path)
          end
       end
    end
+   T._anchor(s)
    writePng(fname, path, W, H, rgb)
    return path
 end

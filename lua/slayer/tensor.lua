@@ -477,6 +477,14 @@ function Tensor:data()
    return self._c.data
 end
 
+--- t:data() is a raw pointer, which does not keep t alive: once nothing
+-- refers to t any more, a collection (which any allocation may run) frees
+-- its memory under the pointer, and the compiler may drop a local that is
+-- not used later.  Code that uses the pointer after allocating calls
+-- T._anchor(t) after its last use: an FFI call, which the compiler keeps,
+-- so t is referred to until then.
+function T._anchor(t) C.sl_tensor_is_contiguous(t._c) end
+
 local function cpuContiguous(t)
    if t.device ~= 'cpu' then t = t:cpu() end
    if not t:isContiguous() then t = t:contiguous() end
@@ -487,6 +495,7 @@ function Tensor:totable()
    local t = cpuContiguous(self)
    local d, out = t._c.data, {}
    for i = 1, t:numel() do out[i] = floatAt(d, i - 1) end
+   T._anchor(t) -- (a copy when self was not contiguous: alive until here)
    return out
 end
 
