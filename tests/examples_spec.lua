@@ -169,6 +169,8 @@ describe('example command lines', function()
       refuses('examples/nmnist-cnn/train.lua', '--dropout 2', '--dropout expects a number >= 0 and < 1, got 2')
       refuses('examples/nmnist-cnn/train.lua', '--jitter -3', '--jitter expects a whole number from 0 to 33, got -3')
       refuses('examples/nmnist-loihi/train.lua', '--shuffle maybe', '--shuffle expects true or false (or nothing), got maybe')
+      -- the auto dataset is loaded in the calling thread: no --workers to set
+      refuses('examples/nmnist-auto/train.lua', '--workers 2', 'unknown option --workers')
    end)
 
    it('oxford refuses 0 epochs (it used to fail loading, or report an older run) and the --batch it ignored', function()
@@ -178,7 +180,7 @@ describe('example command lines', function()
    end)
 
    it('eval.lua answers --help (it used to take it for the checkpoint) and asks for a missing checkpoint', function()
-      for _, ex in ipairs({'nmnist-mlp', 'nmnist-cnn', 'nmnist-loihi', 'fashion-events', 'oxford'}) do
+      for _, ex in ipairs({'nmnist-mlp', 'nmnist-cnn', 'nmnist-loihi', 'nmnist-auto', 'fashion-events', 'oxford'}) do
          local script = 'examples/' .. ex .. '/eval.lua'
          local rc, text = run('luajit ' .. script .. ' --help')
          assert.are.equal(0, rc, text)

@@ -710,6 +710,34 @@ describe('snn.loihi.export', function()
       removeDir(dir, {'fc1.txt', 'fc2.txt', 'pool1.txt', 'delay1.delay.txt', 'network.json'})
    end)
 
+   it('writes the weights it checked when the collector runs before the files are written', function()
+      -- the quantised weights are fresh tensors only the export holds; a collection between
+      -- checking and writing them (here forced, in a large export the allocations bring it on)
+      -- must not free them: a freed block gets the cache's list link in its first bytes
+      local net = buildNet()
+      snn.noGrad(function()
+         net.fc1.weight:fill(3.2)
+         net.fc2.weight:fill(-5.1)
+      end)
+      local utils = require 'slayer.utils'
+      local writeFiles = utils.writeFiles
+      utils.writeFiles = function(...)
+         collectgarbage()
+         collectgarbage()
+         return writeFiles(...)
+      end
+      local dir = tempDir()
+      local ok, err = pcall(snn.loihi.export, net, dir)
+      utils.writeFiles = writeFiles
+      assert(ok, err)
+      for name, want in pairs({fc1 = '4', fc2 = '-6'}) do
+         local got = readLines(dir .. '/' .. name .. '.txt')
+         assert.are.equal(net[name].weight:numel(), #got)
+         for i = 1, #got do assert.are.equal(want, got[i], name .. ' line ' .. i) end
+      end
+      removeDir(dir, {'fc1.txt', 'fc2.txt', 'pool1.txt', 'delay1.delay.txt', 'network.json'})
+   end)
+
    it('refuses non-integer weights and bad arguments with clear errors', function()
       local sl = snn.loihi(loihiNeuron(), {Ts = 1, tSample = 30})
       local Net = snn.class('RawNet', snn.Module)
