@@ -359,7 +359,6 @@ local function integerFile(path, t, what)
       end
    end
    return {path, function(emit)
-      local _ = x -- p does not hold the values: x keeps them from the collector until they are written
       local buf = {}
       for i = 0, n - 1 do
          buf[#buf + 1] = string.format('%d', p[i])
@@ -369,6 +368,7 @@ local function integerFile(path, t, what)
          end
       end
       if #buf > 0 then emit(table.concat(buf, '\n') .. '\n') end
+      T._anchor(x) -- p does not hold the values: x keeps them from the collector until they are written
    end}
 end
 
