@@ -366,6 +366,34 @@ describe('snn.auto.dataset', function()
       assert.are.equal(right, one.stats.testing.correctSamples)
    end)
 
+   it('prints the time per sample as the reference, and the time of the pass under a progress bar', function()
+      local n = net({{dim = '3x2x2'}, {dim = 2}})
+      local ds = snn.auto.dataset(base, n)
+      local loader = snn.data.Loader(ds, {batchSize = 2})
+      local utils = require 'slayer.utils'
+      local now = utils.now
+      local function elapsedPrinted(epochSamples)
+         local text = {}
+         local stats = snn.stats({out = {write = function(_, ...) for _, v in ipairs({...}) do text[#text + 1] = v end end,
+            flush = function() end}, tty = false, epochSamples = epochSamples})
+         local boss = snn.auto.assistant(n, loader, loader, function(out) return out:sum() end, {step = function() end,
+            zeroGrad = function() end}, {stats = stats})
+         local calls = 0
+         utils.now = function() calls = calls + 1; return calls == 1 and 0 or 1000 end -- the pass takes 1000 s
+         local ok, err = pcall(boss.train, boss, 0)
+         utils.now = now
+         assert(ok, err)
+         text = table.concat(text)
+         return tonumber(text:match('([%d.]+) ms elapsed')), text
+      end
+      -- 1000 s for the first batch of 2 samples: 500 s a sample, as the reference prints it
+      assert.are.equal(500000, (elapsedPrinted(nil)))
+      -- with a bar to draw: the 1000 s of the pass, from which the bar's rate comes (2 samples in 1000 s)
+      local ms, text = elapsedPrinted({train = 4})
+      assert.are.equal(1000000, ms)
+      assert.is_truthy(text:find('train [===============               ]  50%      0.0 samples/s  ETA 0:16:40', 1, true), text)
+   end)
+
    it('clamps the delays to [0, maxDelay] after each optimizer step of train', function()
       local n = net({{dim = '3x2x2'}, {dim = 2, delay = true, maxDelay = 5}})
       local delay = n.blocks[2].delayOp.delay

@@ -52,9 +52,7 @@ local trainLoader = snn.data.Loader(trainingSet, {batchSize = opt.batch, shuffle
 local testLoader = snn.data.Loader(testingSet, {batchSize = opt.batch})
 snn.utils.mkdir(opt.out)
 
--- (no epochSamples: the assistant passes the time per sample to stats:print, which a progress bar would
--- read as the time of the epoch so far)
-local stats = snn.stats()
+local stats = snn.stats{epochSamples = {train = trainingSet:size(), test = testingSet:size()}}
 local boss = snn.auto.assistant(net, trainLoader, testLoader, function(o, t) return lossFn:numSpikes(o, t) end,
    optimizer, {stats = stats, showTimeSteps = true})
 

@@ -507,6 +507,15 @@ local function header(self, loader, i, input, count)
    return h
 end
 
+-- what print gets as its time: the reference's time per sample, or with a
+-- progress bar (stats.epochSamples) the seconds since the pass began, which
+-- the bar's rate and ETA are computed from
+local function elapsedFor(st, t0, i, batchSize)
+   local dt = require('slayer.utils').now() - t0
+   if st.epochSamples then return dt end
+   return dt / (i + 1) / batchSize
+end
+
 local function correctOf(output, labels)
    return require('slayer.utils').correct(output, labels)
 end
@@ -536,7 +545,7 @@ function Assistant:train(epoch, ...)
       self.optimizer:step()
       if self.module.clamp then self.module:clamp() end
       if st and i % self.printInterval == 0 and opts.printLog ~= false then
-         st:print(epoch, i, (utils.now() - t0) / (i + 1) / self.trainLoader.batchSize,
+         st:print(epoch, i, elapsedFor(st, t0, i, self.trainLoader.batchSize),
             header(self, self.trainLoader, i, input, count))
       end
       if opts.breakIter ~= nil and i >= opts.breakIter then break end
@@ -621,7 +630,7 @@ function Assistant:test(epoch, ...)
       end)
       local st = self.stats
       if st and i % self.printInterval == 0 and opts.printLog ~= false then
-         st:print(epoch, i, (utils.now() - t0) / (i + 1) / self.testLoader.batchSize,
+         st:print(epoch, i, elapsedFor(st, t0, i, self.testLoader.batchSize),
             header(self, self.testLoader, i, input, count))
       end
       if opts.breakIter ~= nil and i >= opts.breakIter then break end
