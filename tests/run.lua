@@ -53,7 +53,8 @@ if f and not child and not hasPath then
    print('GPU specs on the CUDA back end emulated on the host (' .. emulated .. '):')
    -- threads and blocks in a shuffled (fixed-seed) order: a race changes the results
    local order = os.getenv('SLAYER_CUDAEMU_ORDER') or 'shuffle'
-   local cmd = 'SLAYER_CUDAEMU_CHILD=1 SLAYER_CUDAEMU_ORDER=' .. shellQuote(order) .. ' SLAYER_CUDA_LIB='
+   -- (the child's closing line unlabelled: it is read here)
+   local cmd = 'SLAYER_SUMMARY_LABEL= SLAYER_CUDAEMU_CHILD=1 SLAYER_CUDAEMU_ORDER=' .. shellQuote(order) .. ' SLAYER_CUDA_LIB='
       .. shellQuote(emulated) .. ' ' .. shellQuote(interpreter) .. ' '
       .. shellQuote(root .. '/tests/run.lua') .. ' ' .. shellQuote(root .. '/tests/cuda_spec.lua') .. ' 2>&1'
    local out = io.popen(cmd)

@@ -19,6 +19,9 @@ return function(options)
       if label and label ~= '' then line = label .. ': ' .. line end
       io.write('\n' .. line .. '\n')
       io.flush()
+      -- busted's exit status counts only its own specs: a failed C test or
+      -- emulated GPU spec must make the run fail too
+      if extra.failed > 0 then os.exit(1) end
       return nil, true
    end)
    return handler
