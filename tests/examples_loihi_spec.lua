@@ -25,6 +25,18 @@ local function field(text, key)
    return tonumber(text:match('"' .. key .. '":([-%d.eE+]+)'))
 end
 
+-- the example's eval.lua, given the checkpoint train.lua wrote under tmp/out, reproduces the last epoch's test
+-- accuracy and loss of train.lua's RESULT line
+local function evalReproduces(example, tmp, data, result)
+   local evalText, evalOk = run(string.format('luajit %s/examples/%s/eval.lua %s/out/checkpoint.t7s '
+      .. '--data %s/nmnist-small --test 12', root, example, tmp, data))
+   assert(evalOk, evalText)
+   local evalResult = evalText:match('RESULT ({.-})\n')
+   assert.is_truthy(evalResult, evalText)
+   assert.are.equal(field(result, 'testAccuracy'), field(evalResult, 'testAccuracy'))
+   assert.are.equal(field(result, 'testLoss'), field(evalResult, 'testLoss'))
+end
+
 describe('examples/nmnist-loihi', function()
    local data = H.dataDir()
    local test = data and it or pending
@@ -54,13 +66,7 @@ describe('examples/nmnist-loihi', function()
       local l1 = tonumber(rows[3]:match('^%s*(%S+)'))
       assert.is_true(l1 < l0, 'training loss did not decrease: ' .. l0 .. ' -> ' .. l1)
       assert.are.equal(l1, tonumber(string.format('%.6g', field(result, 'trainLoss'))))
-      -- the checkpoint reproduces the last epoch's test accuracy and loss
-      local evalText, evalOk = run(string.format('luajit %s/examples/nmnist-loihi/eval.lua %s/out/checkpoint.t7s '
-         .. '--data %s/nmnist-small --test 12', root, tmp, data))
-      assert(evalOk, evalText)
-      local evalResult = evalText:match('RESULT ({.-})\n')
-      assert.are.equal(field(result, 'testAccuracy'), field(evalResult, 'testAccuracy'))
-      assert.are.equal(field(result, 'testLoss'), field(evalResult, 'testLoss'))
+      evalReproduces('nmnist-loihi', tmp, data, result)
       os.execute('rm -rf ' .. tmp)
    end)
 
@@ -127,14 +133,7 @@ describe('examples/nmnist-auto', function()
       local last = snn.noGrad(function() return op.preHookFx(op.weight) end):totable()
       for i = 1, #w do if last[i] ~= w[i] then differ = differ + 1 end end
       assert.is_true(differ > 0)
-      -- the checkpoint reproduces the last epoch's test accuracy and loss
-      local evalText, evalOk = run(string.format('luajit %s/examples/nmnist-auto/eval.lua %s/out/checkpoint.t7s '
-         .. '--data %s/nmnist-small --test 12', root, tmp, data))
-      assert(evalOk, evalText)
-      local evalResult = evalText:match('RESULT ({.-})\n')
-      assert.is_truthy(evalResult, evalText)
-      assert.are.equal(field(result, 'testAccuracy'), field(evalResult, 'testAccuracy'))
-      assert.are.equal(field(result, 'testLoss'), field(evalResult, 'testLoss'))
+      evalReproduces('nmnist-auto', tmp, data, result)
       os.execute('rm -rf ' .. tmp)
    end)
 
