@@ -303,6 +303,29 @@ describe('autograd', function()
       assert.has_error(function() z:backward() end)
    end)
 
+   it('keeps no intermediate result alive that no backward needs (the graph holds nodes, not tensors)', function()
+      local x = T.randn({1000}):requiresGrad(true)
+      local weak = setmetatable({}, {__mode = 'v'})
+      local z
+      do
+         local y = x * 2 -- a scalar product's backward does not need x or y
+         local w = y + 1 -- nor does a sum's
+         weak.y, weak.w = y, w
+         z = (w * w):sum() -- this product's backward keeps w
+      end
+      collectgarbage('collect')
+      collectgarbage('collect')
+      assert.is_nil(weak.y)
+      assert.is_not_nil(weak.w)
+      z:backward()
+      local xv, g = x:totable(), x.grad:totable()
+      for i = 1, 1000 do assert.is_true(math.abs(g[i] - 4 * (2 * xv[i] + 1)) <= 1e-4 * (1 + math.abs(g[i]))) end
+      -- the backward let go of what its nodes kept
+      collectgarbage('collect')
+      collectgarbage('collect')
+      assert.is_nil(weak.w)
+   end)
+
    it('reads NaNs of every payload as NaN numbers (Debian\'s LuaJIT turned some into other types)', function()
       local ffi = require 'ffi'
       local t = T.empty({6})

@@ -3,23 +3,34 @@ slayer.autograd -- reverse-mode automatic differentiation.
 
 Every differentiable op calls `record(out, inputs, backward)` after computing
 its result.  When recording is on and one of the inputs requires a gradient,
-the result remembers a node {inputs, backward}; `backward(gradOut)` returns
-one gradient per input (nil where an input needs none).  A backward function
-must not keep gradOut or what it returns beyond its call: the walk gives
-gradients made during the backward back to the allocator once no node needs
-them (a kept one raises an error when used; keep a clone).
+the result remembers a node; `backward(gradOut)` returns one gradient per
+input (nil where an input needs none).  A backward function must not keep
+gradOut or what it returns beyond its call: the walk gives gradients made
+during the backward back to the allocator once no node needs them (a kept
+one raises an error when used; keep a clone).
+
+The graph holds no activations of its own.  A node points at the nodes of
+its inputs (results of recorded ops) and at its leaf inputs (tensors that
+require a gradient and were not made by a recorded op), never at a result
+tensor, so an intermediate result that no backward closed over is freed as
+soon as the user's code drops it, as PyTorch frees it (W2 at batch 12 held
+1,595 MB after the forward pass when nodes pointed at their input tensors,
+where only 680 MB are saved activations).  A backward function keeps what
+it needs itself, in its closure.
 
 `run(root, grad)` orders the graph reachable from root (inputs before
 outputs), walks it from the root back, sums the gradients arriving at each
-tensor, and adds the totals into the `.grad` of the leaves (tensors that
-require a gradient and were not produced by a recorded op).  Leaf gradients
-accumulate across calls until zeroGrad.  The graph is released afterwards:
-each visited result forgets its node (and is marked `_freed`, so a second
-backward says why it cannot run), so the tensors its backward closed over
-can be collected.  A node also notes how many in-place writes each tensor
-input's storage had seen (sl_tensor_version); run refuses, before any
-gradient reaches a leaf, when one has changed since, and when the graph
-reaches a result an earlier backward freed.
+node, and adds the totals into the `.grad` of the leaves.  Leaf gradients
+accumulate across calls until zeroGrad.  Each node lets go of its backward
+function (and what it closed over) once it has run, so saved activations
+can be collected during the walk, and the graph is released afterwards:
+each result still alive forgets its node (and is marked `_freed`, so a
+second backward says why it cannot run).  A node also notes how many
+in-place writes each tensor input's storage had seen (sl_tensor_version);
+run refuses, before any gradient reaches a leaf, when one has changed since,
+and when the graph reaches a node an earlier backward freed.  The inputs
+are noted weakly: an input nothing holds any more (no backward kept it)
+cannot have been changed, and its values are not needed.
 ]]
 local L = require 'slayer.ffi'
 local M = {}
@@ -40,39 +51,51 @@ end
 
 local version = L.C.sl_tensor_version
 
--- the in-place write counts of the tensor inputs, to check at backward
-local function versionsOf(inputs, n)
-   local vs = {}
-   for i = 1, n do
-      local t = inputs[i]
-      if type(t) == 'table' and t._c then vs[i] = tonumber(version(t._c)) end
-   end
-   return vs
-end
+local WEAK_V = {__mode = 'v'}
+-- the result each node made, while it lives (to forget the node afterwards)
+local resultOf = setmetatable({}, {__mode = 'kv'})
 
 --- Record out = f(inputs) when any input requires a gradient.
 -- inputs is an array; entries that are not tensors (numbers, nil) are fine.
 function M.record(out, inputs, backward, n)
    if off[running() or MAIN] then return out end
    n = n or #inputs
+   local need = false
    for i = 1, n do
       local t = inputs[i]
-      if type(t) == 'table' and t._rg then
-         out._rg = true
-         out._node = {inputs = inputs, n = n, backward = backward, versions = versionsOf(inputs, n)}
-         return out
+      if type(t) == 'table' and t._rg then need = true break end
+   end
+   if not need then return out end
+   -- what the walk follows: the input's node, the leaf itself, or false;
+   -- and, weakly, each tensor input with its in-place write count
+   local next, vs, weak = {}, {}, setmetatable({}, WEAK_V)
+   for i = 1, n do
+      local t = inputs[i]
+      next[i] = false
+      if type(t) == 'table' then
+         if t._rg then next[i] = t._node or t end
+         if t._c then
+            vs[i] = tonumber(version(t._c))
+            weak[i] = t
+         end
       end
    end
+   local node = {_isnode = true, next = next, n = n, backward = backward, versions = vs, tensors = weak}
+   out._rg = true
+   out._node = node
+   resultOf[node] = out
    return out
 end
 
 -- an input changed in place since the forward: its saved values are stale
-local function checkVersions(t, node)
-   local vs = node.versions
+local function checkVersions(node)
+   local vs, ts = node.versions, node.tensors
    for i = 1, node.n do
-      local inp = node.inputs[i]
-      if vs[i] and tonumber(version(inp._c)) ~= vs[i] then
-         L.raise('backward: input ' .. i .. ' of the op that made a result of ' .. tostring(t:numel()) .. ' elements '
+      local inp = ts[i]
+      if inp and vs[i] and rawget(inp, '_c') and tonumber(version(inp._c)) ~= vs[i] then
+         local out = resultOf[node]
+         L.raise('backward: input ' .. i .. ' of the op that made a result of '
+            .. (out and tostring(out:numel()) or 'some') .. ' elements '
             .. 'was changed in place (fill, copy, add_, mul_, clamp_, an optimizer step, ...) after the forward '
             .. 'pass, so its gradient would be wrong; change a copy instead, or run the forward pass again')
       end
@@ -101,29 +124,33 @@ function M.noGrad(fn, ...)
    return unpack(res, 2, res.n)
 end
 
--- post-order walk from root over recorded results: inputs come before
--- outputs; nil when the graph reaches a result an earlier backward freed
+local function isNode(item) return rawget(item, '_isnode') == true end
+
+-- post-order walk from root over the graph's items (nodes, and leaf
+-- tensors): inputs come before outputs; nil when the graph reaches a node
+-- an earlier backward freed
 local function topo(root)
    local order, seen = {}, {[root] = true}
    local stack, idx = {root}, {1}
    while #stack > 0 do
       local top = #stack
-      local t = stack[top]
-      local node = t._node
+      local item = stack[top]
       local i = idx[top]
-      if node and i <= node.n then
+      if isNode(item) and i <= item.n then
          idx[top] = i + 1
-         local inp = node.inputs[i]
-         if type(inp) == 'table' and inp._freed then return nil end
-         if type(inp) == 'table' and inp._rg and not seen[inp] then
-            seen[inp] = true
-            stack[top + 1] = inp
-            idx[top + 1] = 1
+         local inp = item.next[i]
+         if inp then
+            if inp.freed then return nil end
+            if not seen[inp] then
+               seen[inp] = true
+               stack[top + 1] = inp
+               idx[top + 1] = 1
+            end
          end
       else
          stack[top] = nil
          idx[top] = nil
-         order[#order + 1] = t
+         order[#order + 1] = item
       end
    end
    return order
@@ -146,21 +173,23 @@ function M.run(root, grad, accumulate, add, release)
       end
       L.raise('backward: this tensor does not require a gradient (no input had requiresGrad(true))')
    end
-   local order = topo(root)
+   -- the walk's items: nodes, and leaf tensors (the root may be a leaf)
+   local start = root._node or root
+   local order = topo(start)
    if not order then
       L.raise('backward: part of this graph was freed by an earlier backward() through a result it shares; '
          .. 'back-propagate the sum of both at once, e.g. (z + w):backward(), or run the forward pass again')
    end
    -- before any gradient reaches a leaf
    for k = 1, #order do
-      if order[k]._node then checkVersions(order[k], order[k]._node) end
+      if isNode(order[k]) then checkVersions(order[k]) end
    end
    -- The walk counts its references to each gradient object (one per
    -- pending entry of grads): a node's backward may pass its gradient on
    -- unchanged, to several inputs.  An object whose count falls to 0 is
    -- garbage to the walk, and release frees it now rather than at the next
    -- collection.
-   local grads, refs = {[root] = grad}, {[grad] = 1}
+   local grads, refs = {[start] = grad}, {[grad] = 1}
    local function hold(g) refs[g] = (refs[g] or 0) + 1 end
    local function drop(g)
       local n = refs[g] - 1
@@ -173,17 +202,19 @@ function M.run(root, grad, accumulate, add, release)
    M.born = setmetatable({}, WEAK_KEYS)
    local ok, err = pcall(function()
       for k = #order, 1, -1 do
-         local t = order[k]
-         local g = grads[t]
-         grads[t] = nil
-         local node = t._node
+         local item = order[k]
+         local g = grads[item]
+         grads[item] = nil
          if g ~= nil then
-            if node then
-               local res = pack(node.backward(g))
-               for i = 1, node.n do
-                  local inp = node.inputs[i]
+            if isNode(item) then
+               local res = pack(item.backward(g))
+               -- the node has run: what its backward closed over (the saved
+               -- activations) is garbage from here on
+               item.backward, item.freed = nil, true
+               for i = 1, item.n do
+                  local inp = item.next[i]
                   local gi = res[i]
-                  if gi ~= nil and type(inp) == 'table' and inp._rg then
+                  if gi ~= nil and inp and (isNode(inp) or inp._rg) then
                      local sum = grads[inp]
                      if sum then
                         local total = add(sum, gi)
@@ -200,13 +231,13 @@ function M.run(root, grad, accumulate, add, release)
                -- what the walk did not keep: gradients summed into a total,
                -- or for inputs that need none
                if release then
-                  for i = 1, node.n do
+                  for i = 1, item.n do
                      local gi = res[i]
                      if type(gi) == 'table' and not refs[gi] and rawget(gi, '_c') then release(gi) end
                   end
                end
             else
-               accumulate(t, g)
+               accumulate(item, g)
                drop(g)
             end
          end
@@ -219,13 +250,17 @@ function M.run(root, grad, accumulate, add, release)
       if type(err) == 'string' and not err:match('^[^:\n]+:%d+: ') then L.raise(err) end
       error(err, 0)
    end
-   -- free the graph: results forget how they were made
+   -- free the graph: the results still alive forget how they were made
    for k = 1, #order do
-      local t = order[k]
-      if t._node then
-         t._node = nil
-         t._rg = false
-         t._freed = true
+      local item = order[k]
+      if isNode(item) then
+         item.backward, item.freed = nil, true
+         local t = resultOf[item]
+         if t and t._node == item then
+            t._node = nil
+            t._rg = false
+            t._freed = true
+         end
       end
    end
    -- Drop the walk's own references now.  Left for the return to drop, they
@@ -233,7 +268,7 @@ function M.run(root, grad, accumulate, add, release)
    -- (measured, not explained: W2 on the CPU peaked at 4,058 MB live from
    -- its third step on instead of 2,526 MB, the last step's activations
    -- beside this one's; nn_spec checks it).
-   order, grads = nil, nil
+   order, grads, start = nil, nil, nil
 end
 
 return M
