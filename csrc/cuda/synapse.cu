@@ -17,9 +17,10 @@
  * itself and no copy is made.
  * Backward: dcol = W^T . g[n] (batched the same way), gathered back by
  * col2im with one thread per input element adding its (i, j) terms in the
- * CPU's order; dW = sum_n g[n] . col^T, per sample into partial products
- * that a second kernel adds in sample order (when they fit in PART_CAP),
- * else accumulated sample after sample with beta = 1.  cuBLAS runs in
+ * CPU's order; dW = sum_n g[n] . col^T, per sample (or, when a sample's
+ * OH*OW*T positions are long, per segment of them: synapse.cuh) into
+ * partial products that a second kernel adds in a fixed order (when they
+ * fit in PART_CAP), else accumulated sample after sample with beta = 1.  cuBLAS runs in
  * float32 (no TF32), so products agree with OpenBLAS's to rounding.
  *
  * Sparse input of dense layers (spike trains; csrc/ops/synapse.c takes the
@@ -69,7 +70,8 @@ cublasHandle_t blas();
 namespace {
 
 const size_t COL_CAP = (size_t)256 << 20;  /* bytes of im2col columns per chunk */
-const size_t PART_CAP = (size_t)64 << 20;  /* bytes of per-sample weight gradients */
+const size_t PART_CAP = (size_t)64 << 20;  /* bytes of partial weight gradients */
+const int64_t WG_SEG_MIN = 1024;          /* positions of a weight-gradient segment, at least */
 
 int blas_fail(const char *op, cublasStatus_t s)
 {
@@ -108,14 +110,32 @@ __global__ void col2im_kernel(float *__restrict__ gin, const float *__restrict__
         g[e] = slc_col2im_value(col, &d, e);
 }
 
-/* w[k] += sum_s part[s, k] in sample order */
-__global__ void sum_samples_kernel(float *__restrict__ w, const float *__restrict__ part, int64_t nb, int64_t wn)
+/* w[k] += sum_s part[s, k]: SUM_LANES lanes per weight each add every
+   SUM_LANES-th partial (slc_lane_sum), then lane 0 adds the lanes' sums in
+   lane order: a fixed order, the same bits at every call */
+constexpr int SUM_K = 32, SUM_LANES = 16;
+__global__ void __launch_bounds__(SUM_K *SUM_LANES)
+sum_partials_kernel(float *__restrict__ w, const float *__restrict__ part, int64_t np, int64_t wn)
 {
-    for (int64_t k = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; k < wn; k += (int64_t)gridDim.x * blockDim.x) {
+    __shared__ float acc[SUM_LANES][SUM_K];
+    int64_t k = blockIdx.x * (int64_t)SUM_K + threadIdx.x;
+    int lane = threadIdx.y;
+    acc[lane][threadIdx.x] = k < wn ? slc_lane_sum(part, np, wn, k, lane, SUM_LANES) : 0.0f;
+    __syncthreads();
+    if (lane == 0 && k < wn) {
         float v = w[k];
-        for (int64_t s = 0; s < nb; s++) v = __fadd_rn(v, part[s * wn + k]);
+        for (int l = 0; l < SUM_LANES; l++) v = v + acc[l][threadIdx.x];
         w[k] = v;
     }
+}
+
+int sum_partials(const char *op, float *w, const float *part, int64_t np, int64_t wn)
+{
+    int64_t blocks = (wn + SUM_K - 1) / SUM_K;
+    if (blocks > INT32_MAX) return sl_errorf("%s: %lld blocks exceed the grid limit", op, (long long)blocks);
+    sum_partials_kernel<<<(unsigned)blocks, dim3(SUM_K, SUM_LANES), 0, slc::stream()>>>(w, part, np, wn);
+    SLC_LAUNCHED(op);
+    return 0;
 }
 
 int im2col(const char *op, float *col, const float *x, const Dims &d, int64_t n0, int64_t nb)
@@ -486,11 +506,13 @@ SL_CUDA_API int sl_conv_backward_weight_cuda(sl_tensor *gweight, const sl_tensor
     }
     SLC_CHECK(op, cudaMemsetAsync(gweight->data, 0, (size_t)wn * sizeof(float), slc::stream()));
     if (gout->numel == 0) return 0;
-    /* per-sample partial products, as many samples at a time as fit in
+    /* partial products (per sample, or per segment of a sample's
+       positions: synapse.cuh), as many samples at a time as fit in
        PART_CAP; otherwise (large dense weights) one GEMM per sample */
-    bool partials = slc_conv_wgrad_partials(&j, wn, PART_CAP);
+    int64_t seg = slc_wgrad_seg(d.P, WG_SEG_MIN), nseg = slc_wgrad_nseg(d.P, seg);
+    bool partials = slc_conv_wgrad_partials(&j, wn, nseg, PART_CAP);
     Scratch col(slc_conv_col_elems(&j));
-    Scratch part(partials ? (size_t)(j.nb * wn) : 0);
+    Scratch part(partials ? (size_t)(j.nb * nseg * wn) : 0);
     if (col.failed() || part.failed()) return SL_ENOMEM;
     for (int64_t n0 = 0; n0 < d.N; n0 += j.nb) {
         int64_t m = slc_conv_chunk(&j, n0);
@@ -498,12 +520,20 @@ SL_CUDA_API int sl_conv_backward_weight_cuda(sl_tensor *gweight, const sl_tensor
         long long sb;
         if ((rc = columns(op, j, in->data, col.p, n0, m, &src, &sb))) return rc;
         const float *g0 = gout->data + n0 * j.ys;
-        if (partials) {
-            /* part[s] = g[n0 + s] . col[s]^T, then added in sample order */
+        if (partials && nseg == 1) {
+            /* part[s] = g[n0 + s] . col[s]^T, all samples in one product */
             for (int64_t g = 0; g < d.G; g++)
                 if ((rc = run_gemm(op, slc_gemm_wgrad(&d, g, src, sb, g0, part.p, wn, (int)m, 0.0f)))) return rc;
-            sum_samples_kernel<<<slc::grid_for(wn), slc::THREADS, 0, slc::stream()>>>(gweight->data, part.p, m, wn);
-            SLC_LAUNCHED(op);
+        } else if (partials) {
+            /* part[s * nseg + q]: sample s's segment q */
+            for (int64_t k = 0; k < m; k++)
+                for (int64_t g = 0; g < d.G; g++) {
+                    slc_gemm full, tail;
+                    slc_gemm_wgrad_segments(&d, g, src + k * sb, g0 + k * j.ys, part.p + k * nseg * wn, wn, seg,
+                                            &full, &tail);
+                    if (full.batch > 0 && (rc = run_gemm(op, full))) return rc;
+                    if (tail.batch > 0 && (rc = run_gemm(op, tail))) return rc;
+                }
         } else {
             for (int64_t k = 0; k < m; k++)
                 for (int64_t g = 0; g < d.G; g++)
@@ -511,6 +541,7 @@ SL_CUDA_API int sl_conv_backward_weight_cuda(sl_tensor *gweight, const sl_tensor
                                                           1.0f))))
                         return rc;
         }
+        if (partials && (rc = sum_partials(op, gweight->data, part.p, m * nseg, wn))) return rc;
     }
     return 0;
 }

@@ -127,15 +127,65 @@ static inline size_t slc_conv_col_elems(const slc_conv_job *j)
     return j->full ? 0 : (size_t)(j->nb * j->cs);
 }
 
-/* the weight gradient's cut for wn weights: 1 when it takes partial
-   products (j->nb of them at a time), 0 for one product per sample */
-static inline int slc_conv_wgrad_partials(slc_conv_job *j, int64_t wn, size_t part_cap)
+/* ---- the weight gradient's segments ----------------------------------------
+   Its products run over P = OH*OW*T, long beside their small Og x Kg
+   result (W2's first conv: 307,200 against 16 x 50), and cuBLAS gives such a
+   product a handful of thread blocks (W2's first conv at batch 64 took 57 ms
+   on an H200 for 31 GFLOP).  So when P holds two segments or more, each
+   sample's P is cut into segments of `seg` positions (at least min_seg, at
+   most 256 of them), one partial product each, batched with stride seg, and
+   one more for the tail; the partials are added in a fixed order
+   afterwards (slc_lane_sum). */
+static inline int64_t slc_wgrad_seg(int64_t P, int64_t min_seg)
 {
-    int64_t maxPart = (int64_t)(part_cap / ((size_t)wn * sizeof(float)));
-    int partials = j->d.N > 1 && maxPart >= 2;
-    if (partials && j->nb > maxPart) j->nb = maxPart;
+    if (P < 2 * min_seg) return P;
+    int64_t s = (P + 255) / 256;
+    return s < min_seg ? min_seg : s;
+}
+
+/* partial products per sample */
+static inline int64_t slc_wgrad_nseg(int64_t P, int64_t seg) { return (P + seg - 1) / seg; }
+
+/* sample s's segments, group g: dst[q] (rows g*Og.. of O x Kg, partial
+   stride wn) = gout[:, q*seg ..] . src[:, q*seg ..]^T; the full segments in
+   one batched plan (*full), the tail in *tail (batch 0 when there is none) */
+static inline void slc_gemm_wgrad_segments(const slc_conv_dims *d, int64_t g, const float *src, const float *gout,
+                                           float *dst, long long wn, int64_t seg, slc_gemm *full, slc_gemm *tail)
+{
+    int64_t Og = d->O / d->G, Kg = d->C / d->G * d->KK;
+    int64_t nfull = d->P / seg, rest = d->P - nfull * seg;
+    slc_gemm a = {1, 0, (int)Kg, (int)Og, (int)seg, (int)nfull, src + g * Kg * d->P, (int)d->P, (long long)seg,
+                  gout + g * Og * d->P, (int)d->P, (long long)seg, dst + g * Og * Kg, (int)Kg, wn, 0.0f};
+    slc_gemm b = a;
+    b.k = (int)rest;
+    b.batch = rest > 0;
+    b.A = a.A + nfull * seg;
+    b.B = a.B + nfull * seg;
+    b.C = a.C + nfull * wn;
+    *full = a;
+    *tail = b;
+}
+
+/* the weight gradient's cut for wn weights and nseg partials a sample: 1
+   when it takes partial products (j->nb samples at a time), 0 for one
+   product per sample accumulated in place */
+static inline int slc_conv_wgrad_partials(slc_conv_job *j, int64_t wn, int64_t nseg, size_t part_cap)
+{
+    int64_t maxSamples = (int64_t)(part_cap / ((size_t)wn * (size_t)nseg * sizeof(float)));
+    int partials = nseg > 1 ? maxSamples >= 1 : j->d.N > 1 && maxSamples >= 2;
+    if (partials && j->nb > maxSamples) j->nb = maxSamples;
     if (!partials && j->full) j->nb = 1;
     return partials;
+}
+
+/* the partials' sum for weight k: lane `lane` of `lanes` adds partials
+   lane, lane + lanes, ... in order; the lanes' sums are then added to the
+   weight in lane order */
+SL_HD float slc_lane_sum(const float *part, int64_t np, int64_t wn, int64_t k, int lane, int lanes)
+{
+    float v = 0.0f;
+    for (int64_t s = lane; s < np; s += lanes) v = v + part[s * wn + k];
+    return v;
 }
 
 /* element e of the columns of samples n0, n0 + 1, ... */

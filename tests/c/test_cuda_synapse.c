@@ -124,10 +124,11 @@ static float *fabs_copy(const float *x, int64_t n)
 }
 
 /* what synapse.cu computes on the device, chunk after chunk as its batch
-   is cut by col_cap and part_cap (its COL_CAP and PART_CAP), with the host
-   running the plans: y, the input gradient gx and the weight gradient gw */
-static void conv_by_plans(const slc_conv_dims *d, size_t col_cap, size_t part_cap, const float *x, const float *w,
-                          const float *g, float *y, float *gx, float *gw, int absolute)
+   is cut by col_cap and part_cap (its COL_CAP and PART_CAP) and the weight
+   gradient's positions by seg_min (its WG_SEG_MIN), with the host running
+   the plans: y, the input gradient gx and the weight gradient gw */
+static void conv_by_plans(const slc_conv_dims *d, size_t col_cap, size_t part_cap, int64_t seg_min, const float *x,
+                          const float *w, const float *g, float *y, float *gx, float *gw, int absolute)
 {
     const int64_t N = d->N, wn = d->O * (d->C / d->G) * d->KK;
     /* forward, then the input gradient (col2im after each chunk) */
@@ -156,9 +157,10 @@ static void conv_by_plans(const slc_conv_dims *d, size_t col_cap, size_t part_ca
     free(col);
     /* the weight gradient, cut again for its partial products */
     slc_conv_job jw = slc_conv_job_of(d, col_cap);
-    const int partials = slc_conv_wgrad_partials(&jw, wn, part_cap);
+    const int64_t seg = slc_wgrad_seg(d->P, seg_min), nseg = slc_wgrad_nseg(d->P, seg);
+    const int partials = slc_conv_wgrad_partials(&jw, wn, nseg, part_cap);
     col = nan_buffer((int64_t)slc_conv_col_elems(&jw));
-    float *part = nan_buffer(partials ? jw.nb * wn : 0);
+    float *part = nan_buffer(partials ? jw.nb * nseg * wn : 0);
     for (int64_t i = 0; i < wn; i++) gw[i] = 0.0f;
     for (int64_t n0 = 0; n0 < N; n0 += jw.nb) {
         const int64_t m = slc_conv_chunk(&jw, n0);
@@ -166,13 +168,21 @@ static void conv_by_plans(const slc_conv_dims *d, size_t col_cap, size_t part_ca
             for (int64_t e = 0; e < m * jw.cs; e++) col[e] = slc_im2col_value(x, d, n0, e);
         const float *src = jw.full ? x + n0 * jw.xs : col, *g0 = g + n0 * jw.ys;
         const long long sSrc = jw.full ? jw.xs : jw.cs;
-        if (partials) {
+        if (partials && nseg == 1) {
             for (int64_t gg = 0; gg < d->G; gg++) {
                 slc_gemm q = slc_gemm_wgrad(d, gg, src, sSrc, g0, part, wn, (int)m, 0.0f);
                 run_plan(&q, absolute);
             }
-            for (int64_t i = 0; i < wn; i++)
-                for (int64_t s = 0; s < m; s++) gw[i] = gw[i] + part[s * wn + i]; /* sum_samples_kernel */
+        } else if (partials) {
+            for (int64_t s = 0; s < m; s++)
+                for (int64_t gg = 0; gg < d->G; gg++) {
+                    slc_gemm full, tail;
+                    slc_gemm_wgrad_segments(d, gg, src + s * sSrc, g0 + s * jw.ys, part + s * nseg * wn, wn, seg,
+                                            &full, &tail);
+                    CHECK(full.batch == d->P / seg && tail.batch == (d->P % seg != 0));
+                    if (full.batch > 0) run_plan(&full, absolute);
+                    if (tail.batch > 0) run_plan(&tail, absolute);
+                }
         } else {
             for (int64_t s = 0; s < m; s++)
                 for (int64_t gg = 0; gg < d->G; gg++) {
@@ -180,6 +190,12 @@ static void conv_by_plans(const slc_conv_dims *d, size_t col_cap, size_t part_ca
                     run_plan(&q, absolute);
                 }
         }
+        if (partials) /* sum_partials_kernel: 16 lanes, then the lanes in order */
+            for (int64_t i = 0; i < wn; i++) {
+                float v = gw[i];
+                for (int l = 0; l < 16; l++) v = v + slc_lane_sum(part, m * nseg, wn, i, l, 16);
+                gw[i] = v;
+            }
     }
     free(col);
     free(part);
@@ -215,18 +231,22 @@ TEST(conv_plans_with_im2col_and_col2im_give_the_cpu_conv_and_its_gradients)
         /* cuts of the batch: whole (partial products of all samples); one
            sample a chunk; two a chunk, the last chunk short when N is odd
            (partial products two at a time); no room for two partial
-           products (one product per sample) */
+           products (one product per sample); and the weight gradient's
+           positions in segments of 4 and of 5 (with a tail, or none, as P
+           divides) */
         const size_t colBytes = (size_t)slc_conv_job_of(&d, 0).cs * sizeof(float);
         const size_t wBytes = (size_t)w->numel * sizeof(float);
-        const size_t cuts[][2] = {{SIZE_MAX, SIZE_MAX}, {1, SIZE_MAX}, {2 * colBytes, 2 * wBytes}, {SIZE_MAX, wBytes}};
+        const size_t cuts[][3] = {{SIZE_MAX, SIZE_MAX, 1 << 30}, {1, SIZE_MAX, 1 << 30},
+                                  {2 * colBytes, 2 * wBytes, 1 << 30}, {SIZE_MAX, wBytes, 1 << 30},
+                                  {SIZE_MAX, SIZE_MAX, 4}, {2 * colBytes, SIZE_MAX, 5}, {1, SIZE_MAX, 4}};
         const slc_conv_job two = slc_conv_job_of(&d, 2 * colBytes);
         CHECK(two.full ? two.nb == d.N : two.nb == (d.N < 2 ? d.N : 2));
         for (size_t u = 0; u < sizeof cuts / sizeof cuts[0]; u++) {
             float *yh = nan_buffer(y->numel), *yb = nan_buffer(y->numel);
             float *gh = nan_buffer(x->numel), *gb = nan_buffer(x->numel);
             float *wh = nan_buffer(w->numel), *wb = nan_buffer(w->numel);
-            conv_by_plans(&d, cuts[u][0], cuts[u][1], x->data, w->data, g->data, yh, gh, wh, 0);
-            conv_by_plans(&d, cuts[u][0], cuts[u][1], ax, aw, ag, yb, gb, wb, 1);
+            conv_by_plans(&d, cuts[u][0], cuts[u][1], (int64_t)cuts[u][2], x->data, w->data, g->data, yh, gh, wh, 0);
+            conv_by_plans(&d, cuts[u][0], cuts[u][1], (int64_t)cuts[u][2], ax, aw, ag, yb, gb, wb, 1);
             int bf = not_close(yh, y->data, yb, y->numel), bi = not_close(gh, gx->data, gb, x->numel);
             int bw = not_close(wh, gw->data, wb, w->numel);
             if (bf || bi || bw)
