@@ -18,6 +18,9 @@
 #   build/                  libslayer.so, libslayer_cuda.so and the C tests
 #                           built here (glibc >= 2.34 needed there)
 #   include/, lib/*.so      headers and link names, for rebuilding there
+#   reference/src/          the reference's package (slayerPytorch's src/),
+#                           only when SLAYER_REFERENCE names its checkout: for
+#                           bench/reference_gpu.py there; never committed
 #   data/                   the first N-MNIST samples and the Oxford files of
 #                           ../shared/data, for tests/examples_cuda_spec.lua
 #   env.sh                  PATH, LD_LIBRARY_PATH, LUA_PATH, LUA_CPATH,
@@ -94,6 +97,16 @@ if [ -f "$DATA/nmnist-small/train1K.txt" ]; then
   cp "$DATA"/oxford/* "$OUTDIR/data/oxford/"
 else
   echo "bundle: warning: no shared data at $DATA (set SLAYER_DATA): the examples' GPU tests will be skipped" >&2
+fi
+
+# the reference, for the side-by-side benchmark (bench/reference_gpu.py)
+if [ -n "${SLAYER_REFERENCE:-}" ]; then
+  if [ -f "$SLAYER_REFERENCE/src/cuda/slayerKernels.cu" ]; then
+    mkdir -p "$OUTDIR/reference"
+    cp -R "$SLAYER_REFERENCE/src" "$OUTDIR/reference/src"
+  else
+    echo "bundle: warning: SLAYER_REFERENCE=$SLAYER_REFERENCE has no src/cuda/slayerKernels.cu: no reference benchmark" >&2
+  fi
 fi
 
 cat > "$OUTDIR/env.sh" <<'EOF'
