@@ -23,7 +23,9 @@ dense layer on 1.5% spikes (the device's sparse path) and on 10% spikes
 (cuBLAS), forward and forward + backward, the forward of a 10% input right
 after 1.5% ones (the path follows the shape's previous input, so the event
 list overflows and the kernel reads x itself), and W2's first conv and pool
-at batch 64.
+at batch 64, and both paths of that dense layer forced (`sparse` true and
+false) at batch 12 and 128 and 0.3 to 3% spikes: where the event list
+stops paying on this GPU.
 Workloads (../shared/BENCHMARKS.md): W1 nmnist-mlp at batch 12 and 128, W2
 nmnist-cnn at batch 12 and 64, each a full training step (forward, loss,
 backward, Adam), and W4 (one dense n -> n spiking layer, batch 16, T = 500,
@@ -158,6 +160,24 @@ if opts.ops and pcall(require, 'slayer.layer') then
          fc1(x):sum():backward()
       end)
       row(what .. ' fwd+bwd', s * 1e3, 'ms')
+   end
+   -- where the event list stops paying on this GPU: both paths forced, at
+   -- W1's first layer, batch 12 and B1, over the densities of spike input
+   for _, nb in ipairs({12, B1}) do
+      for _, density in ipairs(opts.small and {0.015} or {0.003, 0.006, 0.015, 0.03}) do
+         local x = T.bernoulli({nb, 2, 34, 34, 300}, density, DEV)
+         local ms = {}
+         for _, sparse in ipairs({true, false}) do
+            fc1.sparse = sparse
+            ms[#ms + 1] = time(function()
+               fc1:zeroGrad()
+               fc1(x):sum():backward()
+            end) * 1e3
+         end
+         fc1.sparse = 'auto'
+         row(string.format('dense b%d %g%% fwd+bwd, events/cuBLAS', nb, density * 100), ms[1] / ms[2], 'ratio',
+            string.format('%.2f ms events, %.2f ms cuBLAS', ms[1], ms[2]))
+      end
    end
    -- the path follows the previous input of the shape: a 10% input right
    -- after 1.5% ones overflows the event list, and the kernel reads x itself
