@@ -19,6 +19,7 @@
 #   1. environment: bundle, cuBLAS location, ldd of every binary
 #   2. tests/cuda_spec.lua (and the C tests): every op on both devices
 #   3. bench/gpu.lua: foundation benchmarks and the W1/W2 training steps
+#      and bench/gpu_layers.lua: W2's ops one by one at batch 64
 #   3b. the reference (slayerPytorch) on W1/W2 through bench/reference_gpu.py,
 #      when the bundle holds its source (SLAYER_REFERENCE at bundling) and the
 #      machine's python3 has PyTorch; its extension builds in the background
@@ -171,6 +172,11 @@ run_step bench "$(limit 240)" "$LOG/gpu_bench.txt" luajit bench/gpu.lua $BARGS
 rc=$?
 result "bench/gpu.lua" "$([ $rc -eq 0 ] && echo ok || echo FAIL)" "$STEP_TIME" "table below"
 
+# W2 op by op at batch 64: where its step goes
+run_step layers "$(limit 90)" "$LOG/gpu_layers.txt" luajit bench/gpu_layers.lua --batch 64 --reps 5
+rc=$?
+result "bench/gpu_layers.lua (W2 by op)" "$([ $rc -eq 0 ] && echo ok || echo FAIL)" "$STEP_TIME" "table below"
+
 # ---- 3b. the reference on the same workloads ---------------------------------
 if [ -n "$REF_PID" ]; then
   echo "== bench/reference_gpu.py (slayerPytorch)"
@@ -243,6 +249,8 @@ if grep -q 'note:' "$LOG/cuda_spec.txt" "$LOG/examples.txt" 2>/dev/null; then
   grep -h 'note:' "$LOG/cuda_spec.txt" "$LOG/examples.txt" 2>/dev/null | sed 's/^ *note: /  /' | cut -c1-150
   echo
 fi
+cat "$LOG/gpu_layers.txt" 2>/dev/null
+echo
 sed -n '/^GPU benchmarks/,$p' "$LOG/gpu_bench.txt" 2>/dev/null
 grep -h '^reference ' "$LOG/reference_bench.txt" 2>/dev/null
 echo
