@@ -19,13 +19,15 @@ snn.cuda.synchronize() calls:
   - one fused Adam step over 10M parameters.
 The SNN ops at the workloads' sizes, each alone (where a training step's
 time goes): psp and spike on W1's hidden layer at batch 128, W1's first
-dense layer on 1.5% spikes (the device's sparse path) and on 10% spikes
-(cuBLAS), forward and forward + backward, the forward of a 10% input right
-after 1.5% ones (the path follows the shape's previous input, so the event
-list overflows and the kernel reads x itself), and W2's first conv and pool
+dense layer on 1.5% spikes (its weight gradient on the device's event
+list) and on 10% spikes (cuBLAS), forward and forward + backward, the
+forward + backward of a 10% input right after 1.5% ones (the weight
+gradient's path follows the shape's previous input, so the event list
+overflows and the kernel reads x itself), and W2's first conv and pool
 at batch 64, and both paths of that dense layer forced (`sparse` true and
-false) at batch 12 and 128 and 0.3 to 3% spikes: where the event list
-stops paying on this GPU.
+false) at batch 12 and 128 and 0.3 to 3% spikes, beside the default
+(cuBLAS forward, the event list's weight gradient under 5%): where the
+event list stops paying on this GPU.
 Workloads (../shared/BENCHMARKS.md): W1 nmnist-mlp at batch 12 and 128, W2
 nmnist-cnn at batch 12 and 64, each a full training step (forward, loss,
 backward, Adam), and W4 (one dense n -> n spiking layer, batch 16, T = 500,
@@ -154,41 +156,46 @@ if opts.ops and pcall(require, 'slayer.layer') then
       xs[#xs + 1] = x
       local what = string.format('dense 2312->512 b%d %g%%', B1, density * 100)
       s = time(function() return forward(x) end)
-      row(what .. ' forward', s * 1e3, 'ms', density < 0.05 and 'sparse path' or 'cuBLAS')
+      row(what .. ' forward', s * 1e3, 'ms', 'cuBLAS')
       s = time(function()
          fc1:zeroGrad()
          fc1(x):sum():backward()
       end)
-      row(what .. ' fwd+bwd', s * 1e3, 'ms')
+      row(what .. ' fwd+bwd', s * 1e3, 'ms', density < 0.05 and 'weight gradient: events' or 'cuBLAS')
    end
    -- where the event list stops paying on this GPU: both paths forced, at
-   -- W1's first layer, batch 12 and B1, over the densities of spike input
+   -- W1's first layer, batch 12 and B1, over the densities of spike input;
+   -- the row's value is the default choice's forward + backward
+   local function fb(x)
+      fc1:zeroGrad()
+      fc1(x):sum():backward()
+   end
    for _, nb in ipairs({12, B1}) do
       for _, density in ipairs(opts.small and {0.015} or {0.003, 0.006, 0.015, 0.03}) do
          local x = T.bernoulli({nb, 2, 34, 34, 300}, density, DEV)
-         local ms = {}
-         for _, sparse in ipairs({true, false}) do
+         local f, b = {}, {}
+         for k, sparse in ipairs({true, false}) do
             fc1.sparse = sparse
-            ms[#ms + 1] = time(function()
-               fc1:zeroGrad()
-               fc1(x):sum():backward()
-            end) * 1e3
+            f[k] = time(function() return forward(x) end) * 1e3
+            b[k] = time(function() fb(x) end) * 1e3
          end
          fc1.sparse = 'auto'
-         row(string.format('dense b%d %g%% fwd+bwd, events/cuBLAS', nb, density * 100), ms[1] / ms[2], 'ratio',
-            string.format('%.2f ms events, %.2f ms cuBLAS', ms[1], ms[2]))
+         local auto = time(function() fb(x) end) * 1e3
+         row(string.format('dense b%d %g%% fwd+bwd, default', nb, density * 100), auto, 'ms',
+            string.format('events/cuBLAS forced: forward %.2f/%.2f, fwd+bwd %.2f/%.2f ms', f[1], f[2], b[1], b[2]))
       end
    end
-   -- the path follows the previous input of the shape: a 10% input right
-   -- after 1.5% ones overflows the event list, and the kernel reads x itself
+   -- the weight gradient's path follows the previous input of the shape: a
+   -- 10% input right after 1.5% ones overflows the event list, and the
+   -- kernel reads x itself
    local jumps = {}
    for k = 1, opts.reps do
-      forward(xs[1]); sync()
+      fb(xs[1]); sync()
       local t0 = snn.utils.now()
-      forward(xs[2]); sync()
+      fb(xs[2]); sync()
       jumps[k] = snn.utils.now() - t0
    end
-   row(string.format('dense b%d 10%% after 1.5%% forward', B1), snn.utils.median(jumps) * 1e3, 'ms',
+   row(string.format('dense b%d 10%% after 1.5%% fwd+bwd', B1), snn.utils.median(jumps) * 1e3, 'ms',
       'the list overflows: x read in place')
    local conv1, pool1 = sl:conv(2, 16, 5, 1, 1), sl:pool(2)
    conv1:to(DEV)

@@ -624,13 +624,17 @@ describe('synapses on the GPU: dense, conv, convTranspose, pool, unpool', functi
       -- 2312 -> 512 at batch 16: the partial products come in two chunks
       checkSynapse('dense 2312 -> 512', function() return sl:dense({34, 34, 2}, 512, 1) end, {16, 2, 34, 34, 10},
          {spikes = 0.1, sparse = false})
-      -- 2% spikes: the sparse paths on both devices (the GPU's from 5% down)
+      -- 2% spikes: the sparse paths on both devices (the GPU's weight
+      -- gradient from 5% down; its forward only when forced)
       checkSynapse('dense 2312 -> 512, 2% spikes', function() return sl:dense({34, 34, 2}, 512, 1) end,
-         {8, 2, 34, 34, 100}, {spikes = 0.02, exact = true})
-      -- the GPU picks its path from the previous input of the same shape (no
-      -- wait for the device): spikes (event list), then dense values (the
-      -- list overflows its 1%-sized capacity and the kernels read x), dense
-      -- again (cuBLAS), spikes again (cuBLAS from the hint, then the list)
+         {8, 2, 34, 34, 100}, {spikes = 0.02})
+      checkSynapse('dense 2312 -> 512, 2% spikes, events forced', function() return sl:dense({34, 34, 2}, 512, 1) end,
+         {8, 2, 34, 34, 100}, {spikes = 0.02, exact = true, sparse = true})
+      -- the GPU picks its weight gradient's path from the previous input of
+      -- the same shape (no wait for the device): spikes (event list), then
+      -- dense values (the list overflows its 1%-sized capacity and the kernel
+      -- reads x), dense again (cuBLAS), spikes again (cuBLAS from the hint,
+      -- then the list)
       local make = function() return sl:dense({34, 34, 2}, 512, 1) end
       for k, density in ipairs({0.01, false, false, 0.01, 0.01}) do
          checkSynapse(('dense 2312 -> 512, call %d, %s input'):format(k, density and '1% spikes' or 'dense'), make,

@@ -24,7 +24,10 @@
  * float32 (no TF32), so products agree with OpenBLAS's to rounding.
  *
  * Sparse input of dense layers (spike trains; csrc/ops/synapse.c takes the
- * same path on the CPU, chosen in Lua): when the kernel covers the input
+ * same path on the CPU, chosen in Lua): for the weight gradient, and for
+ * the forward only when the layer's sparse setting forces it (the list's
+ * forward is slower than cuBLAS on an H200: see sl_conv_forward_cuda),
+ * when the kernel covers the input
  * (dense) and the layer is wide (at least SPARSE_MIN_OUT outputs,
  * SPARSE_MIN_IN inputs) or its sparse setting (sl_conv_params) forces it,
  * the non-zeros of x are counted and listed on the
@@ -443,7 +446,12 @@ SL_CUDA_API int sl_conv_forward_cuda(sl_tensor *out, const sl_tensor *in, const 
     ConvJob j = conv_job(in, weight, out, p);
     int rc;
     const Dims &d = j.d;
-    if (sparse_eligible(d, j.full, p)) {
+    /* the event list's forward only when the layer forces it: on an H200
+       each of its blocks walks every input row in turn, which bounds it
+       (W1's first layer: 1.9 ms at batch 12, 5.7 ms at 128 on 1.5% spikes,
+       against 2.3 ms for cuBLAS at 128); its weight gradient pays (1.3
+       against 2.9 ms) and keeps the hint's choice below */
+    if (p->sparse > 0 && sparse_eligible(d, j.full, p)) {
         Sparse s;
         bool use = false;
         if ((rc = sparse_build(op, &s, in->data, d, p, &use))) return rc;

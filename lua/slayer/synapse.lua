@@ -171,10 +171,11 @@ S.Dense = Dense
 -- input is non-zero (bench/synapse.lua --sweep: at 2312 -> 512 the sparse
 -- forward + weight gradient wins beyond 20 % density, at 64 outputs up to
 -- about 10 %; with few outputs the GEMM is cheap and the scan for non-zeros
--- does not pay).  On the GPU the layer's previous input decides (at most
--- 5 % non-zero, and at least 32 outputs and 512 inputs: events), so the
--- choice never waits for the device; dense.sparse = true/false forces a
--- path on both devices.
+-- does not pay).  On the GPU the forward takes cuBLAS (the event list's
+-- forward lost to it on an H200 at batch 12 and 128), and the weight
+-- gradient follows the layer's previous input (at most 5 % non-zero, and at
+-- least 32 outputs and 512 inputs: events), so the choice never waits for
+-- the device; dense.sparse = true/false forces a path on both devices.
 S.sparseThreshold = 0.10
 S.sparseMinOut = 32
 --- Conv (groups 1) takes its sparse-spike path below this fraction of
