@@ -446,11 +446,11 @@ SL_CUDA_API int sl_conv_forward_cuda(sl_tensor *out, const sl_tensor *in, const 
     ConvJob j = conv_job(in, weight, out, p);
     int rc;
     const Dims &d = j.d;
-    /* the event list's forward only when the layer forces it: on an H200
-       each of its blocks walks every input row in turn, which bounds it
-       (W1's first layer: 1.9 ms at batch 12, 5.7 ms at 128 on 1.5% spikes,
-       against 2.3 ms for cuBLAS at 128); its weight gradient pays (1.3
-       against 2.9 ms) and keeps the hint's choice below */
+    /* the event list's forward only when the layer forces it: each of its
+       blocks walks every input row in turn, which bounds it (on an H200,
+       W1's first layer at batch 128 on 1.5% spikes: 5.7 ms against 2.3 ms
+       for cuBLAS; W1's whole forward at batch 12 took 1.9 ms); its weight
+       gradient pays (1.3 against 2.9 ms) and keeps the hint's choice */
     if (p->sparse > 0 && sparse_eligible(d, j.full, p)) {
         Sparse s;
         bool use = false;
