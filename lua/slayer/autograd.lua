@@ -140,7 +140,7 @@ local function topo(root)
          idx[top] = i + 1
          local inp = item.next[i]
          if inp then
-            if inp.freed then return nil end
+            if rawget(inp, 'freed') then return nil end
             if not seen[inp] then
                seen[inp] = true
                stack[top + 1] = inp
