@@ -25,6 +25,41 @@ local function field(text, key)
    return tonumber(text:match('"' .. key .. '":([-%d.eE+]+)'))
 end
 
+-- train.lua of the example for `epochs` epochs on 24 samples (12 to test)
+-- into a fresh tmp/out; returns tmp and the RESULT line
+local function trainRun(example, data, epochs)
+   local tmp = os.tmpname()
+   os.remove(tmp)
+   assert(os.execute('mkdir -p ' .. tmp) == 0)
+   local cmd = string.format('luajit %s/examples/%s/train.lua --epochs %d --data %s/nmnist-small '
+      .. '--train 24 --test 12 --out %s/out --threads 2', root, example, epochs, data, tmp)
+   local text, ok = run(cmd)
+   assert(ok, text)
+   local result = text:match('\nRESULT ({.-})\n')
+   assert.is_truthy(result, text)
+   assert.are.equal(epochs, field(result, 'epochs'))
+   return tmp, result
+end
+
+local function expectFiles(tmp, files)
+   for _, f in ipairs(files) do
+      local h = io.open(tmp .. '/out/' .. f)
+      assert.is_truthy(h, 'missing ' .. f)
+      h:close()
+   end
+end
+
+-- loss.txt: a header, then per epoch the training and testing loss; the
+-- training loss fell, and its last value is RESULT's
+local function lossFalls(tmp, epochs, result)
+   local rows = readLines(tmp .. '/out/loss.txt')
+   assert.are.equal(epochs + 1, #rows)
+   local first = tonumber(rows[2]:match('^%s*(%S+)'))
+   local last = tonumber(rows[epochs + 1]:match('^%s*(%S+)'))
+   assert.is_true(last < first, 'training loss did not decrease: ' .. first .. ' -> ' .. last)
+   assert.are.equal(last, tonumber(string.format('%.6g', field(result, 'trainLoss'))))
+end
+
 -- the example's eval.lua, given the checkpoint train.lua wrote under tmp/out, reproduces the last epoch's test
 -- accuracy and loss of train.lua's RESULT line
 local function evalReproduces(example, tmp, data, result)
@@ -42,30 +77,11 @@ describe('examples/nmnist-loihi', function()
    local test = data and it or pending
 
    test('trains 2 epochs on 24 samples (12 to test), writes every output, and eval.lua reproduces the accuracy', function()
-      local tmp = os.tmpname()
-      os.remove(tmp)
-      assert(os.execute('mkdir -p ' .. tmp) == 0)
-      local cmd = string.format('luajit %s/examples/nmnist-loihi/train.lua --epochs 2 --data %s/nmnist-small '
-         .. '--train 24 --test 12 --out %s/out --threads 2', root, data, tmp)
-      local text, ok = run(cmd)
-      assert(ok, text)
-      local result = text:match('\nRESULT ({.-})\n')
-      assert.is_truthy(result, text)
-      assert.are.equal(2, field(result, 'epochs'))
-      for _, f in ipairs({'loss.txt', 'accuracy.txt', 'loss.png', 'accuracy.png', 'checkpoint.t7s', 'options.json',
-         'loihi/network.json', 'loihi/fc1.txt', 'loihi/fc2.txt'}) do
-         local h = io.open(tmp .. '/out/' .. f)
-         assert.is_truthy(h, 'missing ' .. f)
-         h:close()
-      end
+      local tmp, result = trainRun('nmnist-loihi', data, 2)
+      expectFiles(tmp, {'loss.txt', 'accuracy.txt', 'loss.png', 'accuracy.png', 'checkpoint.t7s', 'options.json',
+         'loihi/network.json', 'loihi/fc1.txt', 'loihi/fc2.txt'})
       assert.are.equal(5120, #readLines(tmp .. '/out/loihi/fc2.txt'))
-      -- loss.txt: a header, then per epoch the training and testing loss
-      local rows = readLines(tmp .. '/out/loss.txt')
-      assert.are.equal(3, #rows)
-      local l0 = tonumber(rows[2]:match('^%s*(%S+)'))
-      local l1 = tonumber(rows[3]:match('^%s*(%S+)'))
-      assert.is_true(l1 < l0, 'training loss did not decrease: ' .. l0 .. ' -> ' .. l1)
-      assert.are.equal(l1, tonumber(string.format('%.6g', field(result, 'trainLoss'))))
+      lossFalls(tmp, 2, result)
       evalReproduces('nmnist-loihi', tmp, data, result)
       os.execute('rm -rf ' .. tmp)
    end)
@@ -86,34 +102,15 @@ describe('examples/nmnist-auto', function()
    -- export is seen to come from best.t7s
    test('trains 3 epochs on 24 samples (12 to test), exports the best network, and eval.lua reproduces the accuracy',
       function()
-      local tmp = os.tmpname()
-      os.remove(tmp)
-      assert(os.execute('mkdir -p ' .. tmp) == 0)
-      local cmd = string.format('luajit %s/examples/nmnist-auto/train.lua --epochs 3 --data %s/nmnist-small '
-         .. '--train 24 --test 12 --out %s/out --threads 2', root, data, tmp)
-      local text, ok = run(cmd)
-      assert(ok, text)
-      local result = text:match('\nRESULT ({.-})\n')
-      assert.is_truthy(result, text)
+      local tmp, result = trainRun('nmnist-auto', data, 3)
       assert.are.equal('nmnist-auto', result:match('"example":"([^"]*)"'))
-      assert.are.equal(3, field(result, 'epochs'))
       -- the auto network: flatten, then one weight file per dense block
       local weights = {'loihi/blocks.2.weightOp.txt', 'loihi/blocks.3.weightOp.txt', 'loihi/blocks.4.weightOp.txt'}
-      for _, f in ipairs({'loss.txt', 'accuracy.txt', 'loss.png', 'accuracy.png', 'gradFlow.png', 'checkpoint.t7s',
-         'best.t7s', 'options.json', 'loihi/network.json', weights[1], weights[2], weights[3]}) do
-         local h = io.open(tmp .. '/out/' .. f)
-         assert.is_truthy(h, 'missing ' .. f)
-         h:close()
-      end
+      expectFiles(tmp, {'loss.txt', 'accuracy.txt', 'loss.png', 'accuracy.png', 'gradFlow.png', 'checkpoint.t7s',
+         'best.t7s', 'options.json', 'loihi/network.json', weights[1], weights[2], weights[3]})
       assert.are.equal(512 * 512, #readLines(tmp .. '/out/' .. weights[2]))
       assert.are.equal(11 * 512, #readLines(tmp .. '/out/' .. weights[3]))
-      -- loss.txt: a header, then per epoch the training and testing loss
-      local rows = readLines(tmp .. '/out/loss.txt')
-      assert.are.equal(4, #rows)
-      local l0 = tonumber(rows[2]:match('^%s*(%S+)'))
-      local l2 = tonumber(rows[4]:match('^%s*(%S+)'))
-      assert.is_true(l2 < l0, 'training loss did not decrease: ' .. l0 .. ' -> ' .. l2)
-      assert.are.equal(l2, tonumber(string.format('%.6g', field(result, 'trainLoss'))))
+      lossFalls(tmp, 3, result)
       -- bestTestAccuracy is the largest test accuracy of accuracy.txt
       local best, accuracy = 0, readLines(tmp .. '/out/accuracy.txt')
       assert.are.equal(4, #accuracy)
