@@ -181,7 +181,7 @@ result "bench/gpu_layers.lua (W2 by op)" "$([ $rc -eq 0 ] && echo ok || echo FAI
 if [ -n "$REF_PID" ]; then
   echo "== bench/reference_gpu.py (slayerPytorch)"
   wait "$REF_PID"; rc=$?
-  cat "$LOG/reference_build.txt" | tail -20
+  tail -20 "$LOG/reference_build.txt"
   if [ $rc -ne 0 ]; then
     result "reference build" FAIL "$(elapsed)" "see reference_build.txt"
   else
