@@ -72,7 +72,9 @@ cublasHandle_t blas();
 
 namespace {
 
-const size_t COL_CAP = (size_t)256 << 20;  /* bytes of im2col columns per chunk */
+/* bytes of im2col columns per chunk: 64 MB (one sample of W2's conv1 at
+   T = 300, 61 MB; 256 MB took a quarter of W2's peak at batch 12) */
+const size_t COL_CAP = (size_t)64 << 20;
 const size_t PART_CAP = (size_t)64 << 20;  /* bytes of partial weight gradients */
 const int64_t WG_SEG_MIN = 1024;          /* positions of a weight-gradient segment, at least */
 
@@ -95,12 +97,20 @@ typedef slc_conv_dims Dims;
 
 /* ---- im2col / col2im ------------------------------------------------------ */
 
-/* col[s, (c, i, j), (oh, ow, t)] for samples n0 .. n0 + nb - 1 */
-__global__ void im2col_kernel(float *__restrict__ col, const float *__restrict__ x, Dims d, int64_t n0, int64_t total)
+/* col[s, (c, i, j), (oh, ow, t)] for samples n0 .. n0 + nb - 1: block
+   (row, tile of IM_THREADS * IM_PER of its OW * T elements) */
+constexpr int IM_THREADS = 256, IM_PER = 4;
+__global__ void __launch_bounds__(IM_THREADS)
+im2col_kernel(float *__restrict__ col, const float *__restrict__ x, Dims d, int64_t n0, int64_t tiles)
 {
-    for (int64_t e = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; e < total;
-         e += (int64_t)gridDim.x * blockDim.x)
-        col[e] = slc_im2col_value(x, &d, n0, e);
+    const int64_t row = blockIdx.x / tiles, tile = blockIdx.x % tiles;
+    const slc_im2col_row r = slc_im2col_row_of(x, &d, n0, row);
+    const uint32_t len = (uint32_t)(d.OW * d.T);
+    float *dst = col + row * (int64_t)len;
+    for (int k = 0; k < IM_PER; k++) {
+        const uint32_t q = (uint32_t)tile * (IM_THREADS * IM_PER) + (uint32_t)(k * IM_THREADS) + threadIdx.x;
+        if (q < len) dst[q] = slc_im2col_row_value(&r, &d, q);
+    }
 }
 
 /* gin[n0 + s, c, ih, iw, t] = sum over the (i, j) that read it, in order */
@@ -143,8 +153,59 @@ int sum_partials(const char *op, float *w, const float *part, int64_t np, int64_
 
 int im2col(const char *op, float *col, const float *x, const Dims &d, int64_t n0, int64_t nb)
 {
-    int64_t total = nb * d.C * d.KK * d.P;
-    im2col_kernel<<<slc::grid_for(total), slc::THREADS, 0, slc::stream()>>>(col, x, d, n0, total);
+    const int64_t rows = nb * d.C * d.KK * d.OH, tiles = (d.OW * d.T + IM_THREADS * IM_PER - 1) / (IM_THREADS * IM_PER);
+    if (rows * tiles == 0) return 0;
+    if (rows * tiles > INT32_MAX)
+        return sl_errorf("%s: %lld blocks exceed the grid limit", op, (long long)(rows * tiles));
+    im2col_kernel<<<(unsigned)(rows * tiles), IM_THREADS, 0, slc::stream()>>>(col, x, d, n0, tiles);
+    SLC_LAUNCHED(op);
+    return 0;
+}
+
+/* ---- direct convolution (synapse.cuh): block (row, group, tile) ---------- */
+
+template <int OB>
+__global__ void __launch_bounds__(SLC_DC_TILE)
+direct_conv_kernel(float *__restrict__ y, const float *__restrict__ x, const float *__restrict__ w, slc_direct q,
+                   int64_t tiles, int64_t groups, int64_t cchunk)
+{
+    __shared__ __align__(16) float ws[SLC_DC_WS];
+    int64_t n, oh, og, tile;
+    slc_direct_block(blockIdx.x, &q, tiles, groups, &n, &oh, &og, &tile);
+    const int tid = threadIdx.x;
+    const int64_t p = tile * SLC_DC_TILE + tid;
+    const bool live = p < q.OW * q.T;
+    /* a thread past the row's end computes position 0 and stores nothing */
+    const uint32_t pp = live ? (uint32_t)p : 0u, T = (uint32_t)q.T, ow = pp / T, t = pp - ow * T;
+    float acc[OB];
+#pragma unroll
+    for (int o = 0; o < OB; o++) acc[o] = 0.0f;
+    for (int64_t c0 = 0; c0 < q.C; c0 += cchunk) {
+        const int64_t cn = q.C - c0 < cchunk ? q.C - c0 : cchunk;
+        __syncthreads(); /* the previous chunk's weights have been read */
+        slc_direct_stage(ws, w, &q, og * OB, OB, c0, cn, tid, SLC_DC_TILE);
+        __syncthreads();
+        slc_direct_accumulate(acc, OB, ws, x, &q, n, oh, ow, t, c0, cn);
+    }
+    if (live) slc_direct_store(y, acc, OB, &q, n, og * OB, oh, p);
+}
+
+/* out = the direct loop q over in (a conv, or the adjoint of one) */
+int direct_conv(const char *op, float *out, const float *in, const float *w, const slc_direct &q)
+{
+    const int ob = slc_direct_ob(q.O);
+    const int64_t tiles = (q.OW * q.T + SLC_DC_TILE - 1) / SLC_DC_TILE, groups = (q.O + ob - 1) / ob;
+    const int64_t blocks = q.N * q.OH * groups * tiles, cchunk = slc_direct_cchunk(&q, ob);
+    if (blocks == 0) return 0;
+    if (blocks > INT32_MAX) return sl_errorf("%s: %lld blocks exceed the grid limit", op, (long long)blocks);
+    const unsigned nb = (unsigned)blocks;
+    cudaStream_t st = slc::stream();
+    if (ob == 8)
+        direct_conv_kernel<8><<<nb, SLC_DC_TILE, 0, st>>>(out, in, w, q, tiles, groups, cchunk);
+    else if (ob == 16)
+        direct_conv_kernel<16><<<nb, SLC_DC_TILE, 0, st>>>(out, in, w, q, tiles, groups, cchunk);
+    else
+        direct_conv_kernel<32><<<nb, SLC_DC_TILE, 0, st>>>(out, in, w, q, tiles, groups, cchunk);
     SLC_LAUNCHED(op);
     return 0;
 }
@@ -457,6 +518,7 @@ SL_CUDA_API int sl_conv_forward_cuda(sl_tensor *out, const sl_tensor *in, const 
         if ((rc = sparse_build(op, &s, in->data, d, p, &use))) return rc;
         if (use) return sparse_forward(op, out->data, weight->data, in->data, d, s);
     }
+    if (slc_direct_takes(&d, j.full, 0)) return direct_conv(op, out->data, in->data, weight->data, slc_direct_of(&d, 0));
     Scratch col(slc_conv_col_elems(&j));
     if (col.failed()) return SL_ENOMEM;
     for (int64_t n0 = 0; n0 < d.N; n0 += j.nb) {
@@ -479,6 +541,7 @@ SL_CUDA_API int sl_conv_backward_input_cuda(sl_tensor *gin, const sl_tensor *gou
     ConvJob j = conv_job(gin, weight, gout, p);
     int rc;
     const Dims &d = j.d;
+    if (slc_direct_takes(&d, j.full, 1)) return direct_conv(op, gin->data, gout->data, weight->data, slc_direct_of(&d, 1));
     Scratch col(slc_conv_col_elems(&j));
     if (col.failed()) return SL_ENOMEM;
     for (int64_t n0 = 0; n0 < d.N; n0 += j.nb) {
@@ -560,20 +623,22 @@ namespace {
 
 typedef slc_fold Fold;
 
-__global__ void pool_kernel(float *__restrict__ y, const float *__restrict__ x, const float *__restrict__ w, Fold f,
-                            int64_t total)
+/* block (row a, tile of POOL_THREADS * SLC_POOL_EPT of its elements) */
+constexpr int POOL_THREADS = 256;
+__global__ void __launch_bounds__(POOL_THREADS)
+pool_kernel(float *__restrict__ y, const float *__restrict__ x, const float *__restrict__ w, Fold f, int64_t tiles)
 {
-    for (int64_t e = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; e < total;
-         e += (int64_t)gridDim.x * blockDim.x)
-        y[e] = slc_pool_value(x, w, &f, e);
+    const int64_t a = blockIdx.x / tiles, tile = blockIdx.x % tiles;
+    const uint32_t e0 = (uint32_t)tile * (POOL_THREADS * SLC_POOL_EPT) + threadIdx.x;
+    slc_pool_row(y, x, w, &f, a, e0, POOL_THREADS);
 }
 
-__global__ void unpool_kernel(float *__restrict__ x, const float *__restrict__ y, const float *__restrict__ w, Fold f,
-                              int64_t total)
+__global__ void __launch_bounds__(POOL_THREADS)
+unpool_kernel(float *__restrict__ x, const float *__restrict__ y, const float *__restrict__ w, Fold f, int64_t tiles)
 {
-    for (int64_t e = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; e < total;
-         e += (int64_t)gridDim.x * blockDim.x)
-        x[e] = slc_unpool_value(y, w, &f, e);
+    const int64_t a = blockIdx.x / tiles, tile = blockIdx.x % tiles;
+    const uint32_t e0 = (uint32_t)tile * (POOL_THREADS * SLC_POOL_EPT) + threadIdx.x;
+    slc_unpool_row(x, y, w, &f, a, e0, POOL_THREADS);
 }
 
 } /* namespace */
@@ -583,16 +648,17 @@ SL_CUDA_API int sl_fold_pool_cuda(sl_tensor *y, sl_tensor *x, const sl_tensor *w
 {
     Fold f;
     sl_fold_of(&f, x->shape, p, odd_pad);
-    if (!adjoint) {
-        int64_t total = y->numel;
-        if (total == 0) return 0;
-        pool_kernel<<<slc::grid_for(total), slc::THREADS, 0, slc::stream()>>>(y->data, x->data, weight->data, f, total);
-    } else {
-        int64_t total = x->numel;
-        if (total == 0) return 0;
-        unpool_kernel<<<slc::grid_for(total), slc::THREADS, 0, slc::stream()>>>(x->data, y->data, weight->data, f,
-                                                                                total);
-    }
+    const int64_t rows = adjoint ? f.N * f.C * f.H : f.N * f.Rf, len = (adjoint ? f.W : f.Q) * f.T;
+    const int64_t tiles = (len + POOL_THREADS * SLC_POOL_EPT - 1) / (POOL_THREADS * SLC_POOL_EPT);
+    if ((adjoint ? x->numel : y->numel) == 0 || rows * tiles == 0) return 0;
+    if (rows * tiles > INT32_MAX || len > INT32_MAX)
+        return sl_errorf("pool: %lld blocks exceed the grid limit", (long long)(rows * tiles));
+    if (!adjoint)
+        pool_kernel<<<(unsigned)(rows * tiles), POOL_THREADS, 0, slc::stream()>>>(y->data, x->data, weight->data, f,
+                                                                                  tiles);
+    else
+        unpool_kernel<<<(unsigned)(rows * tiles), POOL_THREADS, 0, slc::stream()>>>(x->data, y->data, weight->data,
+                                                                                    f, tiles);
     SLC_LAUNCHED("pool");
     return 0;
 }

@@ -188,20 +188,34 @@ SL_HD float slc_lane_sum(const float *part, int64_t np, int64_t wn, int64_t k, i
     return v;
 }
 
-/* element e of the columns of samples n0, n0 + 1, ... */
-SL_HD float slc_im2col_value(const float *x, const slc_conv_dims *d, int64_t n0, int64_t e)
+/* im2col by rows: row ((s * C + c) * KK + k) * OH + oh of the columns of
+   samples n0, n0 + 1, ... holds OW * T elements q = ow * T + t.  The row's
+   geometry is worked out once (slc_im2col_row_of: a block's), each element
+   with one 32-bit division (OW * T fits an int: the CPU op checks P), not
+   the six 64-bit ones of a flat element index */
+typedef struct {
+    const float *xr; /* the input row (n0 + s, c, ih), NULL when ih falls outside */
+    int64_t iw0;     /* iw at ow = 0: j * dw - pw */
+} slc_im2col_row;
+
+SL_HD slc_im2col_row slc_im2col_row_of(const float *x, const slc_conv_dims *d, int64_t n0, int64_t row)
 {
-    int64_t q = e / d->T, t = e % d->T;
-    int64_t ow = q % d->OW;
-    q /= d->OW;
-    int64_t oh = q % d->OH;
-    q /= d->OH;
-    int64_t k = q % d->KK;
-    q /= d->KK;
-    int64_t c = q % d->C, s = q / d->C;
-    int64_t ih = oh * d->sh - d->ph + (k / d->kw) * d->dh, iw = ow * d->sw - d->pw + (k % d->kw) * d->dw;
-    return ih >= 0 && ih < d->H && iw >= 0 && iw < d->W ? x[((((n0 + s) * d->C + c) * d->H + ih) * d->W + iw) * d->T + t]
-                                                        : 0.0f;
+    int64_t oh = row % d->OH, r = row / d->OH;
+    int64_t k = r % d->KK;
+    r /= d->KK;
+    int64_t c = r % d->C, s = r / d->C;
+    int64_t ih = oh * d->sh - d->ph + (k / d->kw) * d->dh;
+    slc_im2col_row out;
+    out.xr = ih >= 0 && ih < d->H ? x + (((n0 + s) * d->C + c) * d->H + ih) * d->W * d->T : (const float *)0;
+    out.iw0 = (k % d->kw) * d->dw - d->pw;
+    return out;
+}
+
+SL_HD float slc_im2col_row_value(const slc_im2col_row *r, const slc_conv_dims *d, uint32_t q)
+{
+    const uint32_t T = (uint32_t)d->T, ow = q / T, t = q - ow * T;
+    const int64_t iw = (int64_t)ow * d->sw + r->iw0;
+    return r->xr && iw >= 0 && iw < d->W ? r->xr[iw * d->T + t] : 0.0f;
 }
 
 /* element e (sample s, c, ih, iw, t) of the input gradient from the
@@ -226,58 +240,211 @@ SL_HD float slc_col2im_value(const float *col, const slc_conv_dims *d, int64_t e
     return acc;
 }
 
+/* ---- direct convolution (no columns) -------------------------------------
+   y[n, o, oh, ow, t] = sum over c, i, j in order of w[o, c, i, j] *
+   x[n, c, oh*sh - ph + i*dh, ow*sw - pw + j*dw, t]  (0 outside), G = 1.
+   A block takes one output row (n, oh), a tile of SLC_DC_TILE of its OW * T
+   positions p = ow * T + t (a thread each) and a group of OB outputs, held
+   in registers; the group's weights are staged in shared memory, as many
+   input channels at a time as SLC_DC_WS floats hold, laid out [c][i][j][o]
+   so that a thread's OB products read consecutive words (the same for the
+   whole block).  Consecutive threads read consecutive t, so the input loads
+   are coalesced.  The im2col path wrote C * KK floats of columns per
+   position, each with six 64-bit divisions, and read them back.
+   The adjoint (the input gradient of a stride-1, dilation-1 conv, and so
+   convTranspose's forward) is the same loop over the output gradient with
+   the weights transposed and flipped: gin[n, c, ih, iw, t] = sum over o,
+   i', j' of w[o, c, kh-1-i', kw-1-j'] * g[n, o, ih - (kh-1-ph) + i',
+   iw - (kw-1-pw) + j', t].  Products are fused multiply-adds accumulated
+   in float32 in (c, i, j) order: not the order of the CPU's GEMM, so the
+   results agree with it to rounding, as cuBLAS's did. */
+#define SLC_DC_TILE 128  /* positions (threads) per block */
+#define SLC_DC_WS 8192   /* staged weights per block (32 KB) */
+#define SLC_DC_MAX_O 128 /* outputs of a layer the direct path takes, at most */
+
+typedef struct {
+    int64_t N, C, H, W, T, O, OH, OW, kh, kw, KK, sh, sw, ph, pw, dh, dw;
+    int adjoint; /* weights read as w[c][o][flipped k] of a conv from O to C channels */
+} slc_direct;
+
+/* the conv d as a direct loop; the adjoint runs over the output gradient
+   [N, O, OH, OW, T] into [N, C, H, W, T] */
+static inline slc_direct slc_direct_of(const slc_conv_dims *d, int adjoint)
+{
+    slc_direct q;
+    q.N = d->N, q.T = d->T, q.kh = d->kh, q.kw = d->kw, q.KK = d->KK, q.adjoint = adjoint;
+    if (!adjoint) {
+        q.C = d->C, q.H = d->H, q.W = d->W, q.O = d->O, q.OH = d->OH, q.OW = d->OW;
+        q.sh = d->sh, q.sw = d->sw, q.ph = d->ph, q.pw = d->pw, q.dh = d->dh, q.dw = d->dw;
+    } else {
+        q.C = d->O, q.H = d->OH, q.W = d->OW, q.O = d->C, q.OH = d->H, q.OW = d->W;
+        q.sh = q.sw = q.dh = q.dw = 1;
+        q.ph = d->kh - 1 - d->ph, q.pw = d->kw - 1 - d->pw; /* may be negative */
+    }
+    return q;
+}
+
+/* outputs per block: 8, 16 or 32 */
+static inline int slc_direct_ob(int64_t O) { return O <= 8 ? 8 : O <= 16 ? 16 : 32; }
+
+/* whether the direct loop takes the conv d (its adjoint: the input
+   gradient), else the columns and cuBLAS: one group, a kernel that does not
+   cover the input (dense layers stay GEMMs), at most SLC_DC_MAX_O outputs
+   (beyond that cuBLAS's blocking reuses the staged input better), an input
+   channel's weights that fit the stage, and for the adjoint stride 1 and
+   dilation 1 */
+static inline int slc_direct_takes(const slc_conv_dims *d, int full, int adjoint)
+{
+    int64_t O = adjoint ? d->C : d->O;
+    if (full || d->G != 1 || O > SLC_DC_MAX_O || d->KK * slc_direct_ob(O) > SLC_DC_WS) return 0;
+    if (d->OW * d->T > INT32_MAX || d->W * d->T > INT32_MAX) return 0;
+    return !adjoint || (d->sh == 1 && d->sw == 1 && d->dh == 1 && d->dw == 1);
+}
+
+/* input channels staged at a time */
+static inline int64_t slc_direct_cchunk(const slc_direct *q, int ob)
+{
+    int64_t c = SLC_DC_WS / (q->KK * ob);
+    return c < q->C ? c : q->C;
+}
+
+/* stage the weights of outputs o0 .. o0 + ob - 1 (0 past O) and channels
+   c0 .. c0 + cn - 1: ws[((c - c0) * KK + k) * ob + (o - o0)]; thread tid of
+   nthreads */
+SL_HD void slc_direct_stage(float *ws, const float *w, const slc_direct *q, int64_t o0, int ob, int64_t c0,
+                            int64_t cn, int tid, int nthreads)
+{
+    /* fewer than SLC_DC_WS elements: 32-bit index arithmetic */
+    const uint32_t n = (uint32_t)(cn * q->KK * ob), KK = (uint32_t)q->KK;
+    for (uint32_t e = (uint32_t)tid; e < n; e += (uint32_t)nthreads) {
+        const uint32_t oo = e % (uint32_t)ob, ck = e / (uint32_t)ob, k = ck % KK;
+        const int64_t c = c0 + ck / KK, o = o0 + oo;
+        float v = 0.0f;
+        if (o < q->O) v = q->adjoint ? w[(c * q->O + o) * q->KK + (q->KK - 1 - k)] : w[(o * q->C + c) * q->KK + k];
+        ws[e] = v;
+    }
+}
+
+/* thread's position: acc[0 .. ob-1] += the staged channels' terms at output
+   (n, oh, ow, t), in (c, i, j) order */
+SL_HD void slc_direct_accumulate(float *acc, int ob, const float *ws, const float *x, const slc_direct *q, int64_t n,
+                                 int64_t oh, int64_t ow, int64_t t, int64_t c0, int64_t cn)
+{
+    for (int64_t cc = 0; cc < cn; cc++) {
+        const float *xc = x + ((n * q->C + c0 + cc) * q->H) * q->W * q->T + t;
+        for (int64_t i = 0; i < q->kh; i++) {
+            const int64_t ih = oh * q->sh - q->ph + i * q->dh;
+            const int rok = ih >= 0 && ih < q->H;
+            for (int64_t j = 0; j < q->kw; j++) {
+                const int64_t iw = ow * q->sw - q->pw + j * q->dw;
+                const float v = rok && iw >= 0 && iw < q->W ? xc[(ih * q->W + iw) * q->T] : 0.0f;
+                const float *wv = ws + (cc * q->KK + i * q->kw + j) * ob;
+                for (int o = 0; o < ob; o++) acc[o] = fmaf(wv[o], v, acc[o]);
+            }
+        }
+    }
+}
+
+/* the block's outputs o0 .. at position p = ow * T + t of row (n, oh) */
+SL_HD void slc_direct_store(float *y, const float *acc, int ob, const slc_direct *q, int64_t n, int64_t o0,
+                            int64_t oh, int64_t p)
+{
+    const int64_t rowlen = q->OW * q->T;
+    float *yo = y + ((n * q->O + o0) * q->OH + oh) * rowlen + p;
+    for (int o = 0; o < ob; o++)
+        if (o0 + o < q->O) yo[o * q->OH * rowlen] = acc[o];
+}
+
+/* block b's output row (n, oh), group of outputs og and tile of positions */
+SL_HD void slc_direct_block(int64_t b, const slc_direct *q, int64_t tiles, int64_t groups, int64_t *n, int64_t *oh,
+                            int64_t *og, int64_t *tile)
+{
+    *tile = b % tiles;
+    b /= tiles;
+    *og = b % groups;
+    b /= groups;
+    *oh = b % q->OH;
+    *n = b / q->OH;
+}
+
 /* the folded pooling geometry (sl_fold, shapes.h) */
 typedef sl_fold slc_fold;
 
-/* y element e = (n, r, q, t) */
-SL_HD float slc_pool_value(const float *x, const float *w, const slc_fold *f, int64_t e)
+/* Pooling by rows, as im2col: a block takes a row of the output (pool:
+   row a = (n, r) of y, Q * T elements) or of the input (unpool: row a =
+   (n, c, h) of x, W * T elements), each thread SLC_POOL_EPT of its elements
+   e0, e0 + stride, ...: the row's geometry and each kernel row i's once
+   for all of them, 32-bit arithmetic per element (W * T fits an int).
+   Each element sums its window in the CPU's (i, j) order with separately
+   rounded products: bit-identical to csrc/ops/synapse.c. */
+#define SLC_POOL_EPT 4
+
+/* y elements (n, r, q, t) of row a */
+SL_HD void slc_pool_row(float *y, const float *x, const float *w, const slc_fold *f, int64_t a, uint32_t e0,
+                        uint32_t stride)
 {
-    int64_t a = e / f->T, t = e % f->T;
-    int64_t q = a % f->Q;
-    a /= f->Q;
-    int64_t r = a % f->Rf, n = a / f->Rf;
-    float acc = 0.0f;
+    const uint32_t T = (uint32_t)f->T, len = (uint32_t)(f->Q * f->T);
+    int32_t q[SLC_POOL_EPT];
+    uint32_t t[SLC_POOL_EPT];
+    float acc[SLC_POOL_EPT];
+    for (int k = 0; k < SLC_POOL_EPT; k++) {
+        const uint32_t e = e0 + (uint32_t)k * stride, ee = e < len ? e : 0;
+        q[k] = (int32_t)(ee / T);
+        t[k] = ee - (uint32_t)q[k] * T;
+        acc[k] = 0.0f;
+    }
+    const int64_t r = a % f->Rf, n = a / f->Rf;
     for (int i = 0; i < f->kh; i++) {
-        int64_t fr = r * f->sh - f->ph + (int64_t)i * f->dh;
+        const int64_t fr = r * f->sh - f->ph + (int64_t)i * f->dh;
         if (fr < 0 || fr >= f->Hf) continue;
-        int64_t c = fr / f->Hp, h = fr % f->Hp;
+        const int64_t c = fr / f->Hp, h = fr % f->Hp;
         if (h >= f->H) continue; /* appended zero row */
         const float *xr = x + ((n * f->C + c) * f->H + h) * f->W * f->T;
-        for (int j = 0; j < f->kw; j++) {
-            int64_t col = q * f->sw - f->pw + (int64_t)j * f->dw;
-            if (col < 0 || col >= f->W) continue;
-            acc = acc + w[i * f->kw + j] * xr[col * f->T + t];
-        }
+        for (int j = 0; j < f->kw; j++) /* each element's terms still in (i, j) order */
+            for (int k = 0; k < SLC_POOL_EPT; k++) {
+                const int32_t col = q[k] * f->sw - f->pw + j * f->dw;
+                if (col >= 0 && col < f->W) acc[k] = acc[k] + w[i * f->kw + j] * xr[(int64_t)col * f->T + t[k]];
+            }
     }
-    return acc;
+    for (int k = 0; k < SLC_POOL_EPT; k++) {
+        const uint32_t e = e0 + (uint32_t)k * stride;
+        if (e < len) y[a * (int64_t)len + e] = acc[k];
+    }
 }
 
-/* x element e = (n, c, h, col, t) of the adjoint */
-SL_HD float slc_unpool_value(const float *y, const float *w, const slc_fold *f, int64_t e)
+/* x elements (n, c, h, col, t) of row a of the adjoint */
+SL_HD void slc_unpool_row(float *x, const float *y, const float *w, const slc_fold *f, int64_t a, uint32_t e0,
+                          uint32_t stride)
 {
-    int64_t a = e / f->T, t = e % f->T;
-    int64_t col = a % f->W;
-    a /= f->W;
-    int64_t h = a % f->H;
-    a /= f->H;
-    int64_t c = a % f->C, n = a / f->C;
-    int64_t fr = c * f->Hp + h;
-    float acc = 0.0f;
+    const uint32_t T = (uint32_t)f->T, len = (uint32_t)(f->W * f->T);
+    int32_t cl[SLC_POOL_EPT];
+    uint32_t t[SLC_POOL_EPT];
+    float acc[SLC_POOL_EPT];
+    for (int k = 0; k < SLC_POOL_EPT; k++) {
+        const uint32_t e = e0 + (uint32_t)k * stride, ee = e < len ? e : 0;
+        cl[k] = (int32_t)(ee / T);
+        t[k] = ee - (uint32_t)cl[k] * T;
+        acc[k] = 0.0f;
+    }
+    const int64_t h = a % f->H, c = (a / f->H) % f->C, n = a / f->H / f->C, fr = c * f->Hp + h;
     for (int i = 0; i < f->kh; i++) {
-        int64_t num = fr + f->ph - (int64_t)i * f->dh;
+        const int64_t num = fr + f->ph - (int64_t)i * f->dh;
         if (num < 0 || num % f->sh) continue;
-        int64_t r = num / f->sh;
+        const int64_t r = num / f->sh;
         if (r >= f->Rf) continue;
         const float *yr = y + (n * f->Rf + r) * f->Q * f->T;
-        for (int j = 0; j < f->kw; j++) {
-            int64_t qn = col + f->pw - (int64_t)j * f->dw;
-            if (qn < 0 || qn % f->sw) continue;
-            int64_t q = qn / f->sw;
-            if (q >= f->Q) continue;
-            acc = acc + w[i * f->kw + j] * yr[q * f->T + t];
-        }
+        for (int j = 0; j < f->kw; j++) /* each element's terms still in (i, j) order */
+            for (int k = 0; k < SLC_POOL_EPT; k++) {
+                const int32_t qn = cl[k] + f->pw - j * f->dw;
+                if (qn < 0 || qn % f->sw) continue;
+                const int32_t qq = qn / f->sw;
+                if (qq < f->Q) acc[k] = acc[k] + w[i * f->kw + j] * yr[(int64_t)qq * f->T + t[k]];
+            }
     }
-    return acc;
+    for (int k = 0; k < SLC_POOL_EPT; k++) {
+        const uint32_t e = e0 + (uint32_t)k * stride;
+        if (e < len) x[a * (int64_t)len + e] = acc[k];
+    }
 }
 
 /* ---- sparse dense: x [N, I, T] listed as a CSR over rows (n, i):

@@ -60,10 +60,19 @@ TEST(pool_and_unpool_elements_match_the_cpu_bit_for_bit)
         sl_tensor *x = tensor(5, xs), *y = tensor(5, ys), *w = tensor(2, ws), *x2 = tensor(5, xs);
         CHECK(sl_fold_pool(y, x, w, &p, 0, k[11]) == 0);
         float *yh = malloc(sizeof(float) * (size_t)y->numel), *xh = malloc(sizeof(float) * (size_t)x->numel);
-        for (int64_t e = 0; e < y->numel; e++) yh[e] = slc_pool_value(x->data, w->data, &f, e);
+        /* row after row, thread after thread (a stride of 5 elements, as
+           256 of pool_kernel's threads: each thread's last may lie past
+           the row) */
+        for (int64_t e = 0; e < y->numel; e++) yh[e] = NAN;
+        for (int64_t a = 0; a < f.N * f.Rf; a++)
+            for (uint32_t e0 = 0; e0 < f.Q * f.T; e0 += 5 * SLC_POOL_EPT)
+                for (uint32_t tid = 0; tid < 5; tid++) slc_pool_row(yh, x->data, w->data, &f, a, e0 + tid, 5);
         int bp = bits_differ(yh, y->data, y->numel);
         CHECK(sl_fold_pool(y, x2, w, &p, 1, k[11]) == 0); /* the adjoint of the same geometry */
-        for (int64_t e = 0; e < x2->numel; e++) xh[e] = slc_unpool_value(y->data, w->data, &f, e);
+        for (int64_t e = 0; e < x2->numel; e++) xh[e] = NAN;
+        for (int64_t a = 0; a < f.N * f.C * f.H; a++)
+            for (uint32_t e0 = 0; e0 < f.W * f.T; e0 += 5 * SLC_POOL_EPT)
+                for (uint32_t tid = 0; tid < 5; tid++) slc_unpool_row(xh, y->data, w->data, &f, a, e0 + tid, 5);
         int bu = bits_differ(xh, x2->data, x2->numel);
         if (bp || bu) fprintf(stderr, "  pool case %zu: pool %d, unpool %d elements differ\n", c, bp, bu);
         CHECK(bp == 0 && bu == 0);
@@ -123,6 +132,17 @@ static float *fabs_copy(const float *x, int64_t n)
     return y;
 }
 
+/* the columns of samples n0 .. n0 + m - 1, row after row as im2col_kernel's
+   blocks write them */
+static void im2col_rows(float *col, const float *x, const slc_conv_dims *d, int64_t n0, int64_t m)
+{
+    const int64_t len = d->OW * d->T;
+    for (int64_t row = 0; row < m * d->C * d->KK * d->OH; row++) {
+        const slc_im2col_row r = slc_im2col_row_of(x, d, n0, row);
+        for (int64_t q = 0; q < len; q++) col[row * len + q] = slc_im2col_row_value(&r, d, (uint32_t)q);
+    }
+}
+
 /* what synapse.cu computes on the device, chunk after chunk as its batch
    is cut by col_cap and part_cap (its COL_CAP and PART_CAP) and the weight
    gradient's positions by seg_min (its WG_SEG_MIN), with the host running
@@ -137,7 +157,7 @@ static void conv_by_plans(const slc_conv_dims *d, size_t col_cap, size_t part_ca
     for (int64_t n0 = 0; n0 < N; n0 += j.nb) {
         const int64_t m = slc_conv_chunk(&j, n0);
         if (!j.full)
-            for (int64_t e = 0; e < m * j.cs; e++) col[e] = slc_im2col_value(x, d, n0, e);
+            im2col_rows(col, x, d, n0, m);
         for (int64_t g0 = 0; g0 < d->G; g0++) {
             slc_gemm f = slc_gemm_forward(d, g0, j.full ? x + n0 * j.xs : col, j.full ? j.xs : j.cs, w, y + n0 * j.ys,
                                           (int)m);
@@ -165,7 +185,7 @@ static void conv_by_plans(const slc_conv_dims *d, size_t col_cap, size_t part_ca
     for (int64_t n0 = 0; n0 < N; n0 += jw.nb) {
         const int64_t m = slc_conv_chunk(&jw, n0);
         if (!jw.full)
-            for (int64_t e = 0; e < m * jw.cs; e++) col[e] = slc_im2col_value(x, d, n0, e);
+            im2col_rows(col, x, d, n0, m);
         const float *src = jw.full ? x + n0 * jw.xs : col, *g0 = g + n0 * jw.ys;
         const long long sSrc = jw.full ? jw.xs : jw.cs;
         if (partials && nseg == 1) {
@@ -261,6 +281,96 @@ TEST(conv_plans_with_im2col_and_col2im_give_the_cpu_conv_and_its_gradients)
     }
 }
 
+/* the direct loop q (synapse.cuh) block after block, phase after phase,
+   thread after thread, as direct_conv_kernel runs it, into out (NaN first:
+   every output must be written) */
+static void direct_by_phases(const slc_direct *q, const float *in, const float *w, float *out)
+{
+    const int ob = slc_direct_ob(q->O);
+    const int64_t tiles = (q->OW * q->T + SLC_DC_TILE - 1) / SLC_DC_TILE, groups = (q->O + ob - 1) / ob;
+    const int64_t cchunk = slc_direct_cchunk(q, ob);
+    float *ws = malloc(sizeof(float) * SLC_DC_WS), acc[SLC_DC_TILE][32];
+    for (int64_t b = 0; b < q->N * q->OH * groups * tiles; b++) {
+        int64_t n, oh, og, tile;
+        slc_direct_block(b, q, tiles, groups, &n, &oh, &og, &tile);
+        for (int tid = 0; tid < SLC_DC_TILE; tid++)
+            for (int o = 0; o < ob; o++) acc[tid][o] = 0.0f;
+        for (int64_t c0 = 0; c0 < q->C; c0 += cchunk) {
+            const int64_t cn = q->C - c0 < cchunk ? q->C - c0 : cchunk;
+            for (int e = 0; e < SLC_DC_WS; e++) ws[e] = NAN; /* only what is staged may be read */
+            for (int tid = 0; tid < SLC_DC_TILE; tid++) slc_direct_stage(ws, w, q, og * ob, ob, c0, cn, tid, SLC_DC_TILE);
+            for (int tid = 0; tid < SLC_DC_TILE; tid++) {
+                const int64_t p = tile * SLC_DC_TILE + tid, pp = p < q->OW * q->T ? p : 0;
+                slc_direct_accumulate(acc[tid], ob, ws, in, q, n, oh, pp / q->T, pp % q->T, c0, cn);
+            }
+        }
+        for (int tid = 0; tid < SLC_DC_TILE; tid++) {
+            const int64_t p = tile * SLC_DC_TILE + tid;
+            if (p < q->OW * q->T) slc_direct_store(out, acc[tid], ob, q, n, og * ob, oh, p);
+        }
+    }
+    free(ws);
+}
+
+TEST(direct_conv_and_its_adjoint_give_the_cpu_conv_and_input_gradient)
+{
+    /* {N, C, H, W, T, O, kh, kw, sh, sw, ph, pw, dh, dw}: W2's three convs
+       (small), stride and dilation (forward only), more outputs than a
+       block's group (two groups, the last short), a kernel whose weights
+       stage one channel at a time (KK * 32 > SLC_DC_WS / 2), padding past
+       the kernel (the adjoint's padding negative), rows longer than a tile */
+    const int cases[][14] = {
+        {2, 2, 9, 9, 7, 16, 5, 5, 1, 1, 1, 1, 1, 1},  {2, 16, 6, 6, 5, 32, 3, 3, 1, 1, 1, 1, 1, 1},
+        {3, 32, 4, 4, 6, 64, 3, 3, 1, 1, 1, 1, 1, 1}, {2, 3, 9, 8, 5, 5, 3, 2, 2, 1, 1, 0, 1, 2},
+        {1, 3, 5, 6, 4, 40, 3, 3, 1, 1, 1, 1, 1, 1},  {1, 3, 16, 16, 3, 33, 15, 15, 1, 1, 7, 7, 1, 1},
+        {2, 2, 4, 5, 3, 3, 2, 2, 1, 1, 2, 3, 1, 1},   {1, 2, 3, 7, 100, 4, 3, 3, 1, 1, 1, 1, 1, 1},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        const int *k = cases[c];
+        sl_conv_params p = {k[6], k[7], k[8], k[9], k[10], k[11], k[12], k[13], 1};
+        slc_conv_dims d;
+        d.N = k[0], d.C = k[1], d.H = k[2], d.W = k[3], d.T = k[4], d.O = k[5], d.G = 1;
+        d.kh = p.kh, d.kw = p.kw, d.sh = p.sh, d.sw = p.sw, d.ph = p.ph, d.pw = p.pw, d.dh = p.dh, d.dw = p.dw;
+        d.KK = (int64_t)p.kh * p.kw;
+        d.OH = (d.H + 2 * p.ph - p.dh * (p.kh - 1) - 1) / p.sh + 1;
+        d.OW = (d.W + 2 * p.pw - p.dw * (p.kw - 1) - 1) / p.sw + 1;
+        d.P = d.OH * d.OW * d.T;
+        CHECK(slc_direct_takes(&d, 0, 0));
+        const int adjoint = p.sh == 1 && p.sw == 1 && p.dh == 1 && p.dw == 1;
+        CHECK(slc_direct_takes(&d, 0, 1) == adjoint);
+        int32_t xs[5] = {k[0], k[1], k[2], k[3], k[4]}, wsh[5] = {k[5], k[1], k[6], k[7], 1};
+        int32_t ys[5] = {k[0], k[5], (int32_t)d.OH, (int32_t)d.OW, k[4]};
+        sl_tensor *x = tensor(5, xs), *w = tensor(5, wsh), *y = tensor(5, ys), *g = tensor(5, ys), *gx = tensor(5, xs);
+        CHECK(sl_conv_forward(y, x, w, &p) == 0);
+        CHECK(sl_conv_backward_input(gx, g, w, &p) == 0);
+        float *ax = fabs_copy(x->data, x->numel), *aw = fabs_copy(w->data, w->numel), *ag = fabs_copy(g->data, g->numel);
+        const slc_direct fq = slc_direct_of(&d, 0), bq = slc_direct_of(&d, 1);
+        float *yh = nan_buffer(y->numel), *yb = nan_buffer(y->numel), *gh = nan_buffer(x->numel),
+              *gb = nan_buffer(x->numel);
+        direct_by_phases(&fq, x->data, w->data, yh);
+        direct_by_phases(&fq, ax, aw, yb); /* the bound on rounding */
+        int bf = not_close(yh, y->data, yb, y->numel), bi = 0;
+        if (adjoint) {
+            direct_by_phases(&bq, g->data, w->data, gh);
+            direct_by_phases(&bq, ag, aw, gb);
+            bi = not_close(gh, gx->data, gb, x->numel);
+        }
+        if (bf || bi) fprintf(stderr, "  direct conv case %zu: forward %d, input gradient %d off\n", c, bf, bi);
+        CHECK(bf == 0 && bi == 0);
+        free(yh), free(yb), free(gh), free(gb), free(ax), free(aw), free(ag);
+        sl_tensor_free(x), sl_tensor_free(w), sl_tensor_free(y), sl_tensor_free(g), sl_tensor_free(gx);
+    }
+    /* what it leaves to the columns: groups, a covering kernel, wide layers */
+    slc_conv_dims d = {0};
+    d.N = 1, d.C = 4, d.H = 5, d.W = 5, d.T = 3, d.O = 4, d.G = 2, d.kh = d.kw = 3, d.KK = 9, d.sh = d.sw = 1;
+    d.dh = d.dw = 1, d.OH = d.OW = 3, d.P = 27;
+    CHECK(!slc_direct_takes(&d, 0, 0));
+    d.G = 1;
+    CHECK(slc_direct_takes(&d, 0, 0) && !slc_direct_takes(&d, 1, 0));
+    d.O = SLC_DC_MAX_O + 1;
+    CHECK(!slc_direct_takes(&d, 0, 0) && slc_direct_takes(&d, 0, 1));
+}
+
 TEST(sparse_dense_blocks_match_the_cpu_sparse_path_bit_for_bit)
 {
     const int64_t N = 3, I = 700, O = 150, T = 130; /* two output blocks, three time tiles, two row chunks */
@@ -342,6 +452,7 @@ int main(void)
 {
     RUN(pool_and_unpool_elements_match_the_cpu_bit_for_bit);
     RUN(conv_plans_with_im2col_and_col2im_give_the_cpu_conv_and_its_gradients);
+    RUN(direct_conv_and_its_adjoint_give_the_cpu_conv_and_input_gradient);
     RUN(sparse_dense_blocks_match_the_cpu_sparse_path_bit_for_bit);
     RUN(sparse_dense_capacity_follows_the_hint);
     return END();

@@ -22,6 +22,8 @@ my $n = 0;
 $n += $text =~ s/$kernel\s*<<<(.*?)>>>\s*\(\s*\)/::emu::launch(::emu::config($2), "$1", $1)/g;
 $n += $text =~ s/$kernel\s*<<<(.*?)>>>\s*\(/::emu::launch(::emu::config($2), "$1", $1, /g;
 $text =~ s/extern\s+__shared__\s+(\w+)\s+(\w+)\s*\[\s*\]\s*;/$1 *$2 = ($1 *)::emu::dynamic_shared();/g;
+# alignment of shared arrays: the host code reads them a word at a time
+$text =~ s/\b__align__\s*\(\s*\d+\s*\)\s*//g;
 # static shared arrays: storage the emulator hands each block afresh, poisoned
 # (`T a[N][M], b[K];` -> one reference per declarator, keyed by a static byte)
 $text =~ s{(?<!extern )__shared__\s+([^;]*?);}{shared_decl($1)}ge;
