@@ -379,20 +379,41 @@ typedef sl_fold slc_fold;
    rounded products: bit-identical to csrc/ops/synapse.c. */
 #define SLC_POOL_EPT 4
 
+/* a thread's elements e0 + k * stride of a row of len = (columns) * T:
+   column and bin (element 0's for those past the row), and their sums */
+typedef struct {
+    int32_t col[SLC_POOL_EPT];
+    uint32_t t[SLC_POOL_EPT];
+    float acc[SLC_POOL_EPT];
+} slc_row_elems;
+
+SL_HD slc_row_elems slc_row_elements(uint32_t e0, uint32_t stride, uint32_t len, uint32_t T)
+{
+    slc_row_elems r;
+    for (int k = 0; k < SLC_POOL_EPT; k++) {
+        const uint32_t e = e0 + (uint32_t)k * stride, ee = e < len ? e : 0;
+        r.col[k] = (int32_t)(ee / T);
+        r.t[k] = ee - (uint32_t)r.col[k] * T;
+        r.acc[k] = 0.0f;
+    }
+    return r;
+}
+
+/* the sums into row a of out, for the elements inside the row */
+SL_HD void slc_row_store(float *out, int64_t a, uint32_t e0, uint32_t stride, uint32_t len, const float *acc)
+{
+    for (int k = 0; k < SLC_POOL_EPT; k++) {
+        const uint32_t e = e0 + (uint32_t)k * stride;
+        if (e < len) out[a * (int64_t)len + e] = acc[k];
+    }
+}
+
 /* y elements (n, r, q, t) of row a */
 SL_HD void slc_pool_row(float *y, const float *x, const float *w, const slc_fold *f, int64_t a, uint32_t e0,
                         uint32_t stride)
 {
     const uint32_t T = (uint32_t)f->T, len = (uint32_t)(f->Q * f->T);
-    int32_t q[SLC_POOL_EPT];
-    uint32_t t[SLC_POOL_EPT];
-    float acc[SLC_POOL_EPT];
-    for (int k = 0; k < SLC_POOL_EPT; k++) {
-        const uint32_t e = e0 + (uint32_t)k * stride, ee = e < len ? e : 0;
-        q[k] = (int32_t)(ee / T);
-        t[k] = ee - (uint32_t)q[k] * T;
-        acc[k] = 0.0f;
-    }
+    slc_row_elems m = slc_row_elements(e0, stride, len, T);
     const int64_t r = a % f->Rf, n = a / f->Rf;
     for (int i = 0; i < f->kh; i++) {
         const int64_t fr = r * f->sh - f->ph + (int64_t)i * f->dh;
@@ -402,14 +423,11 @@ SL_HD void slc_pool_row(float *y, const float *x, const float *w, const slc_fold
         const float *xr = x + ((n * f->C + c) * f->H + h) * f->W * f->T;
         for (int j = 0; j < f->kw; j++) /* each element's terms still in (i, j) order */
             for (int k = 0; k < SLC_POOL_EPT; k++) {
-                const int32_t col = q[k] * f->sw - f->pw + j * f->dw;
-                if (col >= 0 && col < f->W) acc[k] = acc[k] + w[i * f->kw + j] * xr[(int64_t)col * f->T + t[k]];
+                const int32_t col = m.col[k] * f->sw - f->pw + j * f->dw;
+                if (col >= 0 && col < f->W) m.acc[k] = m.acc[k] + w[i * f->kw + j] * xr[(int64_t)col * f->T + m.t[k]];
             }
     }
-    for (int k = 0; k < SLC_POOL_EPT; k++) {
-        const uint32_t e = e0 + (uint32_t)k * stride;
-        if (e < len) y[a * (int64_t)len + e] = acc[k];
-    }
+    slc_row_store(y, a, e0, stride, len, m.acc);
 }
 
 /* x elements (n, c, h, col, t) of row a of the adjoint */
@@ -417,15 +435,7 @@ SL_HD void slc_unpool_row(float *x, const float *y, const float *w, const slc_fo
                           uint32_t stride)
 {
     const uint32_t T = (uint32_t)f->T, len = (uint32_t)(f->W * f->T);
-    int32_t cl[SLC_POOL_EPT];
-    uint32_t t[SLC_POOL_EPT];
-    float acc[SLC_POOL_EPT];
-    for (int k = 0; k < SLC_POOL_EPT; k++) {
-        const uint32_t e = e0 + (uint32_t)k * stride, ee = e < len ? e : 0;
-        cl[k] = (int32_t)(ee / T);
-        t[k] = ee - (uint32_t)cl[k] * T;
-        acc[k] = 0.0f;
-    }
+    slc_row_elems m = slc_row_elements(e0, stride, len, T);
     const int64_t h = a % f->H, c = (a / f->H) % f->C, n = a / f->H / f->C, fr = c * f->Hp + h;
     for (int i = 0; i < f->kh; i++) {
         const int64_t num = fr + f->ph - (int64_t)i * f->dh;
@@ -435,16 +445,13 @@ SL_HD void slc_unpool_row(float *x, const float *y, const float *w, const slc_fo
         const float *yr = y + (n * f->Rf + r) * f->Q * f->T;
         for (int j = 0; j < f->kw; j++) /* each element's terms still in (i, j) order */
             for (int k = 0; k < SLC_POOL_EPT; k++) {
-                const int32_t qn = cl[k] + f->pw - j * f->dw;
+                const int32_t qn = m.col[k] + f->pw - j * f->dw;
                 if (qn < 0 || qn % f->sw) continue;
                 const int32_t qq = qn / f->sw;
-                if (qq < f->Q) acc[k] = acc[k] + w[i * f->kw + j] * yr[(int64_t)qq * f->T + t[k]];
+                if (qq < f->Q) m.acc[k] = m.acc[k] + w[i * f->kw + j] * yr[(int64_t)qq * f->T + m.t[k]];
             }
     }
-    for (int k = 0; k < SLC_POOL_EPT; k++) {
-        const uint32_t e = e0 + (uint32_t)k * stride;
-        if (e < len) x[a * (int64_t)len + e] = acc[k];
-    }
+    slc_row_store(x, a, e0, stride, len, m.acc);
 }
 
 /* ---- sparse dense: x [N, I, T] listed as a CSR over rows (n, i):
