@@ -10,8 +10,12 @@
  * filter, tile of up to 1024 bins: the whole row when it fits, in whole
  * warps); the block stages the tile's samples and up to
  * KC filter taps in shared memory, the taps in chunks of KC, and each thread
- * computes TV consecutive outputs, sliding a window of TV samples through
- * registers (one shared load per TV fused multiply-adds).  Each output is
+ * computes TV = 4 consecutive outputs, sliding a window of 4 samples through
+ * registers (one shared load per 4 fused multiply-adds), taps four at a
+ * time, the samples staged in four phases so that a warp's loads are
+ * consecutive words at addresses fixed per group of taps (temporal.cuh; the
+ * loop had taken about 19 instructions per tap: a branch, the padded
+ * index's arithmetic and register moves per load).  Each output is
  * accumulated in float32 over increasing i with __fmaf_rn (the build uses
  * --fmad=false, so nothing else is contracted) and multiplied by Ts once,
  * exactly as the CPU: the results are bit-identical to csrc/ops/temporal.c.
@@ -36,8 +40,6 @@ namespace {
 constexpr int TV = SLC_TV;
 constexpr int KC = SLC_KC;
 constexpr int MAX_THREADS = SLC_MAX_THREADS;
-constexpr int XS_MAX = MAX_THREADS * TV + KC - 1; /* samples staged at a time, at most */
-constexpr int XS_PADDED = XS_MAX + XS_MAX / 32 + 1;
 
 /* conv (CORR false): block b -> output row (n, f, r) and tile; corr (CORR
    true): block b -> output row (n, r) and tile, looping over the filters.
@@ -48,8 +50,8 @@ __global__ void __launch_bounds__(MAX_THREADS)
 temporal_kernel(float *__restrict__ out, const float *__restrict__ in, const float *__restrict__ h, int64_t R,
                 int64_t F, int64_t T, int64_t K, int64_t tiles, float Ts)
 {
-    __shared__ float xs[XS_PADDED];
-    __shared__ float hs[KC];
+    __shared__ float xs[SLC_XS_WORDS];
+    __shared__ __align__(16) float hs[KC];
     const int tid = threadIdx.x, nthreads = blockDim.x, TILE = nthreads * TV;
     const int64_t tile = blockIdx.x % tiles, orow = blockIdx.x / tiles;
     const int64_t t0 = tile * TILE;
@@ -68,7 +70,7 @@ temporal_kernel(float *__restrict__ out, const float *__restrict__ in, const flo
             __syncthreads(); /* the previous chunk's reads are done */
             slc_temporal_stage(CORR, xs, hs, in + irow * T, h + f * K, t0, i0, T, kn, tid, nthreads);
             __syncthreads();
-            slc_temporal_taps(CORR, acc, xs, hs, tid, kn);
+            slc_temporal_taps(CORR, acc, xs, hs, tid, kn, slc_temporal_q(slc_temporal_xs(nthreads, kn)));
         }
         slc_temporal_finish(CORR, res, acc, Ts);
     }

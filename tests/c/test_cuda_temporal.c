@@ -2,7 +2,8 @@
    thread after thread and phase after phase (the kernel's barriers make that
    its result), against the CPU's sl_temporal_conv and sl_temporal_corr:
    bit for bit, for filters shorter and longer than a staged chunk (256 taps)
-   and than the row, rows of one and several tiles, and banks of filters. */
+   and than the row, of every length modulo 4 (taps go four at a time, the
+   rest one by one), rows of one and several tiles, and banks of filters. */
 #define _POSIX_C_SOURCE 200809L
 #include "slayer.h"
 #include "ctest.h"
@@ -35,8 +36,7 @@ static void psp_blocks(int corr, float *out, const float *in, const float *h, in
 {
     const int nthreads = slc_temporal_threads(T), TILE = nthreads * SLC_TV;
     const int64_t tiles = (T + TILE - 1) / TILE, orows = corr ? N * R : N * F * R;
-    const int XS = TILE + SLC_KC - 1;
-    float *xs = malloc(sizeof(float) * (size_t)(XS + XS / 32 + 1)), hs[SLC_KC];
+    float *xs = malloc(sizeof(float) * SLC_XS_WORDS), hs[SLC_KC];
     float (*acc)[SLC_TV] = malloc(sizeof(float[SLC_TV]) * (size_t)nthreads);
     float (*res)[SLC_TV] = malloc(sizeof(float[SLC_TV]) * (size_t)nthreads);
     const int64_t kmax = K < T ? K : T;
@@ -49,10 +49,13 @@ static void psp_blocks(int corr, float *out, const float *in, const float *h, in
             memset(acc, 0, sizeof(float[SLC_TV]) * (size_t)nthreads);
             for (int64_t i0 = 0; i0 < kmax && slc_temporal_chunk_live(corr, t0, i0, T, TILE); i0 += SLC_KC) {
                 const int kn = (int)(kmax - i0 < SLC_KC ? kmax - i0 : SLC_KC);
-                for (int i = 0; i < XS + XS / 32 + 1; i++) xs[i] = NAN; /* unstaged reads show */
+                const int Q = slc_temporal_q(slc_temporal_xs(nthreads, kn));
+                CHECK(4 * Q <= SLC_XS_WORDS && Q % 32 == 8);
+                for (int i = 0; i < SLC_XS_WORDS; i++) xs[i] = NAN; /* unstaged reads show */
+                for (int i = 0; i < SLC_KC; i++) hs[i] = NAN;
                 for (int tid = 0; tid < nthreads; tid++)
                     slc_temporal_stage(corr, xs, hs, in + irow * T, h + f * K, t0, i0, T, kn, tid, nthreads);
-                for (int tid = 0; tid < nthreads; tid++) slc_temporal_taps(corr, acc[tid], xs, hs, tid, kn);
+                for (int tid = 0; tid < nthreads; tid++) slc_temporal_taps(corr, acc[tid], xs, hs, tid, kn, Q);
             }
             for (int tid = 0; tid < nthreads; tid++) slc_temporal_finish(corr, res[tid], acc[tid], Ts);
         }
@@ -80,7 +83,7 @@ TEST(psp_schedule_matches_the_cpu_conv_and_corr_bit_for_bit)
        a chunk, exactly one, one more, several; filters longer than the row */
     const int64_t cases[][3] = {
         {1, 5, 1}, {33, 77, 1}, {300, 77, 1}, {300, 256, 2}, {300, 257, 3}, {1024, 700, 1}, {1025, 77, 2},
-        {2500, 700, 1}, {50, 400, 2},
+        {2500, 700, 1}, {50, 400, 2}, {300, 76, 1}, {300, 78, 1}, {300, 79, 1}, {7, 3, 1}, {2, 1, 2},
     };
     const float Ts = 0.5f;
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
