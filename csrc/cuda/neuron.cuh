@@ -62,11 +62,10 @@ SL_HD int64_t slc_spike_loaded(int64_t t0, int64_t T, int64_t K)
 SL_HD void slc_spike_load(float *win, int M, const float *u, int64_t row0, int nr, int64_t T, int64_t b0,
                             int64_t b1, int tid, int nthreads)
 {
-    int64_t w = b1 - b0;
-    for (int64_t idx = tid; idx < nr * w; idx += nthreads) {
-        int r = (int)(idx / w);
-        int64_t t = b0 + idx % w;
-        win[r * (M + 1) + (int)(t & (M - 1))] = u[(row0 + r) * T + t];
+    for (int r = 0; r < nr; r++) { /* rows in turn: no division per element */
+        const float *ur = u + (row0 + r) * T;
+        float *wr = win + r * (M + 1);
+        for (int64_t t = b0 + tid; t < b1; t += nthreads) wr[(int)(t & (M - 1))] = ur[t];
     }
 }
 
@@ -95,12 +94,13 @@ SL_HD void slc_spike_steps(float *wr, int M, float *st, int64_t t0, int64_t t1, 
 SL_HD void slc_spike_store(float *u, float *s, const float *win, int M, const float *st, int64_t row0, int nr,
                              int64_t T, int64_t t0, int64_t t1, int tid, int nthreads)
 {
-    int64_t w = t1 - t0;
-    for (int64_t idx = tid; idx < nr * w; idx += nthreads) {
-        int r = (int)(idx / w);
-        int64_t t = t0 + idx % w;
-        u[(row0 + r) * T + t] = win[r * (M + 1) + (int)(t & (M - 1))];
-        s[(row0 + r) * T + t] = st[r * (SLC_SPIKE_TB + 1) + (int)(t - t0)];
+    for (int r = 0; r < nr; r++) {
+        float *ur = u + (row0 + r) * T, *sr = s + (row0 + r) * T;
+        const float *wr = win + r * (M + 1), *str = st + r * (SLC_SPIKE_TB + 1);
+        for (int64_t t = t0 + tid; t < t1; t += nthreads) {
+            ur[t] = wr[(int)(t & (M - 1))];
+            sr[t] = str[(int)(t - t0)];
+        }
     }
 }
 
