@@ -1226,6 +1226,36 @@ if DEV == 'cuda' then
          assert.is_true(ratio <= 2, string.format('%.2fx', ratio))
       end)
 
+      it('collects what a step replaced every 128 MB even when the cache serves every block', function()
+         -- a chain of 16 MB results, each replacing the last (as a script's
+         -- layers replace its activations), after 26 such blocks went to the
+         -- cache (as a training loop's last step leaves them): the chain's
+         -- allocations never miss
+         collectgarbage('collect')
+         local factor = snn.setReuseFactor(0) -- the fixed amounts alone, whatever the Lua heap holds
+         local function chain()
+            local x = T.zeros({4 * 2 ^ 20}, 'cuda')
+            for _ = 1, 24 do x = x + 1 end
+            return x
+         end
+         local held = {}
+         for i = 1, 26 do held[i] = T.zeros({4 * 2 ^ 20}, 'cuda') end
+         held = nil
+         collectgarbage('collect')
+         local base = snn.cuda.memoryStats().liveBytes
+         snn.cuda.resetPeakMemoryStats()
+         local s0 = snn.cuda.memoryStats()
+         local last = chain()
+         local s1 = snn.cuda.memoryStats()
+         snn.setReuseFactor(factor)
+         assert.are.equal(24, last:max())
+         -- 24 x 16 MB were allocated: 400 MB above the start without the
+         -- rule (all of them live to the end), 144 MB with it
+         local grew = (s1.peakLiveBytes - base) / 2 ^ 20
+         assert.is_true(grew <= 128 + 3 * 16, string.format('peak %.0f MB above the start', grew))
+         assert.is_true(s1.systemAllocs - s0.systemAllocs <= 1, (s1.systemAllocs - s0.systemAllocs) .. ' cudaMalloc calls')
+      end)
+
       it('stays under setMemoryLimit by collecting garbage, and names the limit when a tensor cannot fit', function()
          collectgarbage('collect')
          snn.cuda.emptyCache()
