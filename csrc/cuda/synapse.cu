@@ -234,6 +234,62 @@ struct Buf {
 };
 typedef Buf<float> Scratch;
 
+/* ---- direct weight gradient (synapse.cuh): block (chunk, tile) ---------- */
+
+template <int WO>
+__global__ void __launch_bounds__(WO / 2 * 16)
+wgrad_direct_kernel(float *__restrict__ part, const float *__restrict__ g, const float *__restrict__ x, Dims d,
+                    int64_t n0, int64_t otiles, int64_t ctiles)
+{
+    __shared__ __align__(16) float gs[WO * SLC_WG_LD];
+    __shared__ __align__(16) float cs[SLC_WG_WCK * SLC_WG_LD];
+    __shared__ int32_t tc[SLC_WG_WCK], ti[SLC_WG_WCK], tj[SLC_WG_WCK];
+    constexpr int NT = WO / 2 * 16;
+    const int tid = threadIdx.x, to = tid / 16, col = tid % 16;
+    int64_t s, oh, seg, og, cg;
+    slc_wg_block(blockIdx.x, &d, otiles, ctiles, &s, &oh, &seg, &og, &cg);
+    const int64_t o0 = og * WO, ck0 = cg * SLC_WG_WCK, rowlen = d.OW * d.T;
+    const int64_t pstart = seg * SLC_WG_SEG, pend = pstart + SLC_WG_SEG < rowlen ? pstart + SLC_WG_SEG : rowlen;
+    slc_wg_table(tc, ti, tj, &d, ck0, tid, NT);
+    float acc[8];
+#pragma unroll
+    for (int k = 0; k < 8; k++) acc[k] = 0.0f;
+    for (int64_t p0 = pstart; p0 < pend; p0 += SLC_WG_PCH) {
+        __syncthreads(); /* the table is written; the previous step's values have been read */
+        slc_wg_stage(gs, cs, tc, ti, tj, g, x, &d, WO, o0, n0 + s, oh, p0, pend, tid, NT);
+        __syncthreads();
+        slc_wg_accumulate(acc, gs, cs, WO, to, col);
+    }
+    slc_wg_store(part, acc, &d, (s * d.OH + oh) * slc_wg_segs(&d) + seg, o0, ck0, WO, to, col);
+}
+
+/* gw = the weight gradient of conv d, through partials of as many samples
+   at a time as fit in PART_CAP (at least one), added in order */
+int wgrad_direct(const char *op, float *gw, const float *g, const float *x, const Dims &d)
+{
+    const int wo = slc_wg_wo(d.O);
+    const int64_t CK = d.C * d.KK, wn = d.O * CK, otiles = (d.O + wo - 1) / wo;
+    const int64_t ctiles = (CK + SLC_WG_WCK - 1) / SLC_WG_WCK, per = d.OH * slc_wg_segs(&d);
+    const int64_t ms = slc_wg_samples(&d, PART_CAP);
+    SLC_CHECK(op, cudaMemsetAsync(gw, 0, (size_t)wn * sizeof(float), slc::stream()));
+    Scratch part((size_t)(ms * per * wn));
+    if (part.failed()) return SL_ENOMEM;
+    for (int64_t n0 = 0; n0 < d.N; n0 += ms) {
+        const int64_t m = d.N - n0 < ms ? d.N - n0 : ms, blocks = m * per * otiles * ctiles;
+        if (blocks > INT32_MAX) return sl_errorf("%s: %lld blocks exceed the grid limit", op, (long long)blocks);
+        if (wo == 16)
+            wgrad_direct_kernel<16><<<(unsigned)blocks, slc_wg_threads(16), 0, slc::stream()>>>(part.p, g, x, d, n0,
+                                                                                            otiles, ctiles);
+        else
+            wgrad_direct_kernel<32><<<(unsigned)blocks, slc_wg_threads(32), 0, slc::stream()>>>(part.p, g, x, d, n0,
+                                                                                            otiles, ctiles);
+        SLC_LAUNCHED(op);
+        int rc = sum_partials(op, gw, part.p, m * per, wn);
+        if (rc) return rc;
+    }
+    return 0;
+}
+
 /* ---- sparse input of dense layers ------------------------------------------ */
 
 const int64_t SPARSE_MIN_OUT = 32, SPARSE_MIN_IN = 512;
@@ -588,6 +644,8 @@ SL_CUDA_API int sl_conv_backward_weight_cuda(sl_tensor *gweight, const sl_tensor
         if ((rc = sparse_build(op, &s, in->data, d, p, &use))) return rc;
         if (use) return sparse_wgrad(op, gweight->data, gout->data, in->data, d, s);
     }
+    if (gout->numel > 0 && direct_on && slc_wg_takes(&d, j.full))
+        return wgrad_direct(op, gweight->data, gout->data, in->data, d);
     SLC_CHECK(op, cudaMemsetAsync(gweight->data, 0, (size_t)wn * sizeof(float), slc::stream()));
     if (gout->numel == 0) return 0;
     /* partial products (per sample, or per segment of a sample's

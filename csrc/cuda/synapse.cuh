@@ -367,6 +367,138 @@ SL_HD void slc_direct_block(int64_t b, const slc_direct *q, int64_t tiles, int64
     *n = b / q->OH;
 }
 
+/* ---- direct weight gradient (no columns) ---------------------------------
+   gw[o, ck] = sum over n, p of g[n, o, p] * col_n[ck, p]  (ck = (c, i, j),
+   p = (oh, ow, t), col_n read from x as im2col would write it), G = 1.
+   The (n, p) sum is cut into chunks: a segment of up to SLC_WG_SEG positions
+   of one output row (n, oh).  A block takes a chunk and a tile of WO outputs
+   by SLC_WG_WCK columns; it stages SLC_WG_PCH positions at a time of the
+   tile's output gradient and of its columns (computed from x: the tile's
+   (c, i, j) offsets are tabulated once, each thread stages one position's
+   values, so one 32-bit division per thread and step), then each thread adds
+   the step's products into its 2 x 4 outputs, positions in order, four at a
+   time (vector loads).  Each chunk's sums are a partial product; the
+   partials are added in a fixed order afterwards (slc_lane_sum), as the
+   segmented cuBLAS path's. */
+#define SLC_WG_PCH 64    /* positions staged per step */
+#define SLC_WG_LD 68     /* staged row stride (PCH + 4: 16-byte rows, spread over the banks) */
+#define SLC_WG_WCK 64    /* columns per tile */
+#define SLC_WG_SEG 2048  /* positions per chunk, at most */
+
+/* threads of a block with WO outputs per tile (2 x 4 each): WO / 2 x 16 */
+static inline int slc_wg_threads(int wo) { return wo / 2 * 16; }
+
+/* outputs per tile: 16 or 32 */
+static inline int slc_wg_wo(int64_t O) { return O <= 16 ? 16 : 32; }
+
+/* whether the direct loop takes the weight gradient of conv d */
+static inline int slc_wg_takes(const slc_conv_dims *d, int full)
+{
+    return !full && d->G == 1 && d->O <= SLC_DC_MAX_O && d->OW * d->T <= INT32_MAX && d->C * d->KK <= INT32_MAX;
+}
+
+/* chunks of one output row, and in all for samples n0 .. n0 + m - 1 */
+SL_HD int64_t slc_wg_segs(const slc_conv_dims *d) { return (d->OW * d->T + SLC_WG_SEG - 1) / SLC_WG_SEG; }
+
+/* samples whose partials (per = OH * segs of wn weights each) fit part_cap
+   bytes at a time: at least one */
+static inline int64_t slc_wg_samples(const slc_conv_dims *d, size_t part_cap)
+{
+    const int64_t per = d->OH * slc_wg_segs(d), wn = d->O * d->C * d->KK;
+    int64_t ms = (int64_t)(part_cap / ((size_t)(per * wn) * sizeof(float)));
+    return ms < 1 ? 1 : ms > d->N ? d->N : ms;
+}
+
+/* block b's chunk (sample n0 + s, row oh, segment) and tile (og, cg) */
+SL_HD void slc_wg_block(int64_t b, const slc_conv_dims *d, int64_t otiles, int64_t ctiles, int64_t *s, int64_t *oh,
+                        int64_t *seg, int64_t *og, int64_t *cg)
+{
+    *cg = b % ctiles;
+    b /= ctiles;
+    *og = b % otiles;
+    b /= otiles;
+    const int64_t segs = slc_wg_segs(d);
+    *seg = b % segs;
+    b /= segs;
+    *oh = b % d->OH;
+    *s = b / d->OH;
+}
+
+/* the tile's column table: for column ck0 + r, its channel c (-1 past CK)
+   and its kernel offsets i * dh, j * dw */
+SL_HD void slc_wg_table(int32_t *tc, int32_t *ti, int32_t *tj, const slc_conv_dims *d, int64_t ck0, int tid,
+                        int nthreads)
+{
+    for (int r = tid; r < SLC_WG_WCK; r += nthreads) {
+        const int64_t ck = ck0 + r, k = ck % d->KK;
+        tc[r] = ck < d->C * d->KK ? (int32_t)(ck / d->KK) : -1;
+        ti[r] = (int32_t)((k / d->kw) * d->dh);
+        tj[r] = (int32_t)((k % d->kw) * d->dw);
+    }
+}
+
+/* stage positions p0 .. p0 + PCH - 1 of row oh of sample n (those before
+   pend): gs[o][pp] = g[n, o0 + o, p], cs[r][pp] = col_n[ck0 + r, p] (0 past
+   the ends) */
+SL_HD void slc_wg_stage(float *gs, float *cs, const int32_t *tc, const int32_t *ti, const int32_t *tj,
+                        const float *g, const float *x, const slc_conv_dims *d, int wo, int64_t o0, int64_t n,
+                        int64_t oh, int64_t p0, int64_t pend, int tid, int nthreads)
+{
+    const int64_t rowlen = d->OW * d->T;
+    for (int e = tid; e < wo * SLC_WG_PCH; e += nthreads) {
+        const int o = e / SLC_WG_PCH, pp = e % SLC_WG_PCH;
+        const int64_t p = p0 + pp;
+        gs[o * SLC_WG_LD + pp] =
+            o0 + o < d->O && p < pend ? g[((n * d->O + o0 + o) * d->OH + oh) * rowlen + p] : 0.0f;
+    }
+    const int pp = tid % SLC_WG_PCH;
+    const int64_t p = p0 + pp;
+    const int live = p < pend;
+    const uint32_t pu = live ? (uint32_t)p : 0u, T = (uint32_t)d->T, ow = pu / T, t = pu - ow * T;
+    const int64_t ih0 = oh * d->sh - d->ph, iw0 = (int64_t)ow * d->sw - d->pw;
+    const float *xn = x + n * d->C * d->H * d->W * d->T + t;
+    for (int r = tid / SLC_WG_PCH; r < SLC_WG_WCK; r += nthreads / SLC_WG_PCH) {
+        const int64_t ih = ih0 + ti[r], iw = iw0 + tj[r];
+        float v = 0.0f;
+        if (live && tc[r] >= 0 && ih >= 0 && ih < d->H && iw >= 0 && iw < d->W)
+            v = xn[(((int64_t)tc[r] * d->H + ih) * d->W + iw) * d->T];
+        cs[r * SLC_WG_LD + pp] = v;
+    }
+}
+
+/* thread (to, tc) of a block with WO outputs per tile: outputs o = to +
+   a * WO / 2 (a < 2), columns tc + 16 * k (k < 4), so that a warp's 16 column
+   rows are consecutive rows (SLC_WG_LD = 17 16-byte words apart: its
+   vector loads hit different banks) and its output rows two broadcasts.
+   acc[a * 4 + k] += the step's products, positions in order, four at a time */
+SL_HD void slc_wg_accumulate(float *acc, const float *gs, const float *cs, int wo, int to, int tc)
+{
+    const float *g0 = gs + to * SLC_WG_LD, *g1 = g0 + (wo / 2) * SLC_WG_LD, *c0 = cs + tc * SLC_WG_LD;
+    for (int p4 = 0; p4 < SLC_WG_PCH; p4 += 4) {
+        float ga[4], gb[4], cv[4][4];
+        for (int q = 0; q < 4; q++) ga[q] = g0[p4 + q], gb[q] = g1[p4 + q];
+        for (int k = 0; k < 4; k++)
+            for (int q = 0; q < 4; q++) cv[k][q] = c0[k * 16 * SLC_WG_LD + p4 + q];
+        for (int q = 0; q < 4; q++)
+            for (int k = 0; k < 4; k++) {
+                acc[k] = fmaf(ga[q], cv[k][q], acc[k]);
+                acc[4 + k] = fmaf(gb[q], cv[k][q], acc[4 + k]);
+            }
+    }
+}
+
+/* the thread's outputs into partial `chunk` (O * CK weights each) */
+SL_HD void slc_wg_store(float *part, const float *acc, const slc_conv_dims *d, int64_t chunk, int64_t o0,
+                        int64_t ck0, int wo, int to, int tc)
+{
+    const int64_t CK = d->C * d->KK, wn = d->O * CK;
+    for (int a = 0; a < 2; a++)
+        for (int k = 0; k < 4; k++) {
+            const int64_t o = o0 + to + a * (wo / 2), ck = ck0 + tc + 16 * k;
+            if (o < d->O && ck < CK) part[chunk * wn + o * CK + ck] = acc[a * 4 + k];
+        }
+}
+
 /* the folded pooling geometry (sl_fold, shapes.h) */
 typedef sl_fold slc_fold;
 

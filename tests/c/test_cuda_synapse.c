@@ -312,6 +312,48 @@ static void direct_by_phases(const slc_direct *q, const float *in, const float *
     free(ws);
 }
 
+/* the direct weight gradient (synapse.cuh) as wgrad_direct runs it:
+   samples in groups whose partials fit part_cap, each group's blocks phase
+   after phase and thread after thread, then the partials added in lanes as
+   sum_partials_kernel adds them */
+static void wgrad_by_phases(const slc_conv_dims *d, size_t part_cap, const float *x, const float *g, float *gw)
+{
+    const int wo = slc_wg_wo(d->O), nt = slc_wg_threads(wo);
+    const int64_t CK = d->C * d->KK, wn = d->O * CK, otiles = (d->O + wo - 1) / wo;
+    const int64_t ctiles = (CK + SLC_WG_WCK - 1) / SLC_WG_WCK, per = d->OH * slc_wg_segs(d);
+    const int64_t ms = slc_wg_samples(d, part_cap), rowlen = d->OW * d->T;
+    float *part = nan_buffer(ms * per * wn), *gs = malloc(sizeof(float) * 32 * SLC_WG_LD);
+    float *cs = malloc(sizeof(float) * SLC_WG_WCK * SLC_WG_LD), (*acc)[8] = malloc(sizeof(float[8]) * (size_t)nt);
+    int32_t tc[SLC_WG_WCK], ti[SLC_WG_WCK], tj[SLC_WG_WCK];
+    for (int64_t i = 0; i < wn; i++) gw[i] = 0.0f;
+    for (int64_t n0 = 0; n0 < d->N; n0 += ms) {
+        const int64_t m = d->N - n0 < ms ? d->N - n0 : ms;
+        for (int64_t b = 0; b < m * per * otiles * ctiles; b++) {
+            int64_t s, oh, seg, og, cg;
+            slc_wg_block(b, d, otiles, ctiles, &s, &oh, &seg, &og, &cg);
+            const int64_t pstart = seg * SLC_WG_SEG, pend = pstart + SLC_WG_SEG < rowlen ? pstart + SLC_WG_SEG : rowlen;
+            for (int tid = 0; tid < nt; tid++) slc_wg_table(tc, ti, tj, d, cg * SLC_WG_WCK, tid, nt);
+            memset(acc, 0, sizeof(float[8]) * (size_t)nt);
+            for (int64_t p0 = pstart; p0 < pend; p0 += SLC_WG_PCH) {
+                for (int e = 0; e < 32 * SLC_WG_LD; e++) gs[e] = NAN;
+                for (int e = 0; e < SLC_WG_WCK * SLC_WG_LD; e++) cs[e] = NAN;
+                for (int tid = 0; tid < nt; tid++)
+                    slc_wg_stage(gs, cs, tc, ti, tj, g, x, d, wo, og * wo, n0 + s, oh, p0, pend, tid, nt);
+                for (int tid = 0; tid < nt; tid++) slc_wg_accumulate(acc[tid], gs, cs, wo, tid / 16, tid % 16);
+            }
+            for (int tid = 0; tid < nt; tid++)
+                slc_wg_store(part, acc[tid], d, (s * d->OH + oh) * slc_wg_segs(d) + seg, og * wo, cg * SLC_WG_WCK, wo,
+                             tid / 16, tid % 16);
+        }
+        for (int64_t i = 0; i < wn; i++) {
+            float v = gw[i];
+            for (int l = 0; l < 16; l++) v = v + slc_lane_sum(part, m * per, wn, i, l, 16);
+            gw[i] = v;
+        }
+    }
+    free(part), free(gs), free(cs), free(acc);
+}
+
 TEST(direct_conv_and_its_adjoint_give_the_cpu_conv_and_input_gradient)
 {
     /* {N, C, H, W, T, O, kh, kw, sh, sw, ph, pw, dh, dw}: W2's three convs
@@ -324,6 +366,7 @@ TEST(direct_conv_and_its_adjoint_give_the_cpu_conv_and_input_gradient)
         {3, 32, 4, 4, 6, 64, 3, 3, 1, 1, 1, 1, 1, 1}, {2, 3, 9, 8, 5, 5, 3, 2, 2, 1, 1, 0, 1, 2},
         {1, 3, 5, 6, 4, 40, 3, 3, 1, 1, 1, 1, 1, 1},  {1, 3, 16, 16, 3, 33, 15, 15, 1, 1, 7, 7, 1, 1},
         {2, 2, 4, 5, 3, 3, 2, 2, 1, 1, 2, 3, 1, 1},   {1, 2, 3, 7, 100, 4, 3, 3, 1, 1, 1, 1, 1, 1},
+        {3, 2, 4, 9, 300, 4, 3, 3, 1, 1, 1, 1, 1, 1},
     };
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         const int *k = cases[c];
@@ -341,10 +384,27 @@ TEST(direct_conv_and_its_adjoint_give_the_cpu_conv_and_input_gradient)
         int32_t xs[5] = {k[0], k[1], k[2], k[3], k[4]}, wsh[5] = {k[5], k[1], k[6], k[7], 1};
         int32_t ys[5] = {k[0], k[5], (int32_t)d.OH, (int32_t)d.OW, k[4]};
         sl_tensor *x = tensor(5, xs), *w = tensor(5, wsh), *y = tensor(5, ys), *g = tensor(5, ys), *gx = tensor(5, xs);
+        sl_tensor *gw = tensor(5, wsh);
         CHECK(sl_conv_forward(y, x, w, &p) == 0);
         CHECK(sl_conv_backward_input(gx, g, w, &p) == 0);
+        CHECK(sl_conv_backward_weight(gw, g, x, &p) == 0);
         float *ax = fabs_copy(x->data, x->numel), *aw = fabs_copy(w->data, w->numel), *ag = fabs_copy(g->data, g->numel);
         const slc_direct fq = slc_direct_of(&d, 0), bq = slc_direct_of(&d, 1);
+        /* the weight gradient: all samples' partials at once, and one
+           sample's at a time (a cap too small for two) */
+        CHECK(slc_wg_takes(&d, 0));
+        const size_t one = (size_t)(d.OH * slc_wg_segs(&d) * w->numel) * sizeof(float);
+        CHECK(slc_wg_samples(&d, one) == 1 && slc_wg_samples(&d, SIZE_MAX / 2) == d.N);
+        for (int u = 0; u < 2; u++) {
+            float *wh = nan_buffer(w->numel), *wb = nan_buffer(w->numel);
+            wgrad_by_phases(&d, u ? one : SIZE_MAX / 2, x->data, g->data, wh);
+            wgrad_by_phases(&d, u ? one : SIZE_MAX / 2, ax, ag, wb);
+            const int bw = not_close(wh, gw->data, wb, w->numel);
+            if (bw) fprintf(stderr, "  direct weight gradient case %zu (cut %d): %d off\n", c, u, bw);
+            CHECK(bw == 0);
+            free(wh), free(wb);
+        }
+        sl_tensor_free(gw);
         float *yh = nan_buffer(y->numel), *yb = nan_buffer(y->numel), *gh = nan_buffer(x->numel),
               *gb = nan_buffer(x->numel);
         direct_by_phases(&fq, x->data, w->data, yh);
