@@ -82,19 +82,20 @@ op('dense 4096->10', {B, 64, 8, 8, 300}, function() return sl:dense({8, 8, 64}, 
 local f, b = 0, 0
 for _, r in ipairs(rows) do f, b = f + r[2], b + r[3] end
 print(string.format('  %-34s %9.2f %9.2f %9.2f', 'sum', f, b, b - f))
--- the convs again through the columns and cuBLAS (the path before the
--- direct kernel, still taken by groups, strides and wide layers), to place
--- the direct kernel's limits
+-- the convs again through the columns and cuBLAS (conv.sparse = false: the
+-- path before the direct kernels, still taken by groups, strides and wide
+-- layers), to place the direct kernels' limits
 if DEV == 'cuda' then
-   local ffi = require 'ffi'
-   local sym = require('slayer.ffi').C.sl_cuda_symbol('sl_cuda_conv_direct')
-   if sym ~= nil then
-      local setDirect = ffi.cast('int (*)(int)', sym)
-      local prev = setDirect(0)
-      print('  the convs through the columns and cuBLAS instead:')
-      op('conv1 2->16 k5 p1 (columns)', {B, 2, 34, 34, 300}, function() return sl:conv(2, 16, 5, 1, 1) end, call)
-      op('conv2 16->32 k3 p1 (columns)', {B, 16, 16, 16, 300}, function() return sl:conv(16, 32, 3, 1, 1) end, call)
-      op('conv3 32->64 k3 p1 (columns)', {B, 32, 8, 8, 300}, function() return sl:conv(32, 64, 3, 1, 1) end, call)
-      setDirect(prev)
+   local function columns(...)
+      local args = {...}
+      return function()
+         local c = sl:conv(unpack(args))
+         c.sparse = false
+         return c
+      end
    end
+   print('  the convs through the columns and cuBLAS instead:')
+   op('conv1 2->16 k5 p1 (columns)', {B, 2, 34, 34, 300}, columns(2, 16, 5, 1, 1), call)
+   op('conv2 16->32 k3 p1 (columns)', {B, 16, 16, 16, 300}, columns(16, 32, 3, 1, 1), call)
+   op('conv3 32->64 k3 p1 (columns)', {B, 32, 8, 8, 300}, columns(32, 64, 3, 1, 1), call)
 end

@@ -220,7 +220,9 @@ typedef struct sl_conv_params {
     /* the GPU's dense layers (the kernel covers the input; the CPU ignores
        both): sparse 0 lets the input's density choose between the event
        list and cuBLAS, 1 forces the events, -1 cuBLAS; layer names the layer
-       whose previous input's density is remembered (0: its shape names it) */
+       whose previous input's density is remembered (0: its shape names it).
+       The GPU's other convs: -1 takes the columns and cuBLAS instead of the
+       direct loops */
     int32_t sparse, layer;
 } sl_conv_params;
 /* x [N, C, H, W, T], weight [O, C/groups, kh, kw, 1], out [N, O, OH, OW, T] */

@@ -654,15 +654,20 @@ describe('synapses on the GPU: dense, conv, convTranspose, pool, unpool', functi
       checkSynapse('conv 3 -> 4, k3, p1', function() return sl:conv(3, 4, 3, 1, 1, 1, 1, 1) end, {2, 3, 7, 6, 9})
       checkSynapse('conv 4 -> 6, k{3,2}, s{2,1}, p{1,0}, d{1,2}, g2',
          function() return sl:conv(4, 6, {3, 2}, {2, 1}, {1, 0}, {1, 2}, 2, 1) end, {3, 4, 9, 8, 5})
-      -- the weight gradient cuts long position ranges into segments: 12 of
-      -- 1024 here, 4 with a tail of 4 in two groups below, then 256
+      -- one group: the direct kernels; the direct weight gradient cuts each
+      -- output row into chunks of up to 2,048 positions (one here, 5 below)
       checkSynapse('conv 2 -> 16, k5, p1 (W2 conv1)', function() return sl:conv(2, 16, 5, 1, 1, 1, 1, 1) end,
          {2, 2, 34, 34, 12}, {spikes = 0.1})
-      checkSynapse('conv 4 -> 6, k3, p1, g2, 4100 positions', function() return sl:conv(4, 6, 3, 1, 1, 1, 2, 1) end,
-         {2, 4, 10, 10, 41})
-      -- W2's conv1 at T = 300: 307,200 positions, the most segments (256 of 1,200)
+      -- W2's conv1 at T = 300: rows of 9,600 positions
       checkSynapse('conv 2 -> 16, k5, p1, T 300', function() return sl:conv(2, 16, 5, 1, 1, 1, 1, 1) end,
          {1, 2, 34, 34, 300}, {spikes = 0.05})
+      -- the columns and cuBLAS (groups, or conv.sparse = false): the weight
+      -- gradient cuts long position ranges into segments, 12 of 1024 here,
+      -- 4 with a tail of 4 in two groups below
+      checkSynapse('conv 2 -> 16, k5, p1 (W2 conv1), columns', function() return sl:conv(2, 16, 5, 1, 1, 1, 1, 1) end,
+         {2, 2, 34, 34, 12}, {spikes = 0.1, sparse = false})
+      checkSynapse('conv 4 -> 6, k3, p1, g2, 4100 positions', function() return sl:conv(4, 6, 3, 1, 1, 1, 2, 1) end,
+         {2, 4, 10, 10, 41})
    end)
 
    it('convTranspose and unpool (adjoint paths)', function()

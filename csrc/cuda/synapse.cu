@@ -190,9 +190,6 @@ direct_conv_kernel(float *__restrict__ y, const float *__restrict__ x, const flo
     if (live) slc_direct_store(y, acc, OB, &q, n, og * OB, oh, p);
 }
 
-/* whether convs the direct loop takes run it (sl_cuda_conv_direct) */
-int direct_on = 1;
-
 /* out = the direct loop q over in (a conv, or the adjoint of one) */
 int direct_conv(const char *op, float *out, const float *in, const float *w, const slc_direct &q)
 {
@@ -558,16 +555,6 @@ int columns(const char *op, const ConvJob &j, const float *x, float *col, int64_
 
 } /* namespace */
 
-/* For benchmarks (bench/gpu_layers.lua times both paths): 0 sends every
-   conv through the columns and cuBLAS, 1 lets the direct loop take those it
-   can (the default), -1 only asks; returns the previous setting. */
-SL_CUDA_API int sl_cuda_conv_direct(int on)
-{
-    int prev = direct_on;
-    if (on >= 0) direct_on = on != 0;
-    return prev;
-}
-
 SL_CUDA_API int sl_conv_forward_cuda(sl_tensor *out, const sl_tensor *in, const sl_tensor *weight,
                                      const sl_conv_params *p)
 {
@@ -587,7 +574,7 @@ SL_CUDA_API int sl_conv_forward_cuda(sl_tensor *out, const sl_tensor *in, const 
         if ((rc = sparse_build(op, &s, in->data, d, p, &use))) return rc;
         if (use) return sparse_forward(op, out->data, weight->data, in->data, d, s);
     }
-    if (direct_on && slc_direct_takes(&d, j.full, 0)) return direct_conv(op, out->data, in->data, weight->data, slc_direct_of(&d, 0));
+    if (p->sparse >= 0 && slc_direct_takes(&d, j.full, 0)) return direct_conv(op, out->data, in->data, weight->data, slc_direct_of(&d, 0));
     Scratch col(slc_conv_col_elems(&j));
     if (col.failed()) return SL_ENOMEM;
     for (int64_t n0 = 0; n0 < d.N; n0 += j.nb) {
@@ -610,7 +597,7 @@ SL_CUDA_API int sl_conv_backward_input_cuda(sl_tensor *gin, const sl_tensor *gou
     ConvJob j = conv_job(gin, weight, gout, p);
     int rc;
     const Dims &d = j.d;
-    if (direct_on && slc_direct_takes(&d, j.full, 1)) return direct_conv(op, gin->data, gout->data, weight->data, slc_direct_of(&d, 1));
+    if (p->sparse >= 0 && slc_direct_takes(&d, j.full, 1)) return direct_conv(op, gin->data, gout->data, weight->data, slc_direct_of(&d, 1));
     Scratch col(slc_conv_col_elems(&j));
     if (col.failed()) return SL_ENOMEM;
     for (int64_t n0 = 0; n0 < d.N; n0 += j.nb) {
@@ -644,7 +631,7 @@ SL_CUDA_API int sl_conv_backward_weight_cuda(sl_tensor *gweight, const sl_tensor
         if ((rc = sparse_build(op, &s, in->data, d, p, &use))) return rc;
         if (use) return sparse_wgrad(op, gweight->data, gout->data, in->data, d, s);
     }
-    if (gout->numel > 0 && direct_on && slc_wg_takes(&d, j.full))
+    if (gout->numel > 0 && p->sparse >= 0 && slc_wg_takes(&d, j.full))
         return wgrad_direct(op, gweight->data, gout->data, in->data, d);
     SLC_CHECK(op, cudaMemsetAsync(gweight->data, 0, (size_t)wn * sizeof(float), slc::stream()));
     if (gout->numel == 0) return 0;

@@ -288,7 +288,8 @@ static inline slc_direct slc_direct_of(const slc_conv_dims *d, int adjoint)
 static inline int slc_direct_ob(int64_t O) { return O <= 8 ? 8 : O <= 16 ? 16 : 32; }
 
 /* whether the direct loop takes the conv d (its adjoint: the input
-   gradient), else the columns and cuBLAS: one group, a kernel that does not
+   gradient), else the columns and cuBLAS (also when the layer forces its
+   GEMM path: sl_conv_params.sparse -1, conv.sparse = false): one group, a kernel that does not
    cover the input (dense layers stay GEMMs), at most SLC_DC_MAX_O outputs
    (beyond that cuBLAS's blocking reuses the staged input better), an input
    channel's weights that fit the stage, and for the adjoint stride 1 and

@@ -269,8 +269,11 @@ function Conv:__init(inChannels, outChannels, kernelSize, stride, padding, dilat
    self.preHookFx = preHookFx
 end
 
+-- (conv.sparse = false also sends a GPU conv through the columns and
+-- cuBLAS instead of the direct loops)
 function Conv:_params()
-   return params(self.kh, self.kw, self.sh, self.sw, self.ph, self.pw, self.dh, self.dw, self.groups)
+   return params(self.kh, self.kw, self.sh, self.sw, self.ph, self.pw, self.dh, self.dw, self.groups,
+      self.sparse == false and -1 or 0)
 end
 
 function Conv:forward(x)
