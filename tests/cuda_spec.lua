@@ -670,6 +670,19 @@ describe('synapses on the GPU: dense, conv, convTranspose, pool, unpool', functi
          {2, 4, 10, 10, 41})
    end)
 
+   -- small enough for compute-sanitizer's racecheck (bench/device.sh runs
+   -- this case under it): the direct kernels' shared-memory stages, with
+   -- rows of several tiles, two output groups, several staged channel
+   -- chunks and two weight-gradient chunks per row
+   it('conv kernels staging in shared memory, small', function()
+      checkSynapse('direct conv 3 -> 40, k3, p1', function() return sl:conv(3, 40, 3, 1, 1, 1, 1, 1) end,
+         {1, 3, 4, 5, 40})
+      checkSynapse('direct conv 2 -> 33, k15, p7', function() return sl:conv(2, 33, 15, 1, 7, 1, 1, 1) end,
+         {1, 2, 3, 3, 4})
+      checkSynapse('direct conv 2 -> 4, k3, p1, rows of 2,700 positions',
+         function() return sl:conv(2, 4, 3, 1, 1, 1, 1, 1) end, {1, 2, 2, 9, 300})
+   end)
+
    it('convTranspose and unpool (adjoint paths)', function()
       checkSynapse('convTranspose 3 -> 2, k3, s2', function() return sl:convTranspose(3, 2, 3, 2, 0, 1, 1, 1) end,
          {2, 3, 5, 4, 6})
