@@ -5,8 +5,13 @@
  *
  * conv (dense is the conv whose kernel covers the whole input):
  *   y[n, o, oh, ow, t] = sum_{c in group(o), i, j} W[o, c, i, j] * x[n, c, oh*sh - ph + i*dh, ow*sw - pw + j*dw, t]
- * As on the CPU, im2col copies runs of T (time innermost, so consecutive
- * threads copy consecutive bins):
+ * Convs of one group that do not cover the input, up to 128 outputs, run
+ * direct loops without columns (synapse.cuh: the forward, the input
+ * gradient of stride 1 as the same loop over the output gradient with the
+ * weights flipped, and the weight gradient in chunks of output rows whose
+ * partials are added in a fixed order), unless the layer forces its GEMM
+ * path.  The rest go through columns, as on the CPU: im2col copies runs of
+ * T (time innermost, so consecutive threads copy consecutive bins):
  *   col[(c, i, j), (oh, ow, t)] = x[n, c, ih, iw, t]          (0 outside)
  * and every sample is one GEMM per group, all time bins at once:
  *   y[n] (O x OH*OW*T) = W (O x C*kh*kw) . col
