@@ -331,14 +331,15 @@ SL_HD void slc_direct_stage(float *ws, const float *w, const slc_direct *q, int6
 SL_HD void slc_direct_accumulate(float *acc, int ob, const float *ws, const float *x, const slc_direct *q, int64_t n,
                                  int64_t oh, int64_t ow, int64_t t, int64_t c0, int64_t cn)
 {
+    const int64_t iw0 = ow * q->sw - q->pw, step = q->dw * q->T; /* j moves the input by dw columns */
     for (int64_t cc = 0; cc < cn; cc++) {
         const float *xc = x + ((n * q->C + c0 + cc) * q->H) * q->W * q->T + t;
         for (int64_t i = 0; i < q->kh; i++) {
             const int64_t ih = oh * q->sh - q->ph + i * q->dh;
             const int rok = ih >= 0 && ih < q->H;
-            for (int64_t j = 0; j < q->kw; j++) {
-                const int64_t iw = ow * q->sw - q->pw + j * q->dw;
-                const float v = rok && iw >= 0 && iw < q->W ? xc[(ih * q->W + iw) * q->T] : 0.0f;
+            int64_t iw = iw0, off = (ih * q->W + iw0) * q->T; /* read only where (ih, iw) lies inside */
+            for (int64_t j = 0; j < q->kw; j++, iw += q->dw, off += step) {
+                const float v = rok && iw >= 0 && iw < q->W ? xc[off] : 0.0f;
                 const float *wv = ws + (cc * q->KK + i * q->kw + j) * ob;
                 for (int o = 0; o < ob; o++) acc[o] = fmaf(wv[o], v, acc[o]);
             }
