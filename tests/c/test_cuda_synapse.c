@@ -8,6 +8,9 @@
        GPU cuts the batch, against the CPU (within float rounding: cuBLAS and
        OpenBLAS sum in their own orders), with stride, padding, dilation,
        groups, and a kernel covering the input;
+     - the direct conv loops (forward, stride-1 input gradient, weight
+       gradient) block after block, phase after phase and thread after
+       thread, against the CPU (within float rounding);
      - the sparse dense path's forward blocks (phase after phase, thread
        after thread) and weight gradient, bit for bit against the CPU's
        sparse path. */
@@ -221,6 +224,48 @@ static void conv_by_plans(const slc_conv_dims *d, size_t col_cap, size_t part_ca
     free(part);
 }
 
+/* one conv geometry k = {N, C, H, W, T, O, kh, kw, sh, sw, ph, pw, dh, dw}
+   with `groups`: random x, w and output gradient g, the CPU's y, input
+   gradient gx and weight gradient gw, and the operands' magnitudes (the
+   bound on rounding, run through the same plans or phases) */
+typedef struct {
+    sl_conv_params p;
+    slc_conv_dims d;
+    sl_tensor *x, *w, *y, *g, *gx, *gw;
+    float *ax, *aw, *ag;
+} conv_case;
+
+static conv_case conv_case_of(const int *k, int groups)
+{
+    conv_case c;
+    sl_conv_params p = {k[6], k[7], k[8], k[9], k[10], k[11], k[12], k[13], groups};
+    slc_conv_dims d;
+    d.N = k[0], d.C = k[1], d.H = k[2], d.W = k[3], d.T = k[4], d.O = k[5], d.G = groups;
+    d.kh = p.kh, d.kw = p.kw, d.sh = p.sh, d.sw = p.sw, d.ph = p.ph, d.pw = p.pw, d.dh = p.dh, d.dw = p.dw;
+    d.KK = (int64_t)p.kh * p.kw;
+    d.OH = (d.H + 2 * p.ph - p.dh * (p.kh - 1) - 1) / p.sh + 1;
+    d.OW = (d.W + 2 * p.pw - p.dw * (p.kw - 1) - 1) / p.sw + 1;
+    d.P = d.OH * d.OW * d.T;
+    int32_t xs[5] = {k[0], k[1], k[2], k[3], k[4]}, ws[5] = {k[5], k[1] / groups, k[6], k[7], 1};
+    int32_t ys[5] = {k[0], k[5], (int32_t)d.OH, (int32_t)d.OW, k[4]};
+    c.p = p, c.d = d;
+    c.x = tensor(5, xs), c.w = tensor(5, ws), c.y = tensor(5, ys), c.g = tensor(5, ys), c.gx = tensor(5, xs);
+    c.gw = tensor(5, ws);
+    CHECK(sl_conv_forward(c.y, c.x, c.w, &c.p) == 0);
+    CHECK(sl_conv_backward_input(c.gx, c.g, c.w, &c.p) == 0);
+    CHECK(sl_conv_backward_weight(c.gw, c.g, c.x, &c.p) == 0);
+    c.ax = fabs_copy(c.x->data, c.x->numel), c.aw = fabs_copy(c.w->data, c.w->numel);
+    c.ag = fabs_copy(c.g->data, c.g->numel);
+    return c;
+}
+
+static void conv_case_free(conv_case *c)
+{
+    free(c->ax), free(c->aw), free(c->ag);
+    sl_tensor_free(c->x), sl_tensor_free(c->w), sl_tensor_free(c->y), sl_tensor_free(c->g), sl_tensor_free(c->gx);
+    sl_tensor_free(c->gw);
+}
+
 TEST(conv_plans_with_im2col_and_col2im_give_the_cpu_conv_and_its_gradients)
 {
     /* {N, C, H, W, T, O, kh, kw, sh, sw, ph, pw, dh, dw, groups}; the last
@@ -232,22 +277,10 @@ TEST(conv_plans_with_im2col_and_col2im_give_the_cpu_conv_and_its_gradients)
     };
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         const int *k = cases[c];
-        sl_conv_params p = {k[6], k[7], k[8], k[9], k[10], k[11], k[12], k[13], k[14]};
-        slc_conv_dims d;
-        d.N = k[0], d.C = k[1], d.H = k[2], d.W = k[3], d.T = k[4], d.O = k[5], d.G = k[14];
-        d.kh = p.kh, d.kw = p.kw, d.sh = p.sh, d.sw = p.sw, d.ph = p.ph, d.pw = p.pw, d.dh = p.dh, d.dw = p.dw;
-        d.KK = (int64_t)p.kh * p.kw;
-        d.OH = (d.H + 2 * p.ph - p.dh * (p.kh - 1) - 1) / p.sh + 1;
-        d.OW = (d.W + 2 * p.pw - p.dw * (p.kw - 1) - 1) / p.sw + 1;
-        d.P = d.OH * d.OW * d.T;
-        int32_t xs[5] = {k[0], k[1], k[2], k[3], k[4]}, ws[5] = {k[5], k[1] / k[14], k[6], k[7], 1};
-        int32_t ys[5] = {k[0], k[5], (int32_t)d.OH, (int32_t)d.OW, k[4]};
-        sl_tensor *x = tensor(5, xs), *w = tensor(5, ws), *y = tensor(5, ys), *g = tensor(5, ys), *gx = tensor(5, xs);
-        sl_tensor *gw = tensor(5, ws);
-        CHECK(sl_conv_forward(y, x, w, &p) == 0);
-        CHECK(sl_conv_backward_input(gx, g, w, &p) == 0);
-        CHECK(sl_conv_backward_weight(gw, g, x, &p) == 0);
-        float *ax = fabs_copy(x->data, x->numel), *aw = fabs_copy(w->data, w->numel), *ag = fabs_copy(g->data, g->numel);
+        conv_case cc = conv_case_of(k, k[14]);
+        const slc_conv_dims d = cc.d;
+        const sl_tensor *x = cc.x, *w = cc.w, *y = cc.y, *g = cc.g, *gx = cc.gx, *gw = cc.gw;
+        const float *ax = cc.ax, *aw = cc.aw, *ag = cc.ag;
         /* cuts of the batch: whole (partial products of all samples); one
            sample a chunk; two a chunk, the last chunk short when N is odd
            (partial products two at a time); no room for two partial
@@ -275,9 +308,7 @@ TEST(conv_plans_with_im2col_and_col2im_give_the_cpu_conv_and_its_gradients)
             CHECK(bf == 0 && bi == 0 && bw == 0);
             free(yh), free(yb), free(gh), free(gb), free(wh), free(wb);
         }
-        free(ax), free(aw), free(ag);
-        sl_tensor_free(x), sl_tensor_free(w), sl_tensor_free(y), sl_tensor_free(g), sl_tensor_free(gx);
-        sl_tensor_free(gw);
+        conv_case_free(&cc);
     }
 }
 
@@ -354,13 +385,14 @@ static void wgrad_by_phases(const slc_conv_dims *d, size_t part_cap, const float
     free(part), free(gs), free(cs), free(acc);
 }
 
-TEST(direct_conv_and_its_adjoint_give_the_cpu_conv_and_input_gradient)
+TEST(direct_conv_loops_give_the_cpu_conv_and_its_gradients)
 {
     /* {N, C, H, W, T, O, kh, kw, sh, sw, ph, pw, dh, dw}: W2's three convs
        (small), stride and dilation (forward only), more outputs than a
        block's group (two groups, the last short), a kernel whose weights
        stage one channel at a time (KK * 32 > SLC_DC_WS / 2), padding past
-       the kernel (the adjoint's padding negative), rows longer than a tile */
+       the kernel (the adjoint's padding negative), rows longer than a tile,
+       rows of two weight-gradient chunks */
     const int cases[][14] = {
         {2, 2, 9, 9, 7, 16, 5, 5, 1, 1, 1, 1, 1, 1},  {2, 16, 6, 6, 5, 32, 3, 3, 1, 1, 1, 1, 1, 1},
         {3, 32, 4, 4, 6, 64, 3, 3, 1, 1, 1, 1, 1, 1}, {2, 3, 9, 8, 5, 5, 3, 2, 2, 1, 1, 0, 1, 2},
@@ -370,25 +402,14 @@ TEST(direct_conv_and_its_adjoint_give_the_cpu_conv_and_input_gradient)
     };
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         const int *k = cases[c];
-        sl_conv_params p = {k[6], k[7], k[8], k[9], k[10], k[11], k[12], k[13], 1};
-        slc_conv_dims d;
-        d.N = k[0], d.C = k[1], d.H = k[2], d.W = k[3], d.T = k[4], d.O = k[5], d.G = 1;
-        d.kh = p.kh, d.kw = p.kw, d.sh = p.sh, d.sw = p.sw, d.ph = p.ph, d.pw = p.pw, d.dh = p.dh, d.dw = p.dw;
-        d.KK = (int64_t)p.kh * p.kw;
-        d.OH = (d.H + 2 * p.ph - p.dh * (p.kh - 1) - 1) / p.sh + 1;
-        d.OW = (d.W + 2 * p.pw - p.dw * (p.kw - 1) - 1) / p.sw + 1;
-        d.P = d.OH * d.OW * d.T;
+        conv_case cc = conv_case_of(k, 1);
+        const slc_conv_dims d = cc.d;
+        const sl_conv_params p = cc.p;
+        const sl_tensor *x = cc.x, *w = cc.w, *y = cc.y, *g = cc.g, *gx = cc.gx, *gw = cc.gw;
+        const float *ax = cc.ax, *aw = cc.aw, *ag = cc.ag;
         CHECK(slc_direct_takes(&d, 0, 0));
         const int adjoint = p.sh == 1 && p.sw == 1 && p.dh == 1 && p.dw == 1;
         CHECK(slc_direct_takes(&d, 0, 1) == adjoint);
-        int32_t xs[5] = {k[0], k[1], k[2], k[3], k[4]}, wsh[5] = {k[5], k[1], k[6], k[7], 1};
-        int32_t ys[5] = {k[0], k[5], (int32_t)d.OH, (int32_t)d.OW, k[4]};
-        sl_tensor *x = tensor(5, xs), *w = tensor(5, wsh), *y = tensor(5, ys), *g = tensor(5, ys), *gx = tensor(5, xs);
-        sl_tensor *gw = tensor(5, wsh);
-        CHECK(sl_conv_forward(y, x, w, &p) == 0);
-        CHECK(sl_conv_backward_input(gx, g, w, &p) == 0);
-        CHECK(sl_conv_backward_weight(gw, g, x, &p) == 0);
-        float *ax = fabs_copy(x->data, x->numel), *aw = fabs_copy(w->data, w->numel), *ag = fabs_copy(g->data, g->numel);
         const slc_direct fq = slc_direct_of(&d, 0), bq = slc_direct_of(&d, 1);
         /* the weight gradient: all samples' partials at once, and one
            sample's at a time (a cap too small for two) */
@@ -404,7 +425,6 @@ TEST(direct_conv_and_its_adjoint_give_the_cpu_conv_and_input_gradient)
             CHECK(bw == 0);
             free(wh), free(wb);
         }
-        sl_tensor_free(gw);
         float *yh = nan_buffer(y->numel), *yb = nan_buffer(y->numel), *gh = nan_buffer(x->numel),
               *gb = nan_buffer(x->numel);
         direct_by_phases(&fq, x->data, w->data, yh);
@@ -417,8 +437,8 @@ TEST(direct_conv_and_its_adjoint_give_the_cpu_conv_and_input_gradient)
         }
         if (bf || bi) fprintf(stderr, "  direct conv case %zu: forward %d, input gradient %d off\n", c, bf, bi);
         CHECK(bf == 0 && bi == 0);
-        free(yh), free(yb), free(gh), free(gb), free(ax), free(aw), free(ag);
-        sl_tensor_free(x), sl_tensor_free(w), sl_tensor_free(y), sl_tensor_free(g), sl_tensor_free(gx);
+        free(yh), free(yb), free(gh), free(gb);
+        conv_case_free(&cc);
     }
     /* what it leaves to the columns: groups, a covering kernel, wide layers */
     slc_conv_dims d = {0};
@@ -512,7 +532,7 @@ int main(void)
 {
     RUN(pool_and_unpool_elements_match_the_cpu_bit_for_bit);
     RUN(conv_plans_with_im2col_and_col2im_give_the_cpu_conv_and_its_gradients);
-    RUN(direct_conv_and_its_adjoint_give_the_cpu_conv_and_input_gradient);
+    RUN(direct_conv_loops_give_the_cpu_conv_and_its_gradients);
     RUN(sparse_dense_blocks_match_the_cpu_sparse_path_bit_for_bit);
     RUN(sparse_dense_capacity_follows_the_hint);
     return END();
