@@ -411,19 +411,27 @@ static inline int64_t slc_wg_samples(const slc_conv_dims *d, size_t part_cap)
     return ms < 1 ? 1 : ms > d->N ? d->N : ms;
 }
 
-/* block b's chunk (sample n0 + s, row oh, segment) and tile (og, cg) */
-SL_HD void slc_wg_block(int64_t b, const slc_conv_dims *d, int64_t otiles, int64_t ctiles, int64_t *s, int64_t *oh,
-                        int64_t *seg, int64_t *og, int64_t *cg)
+/* block b's chunk (sample n0 + s, row oh, positions [pstart, pend) of the
+   row; partial `chunk` of its group of samples) and tile (og, cg) */
+typedef struct {
+    int64_t s, oh, og, cg, chunk, pstart, pend;
+} slc_wg_blk;
+
+SL_HD slc_wg_blk slc_wg_block(int64_t b, const slc_conv_dims *d, int64_t otiles, int64_t ctiles)
 {
-    *cg = b % ctiles;
+    slc_wg_blk k;
+    k.cg = b % ctiles;
     b /= ctiles;
-    *og = b % otiles;
+    k.og = b % otiles;
     b /= otiles;
-    const int64_t segs = slc_wg_segs(d);
-    *seg = b % segs;
+    k.chunk = b; /* (s * OH + oh) * segs + seg */
+    const int64_t segs = slc_wg_segs(d), seg = b % segs, rowlen = d->OW * d->T;
     b /= segs;
-    *oh = b % d->OH;
-    *s = b / d->OH;
+    k.oh = b % d->OH;
+    k.s = b / d->OH;
+    k.pstart = seg * SLC_WG_SEG;
+    k.pend = k.pstart + SLC_WG_SEG < rowlen ? k.pstart + SLC_WG_SEG : rowlen;
+    return k;
 }
 
 /* the tile's column table: for column ck0 + r, its channel c (-1 past CK)
