@@ -245,18 +245,18 @@ wgrad_direct_kernel(float *__restrict__ part, const float *__restrict__ g, const
 {
     __shared__ __align__(16) float gs[WO * SLC_WG_LD];
     __shared__ __align__(16) float cs[SLC_WG_WCK * SLC_WG_LD];
-    __shared__ int32_t tc[SLC_WG_WCK], ti[SLC_WG_WCK], tj[SLC_WG_WCK];
+    __shared__ __align__(16) slc_wg_col tab[SLC_WG_WCK];
     constexpr int NT = WO / 2 * 16;
     const int tid = threadIdx.x, to = tid / 16, col = tid % 16;
     const slc_wg_blk k = slc_wg_block(blockIdx.x, &d, otiles, ctiles);
     const int64_t o0 = k.og * WO, ck0 = k.cg * SLC_WG_WCK;
-    slc_wg_table(tc, ti, tj, &d, ck0, tid, NT);
+    slc_wg_table(tab, &d, ck0, tid, NT);
     float acc[8];
 #pragma unroll
     for (int k = 0; k < 8; k++) acc[k] = 0.0f;
     for (int64_t p0 = k.pstart; p0 < k.pend; p0 += SLC_WG_PCH) {
         __syncthreads(); /* the table is written; the previous step's values have been read */
-        slc_wg_stage(gs, cs, tc, ti, tj, g, x, &d, WO, o0, n0 + k.s, k.oh, p0, k.pend, tid, NT);
+        slc_wg_stage(gs, cs, tab, g, x, &d, WO, o0, n0 + k.s, k.oh, p0, k.pend, tid, NT);
         __syncthreads();
         slc_wg_accumulate(acc, gs, cs, WO, to, col);
     }

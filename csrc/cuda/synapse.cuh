@@ -396,7 +396,11 @@ static inline int slc_wg_wo(int64_t O) { return O <= 16 ? 16 : 32; }
 /* whether the direct loop takes the weight gradient of conv d */
 static inline int slc_wg_takes(const slc_conv_dims *d, int full)
 {
-    return !full && d->G == 1 && d->O <= SLC_DC_MAX_O && d->OW * d->T <= INT32_MAX && d->C * d->KK <= INT32_MAX;
+    /* the stage's 32-bit arithmetic: a sample's input indexed in 32 bits,
+       rows, columns and paddings far from SLC_WG_NONE */
+    const int64_t lim = (int64_t)1 << 26;
+    return !full && d->G == 1 && d->O <= SLC_DC_MAX_O && d->OW * d->T <= INT32_MAX && d->C * d->KK <= INT32_MAX &&
+           d->C * d->H * d->W * d->T <= INT32_MAX && d->H < lim && d->W < lim && d->ph < lim && d->pw < lim;
 }
 
 /* chunks of one output row, and in all for samples n0 .. n0 + m - 1 */
@@ -434,45 +438,54 @@ SL_HD slc_wg_blk slc_wg_block(int64_t b, const slc_conv_dims *d, int64_t otiles,
     return k;
 }
 
-/* the tile's column table: for column ck0 + r, its channel c (-1 past CK)
-   and its kernel offsets i * dh, j * dw */
-SL_HD void slc_wg_table(int32_t *tc, int32_t *ti, int32_t *tj, const slc_conv_dims *d, int64_t ck0, int tid,
-                        int nthreads)
+/* a tile column: its kernel offsets i * dh and j * dw, and the offset of
+   its element for input position (0, 0) within a sample, ((c * H + i * dh)
+   * W + j * dw) * T.  Past the layer's columns the offsets are SLC_WG_NONE,
+   far outside any input, so that the stage's bounds tests fail there. */
+#define SLC_WG_NONE (-(1 << 29))
+typedef struct {
+    int32_t di, dj, off, pad;
+} slc_wg_col;
+
+/* the tile's column table (columns ck0 ..) */
+SL_HD void slc_wg_table(slc_wg_col *tab, const slc_conv_dims *d, int64_t ck0, int tid, int nthreads)
 {
     for (int r = tid; r < SLC_WG_WCK; r += nthreads) {
-        const int64_t ck = ck0 + r, k = ck % d->KK;
-        tc[r] = ck < d->C * d->KK ? (int32_t)(ck / d->KK) : -1;
-        ti[r] = (int32_t)((k / d->kw) * d->dh);
-        tj[r] = (int32_t)((k % d->kw) * d->dw);
+        const int64_t ck = ck0 + r, c = ck / d->KK, k = ck % d->KK;
+        const int64_t di = (k / d->kw) * d->dh, dj = (k % d->kw) * d->dw;
+        slc_wg_col e = {SLC_WG_NONE, SLC_WG_NONE, 0, 0};
+        if (ck < d->C * d->KK)
+            e.di = (int32_t)di, e.dj = (int32_t)dj, e.off = (int32_t)(((c * d->H + di) * d->W + dj) * d->T);
+        tab[r] = e;
     }
 }
 
 /* stage positions p0 .. p0 + PCH - 1 of row oh of sample n (those before
    pend): gs[o][pp] = g[n, o0 + o, p], cs[r][pp] = col_n[ck0 + r, p] (0 past
-   the ends) */
-SL_HD void slc_wg_stage(float *gs, float *cs, const int32_t *tc, const int32_t *ti, const int32_t *tj,
-                        const float *g, const float *x, const slc_conv_dims *d, int wo, int64_t o0, int64_t n,
-                        int64_t oh, int64_t p0, int64_t pend, int tid, int nthreads)
+   the ends).  Each thread stages one position pp (nthreads is a multiple of
+   PCH), so its row and column are worked out once: a column's value is
+   then a table entry, two 32-bit bounds tests and a load, without branches
+   around each (the tests of a thread past pend, or of a column past the
+   layer's, fail by SLC_WG_NONE) */
+SL_HD void slc_wg_stage(float *gs, float *cs, const slc_wg_col *tab, const float *g, const float *x,
+                        const slc_conv_dims *d, int wo, int64_t o0, int64_t n, int64_t oh, int64_t p0, int64_t pend,
+                        int tid, int nthreads)
 {
-    const int64_t rowlen = d->OW * d->T;
-    for (int e = tid; e < wo * SLC_WG_PCH; e += nthreads) {
-        const int o = e / SLC_WG_PCH, pp = e % SLC_WG_PCH;
-        const int64_t p = p0 + pp;
-        gs[o * SLC_WG_LD + pp] =
-            o0 + o < d->O && p < pend ? g[((n * d->O + o0 + o) * d->OH + oh) * rowlen + p] : 0.0f;
-    }
-    const int pp = tid % SLC_WG_PCH;
-    const int64_t p = p0 + pp;
+    const int pp = tid % SLC_WG_PCH, r0 = tid / SLC_WG_PCH, rstep = nthreads / SLC_WG_PCH;
+    const int64_t p = p0 + pp, rowlen = d->OW * d->T, ostride = d->OH * rowlen;
     const int live = p < pend;
+    const float *gp = g + ((n * d->O + o0) * d->OH + oh) * rowlen + (live ? p : 0);
+    for (int o = r0; o < wo; o += rstep) gs[o * SLC_WG_LD + pp] = live && o0 + o < d->O ? gp[o * ostride] : 0.0f;
     const uint32_t pu = live ? (uint32_t)p : 0u, T = (uint32_t)d->T, ow = pu / T, t = pu - ow * T;
-    const int64_t ih0 = oh * d->sh - d->ph, iw0 = (int64_t)ow * d->sw - d->pw;
-    const float *xn = x + n * d->C * d->H * d->W * d->T + t;
-    for (int r = tid / SLC_WG_PCH; r < SLC_WG_WCK; r += nthreads / SLC_WG_PCH) {
-        const int64_t ih = ih0 + ti[r], iw = iw0 + tj[r];
-        float v = 0.0f;
-        if (live && tc[r] >= 0 && ih >= 0 && ih < d->H && iw >= 0 && iw < d->W)
-            v = xn[(((int64_t)tc[r] * d->H + ih) * d->W + iw) * d->T];
-        cs[r * SLC_WG_LD + pp] = v;
+    const uint32_t H = (uint32_t)d->H, W = (uint32_t)d->W;
+    const int32_t ihp = (int32_t)(oh * d->sh - d->ph), iw0 = (int32_t)(ow * d->sw - d->pw);
+    const int32_t ih0 = live ? ihp : 2 * SLC_WG_NONE;
+    /* the element of input position (ihp, iw0), which may lie in the padding */
+    const int64_t base = n * d->C * d->H * d->W * d->T + ((int64_t)ihp * d->W + iw0) * d->T + t;
+    for (int r = r0; r < SLC_WG_WCK; r += rstep) {
+        const slc_wg_col e = tab[r];
+        const int ok = (uint32_t)(ih0 + e.di) < H && (uint32_t)(iw0 + e.dj) < W;
+        cs[r * SLC_WG_LD + pp] = ok ? x[base + e.off] : 0.0f;
     }
 }
 

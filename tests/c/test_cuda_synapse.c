@@ -355,19 +355,19 @@ static void wgrad_by_phases(const slc_conv_dims *d, size_t part_cap, const float
     const int64_t ms = slc_wg_samples(d, part_cap);
     float *part = nan_buffer(ms * per * wn), *gs = malloc(sizeof(float) * 32 * SLC_WG_LD);
     float *cs = malloc(sizeof(float) * SLC_WG_WCK * SLC_WG_LD), (*acc)[8] = malloc(sizeof(float[8]) * (size_t)nt);
-    int32_t tc[SLC_WG_WCK], ti[SLC_WG_WCK], tj[SLC_WG_WCK];
+    slc_wg_col tab[SLC_WG_WCK];
     for (int64_t i = 0; i < wn; i++) gw[i] = 0.0f;
     for (int64_t n0 = 0; n0 < d->N; n0 += ms) {
         const int64_t m = d->N - n0 < ms ? d->N - n0 : ms;
         for (int64_t b = 0; b < m * per * otiles * ctiles; b++) {
             const slc_wg_blk k = slc_wg_block(b, d, otiles, ctiles);
-            for (int tid = 0; tid < nt; tid++) slc_wg_table(tc, ti, tj, d, k.cg * SLC_WG_WCK, tid, nt);
+            for (int tid = 0; tid < nt; tid++) slc_wg_table(tab, d, k.cg * SLC_WG_WCK, tid, nt);
             memset(acc, 0, sizeof(float[8]) * (size_t)nt);
             for (int64_t p0 = k.pstart; p0 < k.pend; p0 += SLC_WG_PCH) {
                 for (int e = 0; e < 32 * SLC_WG_LD; e++) gs[e] = NAN;
                 for (int e = 0; e < SLC_WG_WCK * SLC_WG_LD; e++) cs[e] = NAN;
                 for (int tid = 0; tid < nt; tid++)
-                    slc_wg_stage(gs, cs, tc, ti, tj, g, x, d, wo, k.og * wo, n0 + k.s, k.oh, p0, k.pend, tid, nt);
+                    slc_wg_stage(gs, cs, tab, g, x, d, wo, k.og * wo, n0 + k.s, k.oh, p0, k.pend, tid, nt);
                 for (int tid = 0; tid < nt; tid++) slc_wg_accumulate(acc[tid], gs, cs, wo, tid / 16, tid % 16);
             }
             for (int tid = 0; tid < nt; tid++)
