@@ -337,9 +337,13 @@ SL_HD void slc_direct_accumulate(float *acc, int ob, const float *ws, const floa
         for (int64_t i = 0; i < q->kh; i++) {
             const int64_t ih = oh * q->sh - q->ph + i * q->dh;
             const int rok = ih >= 0 && ih < q->H;
-            int64_t iw = iw0, off = (ih * q->W + iw0) * q->T; /* read only where (ih, iw) lies inside */
+            int64_t iw = iw0, off = (ih * q->W + iw0) * q->T;
             for (int64_t j = 0; j < q->kw; j++, iw += q->dw, off += step) {
-                const float v = rok && iw >= 0 && iw < q->W ? xc[off] : 0.0f;
+                /* outside the input, read the channel's first element and
+                   drop it: a load on every path, no branch around it, so the
+                   compiler can issue the next taps' loads early */
+                const int in = rok && iw >= 0 && iw < q->W;
+                const float raw = xc[in ? off : 0], v = in ? raw : 0.0f;
                 const float *wv = ws + (cc * q->KK + i * q->kw + j) * ob;
                 for (int o = 0; o < ob; o++) acc[o] = fmaf(wv[o], v, acc[o]);
             }
@@ -480,12 +484,15 @@ SL_HD void slc_wg_stage(float *gs, float *cs, const slc_wg_col *tab, const float
     const uint32_t H = (uint32_t)d->H, W = (uint32_t)d->W;
     const int32_t ihp = (int32_t)(oh * d->sh - d->ph), iw0 = (int32_t)(ow * d->sw - d->pw);
     const int32_t ih0 = live ? ihp : 2 * SLC_WG_NONE;
-    /* the element of input position (ihp, iw0), which may lie in the padding */
-    const int64_t base = n * d->C * d->H * d->W * d->T + ((int64_t)ihp * d->W + iw0) * d->T + t;
+    /* the element of input position (ihp, iw0), which may lie in the padding;
+       outside the input a column reads the sample's first element and drops
+       it (a load on every path: the loop's loads can all be in flight) */
+    const int64_t first = n * d->C * d->H * d->W * d->T, base = first + ((int64_t)ihp * d->W + iw0) * d->T + t;
     for (int r = r0; r < SLC_WG_WCK; r += rstep) {
         const slc_wg_col e = tab[r];
         const int ok = (uint32_t)(ih0 + e.di) < H && (uint32_t)(iw0 + e.dj) < W;
-        cs[r * SLC_WG_LD + pp] = ok ? x[base + e.off] : 0.0f;
+        const float raw = x[ok ? base + e.off : first];
+        cs[r * SLC_WG_LD + pp] = ok ? raw : 0.0f;
     }
 }
 
