@@ -400,11 +400,17 @@ static inline int slc_wg_wo(int64_t O) { return O <= 16 ? 16 : 32; }
 /* whether the direct loop takes the weight gradient of conv d */
 static inline int slc_wg_takes(const slc_conv_dims *d, int full)
 {
-    /* the stage's 32-bit arithmetic: a sample's input indexed in 32 bits,
-       rows, columns and paddings far from SLC_WG_NONE */
+    /* the stage's 32-bit arithmetic: rows, columns and paddings far from
+       SLC_WG_NONE, and every column's offset (slc_wg_table) in 32 bits: the
+       last channel's, which a kernel row reaching past the input's rows (in
+       the padding) can take past the sample's end (no overflow here: a
+       sample's input has at most INT32_MAX elements) */
     const int64_t lim = (int64_t)1 << 26;
-    return !full && d->G == 1 && d->O <= SLC_DC_MAX_O && d->OW * d->T <= INT32_MAX && d->C * d->KK <= INT32_MAX &&
-           d->C * d->H * d->W * d->T <= INT32_MAX && d->H < lim && d->W < lim && d->ph < lim && d->pw < lim;
+    if (full || d->G != 1 || d->O > SLC_DC_MAX_O || d->OW * d->T > INT32_MAX || d->C * d->KK > INT32_MAX ||
+        d->H >= lim || d->W >= lim || d->ph >= lim || d->pw >= lim || d->C * d->H * d->W * d->T > INT32_MAX)
+        return 0;
+    const int64_t reach = (((d->C - 1) * d->H + (d->kh - 1) * d->dh) * d->W + (d->kw - 1) * d->dw + 1) * d->T;
+    return reach <= INT32_MAX;
 }
 
 /* chunks of one output row, and in all for samples n0 .. n0 + m - 1 */

@@ -446,6 +446,14 @@ TEST(direct_conv_loops_give_the_cpu_conv_and_its_gradients)
     CHECK(slc_direct_takes(&d, 0, 0) && !slc_direct_takes(&d, 1, 0));
     d.O = SLC_DC_MAX_O + 1;
     CHECK(!slc_direct_takes(&d, 0, 0) && slc_direct_takes(&d, 0, 1));
+    /* the direct weight gradient indexes a sample's input, and the kernel's
+       reach past its rows, in 32 bits */
+    d.O = 4, d.C = 2, d.H = d.W = 1024, d.T = 1023, d.kh = d.kw = 3, d.ph = d.pw = 1, d.OH = d.OW = 1024;
+    CHECK(slc_wg_takes(&d, 0) && !slc_wg_takes(&d, 1));
+    d.T = 1024; /* 2^31 elements a sample */
+    CHECK(!slc_wg_takes(&d, 0));
+    d.T = 1023, d.dh = 600, d.ph = 600; /* the input fits; the kernel's last row, 1,200 rows down, does not */
+    CHECK(!slc_wg_takes(&d, 0));
 }
 
 TEST(sparse_dense_blocks_match_the_cpu_sparse_path_bit_for_bit)
