@@ -169,8 +169,14 @@ int im2col(const char *op, float *col, const float *x, const Dims &d, int64_t n0
 
 /* ---- direct convolution (synapse.cuh): block (row, group, tile) ---------- */
 
+/* blocks per SM the registers are sized for: six blocks' 32 KB of staged
+   weights fit an sm_90 SM's shared memory, and at most 80 registers a
+   thread (ptxas: none spilled, where its own choice for 32 outputs spilled
+   8 bytes at 80) */
+constexpr int DC_MIN_BLOCKS = 6;
+
 template <int OB>
-__global__ void __launch_bounds__(SLC_DC_TILE)
+__global__ void __launch_bounds__(SLC_DC_TILE, DC_MIN_BLOCKS)
 direct_conv_kernel(float *__restrict__ y, const float *__restrict__ x, const float *__restrict__ w, slc_direct q,
                    int64_t tiles, int64_t groups, int64_t cchunk)
 {

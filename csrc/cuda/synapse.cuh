@@ -299,7 +299,12 @@ static inline int slc_direct_takes(const slc_conv_dims *d, int full, int adjoint
     int64_t O = adjoint ? d->C : d->O;
     if (full || d->G != 1 || O > SLC_DC_MAX_O || d->KK * slc_direct_ob(O) > SLC_DC_WS) return 0;
     if (d->OW * d->T > INT32_MAX || d->W * d->T > INT32_MAX) return 0;
-    return !adjoint || (d->sh == 1 && d->sw == 1 && d->dh == 1 && d->dw == 1);
+    if (adjoint && (d->sh != 1 || d->sw != 1 || d->dh != 1 || d->dw != 1)) return 0;
+    /* slc_direct_accumulate's 32-bit columns: every column a tap visits
+       within 2^28 of the row, on either side */
+    const slc_direct q = slc_direct_of(d, adjoint);
+    const int64_t lim = (int64_t)1 << 28;
+    return q.W < lim && q.pw < lim && -q.pw < lim && (q.OW - 1) * q.sw < lim && (q.kw - 1) * q.dw < lim;
 }
 
 /* input channels staged at a time */
@@ -331,19 +336,26 @@ SL_HD void slc_direct_stage(float *ws, const float *w, const slc_direct *q, int6
 SL_HD void slc_direct_accumulate(float *acc, int ob, const float *ws, const float *x, const slc_direct *q, int64_t n,
                                  int64_t oh, int64_t ow, int64_t t, int64_t c0, int64_t cn)
 {
-    const int64_t iw0 = ow * q->sw - q->pw, step = q->dw * q->T; /* j moves the input by dw columns */
+    /* within an input row, 32-bit unsigned arithmetic: a column iw inside
+       the row passes (uint32_t)iw < W, one in the padding (negative) wraps
+       and fails, and inside the row iw * T < W * T fits (slc_direct_takes) */
+    const uint32_t T = (uint32_t)q->T, dw = (uint32_t)q->dw, step = dw * T; /* j moves the input by dw columns */
+    const uint32_t iw0 = (uint32_t)(ow * q->sw - q->pw);
     for (int64_t cc = 0; cc < cn; cc++) {
         const float *xc = x + ((n * q->C + c0 + cc) * q->H) * q->W * q->T + t;
         for (int64_t i = 0; i < q->kh; i++) {
             const int64_t ih = oh * q->sh - q->ph + i * q->dh;
+            /* a row outside the input: no column passes */
             const int rok = ih >= 0 && ih < q->H;
-            int64_t iw = iw0, off = (ih * q->W + iw0) * q->T;
-            for (int64_t j = 0; j < q->kw; j++, iw += q->dw, off += step) {
-                /* outside the input, read the channel's first element and
-                   drop it: a load on every path, no branch around it, so the
+            const uint32_t W = rok ? (uint32_t)q->W : 0u;
+            const float *xr = xc + (rok ? ih : 0) * q->W * q->T;
+            uint32_t iw = iw0, off = iw0 * T;
+            for (int64_t j = 0; j < q->kw; j++, iw += dw, off += step) {
+                /* outside the input, read the row's first element and drop
+                   it: a load on every path, no branch around it, so the
                    compiler can issue the next taps' loads early */
-                const int in = rok && iw >= 0 && iw < q->W;
-                const float raw = xc[in ? off : 0], v = in ? raw : 0.0f;
+                const int in = iw < W;
+                const float raw = xr[in ? off : 0u], v = in ? raw : 0.0f;
                 const float *wv = ws + (cc * q->KK + i * q->kw + j) * ob;
                 for (int o = 0; o < ob; o++) acc[o] = fmaf(wv[o], v, acc[o]);
             }

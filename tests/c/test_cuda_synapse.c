@@ -446,6 +446,9 @@ TEST(direct_conv_loops_give_the_cpu_conv_and_its_gradients)
     CHECK(slc_direct_takes(&d, 0, 0) && !slc_direct_takes(&d, 1, 0));
     d.O = SLC_DC_MAX_O + 1;
     CHECK(!slc_direct_takes(&d, 0, 0) && slc_direct_takes(&d, 0, 1));
+    d.O = 4, d.pw = (int64_t)1 << 28; /* columns the loop's 32-bit arithmetic cannot reach */
+    CHECK(!slc_direct_takes(&d, 0, 0));
+    d.pw = 0;
     /* the direct weight gradient indexes a sample's input, and the kernel's
        reach past its rows, in 32 bits */
     d.O = 4, d.C = 2, d.H = d.W = 1024, d.T = 1023, d.kh = d.kw = 3, d.ph = d.pw = 1, d.OH = d.OW = 1024;
