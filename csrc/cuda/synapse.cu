@@ -181,10 +181,9 @@ direct_conv_kernel(float *__restrict__ y, const float *__restrict__ x, const flo
                    int64_t tiles, int64_t groups, int64_t cchunk)
 {
     __shared__ __align__(16) float ws[SLC_DC_WS];
-    int64_t n, oh, og, tile;
-    slc_direct_block(blockIdx.x, &q, tiles, groups, &n, &oh, &og, &tile);
+    const slc_direct_blk k = slc_direct_block(blockIdx.x, &q, tiles, groups, OB);
     const int tid = threadIdx.x;
-    const int64_t p = tile * SLC_DC_TILE + tid;
+    const int64_t p = k.p0 + tid;
     const bool live = p < q.OW * q.T;
     /* a thread past the row's end computes position 0 and stores nothing */
     const uint32_t pp = live ? (uint32_t)p : 0u, T = (uint32_t)q.T, ow = pp / T, t = pp - ow * T;
@@ -194,11 +193,11 @@ direct_conv_kernel(float *__restrict__ y, const float *__restrict__ x, const flo
     for (int64_t c0 = 0; c0 < q.C; c0 += cchunk) {
         const int64_t cn = q.C - c0 < cchunk ? q.C - c0 : cchunk;
         __syncthreads(); /* the previous chunk's weights have been read */
-        slc_direct_stage(ws, w, &q, og * OB, OB, c0, cn, tid, SLC_DC_TILE);
+        slc_direct_stage(ws, w, &q, k.o0, OB, c0, cn, tid, SLC_DC_TILE);
         __syncthreads();
-        slc_direct_accumulate(acc, OB, ws, x, &q, n, oh, ow, t, c0, cn);
+        slc_direct_accumulate(acc, OB, ws, x, &q, k.n, k.oh, ow, t, c0, cn);
     }
-    if (live) slc_direct_store(y, acc, OB, &q, n, og * OB, oh, p);
+    if (live) slc_direct_store(y, acc, OB, &q, k.n, k.o0, k.oh, p);
 }
 
 /* out = the direct loop q over in (a conv, or the adjoint of one) */
@@ -583,7 +582,8 @@ SL_CUDA_API int sl_conv_forward_cuda(sl_tensor *out, const sl_tensor *in, const 
         if ((rc = sparse_build(op, &s, in->data, d, p, &use))) return rc;
         if (use) return sparse_forward(op, out->data, weight->data, in->data, d, s);
     }
-    if (p->sparse >= 0 && slc_direct_takes(&d, j.full, 0)) return direct_conv(op, out->data, in->data, weight->data, slc_direct_of(&d, 0));
+    if (p->sparse >= 0 && slc_direct_takes(&d, j.full, 0))
+        return direct_conv(op, out->data, in->data, weight->data, slc_direct_of(&d, 0));
     Scratch col(slc_conv_col_elems(&j));
     if (col.failed()) return SL_ENOMEM;
     for (int64_t n0 = 0; n0 < d.N; n0 += j.nb) {
@@ -606,7 +606,8 @@ SL_CUDA_API int sl_conv_backward_input_cuda(sl_tensor *gin, const sl_tensor *gou
     ConvJob j = conv_job(gin, weight, gout, p);
     int rc;
     const Dims &d = j.d;
-    if (p->sparse >= 0 && slc_direct_takes(&d, j.full, 1)) return direct_conv(op, gin->data, gout->data, weight->data, slc_direct_of(&d, 1));
+    if (p->sparse >= 0 && slc_direct_takes(&d, j.full, 1))
+        return direct_conv(op, gin->data, gout->data, weight->data, slc_direct_of(&d, 1));
     Scratch col(slc_conv_col_elems(&j));
     if (col.failed()) return SL_ENOMEM;
     for (int64_t n0 = 0; n0 < d.N; n0 += j.nb) {

@@ -373,16 +373,22 @@ SL_HD void slc_direct_store(float *y, const float *acc, int ob, const slc_direct
         if (o0 + o < q->O) yo[o * q->OH * rowlen] = acc[o];
 }
 
-/* block b's output row (n, oh), group of outputs og and tile of positions */
-SL_HD void slc_direct_block(int64_t b, const slc_direct *q, int64_t tiles, int64_t groups, int64_t *n, int64_t *oh,
-                            int64_t *og, int64_t *tile)
+/* block b's output row (n, oh), first output o0 of its group of ob and
+   first position p0 of its tile */
+typedef struct {
+    int64_t n, oh, o0, p0;
+} slc_direct_blk;
+
+SL_HD slc_direct_blk slc_direct_block(int64_t b, const slc_direct *q, int64_t tiles, int64_t groups, int ob)
 {
-    *tile = b % tiles;
+    slc_direct_blk k;
+    k.p0 = b % tiles * SLC_DC_TILE;
     b /= tiles;
-    *og = b % groups;
+    k.o0 = b % groups * ob;
     b /= groups;
-    *oh = b % q->OH;
-    *n = b / q->OH;
+    k.oh = b % q->OH;
+    k.n = b / q->OH;
+    return k;
 }
 
 /* ---- direct weight gradient (no columns) ---------------------------------

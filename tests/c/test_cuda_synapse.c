@@ -322,22 +322,22 @@ static void direct_by_phases(const slc_direct *q, const float *in, const float *
     const int64_t cchunk = slc_direct_cchunk(q, ob);
     float *ws = malloc(sizeof(float) * SLC_DC_WS), acc[SLC_DC_TILE][32];
     for (int64_t b = 0; b < q->N * q->OH * groups * tiles; b++) {
-        int64_t n, oh, og, tile;
-        slc_direct_block(b, q, tiles, groups, &n, &oh, &og, &tile);
+        const slc_direct_blk k = slc_direct_block(b, q, tiles, groups, ob);
         for (int tid = 0; tid < SLC_DC_TILE; tid++)
             for (int o = 0; o < ob; o++) acc[tid][o] = 0.0f;
         for (int64_t c0 = 0; c0 < q->C; c0 += cchunk) {
             const int64_t cn = q->C - c0 < cchunk ? q->C - c0 : cchunk;
             for (int e = 0; e < SLC_DC_WS; e++) ws[e] = NAN; /* only what is staged may be read */
-            for (int tid = 0; tid < SLC_DC_TILE; tid++) slc_direct_stage(ws, w, q, og * ob, ob, c0, cn, tid, SLC_DC_TILE);
+            for (int tid = 0; tid < SLC_DC_TILE; tid++)
+                slc_direct_stage(ws, w, q, k.o0, ob, c0, cn, tid, SLC_DC_TILE);
             for (int tid = 0; tid < SLC_DC_TILE; tid++) {
-                const int64_t p = tile * SLC_DC_TILE + tid, pp = p < q->OW * q->T ? p : 0;
-                slc_direct_accumulate(acc[tid], ob, ws, in, q, n, oh, pp / q->T, pp % q->T, c0, cn);
+                const int64_t p = k.p0 + tid, pp = p < q->OW * q->T ? p : 0;
+                slc_direct_accumulate(acc[tid], ob, ws, in, q, k.n, k.oh, pp / q->T, pp % q->T, c0, cn);
             }
         }
         for (int tid = 0; tid < SLC_DC_TILE; tid++) {
-            const int64_t p = tile * SLC_DC_TILE + tid;
-            if (p < q->OW * q->T) slc_direct_store(out, acc[tid], ob, q, n, og * ob, oh, p);
+            const int64_t p = k.p0 + tid;
+            if (p < q->OW * q->T) slc_direct_store(out, acc[tid], ob, q, k.n, k.o0, k.oh, p);
         }
     }
     free(ws);
