@@ -1316,6 +1316,57 @@ if DEV == 'cuda' then
          assert.truthy(e2:find('cuda.setMemoryLimit: expected a non-negative integer', 1, true), e2)
       end)
 
+      it('under setMemoryLimit, serves a block from a larger cached one and releases the least cache that fits', function()
+         collectgarbage('collect')
+         snn.cuda.emptyCache()
+         local MB = 2 ^ 20
+         local base = snn.cuda.memoryStats().liveBytes
+         local factor = snn.setReuseFactor(2 ^ 20) -- only the limit's rules may collect
+         -- the cache: one 24 MB and one 16 MB block
+         local a, b = T.zeros({6 * MB}, 'cuda'), T.zeros({4 * MB}, 'cuda')
+         a, b = nil, nil
+         collectgarbage('collect')
+         snn.cuda.setMemoryLimit(base + 48 * MB)
+         local s0 = snn.cuda.memoryStats()
+         -- 20 MB does not fit beside the cache: the 24 MB block serves it
+         local c = T.full({5 * MB}, 7, 'cuda')
+         local s1 = snn.cuda.memoryStats()
+         local sum = c:sum():item()
+         c = nil
+         collectgarbage('collect')
+         local s2 = snn.cuda.memoryStats()
+         -- back in its own class: a 24 MB tensor finds it
+         local d = T.zeros({6 * MB}, 'cuda')
+         local s3 = snn.cuda.memoryStats()
+         d = nil
+         collectgarbage('collect')
+         -- the cache now: 4, 8 and 64 MB; 1 MB more than the limit allows
+         -- releases the 4 MB block (one block, the smallest that covers it)
+         snn.cuda.setMemoryLimit(nil)
+         snn.cuda.emptyCache()
+         local held = {T.zeros({MB}, 'cuda'), T.zeros({2 * MB}, 'cuda'), T.zeros({16 * MB}, 'cuda')}
+         held = nil
+         collectgarbage('collect')
+         snn.cuda.setMemoryLimit(base + 76 * MB)
+         local e = T.zeros({MB / 4}, 'cuda')
+         local s4 = snn.cuda.memoryStats()
+         snn.cuda.setMemoryLimit(nil)
+         snn.setReuseFactor(factor)
+         -- whole MB: the ops' small blocks (a few KB) come and go beside these
+         local function mb(bytes) return math.floor(bytes / MB) end
+         assert.are.equal(40, mb(s0.cachedBytes))
+         assert.are.equal(s0.systemAllocs, s1.systemAllocs)
+         assert.are.equal(24, mb(s1.liveBytes - base)) -- the block's whole size counts as live
+         assert.are.equal(16, mb(s1.cachedBytes))
+         assert.are.equal(7 * 5 * MB, sum)
+         assert.are.equal(40, mb(s2.cachedBytes))
+         assert.are.equal(s2.systemAllocs, s3.systemAllocs)
+         assert.are.equal(16, mb(s3.cachedBytes))
+         assert.are.equal(72, mb(s4.cachedBytes)) -- 8 + 64 MB kept; largest first kept 12
+         assert.are.equal(1, mb(s4.liveBytes - base))
+         assert.are.equal(0, e:sum():item())
+      end)
+
       -- The host emulator (tests/cudaemu) counts launches, host waits and
       -- cudaMalloc calls, so the rule "no allocation and no host wait inside
       -- a training step" can be checked where it applies; a real GPU has no

@@ -148,7 +148,23 @@ static int64_t n_launches = 0, n_waits = 0, n_mallocs = 0;
 
 static const size_t ARENA = (size_t)1 << 36; /* 64 GiB of addresses, reserved only */
 static const size_t PAGE = 4096;
-static const size_t TOTAL = (size_t)8 << 30; /* what cudaMemGetInfo reports */
+/* what cudaMemGetInfo reports: 8 GiB, or $SLAYER_CUDAEMU_GIB (1 to 60) to
+   see what the caching allocator would hold on a large GPU */
+static size_t device_total()
+{
+    static size_t total = 0;
+    if (!total) {
+        const char *e = getenv("SLAYER_CUDAEMU_GIB");
+        long g = e ? strtol(e, NULL, 10) : 8;
+        if (g < 1 || g > 60) {
+            fprintf(stderr, "cudaemu: SLAYER_CUDAEMU_GIB=%s: expected 1 to 60 (GiB); using 8\n", e);
+            g = 8;
+        }
+        total = (size_t)g << 30;
+    }
+    return total;
+}
+#define TOTAL device_total()
 static char *arena = NULL;
 static size_t arena_pages = 0; /* pages handed out so far (high-water mark) */
 /* Each block has pages of its own, followed by a guard page that stays
