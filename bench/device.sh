@@ -19,7 +19,9 @@
 #   1. environment: bundle, cuBLAS location, ldd of every binary
 #   2. tests/cuda_spec.lua (and the C tests): every op on both devices
 #   3. bench/gpu.lua: foundation benchmarks and the W1/W2 training steps
-#      and bench/gpu_layers.lua: W2's ops one by one at batch 64
+#      and bench/gpu_layers.lua: W2's ops one by one at batch 64, and
+#      Nsight Compute's time per kernel of one W2 step at batch 12 and 64
+#      (bench/workloads.lua --profile, summed by bench/kernels.lua)
 #   3b. the reference (slayerPytorch) on W1/W2 through bench/reference_gpu.py,
 #      when the bundle holds its source (SLAYER_REFERENCE at bundling) and the
 #      machine's python3 has PyTorch; its extension builds in the background
@@ -177,6 +179,28 @@ run_step layers "$(limit 90)" "$LOG/gpu_layers.txt" luajit bench/gpu_layers.lua 
 rc=$?
 result "bench/gpu_layers.lua (W2 by op)" "$([ $rc -eq 0 ] && echo ok || echo FAIL)" "$STEP_TIME" "table below"
 
+# W2's training step kernel by kernel: Nsight Compute's duration of each
+# launch in one step (workloads.lua --profile; each kernel runs alone under
+# the profiler, clocks left as they are), summed per kernel by kernels.lua
+# (LuaJIT's JIT off, as under compute-sanitizer below: the host's speed does
+# not count here)
+NCU=$(command -v ncu || ls /usr/local/cuda/bin/ncu 2>/dev/null || true)
+for b in 12 64; do
+  if [ -z "$NCU" ]; then result "ncu: W2 kernels, batch $b" skipped 0 "ncu not installed"; continue; fi
+  echo "== ncu: W2's kernels at batch $b"
+  run_step kernels "$(limit 60)" "$LOG/ncu_w2_b$b.txt" "$NCU" --profile-from-start off --clock-control none \
+    --print-kernel-base function --print-units base --metrics gpu__time_duration.sum --csv \
+    --log-file "$LOG/ncu_w2_b$b.csv" \
+    luajit -joff bench/workloads.lua --device cuda --only W2 --batch $b --steps 1 --warmup 3 --profile
+  rc=$?
+  # (the CSV is in the log file; should this ncu print it with the program's
+  # output instead, it is read from there)
+  luajit bench/kernels.lua "$LOG/ncu_w2_b$b.csv" --top 15 > "$LOG/kernels_w2_b$b.txt" 2>&1 ||
+    luajit bench/kernels.lua "$LOG/ncu_w2_b$b.txt" --top 15 > "$LOG/kernels_w2_b$b.txt" 2>&1 || rc=1
+  result "ncu: W2 kernels, batch $b" "$([ $rc -eq 0 ] && echo ok || echo FAIL)" "$STEP_TIME" \
+    "$(head -1 "$LOG/kernels_w2_b$b.txt" | cut -c1-90)"
+done
+
 # ---- 3b. the reference on the same workloads ---------------------------------
 if [ -n "$REF_PID" ]; then
   echo "== bench/reference_gpu.py (slayerPytorch)"
@@ -253,6 +277,9 @@ if grep -q 'note:' "$LOG/cuda_spec.txt" "$LOG/examples.txt" 2>/dev/null; then
 fi
 cat "$LOG/gpu_layers.txt" 2>/dev/null
 echo
+for b in 12 64; do
+  [ -f "$LOG/kernels_w2_b$b.txt" ] && { echo "W2, batch $b, kernel by kernel (ncu)"; cat "$LOG/kernels_w2_b$b.txt"; echo; }
+done
 sed -n '/^GPU benchmarks/,$p' "$LOG/gpu_bench.txt" 2>/dev/null
 grep -h '^reference ' "$LOG/reference_bench.txt" 2>/dev/null
 echo

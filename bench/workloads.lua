@@ -3,6 +3,7 @@ The standard training workloads (../shared/BENCHMARKS.md), timed per step.
 
     luajit bench/workloads.lua [--threads N] [--steps S] [--warmup W] [--only W1|W2|W2after|W4] [--batch B]
                                [--device cpu|cuda] [--n 512,4096] [--w4input spikes|dense] [--names N]
+                               [--profile]
 
 W1 nmnist-mlp: 2312 (2x34x34) -> 512 -> 10, T = 300, Ts = 1, batch 12,
    SRM neurons (theta 10, tauSr 10, tauRef 1, scaleRef 2, tauRho 1,
@@ -28,6 +29,10 @@ W4 (only when asked for, --only W4): the Open Neuromorphic library
    CPU).  Timed: forward and backward of out:sum(), no optimizer, as that
    benchmark times it.  The input is 1.5% Bernoulli spikes (our workloads'
    convention) or, with --w4input dense, uniform random values in [0, 1).
+--profile (with --device cuda): after the first workload's warm-up, one more
+step, untimed, inside snn.cuda.profilerStart/Stop, for a profiler run with
+--profile-from-start off (bench/device.sh: Nsight Compute's time per kernel
+of W2's step, summed by bench/kernels.lua).
 ]]
 local root = debug.getinfo(1, 'S').source:sub(2):match('^(.*)/bench/[^/]*$') or '.'
 package.path = root .. '/lua/?.lua;' .. root .. '/lua/?/init.lua;' .. package.path
@@ -51,7 +56,13 @@ local opts = snn.utils.options({...}, {
    names = {0, 'keep a SpikeFiles dataset of this many samples alive, as a training script does '
       .. '(60000 for N-MNIST): the collector\'s cost grows with the Lua heap', integer = true, min = 0},
    plain = {false, 'with --names: hold the sample paths as Lua strings in a table instead of a dataset'},
+   profile = {false, 'with --device cuda: one untimed step of the first workload inside cuda.profilerStart/Stop'},
 }, 'luajit bench/workloads.lua [options]')
+if opts.profile and opts.device ~= 'cuda' then
+   io.stderr:write('bench/workloads.lua: --profile needs --device cuda\n')
+   os.exit(2)
+end
+local profileNext = opts.profile -- the first workload's, once
 snn.setNumThreads(opts.threads)
 
 local netParams = {
@@ -136,6 +147,13 @@ local function timeSteps(name, batch, forward, finish)
       finish(forward())
       sync()
       warm = warm + 1
+   end
+   if profileNext then
+      profileNext = false
+      snn.cuda.profilerStart()
+      finish(forward())
+      sync()
+      snn.cuda.profilerStop()
    end
    for i = 1, opts.steps do
       if i == 1 then c0, s0 = T._collections() end

@@ -65,6 +65,9 @@ if not G.available then
          ok, err = pcall(snn.cuda.synchronize)
          assert.is_false(ok)
          assert.truthy(tostring(err):find('cuda.synchronize'))
+         ok, err = pcall(snn.cuda.profilerStart)
+         assert.is_false(ok)
+         assert.truthy(tostring(err):find('cuda.profilerStart'))
          assert.are.equal(6, (T.ones({3}) + 1):sum():item())
       end)
    end)
@@ -1147,6 +1150,15 @@ if DEV == 'cuda' then
          local x = T.randn({1000}, 'cuda')
          for _ = 1, 20 do x = x * 1.0001 end
          snn.cuda.synchronize()
+      end)
+
+      it('marks a region for an attached profiler, changing nothing without one', function()
+         local x = T.full({1000}, 2, 'cuda')
+         snn.cuda.profilerStart()
+         x = x * 3
+         snn.cuda.profilerStop()
+         snn.cuda.profilerStop() -- a stop without a start is no error for CUDA either
+         assert.are.equal(6000, x:sum():item())
       end)
 
       it('reuses cached device memory: no cudaMalloc after the first training steps', function()

@@ -216,5 +216,50 @@ describe('bench command lines', function()
       refusesBench('bench/run.lua', '--bogus 1', 'unknown option --bogus')
       refusesBench('bench/gpu.lua', '--bogus', 'unknown option --bogus')
       refusesBench('bench/loader.lua', '--epochs 0', '--epochs expects a whole number >= 1, got 0')
+      refusesBench(w, '--only W1 --profile', '--profile needs --device cuda')
+      refusesBench('bench/kernels.lua', '', 'missing <csv>')
+   end)
+
+   it('sum an Nsight Compute CSV per kernel (bench/kernels.lua), by total time, in any unit', function()
+      local csv = os.tmpname()
+      local function write(text)
+         local f = assert(io.open(csv, 'w'))
+         f:write(text)
+         f:close()
+      end
+      local header = '"ID","Process ID","Process Name","Host Name","Kernel Name","Context","Stream","Block Size",'
+         .. '"Grid Size","Device","CC","Section Name","Metric Name","Metric Unit","Metric Value"'
+      local function launch(id, name, unit, value)
+         return string.format('"%d","7","luajit","h","%s","1","13","(128, 1, 1)","(40, 1, 1)","0","9.0",'
+            .. '"Command line profiler metrics","gpu__time_duration.sum","%s","%s"', id, name, unit, value)
+      end
+      write(table.concat({
+         '==PROF== Connected to process 7 (/usr/bin/luajit)',
+         header,
+         launch(0, 'direct_conv_kernel<32>', 'nsecond', '1,500,000'),
+         launch(1, 'psp_kernel', 'usecond', '250'),
+         launch(2, 'direct_conv_kernel<32>', 'msecond', '0.5'),
+         launch(3, 'a ""quoted"", name', 'nsecond', '750,000'),
+         launch(4, 'spike_kernel', 'nsecond', '1000'),
+      }, '\n') .. '\n')
+      local rc, out = run('luajit bench/kernels.lua ' .. csv .. ' --top 2')
+      write(header .. '\n' .. launch(0, 'k', 'furlong', '3') .. '\n')
+      local rcBad, outBad = run('luajit bench/kernels.lua ' .. csv)
+      write('no header here\n')
+      local rcNone, outNone = run('luajit bench/kernels.lua ' .. csv)
+      os.remove(csv)
+      assert.are.equal(0, rc, out)
+      -- 5 launches: 2 + 0.25 + 0.75 + 0.001 ms
+      assert.truthy(out:find('5 launches, 3.001 ms in all', 1, true), out)
+      local rows = {}
+      for name, n, total in out:gmatch('\n  (%S[^\n]-)%s+(%d+)%s+([%d%.]+)%s+[%d%.]+%s+[%d%.]+%%') do
+         rows[#rows + 1] = {name, tonumber(n), tonumber(total)}
+      end
+      assert.are.same({{'direct_conv_kernel<32>', 2, 2}, {'a "quoted", name', 1, 0.75}, {'(2 other kernels)', 2, 0.251}},
+         rows)
+      assert.are.equal(1, rcBad)
+      assert.truthy(outBad:find('expected a duration, got "3" "furlong"', 1, true), outBad)
+      assert.are.equal(1, rcNone)
+      assert.truthy(outNone:find('no CSV header', 1, true), outNone)
    end)
 end)

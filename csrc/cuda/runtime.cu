@@ -29,6 +29,7 @@
 #include "common.cuh"
 
 #include <cublas_v2.h>
+#include <cuda_profiler_api.h>
 
 #include <math.h>
 #include <mutex>
@@ -205,6 +206,14 @@ SL_CUDA_API int sl_cuda_synchronize(void)
     SLC_CHECK("synchronize", cudaStreamSynchronize(S.stream));
     SLC_CHECK("synchronize", cudaGetLastError());
     return slc::check_deferred();
+}
+
+/* open (on != 0) or close the region an attached profiler records (Nsight
+   Compute or Systems run with --profile-from-start off); nothing without one */
+SL_CUDA_API int sl_cuda_profiler(int on)
+{
+    SLC_CHECK(on ? "profilerStart" : "profilerStop", on ? cudaProfilerStart() : cudaProfilerStop());
+    return 0;
 }
 
 /* ---- host <-> device copies (tensor.c's hook) ---------------------------- */

@@ -34,6 +34,7 @@ local M = {}
 -- functions of libslayer_cuda.so beyond the op twins, resolved on demand
 local SIGNATURES = {
    sl_cuda_synchronize = 'int (*)(void)',
+   sl_cuda_profiler = 'int (*)(int)',
    sl_cuda_device_name = 'const char *(*)(void)',
    sl_cuda_device_index = 'int (*)(void)',
    sl_cuda_device_count = 'int (*)(void)',
@@ -77,6 +78,18 @@ end
 -- kernel reported since the last wait.
 function M.synchronize()
    if fn('sl_cuda_synchronize', 'synchronize')() ~= 0 then L.raise('cuda.synchronize: ' .. L.lastError()) end
+end
+
+--- Open and close the region an attached profiler records: run Nsight
+-- Compute or Systems with --profile-from-start off, and only the GPU work
+-- queued between the two calls is profiled (bench/workloads.lua --profile
+-- marks one training step).  Without a profiler they do nothing.
+function M.profilerStart()
+   if fn('sl_cuda_profiler', 'profilerStart')(1) ~= 0 then L.raise('cuda.profilerStart: ' .. L.lastError()) end
+end
+
+function M.profilerStop()
+   if fn('sl_cuda_profiler', 'profilerStop')(0) ~= 0 then L.raise('cuda.profilerStop: ' .. L.lastError()) end
 end
 
 function M.deviceName()

@@ -59,6 +59,7 @@
  */
 #include "cuda_runtime.h"
 #include "cublas_v2.h"
+#include "cuda_profiler_api.h"
 #include "cub/device/device_scan.cuh"
 
 #include <cblas.h>
@@ -846,6 +847,9 @@ cudaError_t cudaDeviceGetAttribute(int *v, cudaDeviceAttr a, int d)
     *v = 227 * 1024;
     return cudaSuccess;
 }
+
+cudaError_t cudaProfilerStart(void) { return cudaSuccess; }
+cudaError_t cudaProfilerStop(void) { return cudaSuccess; }
 
 cudaError_t cudaDeviceSynchronize(void)
 {
