@@ -113,6 +113,14 @@ void release_all(const std::vector<void *> &drop)
     for (void *p : drop) release(p);
 }
 
+/* take cached blocks, the largest first, until at most `keep` bytes stay
+   cached (under the pool's lock) */
+void take_down_to(Pool &P, int64_t keep, std::vector<void *> &drop)
+{
+    for (int i = N_CLASSES - 1; i >= 0 && P.cached > keep; i--)
+        while (!P.lists[i].empty() && P.cached > keep) take_cached(P, i, drop);
+}
+
 /* release cached blocks, the largest first, until at most `keep` bytes stay cached */
 void trim(int64_t keep)
 {
@@ -120,8 +128,7 @@ void trim(int64_t keep)
     {
         Pool &P = pool();
         std::lock_guard<std::mutex> g(P.lock);
-        for (int i = N_CLASSES - 1; i >= 0 && P.cached > keep; i--)
-            while (!P.lists[i].empty() && P.cached > keep) take_cached(P, i, drop);
+        take_down_to(P, keep, drop);
     }
     release_all(drop);
 }
@@ -138,17 +145,9 @@ void evict(int64_t need)
         std::lock_guard<std::mutex> g(P.lock);
         int first;
         size_class(need > 0 ? (size_t)need : 1, &first);
-        int64_t freed = 0;
-        for (int i = first; i < N_CLASSES && freed == 0; i++)
-            if (!P.lists[i].empty()) {
-                take_cached(P, i, drop);
-                freed = (int64_t)class_bytes(i);
-            }
-        for (int i = N_CLASSES - 1; i >= 0 && freed < need; i--)
-            while (!P.lists[i].empty() && freed < need) {
-                take_cached(P, i, drop);
-                freed += (int64_t)class_bytes(i);
-            }
+        for (int i = first; i < N_CLASSES && drop.empty(); i++)
+            if (!P.lists[i].empty()) take_cached(P, i, drop);
+        if (drop.empty()) take_down_to(P, P.cached - need, drop);
     }
     release_all(drop);
 }
@@ -181,6 +180,20 @@ void *take_larger(int idx, size_t *got)
         return p;
     }
     return NULL;
+}
+
+/* a new block from the driver (counted), or NULL with the error cleared */
+void *device_malloc(size_t r)
+{
+    void *p = NULL;
+    if (cudaMalloc(&p, r) != cudaSuccess) {
+        cudaGetLastError();
+        return NULL;
+    }
+    Pool &P = pool();
+    std::lock_guard<std::mutex> g(P.lock);
+    P.sys++;
+    return p;
 }
 
 } /* namespace */
@@ -223,23 +236,16 @@ SL_CUDA_API void *sl_cuda_malloc(size_t bytes)
             p = take_larger(idx, &got);
             if (!p) evict(over); /* cached blocks go back to the driver until the block fits */
         }
-        bool fresh = false;
+        /* when the device is full: a larger cached block, room for this one, then the whole cache */
+        if (!p) p = device_malloc(r);
+        if (!p) p = take_larger(idx, &got);
         if (!p) {
-            fresh = cudaMalloc(&p, r) == cudaSuccess;
-            if (!fresh) { /* the device is full: a larger cached block, room for this one, then the whole cache */
-                cudaGetLastError();
-                p = take_larger(idx, &got);
-            }
-            if (!p) {
-                evict((int64_t)r);
-                fresh = cudaMalloc(&p, r) == cudaSuccess;
-                if (!fresh) cudaGetLastError();
-            }
-            if (!p) {
-                trim(0);
-                fresh = cudaMalloc(&p, r) == cudaSuccess;
-                if (!fresh) cudaGetLastError();
-            }
+            evict((int64_t)r);
+            p = device_malloc(r);
+        }
+        if (!p) {
+            trim(0);
+            p = device_malloc(r);
         }
         if (!p) {
             size_t free_b = 0, total = 0;
@@ -250,10 +256,6 @@ SL_CUDA_API void *sl_cuda_malloc(size_t bytes)
             std::lock_guard<std::mutex> g(P.lock);
             P.failures++;
             return NULL;
-        }
-        if (fresh) {
-            std::lock_guard<std::mutex> g(P.lock);
-            P.sys++;
         }
     }
     {
