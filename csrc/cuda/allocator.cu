@@ -18,12 +18,12 @@
  * that makes room goes back (evict) and the call is retried, and last the
  * whole cache.  sl_cuda_set_memory_limit caps what the process holds (live +
  * cached), as if the device were that small: past it, the same larger block
- * or the least cache that fits, then the allocation fails as out of memory (the check is
- * not atomic with the cudaMalloc after it: device memory is allocated from
- * the thread that runs Lua only).  libslayer reads sl_cuda_capacity (the
- * cap, or the device's memory) to have Lua collect garbage before live
- * memory nears it, and the Lua layer collects and retries once when an
- * allocation still fails.
+ * or the least cache that fits, then the allocation fails as out of memory
+ * (the check is not atomic with the cudaMalloc after it: device memory is
+ * allocated from the thread that runs Lua only).  libslayer reads
+ * sl_cuda_capacity (the cap, or the device's memory) to have Lua collect
+ * garbage before live memory nears it, and the Lua layer collects and
+ * retries once when an allocation still fails.
  */
 #include "common.cuh"
 #include "../hostdev.h"
